@@ -1,0 +1,133 @@
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+/**
+ * Every environment variable MaiHive reads, parsed once at boot. No other module reads `process.env`.
+ * Names and defaults follow `API.md` § Operations interface.
+ */
+const EnvSchema = z.object({
+  /** `development` | `test` | `production`. Production disables the private-server launcher. Default `development`. */
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  /** PostgreSQL URL of the application role (owns nothing, no BYPASSRLS). Default: derived by the launcher. */
+  DATABASE_URL: z.string().url().optional(),
+  /** PostgreSQL URL of the schema owner, used to migrate and to create/grant the app role. Default: launcher. */
+  DATABASE_ADMIN_URL: z.string().url().optional(),
+  /** Name of the application login role that migrations create and grant to. Default `maihive_app`. */
+  MAIHIVE_APP_ROLE: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/)
+    .default('maihive_app'),
+  /** Redis URL (or a Redis Cluster seed node). Default: launcher. */
+  REDIS_URL: z.string().url().optional(),
+  /** HTTP listen address. Default `127.0.0.1`. */
+  HOST: z.string().default('127.0.0.1'),
+  /** HTTP listen port; 0 picks a free one. Default `8080`. */
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** HS256 signing secret, at least 32 bytes. Required in production; generated per data dir otherwise. */
+  JWT_SECRET: z.string().min(32).optional(),
+  /** `username:password` of a platform admin created at start when missing. Default none. */
+  MAIHIVE_BOOTSTRAP_ADMIN: z
+    .string()
+    .regex(/^[^:]+:.+$/, 'expected username:password')
+    .optional(),
+  /** `true` lets requests without credentials act as tenant `default`. Default `false`. */
+  LEGACY_ANONYMOUS: bool.default(false),
+  /** pino level. Default `info`. */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Largest accepted JSON body, bytes. Default 1 MiB. */
+  MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024),
+  /** Bearer token that may read `/metrics` besides platform admins. Default none. */
+  METRICS_TOKEN: z.string().min(16).optional(),
+  /** Directory for local state (private PostgreSQL/Redis data, dev secrets). Default `.maihive`. */
+  MAIHIVE_DATA_DIR: z.string().default('.maihive'),
+  /** Start private PostgreSQL/Redis when the configured ones are unset or unreachable. Default: on outside production. */
+  MAIHIVE_AUTOSTART: bool.optional(),
+  /** Maximum PostgreSQL connections per process pool. Default 20. */
+  DB_POOL_MAX: z.coerce.number().int().min(1).max(500).default(20),
+  /** Milliseconds to wait for a pooled PostgreSQL connection before failing with 503. Default 5000. */
+  DB_CONNECT_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
+  /** Per-statement timeout inside tenant units of work, ms. Default 15000. */
+  DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().positive().default(15000),
+});
+
+export type Env = z.infer<typeof EnvSchema>;
+
+export interface Config {
+  readonly env: Env['NODE_ENV'];
+  readonly databaseUrl: string | undefined;
+  readonly databaseAdminUrl: string | undefined;
+  readonly appRole: string;
+  readonly redisUrl: string | undefined;
+  readonly host: string;
+  readonly port: number;
+  readonly jwtSecret: string | undefined;
+  readonly bootstrapAdmin: { username: string; password: string } | undefined;
+  readonly legacyAnonymous: boolean;
+  readonly logLevel: Env['LOG_LEVEL'];
+  readonly maxBodyBytes: number;
+  readonly metricsToken: string | undefined;
+  readonly dataDir: string;
+  readonly autostart: boolean;
+  readonly db: {
+    readonly poolMax: number;
+    readonly connectTimeoutMs: number;
+    readonly statementTimeoutMs: number;
+  };
+}
+
+export class ConfigError extends Error {
+  constructor(
+    message: string,
+    readonly issues: { variable: string; issue: string }[],
+  ) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment once; throws `ConfigError` naming every bad variable. */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings mean "unset" for optional values, as in most shells' `VAR=` idiom.
+  const cleaned = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = EnvSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => ({ variable: i.path.join('.'), issue: i.message }));
+    throw new ConfigError(`invalid environment: ${issues.map((i) => i.variable).join(', ')}`, issues);
+  }
+  const e = parsed.data;
+  if (e.NODE_ENV === 'production' && !e.JWT_SECRET) {
+    throw new ConfigError('JWT_SECRET is required in production', [
+      { variable: 'JWT_SECRET', issue: 'required when NODE_ENV=production' },
+    ]);
+  }
+  const [adminUser, ...rest] = e.MAIHIVE_BOOTSTRAP_ADMIN?.split(':') ?? [];
+  return Object.freeze({
+    env: e.NODE_ENV,
+    databaseUrl: e.DATABASE_URL,
+    databaseAdminUrl: e.DATABASE_ADMIN_URL,
+    appRole: e.MAIHIVE_APP_ROLE,
+    redisUrl: e.REDIS_URL,
+    host: e.HOST,
+    port: e.PORT,
+    jwtSecret: e.JWT_SECRET,
+    bootstrapAdmin: adminUser ? { username: adminUser, password: rest.join(':') } : undefined,
+    legacyAnonymous: e.LEGACY_ANONYMOUS,
+    logLevel: e.LOG_LEVEL,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    metricsToken: e.METRICS_TOKEN,
+    dataDir: e.MAIHIVE_DATA_DIR,
+    autostart: e.MAIHIVE_AUTOSTART ?? e.NODE_ENV !== 'production',
+    db: Object.freeze({
+      poolMax: e.DB_POOL_MAX,
+      connectTimeoutMs: e.DB_CONNECT_TIMEOUT_MS,
+      statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
+    }),
+  });
+}

@@ -1,0 +1,197 @@
+import pg from 'pg';
+
+import type { IsolationContext } from '../domain/isolationContext';
+import { ServiceUnavailableError } from '../errors';
+import type { Logger } from '../logger';
+import { mapDatabaseError } from './errors';
+import { checkRawSql } from './rawSqlGuard';
+
+/** Something that runs SQL: a pooled client inside a unit of work. */
+export interface Queryable {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    params?: readonly unknown[],
+  ): Promise<pg.QueryResult<R>>;
+}
+
+/** The handle a tenant unit of work hands to repository functions. */
+export interface TenantDb extends Queryable {
+  readonly ctx: IsolationContext;
+  /** The seed's `raw_sql`: parsed and checked first (see `rawSqlGuard.ts`), then run under RLS. */
+  rawSql<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    params?: readonly unknown[],
+  ): Promise<pg.QueryResult<R>>;
+}
+
+/** The handle of a platform-level unit of work (tenants, platform users). */
+export type PlatformDb = Queryable;
+
+export interface DatabaseOptions {
+  /** Connection string of the application role. */
+  url: string;
+  /** Pool size. */
+  poolMax: number;
+  /** ms to wait for a connection before failing with `ServiceUnavailableError`. */
+  connectTimeoutMs: number;
+  /** Statement timeout inside units of work, ms. */
+  statementTimeoutMs: number;
+  logger: Logger;
+  /** Shown in pg_stat_activity. Default `maihive`. */
+  applicationName?: string;
+}
+
+/** A unit-of-work handle that refuses to run once its transaction has ended. */
+class TransactionHandle implements Queryable {
+  private open = true;
+
+  constructor(private readonly client: pg.PoolClient) {}
+
+  query<R extends pg.QueryResultRow>(text: string, params?: readonly unknown[]): Promise<pg.QueryResult<R>> {
+    if (!this.open) {
+      return Promise.reject(new Error('this unit of work has ended; its database handle cannot be reused'));
+    }
+    return this.client.query<R>(text, params as unknown[] | undefined);
+  }
+
+  end(): void {
+    this.open = false;
+  }
+}
+
+class TenantHandle extends TransactionHandle implements TenantDb {
+  constructor(
+    client: pg.PoolClient,
+    readonly ctx: IsolationContext,
+  ) {
+    super(client);
+  }
+
+  async rawSql<R extends pg.QueryResultRow>(text: string, params: readonly unknown[] = []) {
+    await checkRawSql(this.ctx, text, params);
+    return this.query<R>(text, params);
+  }
+}
+
+/** `BEGIN` plus every isolation setting in one round trip. Values are validated identifiers, quoted anyway. */
+function beginSql(settings: Record<string, string>, statementTimeoutMs: number): string {
+  const sets = Object.entries(settings)
+    .map(([name, value]) => `set_config(${pg.escapeLiteral(name)}, ${pg.escapeLiteral(value)}, true)`)
+    .join(', ');
+  return `BEGIN; SET LOCAL statement_timeout = ${Math.trunc(statementTimeoutMs)}; SELECT ${sets}`;
+}
+
+function tenantSettings(ctx: IsolationContext): Record<string, string> {
+  return {
+    'app.tenant_id': ctx.tenantId,
+    'app.agent_id': ctx.agentId ?? '',
+    'app.platform': ctx.platform ?? '',
+    'app.chat_stream_id': ctx.chatStreamId ?? '',
+    'app.platform_access': '',
+  };
+}
+
+const PLATFORM_SETTINGS = {
+  'app.tenant_id': '',
+  'app.agent_id': '',
+  'app.platform': '',
+  'app.chat_stream_id': '',
+  'app.platform_access': 'on',
+};
+
+/**
+ * The two ways to reach PostgreSQL: `withTenant` (every tenant table, under RLS) and `withPlatform`
+ * (the platform tables). Both take one pooled client, run the callback in a transaction whose
+ * settings are `SET LOCAL` (so they vanish at COMMIT/ROLLBACK, safe with any pool or PgBouncer in
+ * transaction mode), and always release the client.
+ */
+export class Database {
+  readonly pool: pg.Pool;
+  private readonly logger: Logger;
+  private readonly statementTimeoutMs: number;
+  private closed = false;
+
+  constructor(options: DatabaseOptions) {
+    this.logger = options.logger;
+    this.statementTimeoutMs = options.statementTimeoutMs;
+    this.pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolMax,
+      connectionTimeoutMillis: options.connectTimeoutMs,
+      idleTimeoutMillis: 30_000,
+      application_name: options.applicationName ?? 'maihive',
+    });
+    // An idle client losing its server must not crash the process; the next checkout reconnects.
+    this.pool.on('error', (err) => this.logger.warn({ err }, 'idle PostgreSQL client failed'));
+  }
+
+  withTenant<T>(ctx: IsolationContext, fn: (db: TenantDb) => Promise<T>): Promise<T> {
+    return this.unitOfWork<TenantHandle, T>(
+      tenantSettings(ctx),
+      (client) => new TenantHandle(client, ctx),
+      fn,
+    );
+  }
+
+  withPlatform<T>(fn: (db: PlatformDb) => Promise<T>): Promise<T> {
+    return this.unitOfWork<TransactionHandle, T>(
+      PLATFORM_SETTINGS,
+      (client) => new TransactionHandle(client),
+      fn,
+    );
+  }
+
+  /** The seed's scoped `raw_sql`, in a unit of work of its own. */
+  rawSql<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    ctx: IsolationContext,
+    text: string,
+    params: readonly unknown[] = [],
+  ): Promise<pg.QueryResult<R>> {
+    return this.withTenant(ctx, (db) => db.rawSql<R>(text, params));
+  }
+
+  /** Cheap liveness probe for /health and /ready. */
+  async ping(): Promise<void> {
+    await this.withPlatform((db) => db.query('SELECT 1'));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+
+  private async unitOfWork<H extends TransactionHandle, T>(
+    settings: Record<string, string>,
+    makeHandle: (client: pg.PoolClient) => H,
+    fn: (db: H) => Promise<T>,
+  ): Promise<T> {
+    if (this.closed) throw new ServiceUnavailableError('database is shutting down');
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw mapDatabaseError(err);
+    }
+    const handle = makeHandle(client);
+    let broken: Error | undefined;
+    try {
+      await client.query(beginSql(settings, this.statementTimeoutMs));
+      const result = await fn(handle);
+      handle.end();
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      handle.end();
+      try {
+        await client.query('ROLLBACK');
+      } catch (rollbackErr) {
+        // The connection is unusable; destroy it rather than return it to the pool.
+        broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
+      }
+      throw mapDatabaseError(err);
+    } finally {
+      client.release(broken);
+    }
+  }
+}

@@ -1,0 +1,3 @@
+export default async function globalTeardown(): Promise<void> {
+  await globalThis.__MAIHIVE_TEST_SERVICES__?.close();
+}

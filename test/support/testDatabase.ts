@@ -1,0 +1,132 @@
+import { randomBytes } from 'node:crypto';
+
+import { Redis } from 'ioredis';
+import pg from 'pg';
+
+import { Database } from '../../src/db/database';
+import { createLogger, type Logger } from '../../src/logger';
+import { testEnv } from './env';
+
+export interface TestDatabase {
+  /** Name of this file's own database, cloned from the migrated template. */
+  readonly name: string;
+  /** Owner connection string (bypasses RLS: for arranging and inspecting, never for the code under test). */
+  readonly adminUrl: string;
+  /** Application-role connection string. */
+  readonly appUrl: string;
+  readonly appRole: string;
+  /** The application's access layer, connected as the application role. */
+  readonly db: Database;
+  readonly logger: Logger;
+  /** Runs SQL as the owner. */
+  admin<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    params?: unknown[],
+  ): Promise<pg.QueryResult<R>>;
+  /** A fresh application-role `Database` with its own pool options. */
+  openDatabase(options?: { poolMax?: number }): Database;
+  close(): Promise<void>;
+}
+
+function withDatabase(url: string, database: string, user?: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  if (user) {
+    u.username = user;
+    u.password = '';
+  }
+  return u.toString();
+}
+
+async function createFromTemplate(admin: pg.Client, name: string, template: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await admin.query(
+        `CREATE DATABASE ${pg.escapeIdentifier(name)} TEMPLATE ${pg.escapeIdentifier(template)}`,
+      );
+      return;
+    } catch (err) {
+      // "source database is being accessed by other users": another file is cloning right now.
+      if ((err as { code?: string }).code !== '55006' || attempt >= 50) throw err;
+      await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
+    }
+  }
+}
+
+/** Gives the calling test file a database of its own, migrated, with the app role's access layer. */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const serverUrl = testEnv('serverUrl');
+  const appRole = testEnv('appRole');
+  const name = `maihive_t_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const server = new pg.Client({ connectionString: serverUrl });
+  await server.connect();
+  try {
+    await createFromTemplate(server, name, testEnv('template'));
+  } finally {
+    await server.end();
+  }
+  const adminUrl = withDatabase(serverUrl, name);
+  const appUrl = withDatabase(serverUrl, name, appRole);
+  const adminPool = new pg.Pool({ connectionString: adminUrl, max: 2 });
+  const logger = createLogger({ level: 'silent' });
+  const opened: Database[] = [];
+  const openDatabase = (options: { poolMax?: number } = {}) => {
+    const database = new Database({
+      url: appUrl,
+      poolMax: options.poolMax ?? 5,
+      connectTimeoutMs: 5000,
+      statementTimeoutMs: 15000,
+      logger,
+    });
+    opened.push(database);
+    return database;
+  };
+  const db = openDatabase();
+  return {
+    name,
+    adminUrl,
+    appUrl,
+    appRole,
+    db,
+    logger,
+    admin: (text, params) => adminPool.query(text, params),
+    openDatabase,
+    async close() {
+      await Promise.allSettled(opened.map((d) => d.close()));
+      await adminPool.end();
+      const s = new pg.Client({ connectionString: serverUrl });
+      await s.connect();
+      try {
+        await s.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+      } finally {
+        await s.end();
+      }
+    },
+  };
+}
+
+/** A Redis connection whose keys this test file owns (prefix), flushed on close. */
+export async function createTestRedis(): Promise<{
+  redis: Redis;
+  prefix: string;
+  url: string;
+  close(): Promise<void>;
+}> {
+  const url = testEnv('redisUrl');
+  const prefix = `mhtest:${process.pid}:${randomBytes(4).toString('hex')}:`;
+  const redis = new Redis(url, { maxRetriesPerRequest: null });
+  return {
+    redis,
+    prefix,
+    url,
+    async close() {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+        cursor = next;
+        if (keys.length > 0) await redis.del(...keys);
+      } while (cursor !== '0');
+      redis.disconnect();
+    },
+  };
+}
