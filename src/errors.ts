@@ -68,6 +68,16 @@ export class ConflictError extends MaiHiveError {
   readonly status = 409;
 }
 
+export class PayloadTooLargeError extends MaiHiveError {
+  readonly code = 'PAYLOAD_TOO_LARGE';
+  readonly status = 413;
+}
+
+export class UnsupportedMediaTypeError extends MaiHiveError {
+  readonly code = 'UNSUPPORTED_MEDIA_TYPE';
+  readonly status = 415;
+}
+
 export class RateLimitError extends MaiHiveError {
   readonly status = 429;
   constructor(

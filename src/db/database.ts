@@ -155,6 +155,14 @@ export class Database {
     await this.withPlatform((db) => db.query('SELECT 1'));
   }
 
+  /** Highest applied migration (the table is readable, not writable, by the application role). */
+  async schemaVersion(): Promise<number> {
+    const { rows } = await this.withPlatform((db) =>
+      db.query<{ version: string | null }>('SELECT max(version)::text AS version FROM schemaversion'),
+    );
+    return Number(rows[0]?.version ?? 0);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -93,8 +93,9 @@ function literalValues(node: unknown, params: readonly unknown[]): unknown[] {
 }
 
 function checkForeignTenant(values: unknown[], ctx: IsolationContext): void {
-  const foreign = values.find((v) => v !== undefined && v !== null && String(v) !== ctx.tenantId);
-  if (foreign !== undefined) throw violation('names another tenant', { tenant_id: String(foreign) });
+  // Anything that is not the context's own id string (another id, a number, an object) is foreign.
+  const foreign = values.find((v) => v !== undefined && v !== null && v !== ctx.tenantId);
+  if (foreign !== undefined) throw violation('names another tenant', { tenant_id: JSON.stringify(foreign) });
 }
 
 function checkNode(type: string, node: Node, ctx: IsolationContext, params: readonly unknown[]): void {

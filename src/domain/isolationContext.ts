@@ -1,4 +1,4 @@
-import { ValidationError, type FieldIssue } from '../errors';
+import { type FieldIssue, ValidationError } from '../errors';
 
 /** Client-chosen identifiers (tenant, agent, platform, chat stream, …), per API.md § Conventions. */
 export const IDENTIFIER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;

@@ -7,7 +7,7 @@ import pg from 'pg';
 import { loadConfig } from '../../src/config';
 import { migrate, MIGRATIONS_DIR } from '../../src/db/migrate';
 import { createLogger } from '../../src/logger';
-import { resolveServices, type ResolvedServices } from '../../src/services/localServices';
+import { type ResolvedServices, resolveServices } from '../../src/services/localServices';
 import { TEST_ENV } from './env';
 
 declare global {

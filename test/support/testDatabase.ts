@@ -106,12 +106,12 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 }
 
 /** A Redis connection whose keys this test file owns (prefix), flushed on close. */
-export async function createTestRedis(): Promise<{
+export function createTestRedis(): {
   redis: Redis;
   prefix: string;
   url: string;
   close(): Promise<void>;
-}> {
+} {
   const url = testEnv('redisUrl');
   const prefix = `mhtest:${process.pid}:${randomBytes(4).toString('hex')}:`;
   const redis = new Redis(url, { maxRetriesPerRequest: null });

@@ -1,0 +1,55 @@
+import type { NextFunction, Request, Response } from 'express';
+
+import { MaiHiveError, RateLimitError, ServiceUnavailableError } from '../errors';
+import type { Logger } from '../logger';
+
+/** `res.locals` as the middlewares of this app fill it. */
+export interface RequestLocals {
+  requestId: string;
+}
+
+function requestIdOf(res: Response): string {
+  return (res.locals as Partial<RequestLocals>).requestId ?? 'req_unknown';
+}
+
+/** Sends the success envelope of API.md. */
+export function sendOk(res: Response, data: unknown, status = 200, message = 'ok'): void {
+  res.status(status).json({
+    success: true,
+    data,
+    message,
+    timestamp: new Date().toISOString(),
+    request_id: requestIdOf(res),
+  });
+}
+
+export function sendError(
+  res: Response,
+  status: number,
+  code: string,
+  message: string,
+  details?: Record<string, unknown>,
+): void {
+  res.status(status).json({
+    success: false,
+    error: details === undefined ? { code, message } : { code, message, details },
+    timestamp: new Date().toISOString(),
+    request_id: requestIdOf(res),
+  });
+}
+
+/** The one place where errors become responses. Unknown errors are logged and never leak details. */
+export function errorHandler(logger: Logger) {
+  return (err: unknown, _req: Request, res: Response, next: NextFunction): void => {
+    if (res.headersSent) return next(err);
+    if (err instanceof RateLimitError || err instanceof ServiceUnavailableError) {
+      res.setHeader('Retry-After', String(Math.max(1, Math.ceil(err.retryAfterSeconds))));
+    }
+    if (err instanceof MaiHiveError) {
+      if (err.status >= 500) logger.error({ err, request_id: requestIdOf(res) }, 'request failed');
+      return sendError(res, err.status, err.code, err.message, err.details);
+    }
+    logger.error({ err, request_id: requestIdOf(res) }, 'unhandled error');
+    sendError(res, 500, 'INTERNAL_ERROR', 'internal error');
+  };
+}

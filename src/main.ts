@@ -1,0 +1,42 @@
+import { ConfigError, loadConfig } from './config';
+import { createLogger } from './logger';
+import { type Role, startRuntime } from './runtime';
+import { DependencyUnreachableError } from './services/localServices';
+
+/** Entry point of `npm start` (every role in one process) and `npm run start:api`. */
+async function main(): Promise<void> {
+  const roleArg = process.argv.indexOf('--role');
+  const role = (roleArg >= 0 ? process.argv[roleArg + 1] : 'all') as Role;
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    const logger = createLogger();
+    if (err instanceof ConfigError) logger.fatal({ issues: err.issues }, err.message);
+    else logger.fatal({ err }, 'cannot read configuration');
+    process.exit(1);
+  }
+  const logger = createLogger({ level: config.logLevel });
+  let runtime;
+  try {
+    runtime = await startRuntime(config, logger, role);
+  } catch (err) {
+    if (err instanceof DependencyUnreachableError) logger.fatal({ variable: err.variable }, err.message);
+    else logger.fatal({ err }, 'start-up failed');
+    process.exit(1);
+  }
+  const stop = (signal: string) => {
+    logger.info({ signal }, 'shutting down');
+    runtime.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+}
+
+void main();

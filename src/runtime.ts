@@ -1,0 +1,95 @@
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import { Redis } from 'ioredis';
+
+import { createApp } from './api/app';
+import type { Config } from './config';
+import { Database } from './db/database';
+import { latestMigrationVersion, migrate } from './db/migrate';
+import { systemClock } from './domain/clock';
+import type { Logger } from './logger';
+import { resolveServices } from './services/localServices';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { version } = require('../package.json') as { version: string };
+
+export type Role = 'api' | 'all';
+
+export interface Runtime {
+  /** Base URL of the HTTP server. */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** Runs every cleanup step even when one fails; reports the first failure. */
+async function closeAll(steps: (() => Promise<unknown>)[]): Promise<void> {
+  const results = await Promise.allSettled(steps.map((s) => s()));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+/**
+ * Finds or starts PostgreSQL and Redis, migrates, and starts the roles asked for. Signals are
+ * handled by the entry file, not here.
+ */
+export async function startRuntime(config: Config, logger: Logger, role: Role): Promise<Runtime> {
+  const services = await resolveServices(config, logger);
+  const cleanups: (() => Promise<unknown>)[] = [() => services.close()];
+  try {
+    if (services.databaseAdminUrl !== services.databaseUrl) {
+      const result = await migrate({
+        adminUrl: services.databaseAdminUrl,
+        appRole: config.appRole,
+        appPassword: config.databaseUrl ? new URL(config.databaseUrl).password || undefined : undefined,
+        logger,
+      });
+      logger.info({ applied: result.applied.length, version: result.version }, 'database migrated');
+    } else {
+      logger.info('DATABASE_ADMIN_URL not set: assuming migrations were applied with `npm run migrate`');
+    }
+
+    const db = new Database({ url: services.databaseUrl, ...config.db, logger });
+    cleanups.unshift(() => db.close());
+    const redis = new Redis(services.redisUrl, {
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+      connectTimeout: 3000,
+    });
+    redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+    cleanups.unshift(async () => redis.quit().catch(() => redis.disconnect()));
+
+    const app = createApp({
+      config,
+      logger,
+      db,
+      redis,
+      clock: systemClock,
+      version,
+      startedAt: Date.now(),
+      expectedSchemaVersion: await latestMigrationVersion(),
+    });
+    const server: Server = app.listen(config.port, config.host);
+    await once(server, 'listening');
+    cleanups.unshift(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+        }),
+    );
+    const { port } = server.address() as AddressInfo;
+    const url = `http://${config.host}:${port}`;
+    logger.info({ url, role, started: services.started }, 'maihive started');
+
+    let closing: Promise<void> | undefined;
+    return {
+      url,
+      close: () => (closing ??= closeAll(cleanups.splice(0))),
+    };
+  } catch (err) {
+    await closeAll(cleanups).catch(() => undefined);
+    throw err;
+  }
+}
