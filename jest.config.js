@@ -4,8 +4,8 @@ module.exports = {
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.(t|j)s$': ['@swc/jest'] },
-  // postgrator ships only as an ES module; Node 20 loads it natively, Jest's module system needs it compiled.
-  transformIgnorePatterns: ['/node_modules/(?!postgrator/)'],
+  // postgrator and jose ship only as ES modules; Node 20 loads it natively, Jest's module system needs it compiled.
+  transformIgnorePatterns: ['/node_modules/(?!(postgrator|jose)/)'],
   globalSetup: '<rootDir>/test/support/globalSetup.ts',
   globalTeardown: '<rootDir>/test/support/globalTeardown.ts',
   testTimeout: 30000,

@@ -53,6 +53,19 @@ const EnvSchema = z.object({
   DB_POOL_MAX: z.coerce.number().int().min(1).max(500).default(20),
   /** Milliseconds to wait for a pooled PostgreSQL connection before failing with 503. Default 5000. */
   DB_CONNECT_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
+  /** Prefix of every Redis key and BullMQ queue. Default `mh`. */
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+    .default('mh'),
+  /** Access-token lifetime, seconds. Default 3600. */
+  ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).default(3600),
+  /** Refresh-token lifetime, seconds. Default 30 days. */
+  REFRESH_TOKEN_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .default(30 * 24 * 3600),
   /** Per-statement timeout inside tenant units of work, ms. Default 15000. */
   DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().positive().default(15000),
 });
@@ -75,6 +88,9 @@ export interface Config {
   readonly metricsToken: string | undefined;
   readonly dataDir: string;
   readonly autostart: boolean;
+  readonly redisPrefix: string;
+  readonly accessTokenTtlSeconds: number;
+  readonly refreshTokenTtlSeconds: number;
   readonly db: {
     readonly poolMax: number;
     readonly connectTimeoutMs: number;
@@ -124,6 +140,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     metricsToken: e.METRICS_TOKEN,
     dataDir: e.MAIHIVE_DATA_DIR,
     autostart: e.MAIHIVE_AUTOSTART ?? e.NODE_ENV !== 'production',
+    redisPrefix: e.REDIS_PREFIX,
+    accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL_SECONDS,
+    refreshTokenTtlSeconds: e.REFRESH_TOKEN_TTL_SECONDS,
     db: Object.freeze({
       poolMax: e.DB_POOL_MAX,
       connectTimeoutMs: e.DB_CONNECT_TIMEOUT_MS,

@@ -2,18 +2,12 @@ import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { Redis } from 'ioredis';
-
 import { createApp } from './api/app';
 import type { Config } from './config';
-import { Database } from './db/database';
-import { latestMigrationVersion, migrate } from './db/migrate';
-import { systemClock } from './domain/clock';
+import { compose } from './composition';
+import { migrate } from './db/migrate';
 import type { Logger } from './logger';
 import { resolveServices } from './services/localServices';
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { version } = require('../package.json') as { version: string };
 
 export type Role = 'api' | 'all';
 
@@ -50,26 +44,14 @@ export async function startRuntime(config: Config, logger: Logger, role: Role): 
       logger.info('DATABASE_ADMIN_URL not set: assuming migrations were applied with `npm run migrate`');
     }
 
-    const db = new Database({ url: services.databaseUrl, ...config.db, logger });
-    cleanups.unshift(() => db.close());
-    const redis = new Redis(services.redisUrl, {
-      maxRetriesPerRequest: 1,
-      enableOfflineQueue: false,
-      connectTimeout: 3000,
-    });
-    redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
-    cleanups.unshift(async () => redis.quit().catch(() => redis.disconnect()));
-
-    const app = createApp({
+    const composition = await compose({
       config,
       logger,
-      db,
-      redis,
-      clock: systemClock,
-      version,
-      startedAt: Date.now(),
-      expectedSchemaVersion: await latestMigrationVersion(),
+      databaseUrl: services.databaseUrl,
+      redisUrl: services.redisUrl,
     });
+    cleanups.unshift(() => composition.close());
+    const app = createApp(composition.deps);
     const server: Server = app.listen(config.port, config.host);
     await once(server, 'listening');
     cleanups.unshift(

@@ -1,12 +1,19 @@
+import { extendZodWithOpenApi, OpenApiGeneratorV3, OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 
+import { z } from 'zod';
+
+import { Authenticator } from './auth/authenticate';
 import { PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from '../errors';
 import type { Dependencies } from './dependencies';
 import { errorHandler, sendError } from './envelope';
 import { requestId } from './requestId';
 import { baseRoutes } from './routes/base';
+import { mountRoutes } from './routes/index';
+
+extendZodWithOpenApi(z);
 
 /** A body on a JSON route must be JSON (415 otherwise). */
 function requireJson(req: Request, _res: Response, next: NextFunction): void {
@@ -55,8 +62,39 @@ export function createApp(deps: Dependencies): express.Express {
   app.use(express.json({ limit: deps.config.maxBodyBytes, strict: true }));
   app.use(bodyParserErrors);
 
+  const authenticator = new Authenticator({
+    tokens: deps.tokens,
+    tenants: deps.tenants,
+    db: deps.db,
+    redis: deps.redis,
+    keys: deps.keys,
+    legacyAnonymous: deps.config.legacyAnonymous,
+    now: () => deps.clock.now(),
+  });
+  const registry = new OpenAPIRegistry();
+  registry.registerComponent('securitySchemes', 'bearer', {
+    type: 'http',
+    scheme: 'bearer',
+    bearerFormat: 'JWT',
+  });
+  registry.registerComponent('securitySchemes', 'apiKey', {
+    type: 'apiKey',
+    in: 'header',
+    name: 'X-API-Key',
+  });
+
   const v1 = express.Router();
   v1.use(baseRoutes(deps));
+  v1.use(authenticator.middleware());
+  mountRoutes({ router: v1, registry, deps });
+  const openapi = new OpenApiGeneratorV3(registry.definitions).generateDocument({
+    openapi: '3.0.3',
+    info: { title: 'MaiHive API', version: deps.version },
+    servers: [{ url: '/' }],
+  });
+  app.get('/api/v1/openapi.json', (_req, res) => {
+    res.json(openapi);
+  });
   app.use('/api/v1', v1);
 
   app.use((_req: Request, res: Response) => sendError(res, 404, 'NOT_FOUND', 'no such route'));

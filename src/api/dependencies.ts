@@ -1,16 +1,25 @@
 import type { Redis } from 'ioredis';
 
+import type { TenantDirectory } from '../auth/tenantDirectory';
+import type { TokenService } from '../auth/tokens';
 import type { Config } from '../config';
 import type { Database } from '../db/database';
 import type { Clock } from '../domain/clock';
 import type { Logger } from '../logger';
+import type { Keyspace } from '../queues/names';
+import type { TenantQueues } from '../queues/tenantQueues';
 
-/** Everything the HTTP layer needs, built once by the runtime and passed down. */
+/** Everything the HTTP layer needs, built once by the runtime (or a test) and passed down. */
 export interface Dependencies {
   readonly config: Config;
   readonly logger: Logger;
   readonly db: Database;
+  /** Shared non-blocking Redis connection (commands, queue adds). */
   readonly redis: Redis;
+  readonly keys: Keyspace;
+  readonly queues: TenantQueues;
+  readonly tokens: TokenService;
+  readonly tenants: TenantDirectory;
   readonly clock: Clock;
   readonly version: string;
   /** ms since the epoch when the process started. */

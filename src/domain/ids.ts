@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
-export type IdPrefix = 'msg' | 'mem' | 'key' | 'job' | 'req' | 'act' | 'rt' | 'fam' | 'emo';
+export type IdPrefix = 'msg' | 'mem' | 'key' | 'job' | 'req' | 'act' | 'rt' | 'fam' | 'emo' | 'at';
 
 /**
  * Server-made identifiers: `<prefix>_<time><random>`. The time part (ms, base36, fixed width) makes

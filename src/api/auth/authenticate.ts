@@ -1,0 +1,111 @@
+import type { NextFunction, Request, Response } from 'express';
+import type { Redis } from 'ioredis';
+
+import type { TenantDirectory } from '../../auth/tenantDirectory';
+import { parseOpaqueSecret, secretMatches, type TokenService } from '../../auth/tokens';
+import type { Database } from '../../db/database';
+import { findApiKey } from '../../db/repositories/apiKeys';
+import { createIsolationContext, isIdentifier } from '../../domain/isolationContext';
+import { UnauthorizedError } from '../../errors';
+import type { Keyspace } from '../../queues/names';
+import type { Principal } from './principal';
+
+export interface AuthenticatorDeps {
+  tokens: TokenService;
+  tenants: TenantDirectory;
+  db: Database;
+  redis: Redis;
+  keys: Keyspace;
+  legacyAnonymous: boolean;
+  now: () => number;
+}
+
+export const LEGACY_PRINCIPAL: Principal = Object.freeze({
+  kind: 'legacy_anonymous',
+  subject: 'anonymous',
+  role: 'agent',
+  tenantId: 'default',
+  agentId: 'default',
+});
+
+/**
+ * Establishes `res.locals.principal` from `Authorization: Bearer <JWT>` or `X-API-Key`. Any
+ * presented credential that fails (bad signature, expired, revoked, tenant suspended or deleted)
+ * is the same 401; no credential leaves the request anonymous, which routes then refuse, unless
+ * `LEGACY_ANONYMOUS` makes it the default tenant's agent.
+ */
+export class Authenticator {
+  constructor(private readonly deps: AuthenticatorDeps) {}
+
+  middleware() {
+    return (req: Request, res: Response, next: NextFunction) => {
+      this.authenticate(req).then((principal) => {
+        res.locals.principal = principal;
+        next();
+      }, next);
+    };
+  }
+
+  async authenticate(req: Request): Promise<Principal | undefined> {
+    const authorization = req.header('authorization');
+    const apiKey = req.header('x-api-key');
+    if (authorization !== undefined) {
+      const m = /^Bearer\s+(\S+)$/i.exec(authorization);
+      if (!m) throw new UnauthorizedError();
+      return this.fromToken(m[1]!);
+    }
+    if (apiKey !== undefined) return this.fromApiKey(apiKey);
+    return this.deps.legacyAnonymous ? LEGACY_PRINCIPAL : undefined;
+  }
+
+  private async fromToken(token: string): Promise<Principal> {
+    const claims = await this.deps.tokens.verifyAccessToken(token);
+    const keys = [this.deps.keys.revokedToken(claims.jti)];
+    if (claims.fam) keys.push(this.deps.keys.revokedFamily(claims.fam));
+    const revoked = await this.deps.redis.mget(...keys);
+    if (revoked.some((v) => v !== null)) throw new UnauthorizedError();
+    if (claims.role !== 'platform_admin') {
+      if (!isIdentifier(claims.tenant_id)) throw new UnauthorizedError();
+      await this.requireActiveTenant(claims.tenant_id);
+    }
+    return {
+      kind: claims.role === 'platform_admin' ? 'platform_admin' : 'user',
+      subject: claims.sub,
+      role: claims.role,
+      tenantId: claims.tenant_id,
+      agentId: claims.agent_id,
+      tokenId: claims.jti,
+      ...(claims.fam ? { familyId: claims.fam } : {}),
+      expiresAt: claims.exp,
+    };
+  }
+
+  private async fromApiKey(value: string): Promise<Principal> {
+    const parsed = parseOpaqueSecret('mhk', value);
+    if (!parsed || !isIdentifier(parsed.tenantId)) throw new UnauthorizedError();
+    await this.requireActiveTenant(parsed.tenantId);
+    const ctx = createIsolationContext({ tenantId: parsed.tenantId });
+    const key = await this.deps.db.withTenant(ctx, (db) => findApiKey(db, parsed.id));
+    const now = this.deps.now();
+    if (
+      !key ||
+      !secretMatches(parsed.secret, key.key_hash) ||
+      key.revoked_at !== null ||
+      (key.expires_at !== null && key.expires_at.getTime() <= now)
+    ) {
+      throw new UnauthorizedError();
+    }
+    return {
+      kind: 'api_key',
+      subject: key.key_id,
+      role: key.role,
+      tenantId: key.tenant_id,
+      agentId: key.agent_id ?? undefined,
+    };
+  }
+
+  private async requireActiveTenant(tenantId: string): Promise<void> {
+    const meta = await this.deps.tenants.get(tenantId);
+    if (!meta || meta.status !== 'active') throw new UnauthorizedError();
+  }
+}

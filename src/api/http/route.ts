@@ -1,0 +1,157 @@
+import { type OpenAPIRegistry, type RouteConfig } from '@asteasolutions/zod-to-openapi';
+import type { NextFunction, Request, Response, Router } from 'express';
+import { z } from 'zod';
+
+import { ForbiddenError, UnauthorizedError, ValidationError } from '../../errors';
+import type { Principal, Role } from '../auth/principal';
+import { sendOk } from '../envelope';
+
+/** What a handler gets: validated input, the caller, and the raw request/response for headers. */
+export interface HandlerInput<P, Q, B> {
+  params: P;
+  query: Q;
+  body: B;
+  /** The authenticated caller; on a public route, whoever presented valid credentials (or nobody). */
+  principal: Principal | undefined;
+  req: Request;
+  res: Response;
+}
+
+/** A handler's result: the `data` of the success envelope, or a full reply (status, message). */
+export type HandlerResult = { status?: number; data: unknown; message?: string } | { raw: true };
+
+type Infer<S> = S extends z.ZodType ? z.infer<S> : undefined;
+
+export interface RouteSpec<
+  P extends z.ZodType | undefined,
+  Q extends z.ZodType | undefined,
+  B extends z.ZodType | undefined,
+> {
+  method: 'get' | 'post' | 'put' | 'delete';
+  /** Express-style path relative to `/api/v1`, e.g. `/tenants/:tenant_id`. */
+  path: string;
+  summary: string;
+  tag: string;
+  /** Roles allowed; `public` needs no credentials. */
+  auth: 'public' | readonly Role[];
+  params?: P;
+  query?: Q;
+  body?: B;
+  /** Schema of `data` in the success envelope (documentation only). */
+  response?: z.ZodType;
+  /** Success status for documentation; handlers may override per call. Default 200. */
+  status?: number;
+  handler: (input: HandlerInput<Infer<P>, Infer<Q>, Infer<B>>) => Promise<HandlerResult>;
+}
+
+/** Lists every failing field (`details.fields`), as API.md requires. */
+export function zodToValidationError(error: z.ZodError, where: 'body' | 'query' | 'params'): ValidationError {
+  const fields = error.issues.map((issue) => {
+    const path = issue.path.map(String).join('.');
+    const message =
+      issue.code === 'unrecognized_keys' ? `unknown field(s): ${issue.keys.join(', ')}` : issue.message;
+    return { path: path === '' ? where : path, issue: message };
+  });
+  return new ValidationError(`invalid request ${where}`, fields);
+}
+
+export function parseWith<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  where: 'body' | 'query' | 'params',
+): z.infer<S> {
+  const result = schema.safeParse(value);
+  if (!result.success) throw zodToValidationError(result.error, where);
+  return result.data;
+}
+
+function openApiPath(path: string): string {
+  return `/api/v1${path.replace(/:([A-Za-z_]+)/g, '{$1}')}`;
+}
+
+const envelope = (data: z.ZodType) =>
+  z.object({
+    success: z.literal(true),
+    data,
+    message: z.string(),
+    timestamp: z.string(),
+    request_id: z.string(),
+  });
+
+const errorEnvelope = z
+  .object({
+    success: z.literal(false),
+    error: z.object({
+      code: z.string(),
+      message: z.string(),
+      details: z.record(z.string(), z.unknown()).optional(),
+    }),
+    timestamp: z.string(),
+    request_id: z.string(),
+  })
+  .openapi('Error');
+
+function document(
+  registry: OpenAPIRegistry,
+  spec: RouteSpec<z.ZodType | undefined, z.ZodType | undefined, z.ZodType | undefined>,
+) {
+  const request: RouteConfig['request'] = {};
+  if (spec.params instanceof z.ZodObject) request.params = spec.params;
+  if (spec.query instanceof z.ZodObject) request.query = spec.query;
+  if (spec.body) request.body = { content: { 'application/json': { schema: spec.body } } };
+  const errorResponse = {
+    description: 'error envelope',
+    content: { 'application/json': { schema: errorEnvelope } },
+  };
+  registry.registerPath({
+    method: spec.method,
+    path: openApiPath(spec.path),
+    summary: spec.summary,
+    tags: [spec.tag],
+    security: spec.auth === 'public' ? [] : [{ bearer: [] }, { apiKey: [] }],
+    request,
+    responses: {
+      [spec.status ?? 200]: {
+        description: 'success envelope',
+        content: { 'application/json': { schema: envelope(spec.response ?? z.unknown()) } },
+      },
+      default: errorResponse,
+    },
+  });
+}
+
+/**
+ * Mounts a route and documents it from the same zod schemas: authorisation by role, validation of
+ * params/query/body (unknown body fields rejected), then the handler, whose result is wrapped in
+ * the success envelope. Errors go to the one error middleware.
+ */
+export function route<
+  P extends z.ZodType | undefined = undefined,
+  Q extends z.ZodType | undefined = undefined,
+  B extends z.ZodType | undefined = undefined,
+>(router: Router, registry: OpenAPIRegistry, spec: RouteSpec<P, Q, B>): void {
+  document(registry, spec as RouteSpec<z.ZodType | undefined, z.ZodType | undefined, z.ZodType | undefined>);
+  router[spec.method](spec.path, (req: Request, res: Response, next: NextFunction) => {
+    const run = async () => {
+      const principal = res.locals.principal as Principal | undefined;
+      if (spec.auth !== 'public') {
+        if (!principal) throw new UnauthorizedError();
+        if (!spec.auth.includes(principal.role)) throw new ForbiddenError('your role may not do this');
+      }
+      const params = spec.params ? parseWith(spec.params, req.params, 'params') : undefined;
+      const query = spec.query ? parseWith(spec.query, req.query, 'query') : undefined;
+      const body = spec.body ? parseWith(spec.body, req.body ?? {}, 'body') : undefined;
+      const result = await spec.handler({
+        params: params as Infer<P>,
+        query: query as Infer<Q>,
+        body: body as Infer<B>,
+        principal,
+        req,
+        res,
+      });
+      if ('raw' in result) return;
+      sendOk(res, result.data, result.status ?? spec.status ?? 200, result.message);
+    };
+    run().catch(next);
+  });
+}

@@ -1,0 +1,5 @@
+import type { RouteContext } from './context';
+
+export function chatRoutes(_ctx: RouteContext): void {
+  // routes of this section are added here
+}

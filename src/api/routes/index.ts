@@ -1,0 +1,17 @@
+import { adaptersRoutes } from './adapters';
+import { agentsRoutes } from './agents';
+import { authRoutes } from './auth';
+import { chatRoutes } from './chat';
+import type { RouteContext } from './context';
+import { streamsRoutes } from './streams';
+import { tenantsRoutes } from './tenants';
+
+/** Every route module of `/api/v1`, in the order of API.md. */
+export function mountRoutes(ctx: RouteContext): void {
+  authRoutes(ctx);
+  tenantsRoutes(ctx);
+  agentsRoutes(ctx);
+  streamsRoutes(ctx);
+  chatRoutes(ctx);
+  adaptersRoutes(ctx);
+}

@@ -1,0 +1,78 @@
+import { randomBytes } from 'node:crypto';
+
+import { Redis } from 'ioredis';
+
+import type { Dependencies } from './api/dependencies';
+import { TenantDirectory } from './auth/tenantDirectory';
+import { TokenService } from './auth/tokens';
+import type { Config } from './config';
+import { Database } from './db/database';
+import { latestMigrationVersion } from './db/migrate';
+import { type Clock, systemClock } from './domain/clock';
+import type { Logger } from './logger';
+import { keyspace } from './queues/names';
+import { TenantQueues } from './queues/tenantQueues';
+import { developmentSecret } from './services/privateServers';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { version } = require('../package.json') as { version: string };
+
+export interface CompositionOptions {
+  config: Config;
+  logger: Logger;
+  /** Application-role PostgreSQL URL. */
+  databaseUrl: string;
+  redisUrl: string;
+  clock?: Clock;
+}
+
+export interface Composition {
+  readonly deps: Dependencies;
+  /** Closes queues, Redis and the pool; runs every step even if one fails. */
+  close(): Promise<void>;
+}
+
+/** Builds the long-lived parts every role shares. The one place where they are wired together. */
+export async function compose(options: CompositionOptions): Promise<Composition> {
+  const { config, logger } = options;
+  const clock = options.clock ?? systemClock;
+  const db = new Database({ url: options.databaseUrl, ...config.db, logger });
+  // Commands fail fast while Redis is down (no offline queue): callers answer 503 instead of hanging.
+  const redis = new Redis(options.redisUrl, {
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    connectTimeout: 3000,
+    commandTimeout: 3000,
+  });
+  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  const keys = keyspace(config.redisPrefix);
+  const queues = new TenantQueues(redis, config.redisPrefix);
+  const secret =
+    config.jwtSecret ??
+    developmentSecret(config.dataDir, 'jwt-secret', () => randomBytes(48).toString('base64url'));
+  const deps: Dependencies = {
+    config,
+    logger,
+    db,
+    redis,
+    keys,
+    queues,
+    tokens: new TokenService({
+      secret,
+      accessTtlSeconds: config.accessTokenTtlSeconds,
+      now: () => clock.now(),
+    }),
+    tenants: new TenantDirectory(db, redis, keys),
+    clock,
+    version,
+    startedAt: clock.now(),
+    expectedSchemaVersion: await latestMigrationVersion(),
+  };
+  return {
+    deps,
+    async close() {
+      await Promise.allSettled([queues.close()]);
+      await Promise.allSettled([redis.quit().catch(() => redis.disconnect()), db.close()]);
+    },
+  };
+}

@@ -1,0 +1,50 @@
+import { z } from 'zod';
+
+import { IDENTIFIER_PATTERN } from './isolationContext';
+
+/** Per-tenant scheduling knobs (enforced by the queues/workers). */
+export const SchedulingSettings = z.strictObject({
+  /** Share of worker capacity relative to other backlogged tenants. Default 1. */
+  weight: z.number().positive().max(1000).default(1),
+  /** Most jobs of this tenant running at once across all workers. Default 10. */
+  max_concurrency: z.number().int().positive().max(10_000).default(10),
+  /** At most `max` jobs started per `duration_ms`. */
+  rate_limit: z
+    .strictObject({ max: z.number().int().positive(), duration_ms: z.number().int().positive() })
+    .optional(),
+  /** Sends are refused with 429 while this many messages wait. Default 10000. */
+  max_queue_size: z.number().int().positive().default(10_000),
+});
+
+/** `settings` of `POST/PUT /tenants`, with the defaults a tenant gets when it says nothing. */
+export const TenantSettings = z.strictObject({
+  /** Agents the tenant may have (the `default` agent counts). Default 10. */
+  max_agents: z.number().int().positive().default(10),
+  /** Chat streams the tenant may have. Default 1000. */
+  max_chat_streams: z.number().int().positive().default(1000),
+  /** Platforms messages may come from; empty = any. */
+  allowed_platforms: z.array(z.string().regex(IDENTIFIER_PATTERN)).default([]),
+  quotas: z
+    .strictObject({
+      /** LLM requests per UTC day; absent = unlimited. */
+      daily_llm_requests: z.number().int().positive().optional(),
+      /** LLM tokens per UTC month; absent = unlimited. */
+      monthly_tokens: z.number().int().positive().optional(),
+      /** Messages accepted per UTC day; absent = unlimited. */
+      daily_messages: z.number().int().positive().optional(),
+    })
+    .default({}),
+  /** Ingress rate limit: requests per second for the whole tenant (token bucket). Default 200. */
+  rate_limit_per_second: z.number().positive().default(200),
+  /** Ingress rate limit per credential, requests per second. Default 100. */
+  credential_rate_limit_per_second: z.number().positive().default(100),
+  scheduling: SchedulingSettings.default(SchedulingSettings.parse({})),
+});
+
+export type TenantSettings = z.infer<typeof TenantSettings>;
+
+/** Settings as stored (possibly older or partial) with every default filled in. */
+export function effectiveSettings(stored: unknown): TenantSettings {
+  const parsed = TenantSettings.safeParse(stored ?? {});
+  return parsed.success ? parsed.data : TenantSettings.parse({});
+}

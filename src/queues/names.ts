@@ -1,0 +1,67 @@
+/**
+ * The one module that builds queue names and Redis keys. Every name carries the tenant, so a key
+ * can never be shared between tenants, and every queue name carries a Redis Cluster hash tag so
+ * that one queue's keys live in one slot.
+ *
+ * Identifiers may contain `:`, which BullMQ forbids in queue names and which would make keys
+ * ambiguous, so they are percent-encoded (`:` → `%3A`; the other identifier characters are safe).
+ */
+export const JOB_KINDS = ['heartflow', 'memory', 'stats', 'delivery'] as const;
+export type JobKind = (typeof JOB_KINDS)[number];
+
+/** Prefix of every MaiHive key; BullMQ's `prefix` option uses it too. */
+export const KEY_PREFIX = 'mh';
+
+export function encodeId(id: string): string {
+  return id.replace(/%/g, '%25').replace(/:/g, '%3A');
+}
+
+export function decodeId(encoded: string): string {
+  return encoded.replace(/%3A/g, ':').replace(/%25/g, '%');
+}
+
+/** BullMQ queue name of a tenant's queue of one kind, e.g. `{acme}.heartflow`. */
+export function tenantQueueName(tenantId: string, kind: JobKind): string {
+  return `{${encodeId(tenantId)}}.${kind}`;
+}
+
+/** The inverse of `tenantQueueName`; undefined for names that are not MaiHive tenant queues. */
+export function parseTenantQueueName(name: string): { tenantId: string; kind: JobKind } | undefined {
+  const m = /^\{([^{}]+)\}\.([a-z]+)$/.exec(name);
+  if (!m || !(JOB_KINDS as readonly string[]).includes(m[2]!)) return undefined;
+  return { tenantId: decodeId(m[1]!), kind: m[2] as JobKind };
+}
+
+/**
+ * Keys outside BullMQ, built for one key prefix (`REDIS_PREFIX`, default `mh`; tests use one per
+ * file). Every key of a tenant carries the tenant's hash tag.
+ */
+export function keyspace(prefix: string = KEY_PREFIX) {
+  const tenant = (tenantId: string) => `${prefix}:{${encodeId(tenantId)}}`;
+  return Object.freeze({
+    prefix,
+    /** Cached status and settings of a tenant. */
+    tenantMeta: (tenantId: string) => `${tenant(tenantId)}:meta`,
+    /** A revoked access token id, kept until the token would have expired. */
+    revokedToken: (jti: string) => `${prefix}:revoked:jti:${jti}`,
+    /** A revoked refresh-token family: access tokens issued in it stop working too. */
+    revokedFamily: (familyId: string) => `${prefix}:revoked:fam:${familyId}`,
+    /** Idempotency record of a send: client message id → message id, 24 h. */
+    idempotency: (tenantId: string, agentId: string, clientMessageId: string) =>
+      `${tenant(tenantId)}:idem:${encodeId(agentId)}:${clientMessageId}`,
+    /** Token bucket of a tenant or of one credential. */
+    rateBucket: (tenantId: string, subject: string) => `${tenant(tenantId)}:rate:${subject}`,
+    /** Daily/monthly usage counters of a tenant. */
+    quotaCounter: (tenantId: string, name: string, period: string) =>
+      `${tenant(tenantId)}:quota:${name}:${period}`,
+    /** Chat streams known to exist for a tenant (set), for the `max_chat_streams` check at send time. */
+    knownStreams: (tenantId: string) => `${tenant(tenantId)}:streams`,
+    /** Pub/sub channel of a chat stream's events (SSE fan-out across API processes). */
+    streamEvents: (tenantId: string, chatStreamId: string) =>
+      `${tenant(tenantId)}:events:${encodeId(chatStreamId)}`,
+    /** Pub/sub channel announcing that a message reached a final status (long-poll `?wait`). */
+    messageDone: (tenantId: string) => `${tenant(tenantId)}:done`,
+  });
+}
+
+export type Keyspace = ReturnType<typeof keyspace>;

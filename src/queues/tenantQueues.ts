@@ -1,0 +1,99 @@
+import { type JobsOptions, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+
+import { JOB_KINDS, type JobKind, tenantQueueName } from './names';
+
+/** Payload of a heartflow job: one inbound message, everything the worker needs to store and answer it. */
+export interface HeartflowJobData {
+  messageId: string;
+  tenantId: string;
+  agentId: string;
+  platform: string;
+  chatStreamId: string;
+  chatType: 'group' | 'private';
+  content: string;
+  clientMessageId: string | null;
+  replyTo: string | null;
+  sender: {
+    userId: string | null;
+    nickname: string | null;
+    cardname: string | null;
+    groupId: string | null;
+    groupName: string | null;
+  };
+  /** Message segments as the adapter sent them (images/emoji kept as data placeholders). */
+  segments: unknown[];
+  /** The adapter saw the bot mentioned (OneBot `at` of self_id, maim `@<nick:account>`). */
+  mentioned: boolean;
+  options: { enableMemory: boolean; enableEmoji: boolean; priority: 'low' | 'normal' | 'high' };
+  /** ms since the epoch when the ingress accepted the message. */
+  receivedAt: number;
+  source: 'http' | 'onebot' | 'maim';
+}
+
+// BullMQ: 1 is the highest priority; unprioritised jobs run before all prioritised ones, so every
+// job gets a priority and `normal` sits in the middle.
+const PRIORITY: Record<HeartflowJobData['options']['priority'], number> = { high: 1, normal: 5, low: 10 };
+
+/** Completed jobs are kept a day for status lookups; failed ones a week for operators. */
+export const DEFAULT_JOB_OPTIONS: JobsOptions = {
+  attempts: 3,
+  backoff: { type: 'exponential', delay: 1000 },
+  removeOnComplete: { age: 24 * 3600, count: 10_000 },
+  removeOnFail: { age: 7 * 24 * 3600 },
+};
+
+/**
+ * The per-tenant BullMQ queues of one process. All queues share one Redis connection (a Queue
+ * does not block), so the connection count does not grow with the number of tenants.
+ */
+export class TenantQueues {
+  private readonly queues = new Map<string, Queue>();
+
+  constructor(
+    private readonly connection: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  queue(tenantId: string, kind: JobKind): Queue {
+    const name = tenantQueueName(tenantId, kind);
+    let queue = this.queues.get(name);
+    if (!queue) {
+      queue = new Queue(name, {
+        connection: this.connection,
+        prefix: this.prefix,
+        defaultJobOptions: DEFAULT_JOB_OPTIONS,
+      });
+      this.queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  /** Adds a message's heartflow job; the job id is the message id, so adding twice is a no-op. */
+  async enqueueHeartflow(data: HeartflowJobData): Promise<void> {
+    await this.queue(data.tenantId, 'heartflow').add('message', data, {
+      jobId: data.messageId,
+      priority: PRIORITY[data.options.priority],
+    });
+  }
+
+  async waitingCount(tenantId: string): Promise<number> {
+    return this.queue(tenantId, 'heartflow').getJobCountByTypes('waiting', 'prioritized', 'delayed');
+  }
+
+  /** Removes every queue (and job) of a tenant. */
+  async obliterateTenant(tenantId: string): Promise<void> {
+    for (const kind of JOB_KINDS) {
+      const queue = this.queue(tenantId, kind);
+      await queue.obliterate({ force: true });
+      await queue.close();
+      this.queues.delete(queue.name);
+    }
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.queues.values()];
+    this.queues.clear();
+    await Promise.allSettled(all.map((q) => q.close()));
+  }
+}
