@@ -3,8 +3,8 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import { createApp } from './api/app';
-import type { Config } from './config';
 import { compose } from './composition';
+import type { Config } from './config';
 import { migrate } from './db/migrate';
 import type { Logger } from './logger';
 import { resolveServices } from './services/localServices';

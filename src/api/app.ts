@@ -2,11 +2,10 @@ import { extendZodWithOpenApi, OpenApiGeneratorV3, OpenAPIRegistry } from '@aste
 import express, { type NextFunction, type Request, type Response } from 'express';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
-
 import { z } from 'zod';
 
-import { Authenticator } from './auth/authenticate';
 import { PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from '../errors';
+import { Authenticator } from './auth/authenticate';
 import type { Dependencies } from './dependencies';
 import { errorHandler, sendError } from './envelope';
 import { requestId } from './requestId';

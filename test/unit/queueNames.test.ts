@@ -2,8 +2,8 @@ import {
   decodeId,
   encodeId,
   JOB_KINDS,
-  parseTenantQueueName,
   keyspace,
+  parseTenantQueueName,
   tenantQueueName,
 } from '../../src/queues/names';
 

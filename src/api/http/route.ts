@@ -130,7 +130,7 @@ export function route<
   Q extends z.ZodType | undefined = undefined,
   B extends z.ZodType | undefined = undefined,
 >(router: Router, registry: OpenAPIRegistry, spec: RouteSpec<P, Q, B>): void {
-  document(registry, spec as RouteSpec<z.ZodType | undefined, z.ZodType | undefined, z.ZodType | undefined>);
+  document(registry, spec);
   router[spec.method](spec.path, (req: Request, res: Response, next: NextFunction) => {
     const run = async () => {
       const principal = res.locals.principal as Principal | undefined;
