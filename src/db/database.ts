@@ -73,12 +73,16 @@ class TenantHandle extends TransactionHandle implements TenantDb {
   }
 }
 
-/** `BEGIN` plus every isolation setting in one round trip. Values are validated identifiers, quoted anyway. */
+/**
+ * `BEGIN` plus every isolation setting and the statement timeout in one round trip. Values are
+ * validated identifiers, quoted anyway.
+ */
 function beginSql(settings: Record<string, string>, statementTimeoutMs: number): string {
-  const sets = Object.entries(settings)
+  const all = { ...settings, statement_timeout: String(Math.trunc(statementTimeoutMs)) };
+  const sets = Object.entries(all)
     .map(([name, value]) => `set_config(${pg.escapeLiteral(name)}, ${pg.escapeLiteral(value)}, true)`)
     .join(', ');
-  return `BEGIN; SET LOCAL statement_timeout = ${Math.trunc(statementTimeoutMs)}; SELECT ${sets}`;
+  return `BEGIN; SELECT ${sets}`;
 }
 
 function tenantSettings(ctx: IsolationContext): Record<string, string> {
@@ -187,7 +191,12 @@ export class Database {
       await client.query(beginSql(settings, this.statementTimeoutMs));
       const result = await fn(handle);
       handle.end();
-      await client.query('COMMIT');
+      const commit = await client.query('COMMIT');
+      // A statement that failed inside the callback aborts the transaction even when the callback
+      // caught its error; PostgreSQL then answers COMMIT with ROLLBACK instead of an error.
+      if (commit.command === 'ROLLBACK') {
+        throw new Error('unit of work rolled back: a statement in it failed and its error was caught');
+      }
       return result;
     } catch (err) {
       handle.end();

@@ -54,21 +54,27 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
 }
 
 async function runPostgrator(client: pg.Client, options: MigrateOptions): Promise<string[]> {
+  // Postgrator runs a migration's script and then the INSERT recording it. Opening a transaction
+  // at `migration-started` and committing at `migration-finished` puts both in one transaction.
+  // The event handlers are synchronous, so their queries are collected here and awaited before
+  // Postgrator's next statement.
+  const pending: Promise<unknown>[] = [];
   const postgrator = new Postgrator({
     migrationPattern: path.join(options.migrationsDir ?? MIGRATIONS_DIR, '*.sql'),
     driver: 'pg',
     schemaTable: MIGRATIONS_TABLE,
     validateChecksums: true,
-    execQuery: (query) => client.query(query),
+    // Each call first waits for the BEGIN/COMMIT issued from the event handlers below, so queries
+    // never pile up on the client.
+    execQuery: async (query) => {
+      await Promise.all(pending.splice(0));
+      return client.query(query);
+    },
     execSqlScript: async (sql) => {
+      await Promise.all(pending.splice(0));
       await client.query(sql);
     },
   });
-  // Postgrator runs a migration's script and then the INSERT recording it on our one client.
-  // Opening the transaction at `migration-started` and committing at `migration-finished` puts
-  // both in the same transaction; node-postgres queues queries in order on a client, so the
-  // BEGIN issued from the synchronous event handler runs before the script.
-  const pending: Promise<unknown>[] = [];
   postgrator.on('migration-started', (m) => {
     options.logger.info({ migration: m.filename }, 'applying migration');
     pending.push(client.query('BEGIN'));
@@ -76,7 +82,7 @@ async function runPostgrator(client: pg.Client, options: MigrateOptions): Promis
   postgrator.on('migration-finished', () => pending.push(client.query('COMMIT')));
   try {
     const applied = await postgrator.migrate();
-    await Promise.all(pending);
+    await Promise.all(pending.splice(0));
     return applied.map((m) => m.filename);
   } catch (err) {
     await Promise.allSettled(pending);

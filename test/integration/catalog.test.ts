@@ -55,9 +55,7 @@ describe('schema catalog', () => {
       WHERE c.relname IN ('messages', 'memory_chest') ORDER BY 1, 2`);
     const messages = rows.filter((r) => r.table === 'messages');
     expect(messages.map((r) => [r.policy, r.permissive])).toEqual([
-      ['agent_isolation', false],
-      ['chat_isolation', false],
-      ['platform_isolation', false],
+      ['narrowing', false],
       ['tenant_isolation', true],
     ]);
   });
