@@ -4,7 +4,9 @@ import simpleImportSort from 'eslint-plugin-simple-import-sort';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules', 'dist', 'coverage', '.maihive', 'bench/results', '*.config.js', '*.config.mjs'] },
+  {
+    ignores: ['node_modules', 'dist', 'coverage', '.maihive', 'bench/results', '*.config.js', '*.config.mjs'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
