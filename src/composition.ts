@@ -39,12 +39,15 @@ export async function compose(options: CompositionOptions): Promise<Composition>
   const db = new Database({ url: options.databaseUrl, ...config.db, logger });
   // Commands fail fast while Redis is down (no offline queue): callers answer 503 instead of hanging.
   const redis = new Redis(options.redisUrl, {
+    lazyConnect: true,
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false,
     connectTimeout: 3000,
     commandTimeout: 3000,
   });
   redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  // Without an offline queue, commands sent before the connection is up would fail: wait for it.
+  await redis.connect();
   const keys = keyspace(config.redisPrefix);
   const queues = new TenantQueues(redis, config.redisPrefix);
   const secret =
