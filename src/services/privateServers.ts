@@ -122,8 +122,18 @@ export async function startPrivatePostgres(options: PostgresOptions): Promise<Pr
   const dataDir = options.dataDir
     ? path.resolve(options.dataDir)
     : await mkdtemp(path.join(os.tmpdir(), 'maihive-pg-'));
+  mkdirSync(path.dirname(dataDir), { recursive: true, mode: 0o755 });
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  if (user) await chown(dataDir, user.uid, user.gid);
+  if (user) {
+    await chown(dataDir, user.uid, user.gid);
+    try {
+      execFileSync('test', ['-w', dataDir], user);
+    } catch {
+      throw new Error(
+        `PostgreSQL runs as uid ${user.uid} and cannot reach ${dataDir}: set MAIHIVE_DATA_DIR to a directory it can traverse`,
+      );
+    }
+  }
   const spawnOpts = { ...(user ?? {}), stdio: ['ignore', 'pipe', 'pipe'] as ('ignore' | 'pipe')[] };
 
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
