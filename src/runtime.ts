@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import { createApp } from './api/app';
+import { ensureBootstrapAdmin } from './auth/bootstrap';
 import { compose } from './composition';
 import type { Config } from './config';
 import { migrate } from './db/migrate';
@@ -17,11 +18,17 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-/** Runs every cleanup step even when one fails; reports the first failure. */
+/** Runs the cleanup steps in order, each even when an earlier one failed; reports the first failure. */
 async function closeAll(steps: (() => Promise<unknown>)[]): Promise<void> {
-  const results = await Promise.allSettled(steps.map((s) => s()));
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
+  let first: unknown;
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (err) {
+      first ??= err;
+    }
+  }
+  if (first !== undefined) throw first;
 }
 
 /**
@@ -51,6 +58,7 @@ export async function startRuntime(config: Config, logger: Logger, role: Role): 
       redisUrl: services.redisUrl,
     });
     cleanups.unshift(() => composition.close());
+    await ensureBootstrapAdmin(composition.deps.db, config, logger);
     const app = createApp(composition.deps);
     const server: Server = app.listen(config.port, config.host);
     await once(server, 'listening');
