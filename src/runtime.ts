@@ -20,15 +20,15 @@ export interface Runtime {
 
 /** Runs the cleanup steps in order, each even when an earlier one failed; reports the first failure. */
 async function closeAll(steps: (() => Promise<unknown>)[]): Promise<void> {
-  let first: unknown;
+  const failures: unknown[] = [];
   for (const step of steps) {
     try {
       await step();
     } catch (err) {
-      first ??= err;
+      failures.push(err);
     }
   }
-  if (first !== undefined) throw first;
+  if (failures.length > 0) throw new AggregateError(failures, 'shutdown failed');
 }
 
 /**
