@@ -52,6 +52,9 @@ export class Authenticator {
     if (authorization !== undefined) {
       const m = /^Bearer\s+(\S+)$/i.exec(authorization);
       if (!m) throw new UnauthorizedError();
+      // NapCat and other OneBot implementations send their configured access token as a bearer
+      // token; an API key configured there arrives this way.
+      if (m[1]!.startsWith('mhk.')) return this.fromApiKey(m[1]!);
       return this.fromToken(m[1]!);
     }
     if (apiKey !== undefined) return this.fromApiKey(apiKey);

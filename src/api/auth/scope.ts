@@ -1,8 +1,11 @@
-import type { Request } from 'express';
-
 import { isIdentifier } from '../../domain/isolationContext';
 import { IsolationViolationError, ValidationError } from '../../errors';
 import type { Principal } from './principal';
+
+/** Where request headers are read from: an Express request, or the headers an adapter passed on. */
+export interface HeaderSource {
+  header(name: string): string | undefined;
+}
 
 export interface TenantScope {
   tenantId: string;
@@ -17,7 +20,7 @@ export interface TenantScope {
  */
 export function tenantScope(
   principal: Principal,
-  req: Request,
+  req: HeaderSource,
   ...named: (string | undefined)[]
 ): TenantScope {
   const header = req.header('x-tenant-id');
@@ -47,7 +50,7 @@ export function tenantScope(
  * The agent a request acts for: `X-Agent-ID` or a body `agent_id`, else the credential's agent,
  * else `default`. An agent-bound credential naming another agent gets 403 ISOLATION_VIOLATION.
  */
-export function agentScope(principal: Principal, req: Request, named?: string): string {
+export function agentScope(principal: Principal, req: HeaderSource, named?: string): string {
   const header = req.header('x-agent-id');
   const names = [header, named].filter((n): n is string => n !== undefined && n !== '');
   const distinct = [...new Set(names)];

@@ -1,10 +1,14 @@
-import { type OpenAPIRegistry, type RouteConfig } from '@asteasolutions/zod-to-openapi';
+import { extendZodWithOpenApi, type OpenAPIRegistry, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import type { NextFunction, Request, Response, Router } from 'express';
 import { z } from 'zod';
 
 import { ForbiddenError, UnauthorizedError, ValidationError } from '../../errors';
 import type { Principal, Role } from '../auth/principal';
 import { sendOk } from '../envelope';
+
+// Route modules call `.openapi()` on their schemas while being imported, before `app.ts` runs its
+// own body; extending here (idempotent) makes that order irrelevant.
+extendZodWithOpenApi(z);
 
 /** What a handler gets: validated input, the caller, and the raw request/response for headers. */
 export interface HandlerInput<P, Q, B> {

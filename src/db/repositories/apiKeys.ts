@@ -22,3 +22,55 @@ export async function findApiKey(db: TenantDb, keyId: string): Promise<ApiKeyRow
   ]);
   return rows[0];
 }
+
+/** An API key without its hash: the only shape that leaves the repository for listings. */
+export type PublicApiKey = Omit<ApiKeyRow, 'key_hash'>;
+
+const PUBLIC_COLUMNS =
+  'tenant_id, key_id, name, role, agent_id, created_by, created_at, expires_at, revoked_at, last_used_at';
+
+export interface NewApiKey {
+  keyId: string;
+  name: string;
+  role: TenantRole;
+  agentId: string | null;
+  keyHash: Buffer;
+  createdBy: string | null;
+  expiresAt: Date | null;
+}
+
+export async function createApiKey(db: TenantDb, k: NewApiKey): Promise<PublicApiKey> {
+  const { rows } = await db.query<PublicApiKey>(
+    `INSERT INTO api_keys (tenant_id, key_id, name, role, agent_id, key_hash, created_by, expires_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${PUBLIC_COLUMNS}`,
+    [db.ctx.tenantId, k.keyId, k.name, k.role, k.agentId, k.keyHash, k.createdBy, k.expiresAt],
+  );
+  return rows[0]!;
+}
+
+/** Newest first: key ids start with their creation time, so the primary key gives the order. */
+export async function listApiKeys(
+  db: TenantDb,
+  opts: { limit: number; offset: number },
+): Promise<{ rows: PublicApiKey[]; total: number }> {
+  const { rows } = await db.query<PublicApiKey>(
+    `SELECT ${PUBLIC_COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY key_id DESC LIMIT $2 OFFSET $3`,
+    [db.ctx.tenantId, opts.limit, opts.offset],
+  );
+  // Counted separately so that a page past the end still reports the real total.
+  const count = await db.query<{ total: string }>(
+    'SELECT count(*) AS total FROM api_keys WHERE tenant_id = $1',
+    [db.ctx.tenantId],
+  );
+  return { rows, total: Number(count.rows[0]?.total ?? 0) };
+}
+
+/** Revokes a key (idempotent: a revoked key keeps its first revocation time); undefined when unknown. */
+export async function revokeApiKey(db: TenantDb, keyId: string): Promise<PublicApiKey | undefined> {
+  const { rows } = await db.query<PublicApiKey>(
+    `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+     WHERE tenant_id = $1 AND key_id = $2 RETURNING ${PUBLIC_COLUMNS}`,
+    [db.ctx.tenantId, keyId],
+  );
+  return rows[0];
+}

@@ -83,3 +83,14 @@ export async function ensurePlatformUser(
   );
   return result.rowCount === 1;
 }
+
+export async function touchPlatformUserLogin(db: PlatformDb, username: string): Promise<void> {
+  await db.query('UPDATE platform_users SET last_login_at = now() WHERE username = $1', [username]);
+}
+
+export async function countUsers(db: TenantDb): Promise<number> {
+  const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM users WHERE tenant_id = $1', [
+    db.ctx.tenantId,
+  ]);
+  return Number(rows[0]?.n ?? 0);
+}

@@ -1,0 +1,163 @@
+import { SignJWT } from 'jose';
+
+import {
+  hashSecret,
+  JWT_AUDIENCE,
+  JWT_ISSUER,
+  makeOpaqueSecret,
+  parseOpaqueSecret,
+  secretMatches,
+  TokenService,
+} from '../../src/auth/tokens';
+import { UnauthorizedError } from '../../src/errors';
+
+const SECRET = 'unit-test-secret-that-is-at-least-32-bytes';
+const T0 = Date.UTC(2030, 0, 1);
+
+function service(now: () => number = () => T0, secret = SECRET) {
+  return new TokenService({ secret, accessTtlSeconds: 600, now });
+}
+
+const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+/** Claims as the server would issue them, at T0. */
+function claims(overrides: Record<string, unknown> = {}) {
+  const iat = Math.floor(T0 / 1000);
+  return {
+    sub: 'alice',
+    role: 'tenant_admin',
+    tenant_id: 'acme',
+    jti: 'at_test',
+    iss: JWT_ISSUER,
+    aud: JWT_AUDIENCE,
+    iat,
+    exp: iat + 600,
+    ...overrides,
+  };
+}
+
+async function sign(payload: Record<string, unknown>, secret = SECRET, alg = 'HS256'): Promise<string> {
+  return new SignJWT(payload).setProtectedHeader({ alg, typ: 'JWT' }).sign(new TextEncoder().encode(secret));
+}
+
+describe('TokenService', () => {
+  it('issues a token that verifies with every claim the contract names', async () => {
+    const tokens = service();
+    const { token, jti, expiresAt } = await tokens.issueAccessToken({
+      sub: 'alice',
+      role: 'agent',
+      tenantId: 'acme',
+      agentId: 'bot1',
+      familyId: 'fam_1',
+    });
+    const verified = await tokens.verifyAccessToken(token);
+    expect(verified).toMatchObject({
+      sub: 'alice',
+      role: 'agent',
+      tenant_id: 'acme',
+      agent_id: 'bot1',
+      fam: 'fam_1',
+      jti,
+      exp: expiresAt,
+      iss: JWT_ISSUER,
+      aud: JWT_AUDIENCE,
+    });
+    expect(expiresAt - verified.iat).toBe(600);
+    expect(jti).toMatch(/^at_/);
+  });
+
+  it('accepts a token signed by hand with the same secret and claims', async () => {
+    await expect(service().verifyAccessToken(await sign(claims()))).resolves.toMatchObject({ sub: 'alice' });
+  });
+
+  it('rejects an expired token', async () => {
+    let now = T0;
+    const tokens = service(() => now);
+    const { token } = await tokens.issueAccessToken({ sub: 'alice', role: 'reader', tenantId: 'acme' });
+    now = T0 + 601_000;
+    await expect(tokens.verifyAccessToken(token)).rejects.toBeInstanceOf(UnauthorizedError);
+  });
+
+  it('rejects a token signed with alg none', async () => {
+    const token = `${b64({ alg: 'none', typ: 'JWT' })}.${b64(claims())}.`;
+    await expect(service().verifyAccessToken(token)).rejects.toBeInstanceOf(UnauthorizedError);
+  });
+
+  it('rejects a token signed with another secret', async () => {
+    const token = await sign(claims(), 'another-secret-that-is-at-least-32-bytes!');
+    await expect(service().verifyAccessToken(token)).rejects.toBeInstanceOf(UnauthorizedError);
+  });
+
+  it('rejects a token signed with the right secret but another HMAC algorithm', async () => {
+    const token = await sign(claims(), SECRET, 'HS512');
+    await expect(service().verifyAccessToken(token)).rejects.toBeInstanceOf(UnauthorizedError);
+  });
+
+  it('rejects a token without exp', async () => {
+    const { exp: _exp, ...noExp } = claims();
+    await expect(service().verifyAccessToken(await sign(noExp))).rejects.toBeInstanceOf(UnauthorizedError);
+  });
+
+  it('rejects a token without jti or without role', async () => {
+    const { jti: _jti, ...noJti } = claims();
+    const { role: _role, ...noRole } = claims();
+    await expect(service().verifyAccessToken(await sign(noJti))).rejects.toBeInstanceOf(UnauthorizedError);
+    await expect(service().verifyAccessToken(await sign(noRole))).rejects.toBeInstanceOf(UnauthorizedError);
+  });
+
+  it('rejects a token for another issuer or audience', async () => {
+    const tokens = service();
+    await expect(
+      tokens.verifyAccessToken(await sign(claims({ iss: 'someone-else' }))),
+    ).rejects.toBeInstanceOf(UnauthorizedError);
+    await expect(tokens.verifyAccessToken(await sign(claims({ aud: 'other-api' })))).rejects.toBeInstanceOf(
+      UnauthorizedError,
+    );
+  });
+
+  it('rejects a token whose payload was altered after signing', async () => {
+    const token = await sign(claims());
+    const [header, , signature] = token.split('.');
+    const forged = `${header}.${b64(claims({ role: 'platform_admin' }))}.${signature}`;
+    await expect(service().verifyAccessToken(forged)).rejects.toBeInstanceOf(UnauthorizedError);
+  });
+
+  it('rejects something that is not a JWT at all', async () => {
+    await expect(service().verifyAccessToken('not-a-jwt')).rejects.toBeInstanceOf(UnauthorizedError);
+  });
+});
+
+describe('opaque secrets', () => {
+  it('round-trips kind, tenant and id, and stores only a SHA-256 of the secret', () => {
+    const { value, hash } = makeOpaqueSecret('mhk', 'acme:eu', 'key_1');
+    expect(value.startsWith('mhk.')).toBe(true);
+    const parsed = parseOpaqueSecret('mhk', value);
+    expect(parsed).toMatchObject({ tenantId: 'acme:eu', id: 'key_1' });
+    expect(hash).toEqual(hashSecret(parsed!.secret));
+    expect(hash).toHaveLength(32);
+    expect(value).not.toContain(hash.toString('hex'));
+  });
+
+  it('makes a new random secret every time', () => {
+    const a = parseOpaqueSecret('mhr', makeOpaqueSecret('mhr', '*', 'rt_1').value);
+    const b = parseOpaqueSecret('mhr', makeOpaqueSecret('mhr', '*', 'rt_1').value);
+    expect(a?.tenantId).toBe('*');
+    expect(a?.secret).not.toBe(b?.secret);
+  });
+
+  it('refuses another kind or a malformed value', () => {
+    const { value } = makeOpaqueSecret('mhk', 'acme', 'key_1');
+    expect(parseOpaqueSecret('mhr', value)).toBeUndefined();
+    expect(parseOpaqueSecret('mhk', 'mhk.abc.def')).toBeUndefined();
+    expect(parseOpaqueSecret('mhk', `${value}.extra`)).toBeUndefined();
+    expect(parseOpaqueSecret('mhk', 'mhk..key_1.secret')).toBeUndefined();
+  });
+
+  it('matches only the exact secret', () => {
+    const { value, hash } = makeOpaqueSecret('mhk', 'acme', 'key_1');
+    const { secret } = parseOpaqueSecret('mhk', value)!;
+    expect(secretMatches(secret, hash)).toBe(true);
+    expect(secretMatches(`${secret}x`, hash)).toBe(false);
+    expect(secretMatches(secret, Buffer.alloc(16))).toBe(false);
+  });
+});
