@@ -1,3 +1,4 @@
+import { NotFoundError } from '../../errors';
 import type { TenantDb } from '../database';
 
 export interface AgentRow {
@@ -51,23 +52,38 @@ export async function listAgents(db: TenantDb): Promise<AgentRow[]> {
   return rows;
 }
 
+export interface AgentPatch {
+  name?: string;
+  description?: string | null;
+  status?: 'active' | 'inactive';
+  defaultPlatform?: string | null;
+  /** Replaces the stored config as a whole (callers merge first). */
+  config?: Record<string, unknown>;
+}
+
 export async function updateAgent(
   db: TenantDb,
   agentId: string,
-  patch: { name?: string; description?: string | null; status?: 'active' | 'inactive' },
+  patch: AgentPatch,
 ): Promise<AgentRow | undefined> {
   const { rows } = await db.query<AgentRow>(
     `UPDATE agents SET name = coalesce($3, name),
                        description = CASE WHEN $4::boolean THEN $5 ELSE description END,
-                       status = coalesce($6, status), updated_at = now()
+                       status = coalesce($6, status),
+                       default_platform = CASE WHEN $7::boolean THEN $8 ELSE default_platform END,
+                       config = coalesce($9::jsonb, config),
+                       updated_at = now()
      WHERE tenant_id = $1 AND agent_id = $2 RETURNING *`,
     [
       db.ctx.tenantId,
       agentId,
       patch.name ?? null,
-      'description' in patch,
+      patch.description !== undefined,
       patch.description ?? null,
       patch.status ?? null,
+      patch.defaultPlatform !== undefined,
+      patch.defaultPlatform ?? null,
+      patch.config === undefined ? null : JSON.stringify(patch.config),
     ],
   );
   return rows[0];
@@ -79,4 +95,74 @@ export async function deleteAgent(db: TenantDb, agentId: string): Promise<boolea
     agentId,
   ]);
   return result.rowCount === 1;
+}
+
+/** The agent, or 404 AGENT_NOT_FOUND: also for another tenant's agent, which RLS and the filter hide. */
+export async function requireAgent(db: TenantDb, agentId: string): Promise<AgentRow> {
+  const agent = await getAgent(db, agentId);
+  if (!agent) throw new NotFoundError('AGENT_NOT_FOUND', `agent ${agentId} not found`);
+  return agent;
+}
+
+export async function countAgents(db: TenantDb): Promise<number> {
+  const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM agents WHERE tenant_id = $1', [
+    db.ctx.tenantId,
+  ]);
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** A listed agent with its activity: last chat activity, messages and memories. */
+export interface AgentSummaryRow extends AgentRow {
+  last_active: Date | null;
+  message_count: number;
+  memory_count: number;
+}
+
+export interface AgentFilter {
+  status?: 'active' | 'inactive' | undefined;
+  /** Only this agent (agent-bound credentials see their own agent only). */
+  agentId?: string | undefined;
+  limit: number;
+  offset: number;
+}
+
+/** One page of agents by id, with the total that match. Activity is computed for the page's rows only. */
+export async function listAgentPage(
+  db: TenantDb,
+  f: AgentFilter,
+): Promise<{ rows: AgentSummaryRow[]; total: number }> {
+  const where = `tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR agent_id = $3)`;
+  const params = [db.ctx.tenantId, f.status ?? null, f.agentId ?? null];
+  const count = await db.query<{ n: string }>(`SELECT count(*) AS n FROM agents WHERE ${where}`, params);
+  const { rows } = await db.query<
+    AgentRow & { last_active: Date | null; message_count: string; memory_count: string }
+  >(
+    `WITH page AS (SELECT * FROM agents WHERE ${where} ORDER BY agent_id LIMIT $4 OFFSET $5)
+     SELECT p.*,
+            (SELECT max(s.last_active_at) FROM chat_streams s
+              WHERE s.tenant_id = p.tenant_id AND s.agent_id = p.agent_id) AS last_active,
+            (SELECT count(*) FROM messages m
+              WHERE m.tenant_id = p.tenant_id AND m.agent_id = p.agent_id) AS message_count,
+            (SELECT count(*) FROM memory_chest c
+              WHERE c.tenant_id = p.tenant_id AND c.agent_id = p.agent_id) AS memory_count
+     FROM page p ORDER BY p.agent_id`,
+    [...params, f.limit, f.offset],
+  );
+  return {
+    rows: rows.map((r) => ({
+      ...r,
+      message_count: Number(r.message_count),
+      memory_count: Number(r.memory_count),
+    })),
+    total: Number(count.rows[0]?.n ?? 0),
+  };
+}
+
+/** The agent, locked until the unit of work ends (read-modify-write of its config). */
+export async function getAgentForUpdate(db: TenantDb, agentId: string): Promise<AgentRow | undefined> {
+  const { rows } = await db.query<AgentRow>(
+    'SELECT * FROM agents WHERE tenant_id = $1 AND agent_id = $2 FOR UPDATE',
+    [db.ctx.tenantId, agentId],
+  );
+  return rows[0];
 }

@@ -91,3 +91,63 @@ export async function deleteChatStream(db: TenantDb, chatStreamId: string): Prom
   ]);
   return result.rowCount === 1;
 }
+
+export interface ChatStreamFilter {
+  platform?: string | undefined;
+  status?: 'active' | 'archived' | undefined;
+  agentId?: string | undefined;
+  limit: number;
+  offset: number;
+}
+
+/** One page of the unit's tenant's chat streams, newest first, with the total that match. */
+export async function listChatStreams(
+  db: TenantDb,
+  f: ChatStreamFilter,
+): Promise<{ rows: ChatStreamRow[]; total: number }> {
+  const where = `tenant_id = $1 AND ($2::text IS NULL OR platform = $2) AND ($3::text IS NULL OR status = $3)
+                 AND ($4::text IS NULL OR agent_id = $4)`;
+  const params = [db.ctx.tenantId, f.platform ?? null, f.status ?? null, f.agentId ?? null];
+  const count = await db.query<{ n: string }>(
+    `SELECT count(*) AS n FROM chat_streams WHERE ${where}`,
+    params,
+  );
+  const { rows } = await db.query<ChatStreamRow>(
+    `SELECT * FROM chat_streams WHERE ${where}
+     ORDER BY created_at DESC, chat_stream_id DESC LIMIT $5 OFFSET $6`,
+    [...params, f.limit, f.offset],
+  );
+  return { rows, total: Number(count.rows[0]?.n ?? 0) };
+}
+
+/** Messages (both directions) per chat stream, for the given streams only. */
+export async function messageCountsOf(
+  db: TenantDb,
+  chatStreamIds: readonly string[],
+): Promise<Map<string, number>> {
+  if (chatStreamIds.length === 0) return new Map();
+  const { rows } = await db.query<{ chat_stream_id: string; n: string }>(
+    `SELECT chat_stream_id, count(*) AS n FROM messages
+     WHERE tenant_id = $1 AND chat_stream_id = ANY($2::text[]) GROUP BY chat_stream_id`,
+    [db.ctx.tenantId, chatStreamIds],
+  );
+  return new Map(rows.map((r) => [r.chat_stream_id, Number(r.n)]));
+}
+
+/** Ids of an agent's chat streams (to forget them outside the database when the agent goes). */
+export async function chatStreamIdsOfAgent(db: TenantDb, agentId: string): Promise<string[]> {
+  const { rows } = await db.query<{ chat_stream_id: string }>(
+    'SELECT chat_stream_id FROM chat_streams WHERE tenant_id = $1 AND agent_id = $2',
+    [db.ctx.tenantId, agentId],
+  );
+  return rows.map((r) => r.chat_stream_id);
+}
+
+/** Ids of every chat stream of the unit's tenant (seeds the ingress's set of known streams). */
+export async function allChatStreamIds(db: TenantDb): Promise<string[]> {
+  const { rows } = await db.query<{ chat_stream_id: string }>(
+    'SELECT chat_stream_id FROM chat_streams WHERE tenant_id = $1',
+    [db.ctx.tenantId],
+  );
+  return rows.map((r) => r.chat_stream_id);
+}

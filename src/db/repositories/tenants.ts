@@ -31,18 +31,83 @@ export async function getTenant(db: PlatformDb, tenantId: string): Promise<Tenan
   return rows[0];
 }
 
+/** One page of tenants (oldest first), matching `search` in id or name, with the total that match. */
 export async function listTenants(
   db: PlatformDb,
   opts: { limit: number; offset: number; search?: string | undefined },
 ): Promise<{ rows: TenantRow[]; total: number }> {
   const pattern = opts.search ? `%${opts.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
-  const { rows } = await db.query<TenantRow & { total: string }>(
-    `SELECT *, count(*) OVER () AS total FROM tenants
-     WHERE $1::text IS NULL OR tenant_id ILIKE $1 OR name ILIKE $1
-     ORDER BY created_at, tenant_id LIMIT $2 OFFSET $3`,
+  const where = '$1::text IS NULL OR tenant_id ILIKE $1 OR name ILIKE $1';
+  // Counted apart from the page, so that a page past the end still reports the total.
+  const count = await db.query<{ n: string }>(`SELECT count(*) AS n FROM tenants WHERE ${where}`, [pattern]);
+  const { rows } = await db.query<TenantRow>(
+    `SELECT * FROM tenants WHERE ${where} ORDER BY created_at, tenant_id LIMIT $2 OFFSET $3`,
     [pattern, opts.limit, opts.offset],
   );
-  return { rows, total: Number(rows[0]?.total ?? 0) };
+  return { rows, total: Number(count.rows[0]?.n ?? 0) };
+}
+
+/** The tenant, locked until the unit of work ends (read-modify-write of its settings). */
+export async function getTenantForUpdate(db: PlatformDb, tenantId: string): Promise<TenantRow | undefined> {
+  const { rows } = await db.query<TenantRow>('SELECT * FROM tenants WHERE tenant_id = $1 FOR UPDATE', [
+    tenantId,
+  ]);
+  return rows[0];
+}
+
+export interface TenantPatch {
+  name?: string;
+  description?: string | null;
+  status?: 'active' | 'suspended';
+  /** Replaces the stored settings as a whole (callers merge and validate first). */
+  settings?: Record<string, unknown>;
+}
+
+export async function updateTenant(
+  db: PlatformDb,
+  tenantId: string,
+  patch: TenantPatch,
+): Promise<TenantRow | undefined> {
+  const { rows } = await db.query<TenantRow>(
+    `UPDATE tenants SET name = coalesce($2, name),
+                        description = CASE WHEN $3::boolean THEN $4 ELSE description END,
+                        status = coalesce($5, status),
+                        settings = coalesce($6::jsonb, settings),
+                        updated_at = now()
+     WHERE tenant_id = $1 RETURNING *`,
+    [
+      tenantId,
+      patch.name ?? null,
+      patch.description !== undefined,
+      patch.description ?? null,
+      patch.status ?? null,
+      patch.settings === undefined ? null : JSON.stringify(patch.settings),
+    ],
+  );
+  return rows[0];
+}
+
+export interface TenantCounts {
+  agentCount: number;
+  chatStreamCount: number;
+}
+
+/** Agent and chat-stream counts of these tenants, in one round trip (`maihive_tenant_counts`, migration 003). */
+export async function tenantCounts(
+  db: PlatformDb,
+  tenantIds: readonly string[],
+): Promise<Map<string, TenantCounts>> {
+  if (tenantIds.length === 0) return new Map();
+  const { rows } = await db.query<{ tenant_id: string; agent_count: string; chat_stream_count: string }>(
+    'SELECT * FROM maihive_tenant_counts($1::text[])',
+    [tenantIds],
+  );
+  return new Map(
+    rows.map((r) => [
+      r.tenant_id,
+      { agentCount: Number(r.agent_count), chatStreamCount: Number(r.chat_stream_count) },
+    ]),
+  );
 }
 
 /** Deletes the tenant; composite foreign keys cascade to every row of every tenant table. */

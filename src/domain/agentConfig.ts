@@ -1,0 +1,170 @@
+import { z } from 'zod';
+
+import { IDENTIFIER_PATTERN } from './isolationContext';
+
+/** What reads show instead of a stored secret (LLM API key, webhook secret). */
+export const SECRET_MASK = '***';
+
+const Identifier = z.string().regex(IDENTIFIER_PATTERN, `must match ${IDENTIFIER_PATTERN.source}`);
+const HttpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).max(2048);
+const Name = z.string().trim().min(1).max(64);
+
+/** The bot's identity on one platform: how mentions of it are recognised. */
+export const AgentAccount = z.strictObject({
+  platform: Identifier,
+  /** The bot's own account id on that platform (QQ number, Discord user id, maim account). */
+  account_id: Identifier,
+  nickname: Name.optional(),
+  /** Other names people call the bot by; a mention of any of them counts as a mention. */
+  aliases: z.array(Name).max(20).default([]),
+});
+export type AgentAccount = z.infer<typeof AgentAccount>;
+
+/** OpenAI-compatible LLM access of an agent. Every field is optional: tenant config fills the rest. */
+export const AgentLlmSettings = z.strictObject({
+  /** `local` (built in, offline) or an OpenAI-compatible provider name. */
+  provider: z.string().min(1).max(64).optional(),
+  base_url: HttpUrl.optional(),
+  /** Tried in order; later ones are fallbacks. */
+  models: z.array(z.string().min(1).max(128)).min(1).max(10).optional(),
+  /** Write-only: reads show `***`. */
+  api_key: z.string().min(1).max(1024).optional(),
+  temperature: z.number().min(0).max(2).optional(),
+  max_tokens: z.number().int().min(1).max(1_000_000).optional(),
+  /** Per request, ms. */
+  timeout_ms: z.number().int().min(100).max(600_000).optional(),
+});
+
+/** Where replies are pushed (webhook), besides polling and SSE. */
+export const AgentDeliverySettings = z.strictObject({
+  webhook_url: HttpUrl.optional(),
+  /** HMAC key for webhook signatures. Write-only: reads show `***`. */
+  webhook_secret: z.string().min(1).max(1024).optional(),
+});
+
+export const AgentMemorySettings = z.strictObject({
+  max_short_term: z.number().int().positive().max(100_000).optional(),
+  max_long_term: z.number().int().positive().max(10_000_000).optional(),
+});
+
+/** An agent's configuration as stored and returned (secrets masked on the way out). */
+export const AgentConfig = z.strictObject({
+  accounts: z.array(AgentAccount).max(50).default([]),
+  persona: z.string().max(8000).optional(),
+  reply_style: z.string().max(2000).optional(),
+  llm: AgentLlmSettings.optional(),
+  delivery: AgentDeliverySettings.optional(),
+  memory: AgentMemorySettings.optional(),
+});
+export type AgentConfig = z.infer<typeof AgentConfig>;
+
+// The upstream reference's names (API_REFERENCE.zh.md § 智能体管理) are accepted as aliases so its
+// example bodies work; they are stored under the names above.
+const UpstreamLlmConfig = z.strictObject({
+  model: z.string().min(1).max(128).optional(),
+  temperature: z.number().min(0).max(2).optional(),
+  max_tokens: z.number().int().min(1).max(1_000_000).optional(),
+});
+
+const ALIASES = [
+  ['personality', 'persona'],
+  ['response_style', 'reply_style'],
+  ['llm_config', 'llm'],
+  ['memory_config', 'memory'],
+] as const;
+
+/**
+ * A config write (`config` of `POST/PUT /agents`, body of `PUT /agents/{id}/config`). Top-level
+ * keys given replace the stored ones and `null` removes one; keys not given stay as they are.
+ */
+export const AgentConfigPatch = z
+  .strictObject({
+    accounts: z.array(AgentAccount).max(50).nullable().optional(),
+    persona: z.string().max(8000).nullable().optional(),
+    reply_style: z.string().max(2000).nullable().optional(),
+    llm: AgentLlmSettings.nullable().optional(),
+    delivery: AgentDeliverySettings.nullable().optional(),
+    memory: AgentMemorySettings.nullable().optional(),
+    personality: z.string().max(8000).nullable().optional(),
+    response_style: z.string().max(2000).nullable().optional(),
+    llm_config: UpstreamLlmConfig.nullable().optional(),
+    memory_config: AgentMemorySettings.nullable().optional(),
+  })
+  .superRefine((patch, ctx) => {
+    for (const [alias, name] of ALIASES) {
+      if (patch[alias] !== undefined && patch[name] !== undefined) {
+        ctx.addIssue({ code: 'custom', path: [alias], message: `give ${name} or ${alias}, not both` });
+      }
+    }
+    const seen = new Set<string>();
+    (patch.accounts ?? []).forEach((account, i) => {
+      const key = `${account.platform}\u0000${account.account_id}`;
+      if (seen.has(key)) {
+        ctx.addIssue({ code: 'custom', path: ['accounts', i], message: 'this account is listed twice' });
+      }
+      seen.add(key);
+    });
+  });
+export type AgentConfigPatch = z.infer<typeof AgentConfigPatch>;
+
+/** A stored config read back; anything unreadable (written outside the API) counts as empty. */
+export function storedAgentConfig(raw: unknown): AgentConfig {
+  const parsed = AgentConfig.safeParse(raw ?? {});
+  return parsed.success ? parsed.data : AgentConfig.parse({});
+}
+
+/** A secret given as omitted or as the mask keeps the stored one, so a read config can be written back. */
+function keepSecret(given: string | undefined, stored: string | undefined): string | undefined {
+  return given === undefined || given === SECRET_MASK ? stored : given;
+}
+
+function withoutUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+function llmOf(patch: AgentConfigPatch): AgentConfigPatch['llm'] {
+  if (patch.llm_config === undefined) return patch.llm;
+  if (patch.llm_config === null) return null;
+  const { model, temperature, max_tokens } = patch.llm_config;
+  return withoutUndefined({ models: model === undefined ? undefined : [model], temperature, max_tokens });
+}
+
+/** The config after a write: aliases resolved, `null` keys removed, unchanged secrets kept. */
+export function applyAgentConfigPatch(stored: AgentConfig, patch: AgentConfigPatch): AgentConfig {
+  const given = {
+    accounts: patch.accounts,
+    persona: patch.personality !== undefined ? patch.personality : patch.persona,
+    reply_style: patch.response_style !== undefined ? patch.response_style : patch.reply_style,
+    llm: llmOf(patch),
+    delivery: patch.delivery,
+    memory: patch.memory_config !== undefined ? patch.memory_config : patch.memory,
+  };
+  const next: Record<string, unknown> = { ...stored };
+  for (const [key, value] of Object.entries(given)) {
+    if (value === null) delete next[key];
+    else if (value !== undefined) next[key] = value;
+  }
+  if (given.llm) {
+    next.llm = withoutUndefined({
+      ...given.llm,
+      api_key: keepSecret(given.llm.api_key, stored.llm?.api_key),
+    });
+  }
+  if (given.delivery) {
+    next.delivery = withoutUndefined({
+      ...given.delivery,
+      webhook_secret: keepSecret(given.delivery.webhook_secret, stored.delivery?.webhook_secret),
+    });
+  }
+  return AgentConfig.parse(next);
+}
+
+/** The config as reads show it: secrets replaced by `***`. */
+export function maskAgentConfig(config: AgentConfig): AgentConfig {
+  const masked: AgentConfig = { ...config };
+  if (config.llm?.api_key !== undefined) masked.llm = { ...config.llm, api_key: SECRET_MASK };
+  if (config.delivery?.webhook_secret !== undefined) {
+    masked.delivery = { ...config.delivery, webhook_secret: SECRET_MASK };
+  }
+  return masked;
+}

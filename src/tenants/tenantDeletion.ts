@@ -1,0 +1,61 @@
+import type { Redis } from 'ioredis';
+
+import type { TenantDirectory } from '../auth/tenantDirectory';
+import type { Database } from '../db/database';
+import { deleteTenant, getTenantForUpdate, updateTenant } from '../db/repositories/tenants';
+import type { Keyspace } from '../queues/names';
+import type { TenantQueues } from '../queues/tenantQueues';
+
+export interface TenantDeletionDeps {
+  db: Database;
+  redis: Redis;
+  keys: Keyspace;
+  queues: TenantQueues;
+  tenants: TenantDirectory;
+}
+
+/** Deletes every key matching a SCAN pattern, a batch at a time; returns how many went. */
+async function deleteMatching(redis: Redis, pattern: string): Promise<number> {
+  let removed = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+    cursor = next;
+    // One DEL per key: in Redis Cluster a multi-key DEL must stay in one slot, and SCAN batches
+    // need not. The tenant's keys share a hash tag, but this stays correct without relying on it.
+    if (keys.length > 0) {
+      const pipeline = redis.pipeline();
+      for (const key of keys) pipeline.del(key);
+      const results = (await pipeline.exec()) ?? [];
+      removed += results.filter(([err, n]) => err === null && n === 1).length;
+    }
+  } while (cursor !== '0');
+  return removed;
+}
+
+/**
+ * Removes a tenant from everywhere: its queues and jobs, its Redis keys, and its row (which
+ * cascades to every row of every tenant table). Undefined when the tenant does not exist.
+ *
+ * Order matters for retries: the tenant is suspended first (its credentials stop at once, in every
+ * process), then Redis is cleaned, and the row goes last. If a step fails the tenant stays,
+ * suspended, and the same DELETE can simply be repeated.
+ */
+export async function deleteTenantEverywhere(
+  deps: TenantDeletionDeps,
+  tenantId: string,
+): Promise<{ redisKeys: number } | undefined> {
+  const exists = await deps.db.withPlatform(async (db) => {
+    if (!(await getTenantForUpdate(db, tenantId))) return false;
+    await updateTenant(db, tenantId, { status: 'suspended' });
+    return true;
+  });
+  if (!exists) return undefined;
+  await deps.tenants.invalidate(tenantId);
+  await deps.queues.obliterateTenant(tenantId);
+  const redisKeys = await deleteMatching(deps.redis, deps.keys.tenantKeysPattern(tenantId));
+  await deps.db.withPlatform((db) => deleteTenant(db, tenantId));
+  // A request between the suspension and now may have cached the suspended meta again.
+  await deps.tenants.invalidate(tenantId);
+  return { redisKeys };
+}
