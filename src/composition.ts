@@ -9,6 +9,7 @@ import type { Config } from './config';
 import { Database } from './db/database';
 import { latestMigrationVersion } from './db/migrate';
 import { type Clock, systemClock } from './domain/clock';
+import { ChannelHub } from './ingress/channelHub';
 import type { Logger } from './logger';
 import { keyspace } from './queues/names';
 import { TenantQueues } from './queues/tenantQueues';
@@ -50,6 +51,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
   await redis.connect();
   const keys = keyspace(config.redisPrefix);
   const queues = new TenantQueues(redis, config.redisPrefix);
+  const channels = new ChannelHub(redis, logger);
   const secret =
     config.jwtSecret ??
     developmentSecret(config.dataDir, 'jwt-secret', () => randomBytes(48).toString('base64url'));
@@ -60,6 +62,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
     redis,
     keys,
     queues,
+    channels,
     tokens: new TokenService({
       secret,
       accessTtlSeconds: config.accessTokenTtlSeconds,
@@ -74,7 +77,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
   return {
     deps,
     async close() {
-      await Promise.allSettled([queues.close()]);
+      await Promise.allSettled([queues.close(), channels.close()]);
       await Promise.allSettled([redis.quit().catch(() => redis.disconnect()), db.close()]);
     },
   };

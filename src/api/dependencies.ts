@@ -5,6 +5,7 @@ import type { TokenService } from '../auth/tokens';
 import type { Config } from '../config';
 import type { Database } from '../db/database';
 import type { Clock } from '../domain/clock';
+import type { ChannelHub } from '../ingress/channelHub';
 import type { Logger } from '../logger';
 import type { Keyspace } from '../queues/names';
 import type { TenantQueues } from '../queues/tenantQueues';
@@ -18,6 +19,8 @@ export interface Dependencies {
   readonly redis: Redis;
   readonly keys: Keyspace;
   readonly queues: TenantQueues;
+  /** The process's one Redis subscriber connection (SSE fan-out, `?wait` outcomes). */
+  readonly channels: ChannelHub;
   readonly tokens: TokenService;
   readonly tenants: TenantDirectory;
   readonly clock: Clock;

@@ -2,6 +2,7 @@ import type { NextFunction, Request, Response } from 'express';
 
 import { MaiHiveError, RateLimitError, ServiceUnavailableError } from '../errors';
 import type { Logger } from '../logger';
+import { mapRedisError } from '../queues/redisAvailability';
 
 /** `res.locals` as the middlewares of this app fill it. */
 export interface RequestLocals {
@@ -40,8 +41,10 @@ export function sendError(
 
 /** The one place where errors become responses. Unknown errors are logged and never leak details. */
 export function errorHandler(logger: Logger) {
-  return (err: unknown, _req: Request, res: Response, next: NextFunction): void => {
-    if (res.headersSent) return next(err);
+  return (thrown: unknown, _req: Request, res: Response, next: NextFunction): void => {
+    if (res.headersSent) return next(thrown);
+    // Any layer may meet a Redis outage (authentication, caches, queues): it is a 503, not a 500.
+    const err = mapRedisError(thrown);
     if (err instanceof RateLimitError || err instanceof ServiceUnavailableError) {
       res.setHeader('Retry-After', String(Math.max(1, Math.ceil(err.retryAfterSeconds))));
     }

@@ -39,6 +39,11 @@ export const TenantSettings = z.strictObject({
   /** Ingress rate limit per credential, requests per second. Default 100. */
   credential_rate_limit_per_second: z.number().positive().default(100),
   scheduling: SchedulingSettings.default(SchedulingSettings.parse({})),
+  /**
+   * The content policy (config category `content_policy`) until the configuration API exists:
+   * `enabled` (default true) rejects markup and SQL-injection shapes in sent messages.
+   */
+  content_policy: z.strictObject({ enabled: z.boolean().default(true) }).default({ enabled: true }),
 });
 
 export type TenantSettings = z.infer<typeof TenantSettings>;

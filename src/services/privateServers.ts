@@ -190,10 +190,12 @@ export interface RedisOptions {
   /** Directory for the append-only file; omit for a memory-only throw-away server. */
   dataDir?: string;
   logger: Logger;
+  /** Port to listen on (e.g. to restart a stopped server in place). Default: a free one. */
+  port?: number;
 }
 
 export async function startPrivateRedis(options: RedisOptions): Promise<PrivateServer> {
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--daemonize', 'no'];
   if (options.dataDir) {
     mkdirSync(options.dataDir, { recursive: true });

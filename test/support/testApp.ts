@@ -50,7 +50,12 @@ export interface TestApp {
  * `env` overrides configuration variables (e.g. `LEGACY_ANONYMOUS`).
  */
 export async function startTestApp(
-  options: { env?: Record<string, string>; clock?: Clock } = {},
+  options: {
+    env?: Record<string, string>;
+    clock?: Clock;
+    /** Redis the app uses instead of the shared test server (e.g. a private one a test stops). */
+    redisUrl?: string;
+  } = {},
 ): Promise<TestApp> {
   const t = await createTestDatabase();
   const redisHandle = createTestRedis();
@@ -65,7 +70,7 @@ export async function startTestApp(
     config,
     logger: t.logger,
     databaseUrl: t.appUrl,
-    redisUrl: redisHandle.url,
+    redisUrl: options.redisUrl ?? redisHandle.url,
     ...(options.clock ? { clock: options.clock } : {}),
   });
   const app = createApp(composition.deps);

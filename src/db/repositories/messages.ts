@@ -159,3 +159,29 @@ export async function countMessages(db: TenantDb): Promise<number> {
   ]);
   return Number(rows[0]?.n ?? 0);
 }
+
+/** A row of a history page, with its position as exact text (`created_at` to the microsecond). */
+export type HistoryRow = MessageRow & { position_at: string };
+
+/**
+ * Like `recentMessages`, for cursors handed to clients: the cursor's time is PostgreSQL's text
+ * form with microseconds, so rows within one millisecond are neither skipped nor repeated (a JS
+ * `Date` would round them to the millisecond).
+ */
+export async function historyPage(
+  db: TenantDb,
+  chatStreamId: string,
+  limit: number,
+  before?: { createdAt: string; messageId: string },
+): Promise<HistoryRow[]> {
+  const { rows } = await db.query<HistoryRow>(
+    `SELECT *, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS position_at
+     FROM messages
+     WHERE tenant_id = $1 AND chat_stream_id = $2
+       AND ($3::timestamptz IS NULL OR (created_at, message_id) < ($3::timestamptz, $4::text))
+     ORDER BY created_at DESC, message_id DESC
+     LIMIT $5`,
+    [db.ctx.tenantId, chatStreamId, before?.createdAt ?? null, before?.messageId ?? null, limit],
+  );
+  return rows;
+}

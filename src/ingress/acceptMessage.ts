@@ -1,0 +1,240 @@
+import { createHash } from 'node:crypto';
+
+import { SENDERS } from '../api/auth/principal';
+import { agentScope, type HeaderSource, tenantScope } from '../api/auth/scope';
+import type { Dependencies } from '../api/dependencies';
+import { newId } from '../domain/ids';
+import { createIsolationContext, isIdentifier } from '../domain/isolationContext';
+import { effectiveSettings } from '../domain/tenantSettings';
+import { ForbiddenError, NotFoundError, ServiceUnavailableError, ValidationError } from '../errors';
+import { mapRedisError, withDeadline } from '../queues/redisAvailability';
+import type { HeartflowJobData } from '../queues/tenantQueues';
+import { admit } from './admission';
+import { lookupAgent } from './agentLookup';
+import { contentPolicyEnabled, findPolicyViolation } from './contentPolicy';
+import { idempotencyIdOf, type IdempotencyRecord } from './idempotency';
+import { seedKnownStreams } from './knownStreams';
+import { publishStreamEvent } from './messageEvents';
+import { readMessageStatus } from './messageLookup';
+import type { SendCaller, SendInput, SendResult } from './types';
+import { waitForOutcome } from './waitForOutcome';
+
+/** Longest message, in characters after trimming (API.md). */
+export const MAX_MESSAGE_CHARS = 8000;
+
+/**
+ * ms the dependencies of a send (tenant and agent lookups, admission, enqueue) may take in all
+ * before the sender gets 503: a send never hangs on a Redis or PostgreSQL that is down or stuck.
+ */
+export const SEND_BUDGET_MS = 4000;
+
+export interface AcceptOptions {
+  /** Hold the answer until the message is final, at most this many ms (≤ 30000). */
+  waitMs?: number;
+}
+
+function headerSource(caller: SendCaller): HeaderSource {
+  return {
+    header: (name) => {
+      const n = name.toLowerCase();
+      if (n === 'x-tenant-id') return caller.headers.tenantId;
+      if (n === 'x-agent-id') return caller.headers.agentId;
+      return undefined;
+    },
+  };
+}
+
+/** Who a credential bucket belongs to: one API key, one user, or all anonymous legacy callers. */
+function credentialOf(caller: SendCaller): string {
+  return `${caller.principal.kind}:${caller.principal.subject}`;
+}
+
+function checkLength(message: string): void {
+  const length = [...message.trim()].length;
+  if (length < 1 || length > MAX_MESSAGE_CHARS) {
+    throw new ValidationError('invalid message', [
+      { path: 'message', issue: `must be 1-${MAX_MESSAGE_CHARS} characters after trimming` },
+    ]);
+  }
+}
+
+/**
+ * A stream id for a send that names none: the group's stream, or the sender's private stream, or
+ * `default`. Stable for the same platform and ids; ids that would not make a valid identifier are
+ * hashed.
+ */
+export function deriveChatStreamId(platform: string, sender: SendInput['senderInfo']): string {
+  const make = (raw: string, suffix: string, kind: string) => {
+    const candidate = `${platform}-${raw}${suffix}`;
+    if (isIdentifier(candidate)) return candidate;
+    const digest = createHash('sha256').update(raw).digest('hex').slice(0, 24);
+    return `${platform.slice(0, 90)}-${kind}-${digest}`;
+  };
+  if (sender?.group_id) return make(sender.group_id, '', 'g');
+  if (sender?.user_id) return make(sender.user_id, '-private', 'p');
+  return 'default';
+}
+
+function resultOf(r: IdempotencyRecord, tenantId: string, duplicate: boolean): SendResult {
+  return {
+    message_id: r.message_id,
+    tenant_id: tenantId,
+    agent_id: r.agent_id,
+    platform: r.platform,
+    chat_stream_id: r.chat_stream_id,
+    status: 'queued',
+    duplicate,
+  };
+}
+
+function jobData(
+  input: SendInput,
+  ids: IdempotencyRecord & { tenant_id: string },
+  idempotencyId: string | undefined,
+  receivedAt: number,
+): HeartflowJobData {
+  const s = input.senderInfo;
+  return {
+    messageId: ids.message_id,
+    tenantId: ids.tenant_id,
+    agentId: ids.agent_id,
+    platform: ids.platform,
+    chatStreamId: ids.chat_stream_id,
+    // Without a group the message is a one-to-one conversation with the bot.
+    chatType: input.chatType ?? (s?.group_id ? 'group' : 'private'),
+    content: input.message,
+    clientMessageId: idempotencyId ?? null,
+    replyTo: input.replyTo ?? null,
+    sender: {
+      userId: s?.user_id ?? null,
+      nickname: s?.username ?? null,
+      cardname: s?.cardname ?? null,
+      groupId: s?.group_id ?? null,
+      groupName: s?.group_name ?? null,
+    },
+    segments: input.segments ?? [],
+    mentioned: input.mentioned ?? false,
+    options: {
+      enableMemory: input.options?.enable_memory ?? true,
+      enableEmoji: input.options?.enable_emoji ?? true,
+      priority: input.options?.priority ?? 'normal',
+    },
+    receivedAt,
+    source: input.source ?? 'http',
+  };
+}
+
+/**
+ * The ingress of one message, shared by `POST /chat/send`, its batch form and the adapters:
+ * scope → tenant → content policy → agent → platform → one admission round trip to Redis
+ * (rate limits, idempotency, quota, chat stream and queue limits) → BullMQ add (job id = message
+ * id). It answers only once the job is in Redis; when Redis (or, on a cold agent cache,
+ * PostgreSQL) is unreachable it fails with 503 within `SEND_BUDGET_MS`, never with a 200
+ * for a message that was not stored. A repeat of an idempotent send answers with the first
+ * message's id and `duplicate: true` and enqueues nothing.
+ */
+export async function acceptMessage(
+  deps: Dependencies,
+  caller: SendCaller,
+  input: SendInput,
+  options: AcceptOptions = {},
+): Promise<SendResult> {
+  const { principal } = caller;
+  if (!SENDERS.includes(principal.role)) throw new ForbiddenError('your role may not send messages');
+  const headers = headerSource(caller);
+  const { tenantId } = tenantScope(principal, headers, input.tenantId);
+  const agentId = agentScope(principal, headers, input.agentId);
+  checkLength(input.message);
+  const idempotencyId = idempotencyIdOf(input.clientMessageId, caller.headers.idempotencyKey);
+  const budgetEnds = Date.now() + SEND_BUDGET_MS;
+  const inBudget = <T>(p: Promise<T>, what = 'Redis') => withDeadline(p, budgetEnds - Date.now(), what);
+
+  try {
+    const meta = await inBudget(deps.tenants.get(tenantId));
+    if (!meta) throw new NotFoundError('TENANT_NOT_FOUND', 'no such tenant');
+    if (meta.status !== 'active') {
+      throw new ForbiddenError('the tenant is suspended', { details: { reason: 'tenant_suspended' } });
+    }
+    const settings = effectiveSettings(meta.settings);
+    if (contentPolicyEnabled(settings)) {
+      const violation = findPolicyViolation(input.message);
+      if (violation) {
+        throw new ValidationError(
+          'the message was rejected by the content policy',
+          [{ path: 'message', issue: violation.description }],
+          { reason: 'content_policy', rule: violation.rule },
+        );
+      }
+    }
+
+    const agent = await inBudget(lookupAgent(deps.db, tenantId, agentId, deps.clock.now()), 'PostgreSQL');
+    if (!agent) throw new NotFoundError('AGENT_NOT_FOUND', 'no such agent', { agent_id: agentId });
+    if (agent.status !== 'active') {
+      throw new ForbiddenError('the agent is inactive', { details: { reason: 'agent_inactive' } });
+    }
+    const platform = input.platform ?? agent.defaultPlatform ?? 'default';
+    if (settings.allowed_platforms.length > 0 && !settings.allowed_platforms.includes(platform)) {
+      throw new ForbiddenError('the tenant does not allow this platform', {
+        details: { reason: 'platform_not_allowed', platform },
+      });
+    }
+    const chatStreamId = input.chatStreamId ?? deriveChatStreamId(platform, input.senderInfo);
+    // Validates every dimension once more: adapters and derived ids come this way too.
+    createIsolationContext({ tenantId, agentId, platform, chatStreamId });
+
+    const now = deps.clock.now();
+    const record: IdempotencyRecord = {
+      message_id: newId('msg', now),
+      agent_id: agentId,
+      platform,
+      chat_stream_id: chatStreamId,
+    };
+    const request = { tenantId, credential: credentialOf(caller), idempotencyId, record, settings, now };
+    let admission = await inBudget(admit(deps, request));
+    if (admission.kind === 'unseeded') {
+      await inBudget(seedKnownStreams(deps.db, deps.redis, deps.keys, tenantId), 'PostgreSQL');
+      admission = await inBudget(admit(deps, request));
+    }
+
+    if (admission.kind === 'duplicate') {
+      const first = admission.record;
+      const result = resultOf(first, tenantId, true);
+      if (options.waitMs) return await waitForOutcome(deps, result, options.waitMs);
+      // Best effort: the first send may still be enqueueing, or a dependency may be slow.
+      const lookup = readMessageStatus(deps, createIsolationContext({ tenantId }), first.message_id);
+      const current = await inBudget(lookup).catch(() => undefined);
+      return current && current.status !== 'sent' ? { ...result, status: current.status } : result;
+    }
+    if (admission.kind !== 'admitted') throw new ServiceUnavailableError('chat stream registry not ready', 1);
+
+    const data = jobData(input, { ...record, tenant_id: tenantId }, idempotencyId, now);
+    try {
+      await inBudget(deps.queues.enqueueHeartflow(data));
+    } catch (err) {
+      const release = admission.release;
+      await withDeadline(release(), 1000, 'Redis').catch((releaseErr: unknown) =>
+        deps.logger.warn({ err: releaseErr, message_id: record.message_id }, 'admission release failed'),
+      );
+      throw err;
+    }
+
+    publishStreamEvent(deps.redis, deps.keys, {
+      type: 'message.received',
+      message_id: record.message_id,
+      tenant_id: tenantId,
+      agent_id: agentId,
+      platform,
+      chat_stream_id: chatStreamId,
+      at: new Date(now).toISOString(),
+      content: input.message,
+      sender_info: { ...input.senderInfo },
+    }).catch((err: unknown) =>
+      deps.logger.warn({ err, message_id: record.message_id }, 'message.received not published'),
+    );
+
+    const result = resultOf(record, tenantId, false);
+    return options.waitMs ? await waitForOutcome(deps, result, options.waitMs) : result;
+  } catch (err) {
+    throw mapRedisError(err);
+  }
+}

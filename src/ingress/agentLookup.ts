@@ -1,0 +1,69 @@
+import type { Database } from '../db/database';
+import { getAgent } from '../db/repositories/agents';
+import { createIsolationContext } from '../domain/isolationContext';
+
+/** What a send needs to know about its agent. */
+export interface AgentFacts {
+  status: 'active' | 'inactive';
+  defaultPlatform: string | null;
+}
+
+/** How long a found agent is trusted without asking PostgreSQL again, ms. */
+export const AGENT_CACHE_TTL_MS = 30_000;
+const MAX_ENTRIES = 10_000;
+
+interface Entry extends AgentFacts {
+  tenantId: string;
+  agentId: string;
+  expiresAt: number;
+}
+
+// One cache per Database (per process in production; per test app in tests). Only agents that
+// exist are cached, so a new agent is usable at once; a deleted or deactivated one may still be
+// accepted here for up to the TTL (its jobs then fail in the worker, which re-reads the agent).
+const caches = new WeakMap<Database, Map<string, Entry>>();
+
+/**
+ * The agent of a send, from a short-lived in-process cache keyed by tenant and agent, else from
+ * PostgreSQL: the hot path of a busy agent does not touch the database.
+ */
+export async function lookupAgent(
+  db: Database,
+  tenantId: string,
+  agentId: string,
+  nowMs: number,
+): Promise<AgentFacts | undefined> {
+  let cache = caches.get(db);
+  if (!cache) {
+    cache = new Map();
+    caches.set(db, cache);
+  }
+  const key = `${tenantId}/${agentId}`;
+  const hit = cache.get(key);
+  // Caches verify the tenant of what they return.
+  if (hit && hit.expiresAt > nowMs && hit.tenantId === tenantId && hit.agentId === agentId) return hit;
+  if (hit) cache.delete(key);
+
+  const row = await db.withTenant(createIsolationContext({ tenantId, agentId }), (t) => getAgent(t, agentId));
+  if (!row) return undefined;
+  const entry: Entry = {
+    tenantId,
+    agentId,
+    status: row.status,
+    defaultPlatform: row.default_platform,
+    expiresAt: nowMs + AGENT_CACHE_TTL_MS,
+  };
+  if (cache.size >= MAX_ENTRIES) cache.delete(cache.keys().next().value!);
+  cache.set(key, entry);
+  return entry;
+}
+
+/** Drops cached agents of a tenant (or one agent) in this process, e.g. after an update. */
+export function forgetAgent(db: Database, tenantId: string, agentId?: string): void {
+  const cache = caches.get(db);
+  if (!cache) return;
+  for (const [key, entry] of cache) {
+    if (entry.tenantId === tenantId && (agentId === undefined || entry.agentId === agentId))
+      cache.delete(key);
+  }
+}

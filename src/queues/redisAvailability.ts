@@ -1,0 +1,50 @@
+import { MaiHiveError, ServiceUnavailableError } from '../errors';
+
+/** Seconds a client is told to wait (`Retry-After`) when Redis is unreachable. */
+export const REDIS_RETRY_AFTER_SECONDS = 5;
+
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+// ioredis client-side failures (no connection, offline queue disabled, command timeout, retries
+// spent) and server replies that mean "not now" (loading, failover, cluster reconfiguring).
+const UNAVAILABLE_MESSAGE =
+  /Stream isn't writeable|Connection is closed|Command timed out|max retries|MaxRetriesPerRequest|None of startup nodes|Failed to refresh slots cache|^(LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|BUSY)\b|connect (ECONNREFUSED|ETIMEDOUT)/i;
+
+/** Whether an error says Redis cannot be reached right now (as opposed to a bug or a bad command). */
+export function isRedisUnavailable(err: unknown): boolean {
+  if (err instanceof MaiHiveError || typeof err !== 'object' || err === null) return false;
+  const e = err as { code?: unknown; name?: unknown; message?: unknown };
+  if (typeof e.code === 'string' && UNAVAILABLE_CODES.has(e.code)) return true;
+  if (e.name === 'MaxRetriesPerRequestError' || e.name === 'ConnectionClosedError') return true;
+  return typeof e.message === 'string' && UNAVAILABLE_MESSAGE.test(e.message);
+}
+
+/** Redis connection failures become 503 SERVICE_UNAVAILABLE with `Retry-After`; anything else is returned as is. */
+export function mapRedisError(err: unknown): unknown {
+  return isRedisUnavailable(err)
+    ? new ServiceUnavailableError('Redis is unavailable', REDIS_RETRY_AFTER_SECONDS, { cause: err })
+    : err;
+}
+
+/**
+ * Settles with the promise, or fails with 503 once `ms` have passed: a request never hangs on a
+ * Redis that accepts connections but does not answer (or on BullMQ waiting for a reconnect).
+ * The losing promise is left to settle on its own; its rejection is swallowed.
+ */
+export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new ServiceUnavailableError(`${what} did not answer in time`, REDIS_RETRY_AFTER_SECONDS)),
+      Math.max(0, ms),
+    );
+  });
+  promise.catch(() => undefined);
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
