@@ -1,0 +1,275 @@
+import { HeartflowConfig as ConfigSchema, type HeartflowConfig } from '../../src/domain/heartflow/config';
+import {
+  applyDecision,
+  type HeartflowDecision,
+  isQuietCommand,
+  plan,
+  type PlanInput,
+  type PlannedMessage,
+  UNANSWERED_LIMIT,
+} from '../../src/domain/heartflow/planner';
+import { mulberry32, type Rng, seedFromString } from '../../src/domain/heartflow/random';
+import {
+  type HeartflowState,
+  initialHeartflowState,
+  updateOnMessage,
+  updateOnReply,
+} from '../../src/domain/heartflow/willingness';
+
+const NOW = Date.UTC(2025, 0, 15, 12, 0, 0); // 12:00 UTC
+const config = (over: Partial<HeartflowConfig> = {}): HeartflowConfig => ConfigSchema.parse(over);
+const msg = (id: string, text: string, mentioned = false): PlannedMessage => ({ id, text, mentioned });
+
+/** A normal-state stream with the given willingness. */
+function stateWith(willingness: number, over: Partial<HeartflowState> = {}): HeartflowState {
+  const s = updateOnMessage(initialHeartflowState(NOW - 1000), {
+    at: NOW - 1000,
+    interest: 0,
+    mentioned: false,
+  });
+  return { ...s, willingness, lastUpdatedAt: NOW, ...over };
+}
+
+function decide(
+  over: Partial<PlanInput> & { messages: PlannedMessage[] },
+  rng: Rng = mulberry32(1),
+): HeartflowDecision {
+  return plan({ state: stateWith(0.5), config: config(), now: NOW, rng, ...over });
+}
+
+/** How many of `runs` seeded plans reply (text or emoji). */
+function replyRate(input: Omit<PlanInput, 'rng'>, runs: number): number {
+  let replies = 0;
+  for (let seed = 0; seed < runs; seed++) {
+    const d = plan({ ...input, rng: mulberry32(seed) });
+    if (d.action === 'reply' || d.action === 'emoji') replies++;
+  }
+  return replies / runs;
+}
+
+describe('plan', () => {
+  it('always replies to a mention, targeting it, whatever the willingness or talk value', () => {
+    const messages = [msg('m1', '在吗'), msg('m2', '@麦麦 今天吃什么', true), msg('m3', '我也想知道')];
+    for (let seed = 0; seed < 50; seed++) {
+      const d = decide(
+        { state: stateWith(0), config: config({ talk_value: 0 }), messages },
+        mulberry32(seed),
+      );
+      expect(d).toMatchObject({
+        action: 'reply',
+        reason: 'mentioned',
+        targetMessageId: 'm2',
+        replyProbability: 1,
+      });
+    }
+  });
+
+  it('answers a private chat like a mention', () => {
+    const d = decide({ state: stateWith(0), messages: [msg('p1', '你好')], chatType: 'private' });
+    expect(d).toMatchObject({ action: 'reply', reason: 'mentioned' });
+  });
+
+  it('does not force a reply to a mention when mentioned_bot_reply is off', () => {
+    const d = decide({
+      state: stateWith(0),
+      config: config({ mentioned_bot_reply: false }),
+      messages: [msg('m1', '@麦麦', true)],
+    });
+    expect(d.action).toBe('no_reply');
+  });
+
+  it('keeps quiet in quiet hours unless mentioned', () => {
+    const quiet = config({ talk_value: 1, quiet_hours: [{ start: '11:00', end: '13:00' }] });
+    for (let seed = 0; seed < 50; seed++) {
+      const d = decide(
+        { state: stateWith(1), config: quiet, messages: [msg('a', '大家好')] },
+        mulberry32(seed),
+      );
+      expect(d).toMatchObject({ action: 'no_reply', reason: 'quiet_hours', replyProbability: 0 });
+    }
+    const called = decide({ state: stateWith(1), config: quiet, messages: [msg('b', '麦麦在吗', true)] });
+    expect(called.action).toBe('reply');
+    // 12:00 UTC is 20:00 in UTC+8, outside the window.
+    const local = decide({
+      state: stateWith(1),
+      config: quiet,
+      messages: [msg('a', '大家好')],
+      utcOffsetMinutes: 480,
+    });
+    expect(local.reason).not.toBe('quiet_hours');
+  });
+
+  it('never replies unprompted at talk_value 0', () => {
+    const input = {
+      state: stateWith(1),
+      config: config({ talk_value: 0 }),
+      messages: [msg('a', '有人吗？')],
+      now: NOW,
+    };
+    expect(replyRate(input, 500)).toBe(0);
+  });
+
+  it('usually replies at talk_value 1 with high willingness (seeded, within bounds)', () => {
+    const input = {
+      state: stateWith(0.9),
+      config: config({ talk_value: 1 }),
+      messages: [msg('a', '有人吗？')],
+      now: NOW,
+    };
+    const rate = replyRate(input, 1000);
+    expect(rate).toBeGreaterThan(0.85);
+    expect(rate).toBeLessThan(0.95);
+    expect(plan({ ...input, rng: mulberry32(0) }).replyProbability).toBeCloseTo(0.9, 10);
+  });
+
+  it('replies more when focused and less at a lower talk value', () => {
+    const base = { messages: [msg('a', '有人吗？')], now: NOW };
+    const normal = replyRate({ ...base, state: stateWith(0.4), config: config({ talk_value: 0.5 }) }, 1000);
+    const focused = replyRate(
+      { ...base, state: stateWith(0.4, { state: 'focused' }), config: config({ talk_value: 0.5 }) },
+      1000,
+    );
+    const timid = replyRate({ ...base, state: stateWith(0.4), config: config({ talk_value: 0.1 }) }, 1000);
+    expect(normal).toBeGreaterThan(0.15);
+    expect(normal).toBeLessThan(0.25);
+    expect(focused).toBeGreaterThan(normal + 0.05);
+    expect(timid).toBeLessThan(0.08);
+  });
+
+  it('goes quiet until called on "闭嘴" and a mention brings it back', () => {
+    const spoke = stateWith(0.9, { lastReplyAt: NOW - 60_000 });
+    const told = decide({ state: spoke, config: config({ talk_value: 1 }), messages: [msg('q', '闭嘴')] });
+    expect(told).toMatchObject({
+      action: 'no_reply_until_call',
+      reason: 'quiet_command',
+      targetMessageId: 'q',
+    });
+
+    let s = applyDecision(spoke, told, NOW);
+    expect(s.noReplyUntilCall).toBe(true);
+    s = updateOnMessage(s, { at: NOW + 1000, interest: 1, mentioned: false });
+    for (let seed = 0; seed < 50; seed++) {
+      const d = plan({
+        state: s,
+        config: config({ talk_value: 1 }),
+        messages: [msg('x', '来聊天吧？')],
+        now: NOW + 1000,
+        rng: mulberry32(seed),
+      });
+      expect(d).toMatchObject({ action: 'no_reply', reason: 'waiting_for_call' });
+    }
+
+    s = updateOnMessage(s, { at: NOW + 2000, interest: 0.2, mentioned: true });
+    expect(s.noReplyUntilCall).toBe(false);
+    const back = plan({
+      state: s,
+      config: config(),
+      messages: [msg('y', '麦麦回来吧', true)],
+      now: NOW + 2000,
+      rng: mulberry32(3),
+    });
+    expect(back.action).toBe('reply');
+  });
+
+  it('takes "@bot 闭嘴" and "shut up" as quiet commands, but not when the bot is not involved', () => {
+    expect(decide({ messages: [msg('q', '@麦麦 闭嘴', true)] }).action).toBe('no_reply_until_call');
+    const spoke = stateWith(0, { lastReplyAt: NOW - 1000 });
+    expect(decide({ state: spoke, messages: [msg('q', 'please shut up')] }).action).toBe(
+      'no_reply_until_call',
+    );
+    expect(decide({ state: stateWith(0), messages: [msg('q', '你俩别吵了，闭嘴吧')] }).action).toBe(
+      'no_reply',
+    );
+    expect(isQuietCommand('你不用闭嘴')).toBe(false);
+  });
+
+  it('lets the newest explicit signal win: a mention after a quiet command replies', () => {
+    const spoke = stateWith(0.2, { lastReplyAt: NOW - 1000 });
+    const d = decide({ state: spoke, messages: [msg('q', '闭嘴'), msg('m', '@麦麦 还是说说吧', true)] });
+    expect(d).toMatchObject({ action: 'reply', targetMessageId: 'm' });
+  });
+
+  it('stops waiting after many unanswered messages in a row', () => {
+    const s = stateWith(0, { messagesSinceReply: UNANSWERED_LIMIT });
+    expect(decide({ state: s, messages: [msg('a', '随便聊聊')] })).toMatchObject({
+      action: 'no_reply_until_call',
+      reason: 'unanswered_streak',
+    });
+    expect(
+      decide({ state: { ...s, messagesSinceReply: UNANSWERED_LIMIT - 1 }, messages: [msg('a', '随便')] })
+        .action,
+    ).toBe('no_reply');
+  });
+
+  it('answers laughter with an emoji when auto emoji is on, never when it is off', () => {
+    const input = { state: stateWith(1), messages: [msg('h', '哈哈哈哈哈')], now: NOW };
+    const decisions = Array.from({ length: 200 }, (_, seed) =>
+      plan({ ...input, config: config({ talk_value: 1 }), rng: mulberry32(seed) }),
+    );
+    const emoji = decisions.filter((d) => d.action === 'emoji');
+    expect(emoji.length).toBeGreaterThan(80);
+    expect(emoji[0]?.emotion).toBe('happy');
+    const off = config({ talk_value: 1, enable_auto_emoji: false });
+    for (let seed = 0; seed < 200; seed++)
+      expect(plan({ ...input, config: off, rng: mulberry32(seed) }).action).not.toBe('emoji');
+    const serious = plan({
+      ...input,
+      config: config({ talk_value: 1 }),
+      messages: [msg('s', '能解释一下这个报错吗？')],
+      rng: mulberry32(0),
+    });
+    expect(serious.action).toBe('reply');
+  });
+
+  it('runs a plugin action invoked as a command, ignoring unknown and built-in names', () => {
+    const pluginActions = ['weather', 'reply'];
+    expect(decide({ messages: [msg('w', '/weather 北京')], pluginActions })).toMatchObject({
+      action: 'weather',
+      reason: 'plugin_command',
+      targetMessageId: 'w',
+    });
+    expect(decide({ state: stateWith(0), messages: [msg('w', '/stocks')], pluginActions }).action).toBe(
+      'no_reply',
+    );
+    expect(decide({ state: stateWith(0), messages: [msg('w', '/reply')], pluginActions }).action).toBe(
+      'no_reply',
+    );
+  });
+
+  it('makes the same decisions for the same seed', () => {
+    const run = (seed: number): string[] => {
+      const rng = mulberry32(seed);
+      return Array.from(
+        { length: 100 },
+        (_, i) =>
+          plan({
+            state: stateWith((i % 10) / 10),
+            config: config(),
+            messages: [msg(`m${i}`, '嗯嗯 哈哈')],
+            now: NOW,
+            rng,
+          }).action,
+      );
+    };
+    expect(run(seedFromString('msg_abc'))).toEqual(run(seedFromString('msg_abc')));
+    expect(run(1)).not.toEqual(run(2));
+  });
+
+  it('says no_reply for an empty batch', () => {
+    expect(decide({ messages: [] })).toMatchObject({
+      action: 'no_reply',
+      reason: 'empty_batch',
+      targetMessageId: undefined,
+    });
+  });
+});
+
+describe('applyDecision', () => {
+  it('damps willingness after a reply or emoji and leaves no_reply alone', () => {
+    const s = stateWith(0.8);
+    const reply = decide({ state: s, messages: [msg('m', '@麦麦', true)] });
+    expect(applyDecision(s, reply, NOW).willingness).toBeCloseTo(updateOnReply(s, NOW).willingness, 10);
+    const none = decide({ state: stateWith(0), messages: [msg('m', 'hi')] });
+    expect(applyDecision(s, none, NOW)).toBe(s);
+  });
+});
