@@ -1,0 +1,361 @@
+import { performance } from 'node:perf_hooks';
+
+import type { TenantDb } from '../db/database';
+import { type LlmUsageRecord, recordLlmUsage } from '../db/repositories/llmUsage';
+import { type Clock, systemClock } from '../domain/clock';
+import { IsolationViolationError } from '../errors';
+import type { Logger } from '../logger';
+import { LocalProvider } from './localProvider';
+import { OpenAiClient } from './openaiClient';
+import type { SecretBox } from './secretBox';
+import {
+  type ChatMessage,
+  FAILURE_POLICY,
+  type LlmAttemptFailure,
+  LlmError,
+  type LlmHints,
+  type LlmProvider,
+  type LlmRequestType,
+  type LlmSettings,
+  type ProviderResult,
+  type Rng,
+} from './types';
+
+/** Model name recorded for the local provider (which ignores `models`). */
+export const LOCAL_MODEL = 'maihive-local';
+
+/** Longest error text stored in `llm_usage.error`, characters. */
+const MAX_USAGE_ERROR = 500;
+/** Decayed penalties below this count as none (so old failures stop reordering models). */
+const PENALTY_FLOOR = 0.1;
+/** Penalty entries kept before forgotten ones are pruned. */
+const PENALTY_PRUNE_AT = 10_000;
+
+export interface LlmClientOptions {
+  logger: Logger;
+  /** Time source for penalty decay. Default the system clock. */
+  clock?: Clock;
+  /** Waits between retries, ms. Default a timer; tests pass a recorder. */
+  sleep?: (ms: number) => Promise<void>;
+  /** Jitter source in [0, 1). Default `Math.random`. */
+  rng?: Rng;
+  /** Opens `api_key_encrypted`. Without it, settings carrying a key fail with `LlmError('rejected')`. */
+  secretBox?: SecretBox;
+  /** Calls of one tenant in flight at once in this process (more wait, FIFO). Default 4. */
+  maxConcurrentPerTenant?: number;
+  /** Runs before each `complete`; throws (e.g. `RateLimitError('QUOTA_EXCEEDED', …)`) to refuse it. */
+  checkQuota?: (tenantId: string) => Promise<void>;
+  /** Providers by settings `provider`. Default the built-in `LocalProvider` and `OpenAiClient`. */
+  providers?: Partial<Record<LlmSettings['provider'], LlmProvider>>;
+  /** First retry's backoff ceiling, ms; doubles per retry, with equal jitter. Default 500. */
+  backoffBaseMs?: number;
+  /** Largest backoff, ms. Default 8000. */
+  backoffMaxMs?: number;
+  /** Longest `Retry-After` waited for, ms; a longer one fails over to the next model instead. Default 30000. */
+  maxRetryAfterMs?: number;
+  /** Half-life of a model's failure penalty, ms. Default 60000. */
+  penaltyHalfLifeMs?: number;
+  /**
+   * Whose failures reorder models: `tenant` (default; one tenant's 429s on its own key do not
+   * demote the model for others) or `endpoint` (shared per base_url and model).
+   */
+  penaltyScope?: 'tenant' | 'endpoint';
+}
+
+export interface LlmCallRequest {
+  tenantId: string;
+  agentId: string;
+  platform?: string | undefined;
+  chatStreamId?: string | undefined;
+  messageId?: string | undefined;
+  requestType: LlmRequestType;
+  messages: ChatMessage[];
+  /** Resolved settings (`LlmSettings.parse`d). */
+  settings: LlmSettings;
+  /** Persona name and memories for the local provider. */
+  hints?: LlmHints | undefined;
+  /**
+   * The caller's tenant unit of work: one `llm_usage` row per HTTP call is written in it. Without
+   * it nothing is written; the rows are returned in `usage` (and `LlmError.usage`). A unit of work
+   * that rolls back (say, because this call's `LlmError` escapes it) takes the rows with it: catch
+   * inside it, or record the returned rows in a short unit of work afterwards, which also avoids
+   * holding a transaction open across slow HTTP calls.
+   */
+  db?: TenantDb | undefined;
+}
+
+export interface LlmCallResult {
+  content: string;
+  model: string;
+  provider: string;
+  promptTokens: number;
+  completionTokens: number;
+  /** The successful call's latency, ms. */
+  latencyMs: number;
+  /** The successful call's cost (see `cost_per_1k_tokens`). */
+  cost: number;
+  /** HTTP calls made, including failed ones. */
+  attempts: number;
+  /** One row per HTTP call, as written (or to be written) to `llm_usage`. */
+  usage: LlmUsageRecord[];
+}
+
+/** A FIFO counting semaphore per tenant; idle tenants hold no entry. */
+class TenantLimiter {
+  private readonly slots = new Map<string, { active: number; waiting: (() => void)[] }>();
+
+  constructor(private readonly max: number) {}
+
+  async acquire(tenantId: string): Promise<() => void> {
+    let slot = this.slots.get(tenantId);
+    if (!slot) {
+      slot = { active: 0, waiting: [] };
+      this.slots.set(tenantId, slot);
+    }
+    const s = slot;
+    if (s.active < this.max) s.active++;
+    // The releaser hands its slot straight to the next waiter, so `active` never dips and rises.
+    else await new Promise<void>((resolve) => s.waiting.push(resolve));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = s.waiting.shift();
+      if (next) next();
+      else if (--s.active === 0) this.slots.delete(tenantId);
+    };
+  }
+}
+
+/** Failure penalties per model, decaying exponentially, so a model that failed lately is tried later. */
+class ModelPenalties {
+  private readonly entries = new Map<string, { score: number; at: number }>();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly halfLifeMs: number,
+  ) {}
+
+  private score(key: string, now: number): number {
+    const e = this.entries.get(key);
+    if (!e) return 0;
+    const score = e.score * 0.5 ** (Math.max(0, now - e.at) / this.halfLifeMs);
+    return score < PENALTY_FLOOR ? 0 : score;
+  }
+
+  fail(key: string): void {
+    const now = this.clock.now();
+    if (this.entries.size >= PENALTY_PRUNE_AT) {
+      for (const k of [...this.entries.keys()]) if (this.score(k, now) === 0) this.entries.delete(k);
+    }
+    this.entries.set(key, { score: this.score(key, now) + 1, at: now });
+  }
+
+  succeed(key: string): void {
+    this.entries.delete(key);
+  }
+
+  /** Least penalised first; equal penalties keep the configured order. */
+  order<T>(items: readonly T[], keyOf: (item: T) => string): T[] {
+    const now = this.clock.now();
+    return items
+      .map((item, index) => ({ item, index, score: this.score(keyOf(item), now) }))
+      .sort((a, b) => a.score - b.score || a.index - b.index)
+      .map((x) => x.item);
+  }
+}
+
+function costOf(settings: LlmSettings, promptTokens: number, completionTokens: number): number {
+  const price = settings.cost_per_1k_tokens;
+  if (!price) return 0;
+  const cost = (promptTokens * price.prompt + completionTokens * price.completion) / 1000;
+  return Math.round(cost * 1e6) / 1e6; // llm_usage.cost is numeric(14, 6)
+}
+
+function asLlmError(err: unknown): LlmError {
+  if (err instanceof LlmError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new LlmError('server_error', `provider failed: ${message}`, { cause: err });
+}
+
+/**
+ * The one way MaiHive calls a language model. Per call: quota hook, the tenant's concurrency slot,
+ * then each model of `settings.models` (least penalised first) with up to `max_retries` retries on
+ * transient failures (exponential backoff with jitter, or the server's Retry-After), failing over
+ * to the next model per `FAILURE_POLICY`. Every HTTP call is one `llm_usage` row.
+ */
+export class LlmClient {
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly rng: Rng;
+  private readonly secretBox: SecretBox | undefined;
+  private readonly checkQuota: ((tenantId: string) => Promise<void>) | undefined;
+  private readonly providers: Record<LlmSettings['provider'], LlmProvider>;
+  private readonly limiter: TenantLimiter;
+  private readonly penalties: ModelPenalties;
+  private readonly backoffBaseMs: number;
+  private readonly backoffMaxMs: number;
+  private readonly maxRetryAfterMs: number;
+  private readonly penaltyScope: 'tenant' | 'endpoint';
+
+  constructor(options: LlmClientOptions) {
+    this.logger = options.logger;
+    this.clock = options.clock ?? systemClock;
+    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.rng = options.rng ?? Math.random;
+    this.secretBox = options.secretBox;
+    this.checkQuota = options.checkQuota;
+    this.providers = {
+      local: options.providers?.local ?? new LocalProvider(),
+      openai: options.providers?.openai ?? new OpenAiClient({ clock: this.clock }),
+    };
+    this.limiter = new TenantLimiter(Math.max(1, options.maxConcurrentPerTenant ?? 4));
+    this.penalties = new ModelPenalties(this.clock, options.penaltyHalfLifeMs ?? 60_000);
+    this.backoffBaseMs = options.backoffBaseMs ?? 500;
+    this.backoffMaxMs = options.backoffMaxMs ?? 8000;
+    this.maxRetryAfterMs = options.maxRetryAfterMs ?? 30_000;
+    this.penaltyScope = options.penaltyScope ?? 'tenant';
+  }
+
+  async complete(req: LlmCallRequest): Promise<LlmCallResult> {
+    if (req.db && req.db.ctx.tenantId !== req.tenantId) {
+      throw new IsolationViolationError(
+        'LLM usage of one tenant cannot be recorded in another tenant’s unit of work',
+      );
+    }
+    await this.checkQuota?.(req.tenantId);
+    const release = await this.limiter.acquire(req.tenantId);
+    try {
+      return await this.run(req);
+    } finally {
+      release();
+    }
+  }
+
+  /** Backoff before retry number `retry` (0-based): equal jitter over an exponential ceiling. */
+  private backoffMs(retry: number): number {
+    const ceiling = Math.min(this.backoffMaxMs, this.backoffBaseMs * 2 ** retry);
+    return Math.round(ceiling / 2 + (this.rng() * ceiling) / 2);
+  }
+
+  private openApiKey(sealed: string | undefined): string | undefined {
+    if (sealed === undefined) return undefined;
+    if (!this.secretBox)
+      throw new LlmError('rejected', 'an API key is configured but no server key can open it');
+    try {
+      return this.secretBox.decrypt(sealed);
+    } catch (err) {
+      throw new LlmError('rejected', 'the stored API key cannot be opened (was the server key changed?)', {
+        cause: err,
+      });
+    }
+  }
+
+  private async run(req: LlmCallRequest): Promise<LlmCallResult> {
+    const s = req.settings;
+    const provider = this.providers[s.provider];
+    const remote = s.provider !== 'local';
+    const apiKey = remote ? this.openApiKey(s.api_key_encrypted) : undefined;
+    const penaltyKey = (model: string) =>
+      [this.penaltyScope === 'tenant' ? req.tenantId : '', s.base_url ?? '', model].join('\u0000');
+    const models = remote ? this.penalties.order(s.models, penaltyKey) : [LOCAL_MODEL];
+    const log = this.logger.child({
+      tenant_id: req.tenantId,
+      agent_id: req.agentId,
+      chat_stream_id: req.chatStreamId,
+      request_type: req.requestType,
+    });
+    const failures: LlmAttemptFailure[] = [];
+    const usage: LlmUsageRecord[] = [];
+    const record = async (
+      row: Omit<LlmUsageRecord, 'agentId' | 'platform' | 'chatStreamId' | 'messageId'>,
+    ) => {
+      const full: LlmUsageRecord = {
+        agentId: req.agentId,
+        platform: req.platform ?? null,
+        chatStreamId: req.chatStreamId ?? null,
+        messageId: req.messageId ?? null,
+        ...row,
+      };
+      usage.push(full);
+      if (req.db) await recordLlmUsage(req.db, full);
+    };
+
+    let last: LlmError | undefined;
+    for (const model of models) {
+      for (let retry = 0; ; retry++) {
+        const started = performance.now();
+        let r: ProviderResult;
+        try {
+          r = await provider.complete({
+            model,
+            messages: req.messages,
+            temperature: s.temperature,
+            maxTokens: s.max_tokens,
+            timeoutMs: s.timeout_ms,
+            requestType: req.requestType,
+            baseUrl: s.base_url,
+            apiKey,
+            hints: req.hints,
+          });
+        } catch (err) {
+          const e = asLlmError(err);
+          last = e;
+          const policy = FAILURE_POLICY[e.kind];
+          failures.push({ model, kind: e.kind, httpStatus: e.httpStatus, message: e.message });
+          if (policy.penalise) this.penalties.fail(penaltyKey(model));
+          await record({
+            provider: provider.name,
+            modelName: model,
+            requestType: req.requestType,
+            promptTokens: 0,
+            completionTokens: 0,
+            cost: 0,
+            latencyMs: Math.round(performance.now() - started),
+            status: e.kind === 'timeout' ? 'timeout' : 'error',
+            error: e.message.slice(0, MAX_USAGE_ERROR),
+          });
+          const waitMs = e.retryAfterMs ?? this.backoffMs(retry);
+          const retrying = policy.retrySameModel && retry < s.max_retries && waitMs <= this.maxRetryAfterMs;
+          log.warn(
+            { model, kind: e.kind, http_status: e.httpStatus, retry, wait_ms: retrying ? waitMs : undefined },
+            'llm call failed',
+          );
+          if (!policy.tryNextModel && !retrying) throw this.finalError(e, failures, usage);
+          if (!retrying) break;
+          await this.sleep(waitMs);
+          continue;
+        }
+        // Outside the try: a failed usage write is the caller's database error, not a model failure to retry.
+        const latencyMs = Math.round(performance.now() - started);
+        const cost = costOf(s, r.promptTokens, r.completionTokens);
+        this.penalties.succeed(penaltyKey(model));
+        await record({
+          provider: provider.name,
+          modelName: model,
+          requestType: req.requestType,
+          promptTokens: r.promptTokens,
+          completionTokens: r.completionTokens,
+          cost,
+          latencyMs,
+          status: 'success',
+        });
+        log.debug({ model, latency_ms: latencyMs, attempts: usage.length }, 'llm call succeeded');
+        return { ...r, model, provider: provider.name, latencyMs, cost, attempts: usage.length, usage };
+      }
+    }
+    throw this.finalError(last ?? new LlmError('rejected', 'no model configured'), failures, usage);
+  }
+
+  private finalError(last: LlmError, attempts: LlmAttemptFailure[], usage: LlmUsageRecord[]): LlmError {
+    const message =
+      attempts.length <= 1 ? last.message : `all ${attempts.length} LLM calls failed; last: ${last.message}`;
+    return new LlmError(last.kind, message, {
+      httpStatus: last.httpStatus,
+      retryAfterMs: last.retryAfterMs,
+      details: { attempts, usage },
+      cause: last,
+    });
+  }
+}
