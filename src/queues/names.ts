@@ -32,6 +32,11 @@ export function parseTenantQueueName(name: string): { tenantId: string; kind: Jo
   return { tenantId: decodeId(m[1]!), kind: m[2] as JobKind };
 }
 
+/** Escapes Redis glob metacharacters, so that a name is matched literally by SCAN MATCH. */
+function escapeGlob(s: string): string {
+  return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
 /**
  * Keys outside BullMQ, built for one key prefix (`REDIS_PREFIX`, default `mh`; tests use one per
  * file). Every key of a tenant carries the tenant's hash tag.
@@ -59,8 +64,20 @@ export function keyspace(prefix: string = KEY_PREFIX) {
     /** Pub/sub channel of a chat stream's events (SSE fan-out across API processes). */
     streamEvents: (tenantId: string, chatStreamId: string) =>
       `${tenant(tenantId)}:events:${encodeId(chatStreamId)}`,
+    /** "Someone is answering this chat stream" lock of the heartflow worker. */
+    streamLock: (tenantId: string, chatStreamId: string) =>
+      `${tenant(tenantId)}:lock:${encodeId(chatStreamId)}`,
+    /** Set of tenants whose queue of a kind may have work; the dispatchers' discovery list. */
+    activeTenants: (kind: string) => `${prefix}:active:${kind}`,
+    /** Pub/sub channel waking the dispatchers when a tenant's queue of a kind gets work. */
+    workAvailable: (kind: string) => `${prefix}:wake:${kind}`,
     /** Pub/sub channel announcing that a message reached a final status (long-poll `?wait`). */
     messageDone: (tenantId: string) => `${tenant(tenantId)}:done`,
+    /**
+     * SCAN MATCH pattern of every key above that belongs to one tenant (tenant deletion). It does
+     * not match other tenants' keys, nor BullMQ's queue keys (`{tenant}.kind:…`, see TenantQueues).
+     */
+    tenantKeysPattern: (tenantId: string) => `${escapeGlob(tenant(tenantId))}:*`,
   });
 }
 

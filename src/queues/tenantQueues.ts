@@ -1,7 +1,7 @@
 import { type JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 
-import { JOB_KINDS, type JobKind, tenantQueueName } from './names';
+import { JOB_KINDS, type JobKind, type Keyspace, keyspace, tenantQueueName } from './names';
 
 /** Payload of a heartflow job: one inbound message, everything the worker needs to store and answer it. */
 export interface HeartflowJobData {
@@ -49,11 +49,14 @@ export const DEFAULT_JOB_OPTIONS: JobsOptions = {
  */
 export class TenantQueues {
   private readonly queues = new Map<string, Queue>();
+  private readonly keys: Keyspace;
 
   constructor(
     private readonly connection: Redis,
     private readonly prefix: string,
-  ) {}
+  ) {
+    this.keys = keyspace(prefix);
+  }
 
   queue(tenantId: string, kind: JobKind): Queue {
     const name = tenantQueueName(tenantId, kind);
@@ -64,6 +67,9 @@ export class TenantQueues {
         prefix: this.prefix,
         defaultJobOptions: DEFAULT_JOB_OPTIONS,
       });
+      // Each queue re-emits the shared connection's errors; that connection logs them already, and
+      // an 'error' event without a listener would make BullMQ print every one to the console.
+      queue.on('error', () => undefined);
       this.queues.set(name, queue);
     }
     return queue;
@@ -75,6 +81,18 @@ export class TenantQueues {
       jobId: data.messageId,
       priority: PRIORITY[data.options.priority],
     });
+    await this.announce(data.tenantId, 'heartflow');
+  }
+
+  /**
+   * Tells the dispatchers that a tenant's queue has work: the active-tenant set (their discovery
+   * list) and a wake-up. Both commands leave in one write, after the job is stored.
+   */
+  async announce(tenantId: string, kind: JobKind): Promise<void> {
+    await Promise.all([
+      this.connection.sadd(this.keys.activeTenants(kind), tenantId),
+      this.connection.publish(this.keys.workAvailable(kind), tenantId),
+    ]);
   }
 
   async waitingCount(tenantId: string): Promise<number> {
