@@ -18,5 +18,14 @@ module.exports = {
       exec_mode: 'cluster',
       instances: process.env.MAIHIVE_API_INSTANCES || 'max',
     },
+    {
+      ...common,
+      name: 'maihive-worker',
+      script: 'src/main.ts',
+      args: '--role worker',
+      exec_mode: 'fork',
+      // Each worker runs WORKER_CONCURRENCY jobs; the fair dispatcher shares them between tenants.
+      instances: process.env.MAIHIVE_WORKER_INSTANCES || 2,
+    },
   ],
 };

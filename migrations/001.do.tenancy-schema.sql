@@ -494,3 +494,4 @@ REVOKE ALL ON FUNCTION maihive_enable_tenant_rls(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION maihive_create_default_agent() FROM PUBLIC;
 
 INSERT INTO tenants (tenant_id, name, description) VALUES ('default', 'Default tenant', 'Legacy single-tenant data');
+UPDATE agents SET name = '麦麦', description = 'The legacy MaiBot' WHERE tenant_id = 'default' AND agent_id = 'default';

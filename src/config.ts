@@ -66,6 +66,8 @@ const EnvSchema = z.object({
     .int()
     .min(60)
     .default(30 * 24 * 3600),
+  /** Heartflow jobs a worker process runs at once. Default 20. */
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(20),
   /** Per-statement timeout inside tenant units of work, ms. Default 15000. */
   DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().positive().default(15000),
 });
@@ -89,6 +91,7 @@ export interface Config {
   readonly dataDir: string;
   readonly autostart: boolean;
   readonly redisPrefix: string;
+  readonly workerConcurrency: number;
   readonly accessTokenTtlSeconds: number;
   readonly refreshTokenTtlSeconds: number;
   readonly db: {
@@ -141,6 +144,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     dataDir: e.MAIHIVE_DATA_DIR,
     autostart: e.MAIHIVE_AUTOSTART ?? e.NODE_ENV !== 'production',
     redisPrefix: e.REDIS_PREFIX,
+    workerConcurrency: e.WORKER_CONCURRENCY,
     accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL_SECONDS,
     refreshTokenTtlSeconds: e.REFRESH_TOKEN_TTL_SECONDS,
     db: Object.freeze({

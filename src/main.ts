@@ -3,10 +3,14 @@ import { createLogger } from './logger';
 import { type Role, startRuntime } from './runtime';
 import { DependencyUnreachableError } from './services/localServices';
 
-/** Entry point of `npm start` (every role in one process) and `npm run start:api`. */
+/** Entry point of `npm start` (every role in one process), `npm run start:api` and `npm run start:worker`. */
 async function main(): Promise<void> {
   const roleArg = process.argv.indexOf('--role');
   const role = (roleArg >= 0 ? process.argv[roleArg + 1] : 'all') as Role;
+  if (!['api', 'worker', 'all'].includes(role)) {
+    createLogger().fatal({ role }, 'unknown --role: use api, worker or all');
+    process.exit(2);
+  }
   let config;
   try {
     config = loadConfig();

@@ -9,11 +9,12 @@ import type { Config } from './config';
 import { migrate } from './db/migrate';
 import type { Logger } from './logger';
 import { resolveServices } from './services/localServices';
+import { startWorkerPool } from './workers/workerPool';
 
-export type Role = 'api' | 'all';
+export type Role = 'api' | 'worker' | 'all';
 
 export interface Runtime {
-  /** Base URL of the HTTP server. */
+  /** Base URL of the HTTP server; empty for the worker role. */
   readonly url: string;
   close(): Promise<void>;
 }
@@ -59,18 +60,34 @@ export async function startRuntime(config: Config, logger: Logger, role: Role): 
     });
     cleanups.unshift(() => composition.close());
     await ensureBootstrapAdmin(composition.deps.db, config, logger);
-    const app = createApp(composition.deps);
-    const server: Server = app.listen(config.port, config.host);
-    await once(server, 'listening');
-    cleanups.unshift(
-      () =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeIdleConnections();
-        }),
-    );
-    const { port } = server.address() as AddressInfo;
-    const url = `http://${config.host}:${port}`;
+    const { deps } = composition;
+    if (role === 'worker' || role === 'all') {
+      const pool = await startWorkerPool({
+        redisUrl: services.redisUrl,
+        db: deps.db,
+        keys: deps.keys,
+        tenants: deps.tenants,
+        logger,
+        clock: deps.clock,
+        concurrency: config.workerConcurrency,
+      });
+      // Workers stop before the pools and servers they use (cleanups run first to last).
+      cleanups.unshift(() => pool.close());
+    }
+    let url = '';
+    if (role === 'api' || role === 'all') {
+      const app = createApp(deps);
+      const server: Server = app.listen(config.port, config.host);
+      await once(server, 'listening');
+      cleanups.unshift(
+        () =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeIdleConnections();
+          }),
+      );
+      url = `http://${config.host}:${(server.address() as AddressInfo).port}`;
+    }
     logger.info({ url, role, started: services.started }, 'maihive started');
 
     let closing: Promise<void> | undefined;

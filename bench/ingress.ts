@@ -1,0 +1,266 @@
+/**
+ * Ingress benchmark (`npm run bench:ingress`): autocannon against `POST /api/v1/chat/send` (JWT
+ * auth, zod validation, admission checks, durable BullMQ enqueue) and, in the same run and the same
+ * child-process setup, against a bare Express JSON echo route. Rounds alternate to cancel machine
+ * noise. Then 100k sends and the API process's RSS. Writes bench/results/ingress-*.json.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+import autocannon from 'autocannon';
+import { Redis } from 'ioredis';
+
+import { TokenService } from '../src/auth/tokens';
+import { loadConfig } from '../src/config';
+import { createLogger } from '../src/logger';
+import { resolveServices } from '../src/services/localServices';
+import { recreateDatabase, withClient, withDatabase } from './lib/dataset';
+import { formatTable } from './lib/stats';
+
+const DATABASE = 'maihive_bench_ingress';
+const PREFIX = 'mhbench';
+const RUN = {
+  connections: 100,
+  durationS: Number(process.env.BENCH_DURATION_S ?? 10),
+  rounds: 2,
+  warmupS: 2,
+};
+const RSS_SENDS = Number(process.env.BENCH_RSS_SENDS ?? 100_000);
+const TARGETS = { throughputRatio: 0.8, p99Ratio: 2, maxRssMb: 150 };
+const JWT_SECRET = 'bench-secret-bench-secret-bench-secret-0123';
+
+interface Child {
+  port: number;
+  process: ChildProcess;
+}
+
+function startServer(mode: 'app' | 'echo', env: NodeJS.ProcessEnv): Promise<Child> {
+  const child = fork(path.join(__dirname, 'lib/ingressServer.ts'), ['--mode', mode], {
+    env: { ...process.env, ...env },
+    execArgv: ['--import', 'tsx'],
+  });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`${mode} server exited with ${code}`)));
+    child.on('message', (m: { type: string; port?: number }) => {
+      if (m.type === 'ready') resolve({ port: m.port!, process: child });
+    });
+  });
+}
+
+function stopServer(child: Child): Promise<void> {
+  return new Promise((resolve) => {
+    child.process.removeAllListeners('exit');
+    child.process.once('exit', () => resolve());
+    child.process.send({ type: 'close' });
+  });
+}
+
+function rssOf(child: Child): Promise<number> {
+  return new Promise((resolve) => {
+    const onMessage = (m: { type: string; rss?: number }) => {
+      if (m.type !== 'rss') return;
+      child.process.off('message', onMessage);
+      resolve(m.rss!);
+    };
+    child.process.on('message', onMessage);
+    child.process.send({ type: 'rss' });
+  });
+}
+
+function cannon(port: number, token: string, opts: { durationS?: number; amount?: number }) {
+  return autocannon({
+    url: `http://127.0.0.1:${port}/api/v1/chat/send`,
+    method: 'POST',
+    connections: RUN.connections,
+    ...(opts.amount ? { amount: opts.amount } : { duration: opts.durationS ?? RUN.durationS }),
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    // `[<id>]` becomes a fresh id per request: every send is a new message with its own idempotency key.
+    body: JSON.stringify({
+      message: '性能测试消息 benchmark message',
+      chat_stream_id: 'bench_chat',
+      platform: 'qq',
+      client_message_id: '[<id>]',
+      sender_info: { user_id: 'u1', username: 'bench' },
+    }),
+    idReplacement: true,
+  });
+}
+
+interface Summary {
+  requests_per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+  non_2xx: number;
+  errors: number;
+  total: number;
+}
+
+function summarise(r: autocannon.Result): Summary {
+  return {
+    requests_per_s: Math.round(r.requests.average),
+    p50_ms: r.latency.p50,
+    p99_ms: r.latency.p99,
+    non_2xx: r.non2xx,
+    errors: r.errors + r.timeouts,
+    total: r.requests.total,
+  };
+}
+
+function merge(runs: Summary[]): Summary {
+  const mean = (f: (s: Summary) => number) => runs.reduce((a, s) => a + f(s), 0) / runs.length;
+  return {
+    requests_per_s: Math.round(mean((s) => s.requests_per_s)),
+    p50_ms: mean((s) => s.p50_ms),
+    p99_ms: mean((s) => s.p99_ms),
+    non_2xx: runs.reduce((a, s) => a + s.non_2xx, 0),
+    errors: runs.reduce((a, s) => a + s.errors, 0),
+    total: runs.reduce((a, s) => a + s.total, 0),
+  };
+}
+
+async function prepareTenant(adminUrl: string): Promise<void> {
+  // Limits far above what the benchmark sends, so it measures the path, not the 429s.
+  const settings = {
+    rate_limit_per_second: 1_000_000,
+    credential_rate_limit_per_second: 1_000_000,
+    scheduling: { max_queue_size: 100_000_000 },
+    max_chat_streams: 1_000_000,
+  };
+  await withClient(adminUrl, (c) =>
+    c.query(`INSERT INTO tenants (tenant_id, name, settings) VALUES ('bench', 'Bench', $1)`, [
+      JSON.stringify(settings),
+    ]),
+  );
+}
+
+async function clearRedis(url: string): Promise<void> {
+  const redis = new Redis(url);
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${PREFIX}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.del(...keys);
+  } while (cursor !== '0');
+  redis.disconnect();
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig({ ...process.env, NODE_ENV: 'development' });
+  const logger = createLogger({ level: 'warn' });
+  const services = await resolveServices(config, logger, { database: 'postgres' });
+  try {
+    await recreateDatabase(services.databaseAdminUrl, DATABASE, config.appRole, logger);
+    const adminUrl = withDatabase(services.databaseAdminUrl, DATABASE);
+    await prepareTenant(adminUrl);
+    await clearRedis(services.redisUrl);
+    const env = {
+      JWT_SECRET,
+      REDIS_PREFIX: PREFIX,
+      BENCH_DATABASE_URL: withDatabase(services.databaseUrl, DATABASE),
+      BENCH_REDIS_URL: services.redisUrl,
+      NODE_ENV: 'production',
+    };
+    const tokens = new TokenService({ secret: JWT_SECRET, accessTtlSeconds: 3600 });
+    const { token } = await tokens.issueAccessToken({
+      sub: 'bench',
+      role: 'tenant_admin',
+      tenantId: 'bench',
+    });
+
+    const runs: Record<'app' | 'echo', Summary[]> = { app: [], echo: [] };
+    for (let round = 0; round < RUN.rounds; round++) {
+      const order: ('app' | 'echo')[] = round % 2 === 0 ? ['app', 'echo'] : ['echo', 'app'];
+      for (const mode of order) {
+        const child = await startServer(mode, env);
+        await cannon(child.port, token, { durationS: RUN.warmupS });
+        const result = summarise(await cannon(child.port, token, {}));
+        runs[mode].push(result);
+        console.log(`round ${round + 1} ${mode}: ${result.requests_per_s} req/s, p99 ${result.p99_ms} ms`);
+        await stopServer(child);
+      }
+    }
+    const app = merge(runs.app);
+    const echo = merge(runs.echo);
+
+    const child = await startServer('app', env);
+    const rssBefore = await rssOf(child);
+    const bulk = summarise(await cannon(child.port, token, { amount: RSS_SENDS }));
+    global.gc?.();
+    const rssAfter = await rssOf(child);
+    await stopServer(child);
+    await clearRedis(services.redisUrl);
+
+    const ratios = {
+      throughput: {
+        value: app.requests_per_s / echo.requests_per_s,
+        target: `>= ${TARGETS.throughputRatio}`,
+      },
+      p99: { value: app.p99_ms / echo.p99_ms, target: `<= ${TARGETS.p99Ratio}` },
+    };
+    const pass = {
+      throughput: ratios.throughput.value >= TARGETS.throughputRatio,
+      p99: ratios.p99.value <= TARGETS.p99Ratio,
+      zero_non_2xx: app.non_2xx === 0 && app.errors === 0 && bulk.non_2xx === 0,
+      rss: rssAfter / 2 ** 20 <= TARGETS.maxRssMb,
+    };
+    const report = {
+      benchmark: 'ingress',
+      finished_at: new Date().toISOString(),
+      machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version },
+      settings: RUN,
+      send: app,
+      echo,
+      runs,
+      ratios,
+      rss: { sends: RSS_SENDS, before_mb: rssBefore / 2 ** 20, after_mb: rssAfter / 2 ** 20, bulk },
+      pass,
+    };
+    const dir = path.join(__dirname, 'results');
+    await mkdir(dir, { recursive: true });
+    const stamp = report.finished_at.replace(/[:.]/g, '-');
+    const json = JSON.stringify(report, null, 2);
+    await writeFile(path.join(dir, `ingress-${stamp}.json`), json);
+    await writeFile(path.join(dir, 'ingress-latest.json'), json);
+    console.log(
+      formatTable([
+        ['route', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors'],
+        [
+          'POST /chat/send',
+          String(app.requests_per_s),
+          app.p50_ms.toFixed(1),
+          app.p99_ms.toFixed(1),
+          String(app.non_2xx),
+          String(app.errors),
+        ],
+        [
+          'bare echo',
+          String(echo.requests_per_s),
+          echo.p50_ms.toFixed(1),
+          echo.p99_ms.toFixed(1),
+          String(echo.non_2xx),
+          String(echo.errors),
+        ],
+      ]),
+    );
+    console.log(
+      `throughput ratio ${ratios.throughput.value.toFixed(3)} (target >= 0.8) ${pass.throughput ? 'PASS' : 'FAIL'}`,
+    );
+    console.log(
+      `p99 ratio        ${ratios.p99.value.toFixed(3)} (target <= 2) ${pass.p99 ? 'PASS' : 'FAIL'}`,
+    );
+    console.log(
+      `RSS after ${RSS_SENDS} sends: ${(rssAfter / 2 ** 20).toFixed(1)} MB (target <= 150) ${pass.rss ? 'PASS' : 'FAIL'}`,
+    );
+    console.log(`non-2xx/errors: ${app.non_2xx}/${app.errors} (bulk ${bulk.non_2xx}/${bulk.errors})`);
+  } finally {
+    await services.close();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

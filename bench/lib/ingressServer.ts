@@ -1,0 +1,53 @@
+/**
+ * Child process of `bench/ingress.ts`: serves either the whole MaiHive app (`--mode app`) or a bare
+ * Express JSON echo route (`--mode echo`) with the same Node flags, so the two are compared in the
+ * same process setup. Reports its port and, on request, its RSS over IPC.
+ */
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+
+import express from 'express';
+
+import { createApp } from '../../src/api/app';
+import { compose } from '../../src/composition';
+import { loadConfig } from '../../src/config';
+import { createLogger } from '../../src/logger';
+
+type Message = { type: 'rss' } | { type: 'close' };
+
+async function main(): Promise<void> {
+  const mode = process.argv[process.argv.indexOf('--mode') + 1];
+  const config = loadConfig({ ...process.env, LOG_LEVEL: 'silent' });
+  const logger = createLogger({ level: 'silent' });
+  let close: () => Promise<unknown> = () => Promise.resolve();
+  let app: express.Express;
+  if (mode === 'app') {
+    const composition = await compose({
+      config,
+      logger,
+      databaseUrl: process.env.BENCH_DATABASE_URL!,
+      redisUrl: process.env.BENCH_REDIS_URL!,
+    });
+    app = createApp(composition.deps);
+    close = () => composition.close();
+  } else {
+    app = express();
+    app.use(express.json({ limit: config.maxBodyBytes }));
+    app.post('/api/v1/chat/send', (req, res) => {
+      res.json({ success: true, data: req.body as unknown });
+    });
+  }
+  const server = app.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  process.send!({ type: 'ready', port: (server.address() as AddressInfo).port });
+  process.on('message', (msg: Message) => {
+    if (msg.type === 'rss') process.send!({ type: 'rss', rss: process.memoryUsage().rss });
+    if (msg.type === 'close') {
+      server.close();
+      server.closeAllConnections();
+      void close().finally(() => process.exit(0));
+    }
+  });
+}
+
+void main();

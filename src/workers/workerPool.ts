@@ -1,0 +1,97 @@
+import { UnrecoverableError } from 'bullmq';
+import { Redis } from 'ioredis';
+
+import type { TenantDirectory } from '../auth/tenantDirectory';
+import type { Database } from '../db/database';
+import type { Clock } from '../domain/clock';
+import { effectiveSettings } from '../domain/tenantSettings';
+import { LlmClient } from '../llm/llmClient';
+import type { Logger } from '../logger';
+import { Dispatcher } from '../queues/dispatcher';
+import type { TenantSchedule } from '../queues/fairScheduler';
+import type { Keyspace } from '../queues/names';
+import type { HeartflowJobData } from '../queues/tenantQueues';
+import { processHeartflowJob } from './heartflowProcessor';
+
+export interface WorkerPoolOptions {
+  redisUrl: string;
+  db: Database;
+  keys: Keyspace;
+  tenants: TenantDirectory;
+  logger: Logger;
+  clock: Clock;
+  /** Heartflow jobs run at once in this process. */
+  concurrency: number;
+  /** Test hooks: lock and stalled-check timing of the job queue. */
+  lockDurationMs?: number;
+  stalledIntervalMs?: number;
+  streamLockTtlMs?: number;
+}
+
+export interface WorkerPool {
+  readonly dispatcher: Dispatcher;
+  close(): Promise<void>;
+}
+
+/** A tenant's scheduling settings as the fair scheduler reads them; a suspended tenant is paused. */
+export async function scheduleOf(tenants: TenantDirectory, tenantId: string): Promise<TenantSchedule> {
+  const meta = await tenants.get(tenantId);
+  const s = effectiveSettings(meta?.settings).scheduling;
+  return {
+    weight: s.weight,
+    maxConcurrency: s.max_concurrency,
+    rateLimit: s.rate_limit ? { max: s.rate_limit.max, durationMs: s.rate_limit.duration_ms } : undefined,
+    paused: meta?.status !== 'active',
+  };
+}
+
+/** The heartflow worker pool of one process: the fair dispatcher feeding `processHeartflowJob`. */
+export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool> {
+  // BullMQ's workers need commands that wait through reconnects rather than fail.
+  const connection = new Redis(o.redisUrl, { maxRetriesPerRequest: null });
+  connection.on('error', (err) => o.logger.warn({ err: err.message }, 'worker redis connection error'));
+  const llm = new LlmClient({ logger: o.logger, clock: o.clock });
+  const deps = {
+    db: o.db,
+    redis: connection,
+    keys: o.keys,
+    llm,
+    logger: o.logger,
+    clock: o.clock,
+    ...(o.streamLockTtlMs ? { streamLockTtlMs: o.streamLockTtlMs } : {}),
+  };
+  const dispatcher = new Dispatcher({
+    kind: 'heartflow',
+    connection,
+    keys: o.keys,
+    concurrency: o.concurrency,
+    process: (job, tenantId) => {
+      const data = job.data as HeartflowJobData;
+      // The queue a job sits in decides its tenant; a payload naming another is never run.
+      if (data.tenantId !== tenantId) {
+        throw new UnrecoverableError(
+          `job ${job.id} of tenant ${tenantId}'s queue names tenant ${data.tenantId}`,
+        );
+      }
+      return processHeartflowJob(deps, data);
+    },
+    scheduleOf: (tenantId) => scheduleOf(o.tenants, tenantId),
+    logger: o.logger,
+    clock: o.clock,
+    ...(o.lockDurationMs ? { lockDurationMs: o.lockDurationMs } : {}),
+    ...(o.stalledIntervalMs ? { stalledIntervalMs: o.stalledIntervalMs } : {}),
+  });
+  try {
+    await dispatcher.start();
+  } catch (err) {
+    connection.disconnect();
+    throw err;
+  }
+  return {
+    dispatcher,
+    async close() {
+      await dispatcher.close();
+      await connection.quit().catch(() => connection.disconnect());
+    },
+  };
+}

@@ -1,0 +1,242 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import path from 'node:path';
+
+import { newId } from '../../src/domain/ids';
+import { createIsolationContext } from '../../src/domain/isolationContext';
+import type { HeartflowJobData } from '../../src/queues/tenantQueues';
+import { startWorkerPool, type WorkerPool } from '../../src/workers/workerPool';
+import { testEnv } from '../support/env';
+import { OpenAiStub } from '../support/openaiStub';
+import { startTestApp, type TestApp } from '../support/testApp';
+
+let app: TestApp;
+let pool: WorkerPool | undefined;
+let token: string;
+const stub = new OpenAiStub();
+
+async function startPool(): Promise<WorkerPool> {
+  pool = await startWorkerPool({
+    redisUrl: testEnv('redisUrl'),
+    db: app.deps.db,
+    keys: app.deps.keys,
+    tenants: app.deps.tenants,
+    logger: app.t.logger,
+    clock: app.deps.clock,
+    concurrency: 8,
+    lockDurationMs: 2000,
+    stalledIntervalMs: 500,
+    streamLockTtlMs: 1500,
+  });
+  return pool;
+}
+
+async function stopPool(): Promise<void> {
+  await pool?.close();
+  pool = undefined;
+}
+
+function send(body: Record<string, unknown>, wait = 10_000) {
+  return app.request('POST', `/chat/send?wait=${wait}`, { token, body });
+}
+
+async function waitFor<T>(
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+beforeAll(async () => {
+  await stub.start();
+  app = await startTestApp();
+  await app.t.admin(
+    `INSERT INTO tenants (tenant_id, name, settings) VALUES ('acme', 'Acme', '{"rate_limit_per_second": 1000, "credential_rate_limit_per_second": 1000}'),
+                                                            ('globex', 'Globex', '{}')`,
+  );
+  await app.t.admin(`UPDATE agents SET name = '麦麦' WHERE tenant_id = 'acme' AND agent_id = 'default'`);
+  token = await app.tokenFor({ role: 'tenant_admin', tenantId: 'acme' });
+});
+
+afterAll(async () => {
+  await stopPool();
+  await app.close();
+  await stub.close();
+});
+
+afterEach(async () => {
+  await stopPool();
+});
+
+describe('heartflow worker', () => {
+  it('answers a mention end to end with the built-in local provider and stores the reply', async () => {
+    await startPool();
+    const res = await send({ message: '@麦麦 今天吃什么', chat_stream_id: 'local-1', platform: 'qq' });
+    expect(res.status).toBe(200);
+    expect(res.body.data).toMatchObject({ status: 'replied', tenant_id: 'acme' });
+    expect(typeof res.body.data.response).toBe('string');
+    expect((res.body.data.response as string).length).toBeGreaterThan(0);
+    const rows = await app.t.admin<{ direction: string; content: string; reply_to: string | null }>(
+      `SELECT direction, content, reply_to FROM messages WHERE tenant_id = 'acme' AND chat_stream_id = 'local-1'
+       ORDER BY created_at`,
+    );
+    expect(rows.rows.map((r) => r.direction)).toEqual(['in', 'out']);
+    expect(rows.rows[1]).toMatchObject({
+      content: res.body.data.response,
+      reply_to: res.body.data.message_id,
+    });
+    const usage = await app.t.admin(`SELECT provider, status FROM llm_usage WHERE tenant_id = 'acme'`);
+    expect(usage.rows).toEqual([{ provider: 'local', status: 'success' }]);
+  });
+
+  it('always answers a mention but stays silent at talk_value 0 otherwise', async () => {
+    await startPool();
+    await app.request('POST', '/chat/streams', {
+      token,
+      body: { chat_stream_id: 'quiet-1', platform: 'qq', chat_type: 'group' },
+    });
+    await app.t.admin(
+      `UPDATE chat_streams SET heartflow_config = '{"talk_value": 0}' WHERE tenant_id = 'acme' AND chat_stream_id = 'quiet-1'`,
+    );
+    const plain = await send({ message: '今天天气不错', chat_stream_id: 'quiet-1', platform: 'qq' });
+    expect(plain.body.data.status).toBe('no_reply');
+    const mention = await send({ message: '@麦麦 你在吗？', chat_stream_id: 'quiet-1', platform: 'qq' });
+    expect(mention.body.data.status).toBe('replied');
+  });
+
+  it('coalesces a burst of mentions in one stream into a few LLM calls, answering every one', async () => {
+    // Queue the burst before any worker runs, then let the pool loose on it.
+    const sent = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        send({ message: `@麦麦 第${i}个问题？`, chat_stream_id: 'burst-1', platform: 'qq' }, 0),
+      ),
+    );
+    expect(sent.every((r) => r.status === 200)).toBe(true);
+    await startPool();
+    const ids = sent.map((r) => r.body.data.message_id as string);
+    await waitFor(async () => {
+      const { rows } = await app.t.admin<{ n: string }>(
+        `SELECT count(*) AS n FROM messages WHERE tenant_id = 'acme' AND message_id = ANY($1) AND status = 'replied'`,
+        [ids],
+      );
+      return Number(rows[0]?.n) === 30 ? true : undefined;
+    });
+    const calls = await app.t.admin<{ n: string }>(
+      `SELECT count(*) AS n FROM llm_usage WHERE tenant_id = 'acme' AND chat_stream_id = 'burst-1'`,
+    );
+    const replies = await app.t.admin<{ n: string }>(
+      `SELECT count(*) AS n FROM messages WHERE tenant_id = 'acme' AND chat_stream_id = 'burst-1' AND direction = 'out'`,
+    );
+    expect(Number(calls.rows[0]?.n)).toBeLessThanOrEqual(5);
+    expect(Number(replies.rows[0]?.n)).toBe(Number(calls.rows[0]?.n));
+  });
+
+  it('replies through an OpenAI-compatible server when the agent is configured for one', async () => {
+    stub.reset();
+    stub.on('stub-model', {
+      kind: 'success',
+      content: '来自模型的回答',
+      usage: { prompt_tokens: 40, completion_tokens: 6 },
+    });
+    await app.t.admin(
+      `INSERT INTO agents (tenant_id, agent_id, name, config) VALUES ('acme', 'gpt', 'GPT', $1)`,
+      [JSON.stringify({ llm: { provider: 'openai', base_url: stub.baseUrl, models: ['stub-model'] } })],
+    );
+    await startPool();
+    const res = await send({
+      message: '@GPT 你好',
+      chat_stream_id: 'gpt-1',
+      platform: 'qq',
+      agent_id: 'gpt',
+    });
+    expect(res.body.data).toMatchObject({ status: 'replied', response: '来自模型的回答', tokens_used: 46 });
+    expect(stub.requestsFor('stub-model')).toHaveLength(1);
+  });
+
+  it("never runs a job under another tenant's context", async () => {
+    await startPool();
+    const forged: HeartflowJobData = {
+      messageId: newId('msg'),
+      tenantId: 'globex',
+      agentId: 'default',
+      platform: 'qq',
+      chatStreamId: 'forged',
+      chatType: 'group',
+      content: 'injected',
+      clientMessageId: null,
+      replyTo: null,
+      sender: { userId: null, nickname: null, cardname: null, groupId: null, groupName: null },
+      segments: [],
+      mentioned: true,
+      options: { enableMemory: false, enableEmoji: false, priority: 'normal' },
+      receivedAt: Date.now(),
+      source: 'http',
+    };
+    const queue = app.deps.queues.queue('acme', 'heartflow');
+    await queue.add('message', forged, { jobId: forged.messageId, attempts: 1 });
+    await app.deps.queues.announce('acme', 'heartflow');
+    const state = await waitFor(async () => {
+      const s = await queue.getJobState(forged.messageId);
+      return s === 'failed' ? s : undefined;
+    });
+    expect(state).toBe('failed');
+    const stored = await app.t.admin(`SELECT 1 FROM messages WHERE message_id = $1`, [forged.messageId]);
+    expect(stored.rows).toEqual([]);
+    // Sanity: the real tenant's context is untouched by the attempt.
+    expect(createIsolationContext({ tenantId: 'acme' }).tenantId).toBe('acme');
+  });
+
+  it('recovers a job whose worker was killed mid-reply and answers it exactly once', async () => {
+    stub.reset();
+    // First call hangs (the worker dies waiting for it); the retry gets an answer.
+    stub.on('slow-model', [
+      { kind: 'slow', delayMs: 30_000, content: 'too late' },
+      { kind: 'success', content: '恢复后的回答', usage: { prompt_tokens: 10, completion_tokens: 3 } },
+    ]);
+    await app.t.admin(
+      `INSERT INTO agents (tenant_id, agent_id, name, config) VALUES ('acme', 'slow', 'Slow', $1)`,
+      [
+        JSON.stringify({
+          llm: { provider: 'openai', base_url: stub.baseUrl, models: ['slow-model'], timeout_ms: 60_000 },
+        }),
+      ],
+    );
+    const child: ChildProcess = fork(path.join(__dirname, '../support/workerChild.ts'), [], {
+      execArgv: ['--import', 'tsx'],
+      env: {
+        ...process.env,
+        MH_DB_URL: app.t.appUrl,
+        MH_REDIS_URL: testEnv('redisUrl'),
+        MH_PREFIX: app.deps.keys.prefix,
+        MH_LOCK_MS: '2000',
+        MH_STALLED_MS: '500',
+        MH_STREAM_LOCK_MS: '1500',
+      },
+    });
+    await new Promise<void>((resolve) => child.once('message', () => resolve()));
+    const res = await send(
+      { message: '@Slow 在吗', chat_stream_id: 'kill-1', platform: 'qq', agent_id: 'slow' },
+      0,
+    );
+    const messageId = res.body.data.message_id as string;
+    await waitFor(() => (stub.requestsFor('slow-model').length === 1 ? true : undefined));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+
+    await startPool();
+    const final = await waitFor(async () => {
+      const r = await app.request('GET', `/chat/messages/${messageId}/status`, { token });
+      return r.body.data?.status === 'replied' ? r.body.data : undefined;
+    }, 30_000);
+    expect(final.response).toBe('恢复后的回答');
+    const replies = await app.t.admin(
+      `SELECT message_id FROM messages WHERE tenant_id = 'acme' AND chat_stream_id = 'kill-1' AND direction = 'out'`,
+    );
+    expect(replies.rows).toHaveLength(1);
+  }, 60_000);
+});
