@@ -13,9 +13,19 @@ function requestIdOf(res: Response): string {
   return (res.locals as Partial<RequestLocals>).requestId ?? 'req_unknown';
 }
 
-/** Sends the success envelope of API.md. */
-export function sendOk(res: Response, data: unknown, status = 200, message = 'ok'): void {
+/**
+ * Sends the success envelope of API.md. `topLevel` adds fields beside the envelope's own, for
+ * protocols that read them there (OneBot's quick operation); it never replaces an envelope field.
+ */
+export function sendOk(
+  res: Response,
+  data: unknown,
+  status = 200,
+  message = 'ok',
+  topLevel: Record<string, unknown> = {},
+): void {
   res.status(status).json({
+    ...topLevel,
     success: true,
     data,
     message,

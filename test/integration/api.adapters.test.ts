@@ -199,6 +199,7 @@ describe('POST /adapters/onebot/v11', () => {
     expect(res.status).toBe(200);
     expect(res.body.data.status).toBe('queued');
     expect(res.body.data.reply).toBeUndefined();
+    expect((res.body as unknown as Record<string, unknown>).reply).toBeUndefined();
   });
 
   it('answers with the OneBot quick operation when the reply is ready within ?wait', async () => {
@@ -213,6 +214,8 @@ describe('POST /adapters/onebot/v11', () => {
       at_sender: false,
       agent_id: 'bot1',
     });
+    // NapCat/go-cqhttp read the quick operation at the top level of the body.
+    expect(res.body).toMatchObject({ success: true, reply: '吃火锅吧', at_sender: false });
   });
 
   it('rejects a malformed message event with the failing fields, and a missing credential with 401', async () => {
@@ -316,6 +319,7 @@ describe('POST /adapters/maim', () => {
     expect(res.status).toBe(200);
     expect(res.body.data).toMatchObject({ status: 'replied', response: '记住啦' });
     expect(res.body.data.reply).toBeUndefined();
+    expect((res.body as unknown as Record<string, unknown>).reply).toBeUndefined();
   });
 
   it('acknowledges a notify event without queuing it', async () => {

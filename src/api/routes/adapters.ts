@@ -11,6 +11,7 @@ import { acceptMessage } from '../../ingress/acceptMessage';
 import type { SendCaller, SendResult } from '../../ingress/types';
 import { type Principal, SENDERS } from '../auth/principal';
 import { agentScope, tenantScope } from '../auth/scope';
+import { sendOk } from '../envelope';
 import { route } from '../http/route';
 import type { RouteContext } from './context';
 
@@ -111,7 +112,7 @@ export function adaptersRoutes({ router, registry, deps }: RouteContext): void {
     query: waitQuery,
     body: oneBotEnvelopeSchema,
     response: oneBotData,
-    handler: async ({ body, query, principal, req }) => {
+    handler: async ({ body, query, principal, req, res }) => {
       const caller = principal!;
       // The tenant is settled first, so a mismatched X-Tenant-ID is refused even for ignored events.
       const { tenantId } = tenantScope(caller, req);
@@ -124,7 +125,10 @@ export function adaptersRoutes({ router, registry, deps }: RouteContext): void {
         toSendInput(outcome, agentId, 'onebot'),
         waitOptions(query.wait),
       );
-      return { data: withQuickReply(result) };
+      const data = withQuickReply(result);
+      // NapCat and go-cqhttp read the quick operation at the top level of the HTTP response body.
+      sendOk(res, data, 200, 'ok', 'reply' in data ? { reply: data.reply, at_sender: data.at_sender } : {});
+      return { raw: true };
     },
   });
 
