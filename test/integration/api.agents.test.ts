@@ -516,3 +516,25 @@ describe('agent deletion', () => {
     expect(res.body.error?.code).toBe('FORBIDDEN');
   });
 });
+
+describe('agent changes reach the send path at once', () => {
+  it('refuses sends for an agent right after it is deactivated, and accepts them again after reactivation', async () => {
+    const created = await app.request('POST', '/agents', {
+      token: acmeAdmin,
+      body: { agent_id: 'flip', name: 'Flip' },
+    });
+    expect(created.status).toBe(201);
+    const send = () =>
+      app.request('POST', '/chat/send', {
+        token: acmeAdmin,
+        body: { message: 'hello', agent_id: 'flip', chat_stream_id: 'flip-1', platform: 'qq' },
+      });
+    expect((await send()).status).toBe(200); // now cached as active
+    await app.request('PUT', '/agents/flip', { token: acmeAdmin, body: { status: 'inactive' } });
+    const refused = await send();
+    expect(refused.status).toBe(403);
+    expect(refused.body.error?.details).toMatchObject({ reason: 'agent_inactive' });
+    await app.request('PUT', '/agents/flip', { token: acmeAdmin, body: { status: 'active' } });
+    expect((await send()).status).toBe(200);
+  });
+});
