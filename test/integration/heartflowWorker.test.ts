@@ -240,3 +240,39 @@ describe('heartflow worker', () => {
     expect(replies.rows).toHaveLength(1);
   }, 60_000);
 });
+
+describe('worker process shutdown', () => {
+  it('finishes the job in flight on SIGTERM, then exits 0', async () => {
+    stub.reset();
+    stub.on('term-model', { kind: 'success', content: '关机前的回答', delayMs: 1500 });
+    await app.t.admin(
+      `INSERT INTO agents (tenant_id, agent_id, name, config) VALUES ('acme', 'term', 'Term', $1)`,
+      [JSON.stringify({ llm: { provider: 'openai', base_url: stub.baseUrl, models: ['term-model'] } })],
+    );
+    const child = fork(path.join(__dirname, '../../src/main.ts'), ['--role', 'worker'], {
+      execArgv: ['--import', 'tsx'],
+      env: {
+        ...process.env,
+        NODE_ENV: 'test',
+        LOG_LEVEL: 'silent',
+        DATABASE_URL: app.t.appUrl,
+        DATABASE_ADMIN_URL: app.t.adminUrl,
+        REDIS_URL: testEnv('redisUrl'),
+        REDIS_PREFIX: app.deps.keys.prefix,
+        JWT_SECRET: 'test-secret-that-is-at-least-32-bytes-long',
+      },
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const res = await send(
+      { message: '@Term 你好', chat_stream_id: 'term-1', platform: 'qq', agent_id: 'term' },
+      0,
+    );
+    await waitFor(() => (stub.requestsFor('term-model').length === 1 ? true : undefined), 20_000);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const status = await app.request('GET', `/chat/messages/${res.body.data.message_id as string}/status`, {
+      token,
+    });
+    expect(status.body.data).toMatchObject({ status: 'replied', response: '关机前的回答' });
+  }, 60_000);
+});
