@@ -238,7 +238,11 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
     body: UpdateBody,
     response: AgentResponse,
     handler: async ({ params, body, principal, req }) => {
-      const { tenantWide, agentId, settings, tenantId } = await agentRequest(principal!, req, params.agent_id);
+      const { tenantWide, agentId, settings, tenantId } = await agentRequest(
+        principal!,
+        req,
+        params.agent_id,
+      );
       assertPlatformsAllowed(settings, body.platform, body.config);
       const row = await deps.db.withTenant(tenantWide, async (db) => {
         const current = await getAgentForUpdate(db, agentId);
