@@ -1,0 +1,227 @@
+import { type Job, UnrecoverableError } from 'bullmq';
+
+import type { Database } from '../db/database';
+import { getAgent } from '../db/repositories/agents';
+import {
+  type DeliveryRecord,
+  getDelivery,
+  markDeadLetter,
+  markDelivered,
+  requeueDeadLetter,
+} from '../db/repositories/deliveries';
+import { getMessage, type MessageRow } from '../db/repositories/messages';
+import { webhookSignatureHeaders } from '../delivery/signature';
+import { storedAgentConfig } from '../domain/agentConfig';
+import type { Clock } from '../domain/clock';
+import { createIsolationContext } from '../domain/isolationContext';
+import { MaiHiveError } from '../errors';
+import type { Logger } from '../logger';
+import type { TenantQueues } from '../queues/tenantQueues';
+import { assertJobTenant, attemptOf, type DeliveryJobData, enqueueDelivery, type JobAttempt } from './jobs';
+
+export interface DeliveryDeps {
+  db: Database;
+  logger: Logger;
+  clock: Clock;
+  /** Per attempt, connect to last byte, ms. Default 10000. */
+  timeoutMs?: number;
+  /** HTTP client. Default the global `fetch`. */
+  fetch?: typeof fetch;
+}
+
+export const DELIVERY_EVENT = 'message.replied';
+/** Longest error text kept in a dead letter, characters. */
+const MAX_ERROR = 500;
+
+export type DeliveryOutcome =
+  | { status: 'delivered'; httpStatus: number; attempt: number }
+  | { status: 'skipped'; reason: 'no_webhook' | 'message_not_found' | 'not_a_reply' | 'already_delivered' };
+
+/** A webhook attempt that failed in a way a later attempt may not (5xx, 408, 429, timeout, network). */
+export class WebhookDeliveryError extends MaiHiveError {
+  readonly code = 'WEBHOOK_DELIVERY_FAILED';
+  readonly status = 502;
+  constructor(
+    message: string,
+    readonly httpStatus: number | null,
+    options: { cause?: unknown } = {},
+  ) {
+    super(message, { details: { http_status: httpStatus }, ...options });
+  }
+}
+
+/**
+ * What a receiver's answer means: 2xx delivered; 408, 429 and 5xx may pass later (retry); any
+ * other status, redirects included, will not (the URL or the receiver needs fixing: give up and
+ * dead-letter at once).
+ */
+export function classifyWebhookStatus(status: number): 'delivered' | 'retry' | 'give_up' {
+  if (status >= 200 && status < 300) return 'delivered';
+  if (status === 408 || status === 429 || status >= 500) return 'retry';
+  return 'give_up';
+}
+
+/** The JSON body of a `message.replied` delivery (the same bytes on every attempt). */
+export function deliveryBody(tenantId: string, m: MessageRow): string {
+  return JSON.stringify({
+    event: DELIVERY_EVENT,
+    tenant_id: tenantId,
+    agent_id: m.agent_id,
+    platform: m.platform,
+    chat_stream_id: m.chat_stream_id,
+    message_id: m.message_id,
+    reply_to: m.reply_to,
+    content: m.content,
+    created_at: m.created_at.toISOString(),
+  });
+}
+
+interface Target {
+  message: MessageRow;
+  url: string;
+  secret: string | undefined;
+}
+
+type Loaded = { target: Target } | { skip: Extract<DeliveryOutcome, { status: 'skipped' }>['reason'] };
+
+/**
+ * One attempt to push a bot reply to its agent's webhook, signed with that agent's secret (see
+ * `delivery/signature.ts`). Everything, the message, the URL and the secret, is read in a unit of
+ * work of the job's tenant and agent, so a job can only ever send its own tenant's message with
+ * its own tenant's secret; a message id of another tenant is simply not found.
+ *
+ * Failures are thrown for BullMQ to handle: `WebhookDeliveryError` is retried with the job's
+ * exponential backoff, `UnrecoverableError` is not. The attempt that gives up (a refusal, or the
+ * last attempt) first writes the dead letter operators list and retry.
+ */
+export async function processDeliveryJob(
+  deps: DeliveryDeps,
+  data: DeliveryJobData,
+  attempt: JobAttempt,
+): Promise<DeliveryOutcome> {
+  const ctx = createIsolationContext({ tenantId: data.tenantId, agentId: data.agentId });
+  const loaded = await deps.db.withTenant(ctx, async (db): Promise<Loaded> => {
+    const message = await getMessage(db, data.messageId);
+    if (!message || message.agent_id !== data.agentId) return { skip: 'message_not_found' };
+    if (message.direction !== 'out') return { skip: 'not_a_reply' };
+    if ((await getDelivery(db, data.messageId))?.status === 'delivered') return { skip: 'already_delivered' };
+    const delivery = storedAgentConfig((await getAgent(db, data.agentId))?.config).delivery;
+    if (!delivery?.webhook_url) return { skip: 'no_webhook' };
+    return { target: { message, url: delivery.webhook_url, secret: delivery.webhook_secret } };
+  });
+  const log = deps.logger.child({
+    tenant_id: data.tenantId,
+    agent_id: data.agentId,
+    message_id: data.messageId,
+    attempt: attempt.attempt,
+  });
+  if ('skip' in loaded) {
+    log.debug({ reason: loaded.skip }, 'delivery skipped');
+    return { status: 'skipped', reason: loaded.skip };
+  }
+  const { message, url, secret } = loaded.target;
+  const record: Omit<DeliveryRecord, 'httpStatus' | 'error'> = {
+    messageId: message.message_id,
+    agentId: message.agent_id,
+    platform: message.platform,
+    chatStreamId: message.chat_stream_id,
+    webhookUrl: url,
+    attempts: attempt.attempt,
+  };
+  const sent = await post(
+    deps,
+    url,
+    secret,
+    deliveryBody(data.tenantId, message),
+    message.message_id,
+    attempt,
+  );
+  const host = new URL(url).host;
+  if (sent.kind === 'delivered') {
+    await deps.db.withTenant(ctx, (db) =>
+      markDelivered(db, { ...record, httpStatus: sent.status, error: null }),
+    );
+    log.info({ host, http_status: sent.status }, 'webhook delivered');
+    return { status: 'delivered', httpStatus: sent.status, attempt: attempt.attempt };
+  }
+  const final = sent.kind === 'give_up' || attempt.attempt >= attempt.maxAttempts;
+  if (final) {
+    await deps.db.withTenant(ctx, (db) =>
+      markDeadLetter(db, { ...record, httpStatus: sent.status, error: sent.error.slice(0, MAX_ERROR) }),
+    );
+  }
+  log.warn({ host, http_status: sent.status, err: sent.error, final }, 'webhook delivery failed');
+  if (sent.kind === 'give_up') throw new UnrecoverableError(`webhook refused the delivery: ${sent.error}`);
+  throw new WebhookDeliveryError(`webhook delivery failed: ${sent.error}`, sent.status);
+}
+
+type PostResult =
+  { kind: 'delivered'; status: number } | { kind: 'retry' | 'give_up'; status: number | null; error: string };
+
+async function post(
+  deps: DeliveryDeps,
+  url: string,
+  secret: string | undefined,
+  body: string,
+  messageId: string,
+  attempt: JobAttempt,
+): Promise<PostResult> {
+  const headers: Record<string, string> = {
+    'Content-Type': 'application/json; charset=utf-8',
+    'User-Agent': 'MaiHive-Webhook/1',
+    'X-MaiHive-Event': DELIVERY_EVENT,
+    // Receivers deduplicate on it: delivery is at least once (a crash after the POST re-sends).
+    'X-MaiHive-Delivery': messageId,
+    'X-MaiHive-Attempt': String(attempt.attempt),
+    // Unsigned when the agent has no secret: receivers that need authenticity must set one.
+    ...(secret === undefined ? {} : webhookSignatureHeaders(secret, body, deps.clock.now())),
+  };
+  let response: Response;
+  try {
+    response = await (deps.fetch ?? fetch)(url, {
+      method: 'POST',
+      headers,
+      body,
+      redirect: 'manual',
+      signal: AbortSignal.timeout(deps.timeoutMs ?? 10_000),
+    });
+  } catch (err) {
+    const e = err as Error;
+    const timedOut = e.name === 'TimeoutError' || e.name === 'AbortError';
+    return { kind: 'retry', status: null, error: timedOut ? 'timed out' : `network error: ${e.message}` };
+  }
+  // The answer's body is not needed; dropping it frees the connection.
+  await response.body?.cancel().catch(() => undefined);
+  const verdict = classifyWebhookStatus(response.status);
+  if (verdict === 'delivered') return { kind: 'delivered', status: response.status };
+  return { kind: verdict, status: response.status, error: `HTTP ${response.status}` };
+}
+
+/** The Dispatcher's `process` for delivery jobs: the attempt number comes from BullMQ. */
+export function deliveryJobRunner(deps: DeliveryDeps) {
+  return (job: Job, tenantId: string): Promise<DeliveryOutcome> => {
+    assertJobTenant(job, tenantId);
+    return processDeliveryJob(deps, job.data as DeliveryJobData, attemptOf(job));
+  };
+}
+
+/**
+ * An operator's retry of a dead letter (for the admin endpoint): marks it `requeued` and enqueues
+ * a fresh job with a full set of attempts. False when the message is not dead-lettered.
+ */
+export async function retryDeadLetter(
+  deps: { db: Database; queues: TenantQueues },
+  tenantId: string,
+  messageId: string,
+): Promise<boolean> {
+  const row = await deps.db.withTenant(createIsolationContext({ tenantId }), (db) =>
+    requeueDeadLetter(db, messageId),
+  );
+  if (!row) return false;
+  await enqueueDelivery(
+    deps.queues,
+    { tenantId, agentId: row.agent_id, messageId },
+    { generation: row.requeue_count },
+  );
+  return true;
+}

@@ -1,0 +1,155 @@
+import { type Job, type JobsOptions, UnrecoverableError } from 'bullmq';
+
+import { bucketStart, type Granularity } from '../domain/usageBuckets';
+import { encodeId } from '../queues/names';
+import type { TenantQueues } from '../queues/tenantQueues';
+
+/**
+ * Payloads of the memory, stats and delivery jobs and the helpers that enqueue them. Each helper
+ * makes enqueueing idempotent: a deterministic job id (memory, delivery) or deduplication id
+ * (stats) means the same trigger enqueued twice is one job.
+ */
+
+/** Memory job: extract facts/preferences and due summaries of one chat stream. */
+export interface MemoryJobData {
+  tenantId: string;
+  agentId: string;
+  platform: string;
+  chatStreamId: string;
+  /** Look at messages up to and including this one (the trigger). */
+  upToMessageId?: string;
+  /** …or up to this time, ms since the epoch. Neither = everything stored when the job runs. */
+  upToTime?: number;
+}
+
+/** Stats job: recompute one usage bucket of a tenant from the source tables. */
+export interface StatsJobData {
+  tenantId: string;
+  granularity: Granularity;
+  /** Bucket start, ms since the epoch (UTC, aligned to the granularity). */
+  bucketStart: number;
+}
+
+/** Delivery job: push one bot reply to the agent's webhook. */
+export interface DeliveryJobData {
+  tenantId: string;
+  agentId: string;
+  /** The bot reply (`direction = 'out'`). */
+  messageId: string;
+}
+
+/** Attempts and backoff of a delivery: 2 s, 4 s, 8 s, 16 s, 32 s between six attempts. */
+export const DELIVERY_JOB_OPTIONS: JobsOptions = {
+  attempts: 6,
+  backoff: { type: 'exponential', delay: 2000 },
+};
+
+/** Memory jobs are retried a few times (LLM hiccups); the job itself is idempotent. */
+export const MEMORY_JOB_OPTIONS: JobsOptions = {
+  attempts: 3,
+  backoff: { type: 'exponential', delay: 5000 },
+};
+
+/** How long after a bucket closes its stats job runs, ms (late commits of the bucket land first). */
+export const STATS_SETTLE_MS = 5000;
+/** The hour bucket is refreshed at most this often while its hour runs, ms. */
+export const STATS_HOUR_REFRESH_MS = 60_000;
+
+/** Job id of a memory job: stream plus trigger, so one trigger is one job. */
+export function memoryJobId(data: MemoryJobData): string {
+  const point = data.upToMessageId ?? (data.upToTime === undefined ? 'all' : `t${data.upToTime}`);
+  return `memory.${encodeId(data.chatStreamId)}.${encodeId(point)}`;
+}
+
+export async function enqueueMemory(queues: TenantQueues, data: MemoryJobData): Promise<void> {
+  await queues.queue(data.tenantId, 'memory').add('memory', data, {
+    ...MEMORY_JOB_OPTIONS,
+    jobId: memoryJobId(data),
+  });
+  await queues.announce(data.tenantId, 'memory');
+}
+
+/** Deduplication id of a stats bucket. */
+export function statsDedupId(granularity: Granularity, start: number): string {
+  return `stats.${granularity}.${start}`;
+}
+
+/**
+ * Schedules the recompute of the minute and the hour holding `atMs` (a message's arrival, an LLM
+ * call's time). Call it whenever figures of that time change (a batch finished). Per bucket at
+ * most one job waits and one runs (BullMQ deduplication, `keepLastIfActive`): a burst of calls
+ * is one job, and a call while the bucket's job runs queues exactly one more, so the last change
+ * is always counted. The minute's job waits until the minute is over; the hour's until the hour
+ * is over or `STATS_HOUR_REFRESH_MS`, whichever is sooner.
+ */
+export async function enqueueStats(
+  queues: TenantQueues,
+  tenantId: string,
+  atMs: number,
+  nowMs: number,
+  options: { settleMs?: number; hourRefreshMs?: number } = {},
+): Promise<void> {
+  const settle = options.settleMs ?? STATS_SETTLE_MS;
+  const minute = bucketStart(atMs, 'minute');
+  const hour = bucketStart(atMs, 'hour');
+  const queue = queues.queue(tenantId, 'stats');
+  const jobs: { data: StatsJobData; delay: number }[] = [
+    {
+      data: { tenantId, granularity: 'minute', bucketStart: minute },
+      delay: minute + 60_000 + settle - nowMs,
+    },
+    {
+      data: { tenantId, granularity: 'hour', bucketStart: hour },
+      delay: Math.min(hour + 3_600_000 + settle - nowMs, options.hourRefreshMs ?? STATS_HOUR_REFRESH_MS),
+    },
+  ];
+  for (const { data, delay } of jobs) {
+    await queue.add('stats', data, {
+      attempts: 3,
+      backoff: { type: 'exponential', delay: 1000 },
+      delay: Math.max(0, delay),
+      deduplication: { id: statsDedupId(data.granularity, data.bucketStart), keepLastIfActive: true },
+    });
+  }
+  await queues.announce(tenantId, 'stats');
+}
+
+/** Job id of a delivery; an operator's retry of a dead letter gets the next generation. */
+export function deliveryJobId(messageId: string, generation = 0): string {
+  return generation === 0 ? `delivery.${messageId}` : `delivery.${messageId}.r${generation}`;
+}
+
+/** Enqueue after the reply is committed; the job skips agents without a webhook. */
+export async function enqueueDelivery(
+  queues: TenantQueues,
+  data: DeliveryJobData,
+  options: { generation?: number; jobOptions?: JobsOptions } = {},
+): Promise<void> {
+  await queues.queue(data.tenantId, 'delivery').add('delivery', data, {
+    ...DELIVERY_JOB_OPTIONS,
+    ...options.jobOptions,
+    jobId: deliveryJobId(data.messageId, options.generation),
+  });
+  await queues.announce(data.tenantId, 'delivery');
+}
+
+/** Which attempt a job is on (1-based) and how many it has, as BullMQ counts them. */
+export interface JobAttempt {
+  attempt: number;
+  maxAttempts: number;
+}
+
+export function attemptOf(job: Pick<Job, 'attemptsMade' | 'opts'>): JobAttempt {
+  return { attempt: job.attemptsMade + 1, maxAttempts: job.opts.attempts ?? 1 };
+}
+
+/**
+ * The queue a job sits in decides its tenant; a payload naming another tenant is never run (it
+ * would act, and sign, for a tenant the queue does not belong to).
+ */
+export function assertJobTenant(job: Pick<Job, 'id' | 'data'>, tenantId: string): void {
+  const named = (job.data as { tenantId?: unknown } | null)?.tenantId;
+  if (named !== tenantId) {
+    throw new UnrecoverableError(`job ${job.id} of tenant ${tenantId}'s queue names tenant ${String(named)}`);
+  }
+}

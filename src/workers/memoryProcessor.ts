@@ -1,0 +1,391 @@
+import type { Job } from 'bullmq';
+
+import type { Database } from '../db/database';
+import { getAgent } from '../db/repositories/agents';
+import { type LlmUsageRecord, recordLlmUsage } from '../db/repositories/llmUsage';
+import {
+  advanceScannedCursor,
+  advanceSummarizedCursor,
+  countInboundBetween,
+  cursorAtTime,
+  getMemoryCursors,
+  insertMemoriesIfAbsent,
+  type MemoryInsert,
+  messageCursor,
+  type StreamCursor,
+  type StreamMessage,
+  streamMessagesBetween,
+} from '../db/repositories/memoryExtraction';
+import { type AgentConfig, storedAgentConfig } from '../domain/agentConfig';
+import type { Clock } from '../domain/clock';
+import { createIsolationContext, type IsolationContext } from '../domain/isolationContext';
+import {
+  buildExtractionPrompt,
+  buildHeuristicSummary,
+  buildSummaryPrompt,
+  type ConversationLine,
+  DEFAULT_SCOPE_POLICY,
+  DEFAULT_SUMMARY_THRESHOLDS,
+  extractHeuristicMemories,
+  type ExtractionContext,
+  type MemoryCandidate,
+  parseExtraction,
+  parseSummary,
+  type ScopePolicy,
+  type SourceMessage,
+  summaryDue,
+  summaryImportance,
+  summaryMemoryId,
+  type SummaryThresholds,
+} from '../domain/memory';
+import { agentLlmSettings } from '../llm/agentSettings';
+import type { LlmClient } from '../llm/llmClient';
+import type { SecretBox } from '../llm/secretBox';
+import type { LlmSettings } from '../llm/types';
+import { LlmError } from '../llm/types';
+import type { Logger } from '../logger';
+import { assertJobTenant, type MemoryJobData } from './jobs';
+
+export interface MemoryDeps {
+  db: Database;
+  llm: LlmClient;
+  logger: Logger;
+  clock: Clock;
+  /** When summaries are due. Default `DEFAULT_SUMMARY_THRESHOLDS` (20 messages / 6 h). */
+  thresholds?: SummaryThresholds;
+  /** Scope of extracted memories. Default `DEFAULT_SCOPE_POLICY`. */
+  policy?: ScopePolicy;
+  /** Inbound messages read per extraction round. Default 200. */
+  batchSize?: number;
+  /** Most summaries one job writes (a long backlog is caught up over several jobs). Default 5. */
+  maxSummariesPerJob?: number;
+  /** Seals agents' LLM API keys for the client. */
+  secretBox?: SecretBox;
+}
+
+export interface MemoryJobResult {
+  /** Inbound messages looked at for facts and preferences. */
+  scanned: number;
+  /** Memories newly stored (facts, preferences and summaries). */
+  stored: number;
+  summaries: number;
+  extractor: 'heuristic' | 'llm';
+  /** Why nothing was done, if so. */
+  skipped?: 'unknown_stream' | 'unknown_message';
+}
+
+/** Bot messages kept with a summary's conversation at most. */
+const MAX_SUMMARY_LINES = 400;
+
+function sourceOf(m: StreamMessage): SourceMessage {
+  return {
+    messageId: m.message_id,
+    content: m.content,
+    senderUserId: m.sender_user_id,
+    senderName: m.sender_cardname ?? m.sender_nickname,
+    at: m.created_at.getTime(),
+  };
+}
+
+function cursorOfMessage(m: StreamMessage): StreamCursor {
+  return { at: m.cursor_at, messageId: m.message_id };
+}
+
+function insertOf(
+  c: MemoryCandidate,
+  ctx: IsolationContext,
+  metadata: Record<string, unknown>,
+): MemoryInsert {
+  return {
+    memoryId: c.memoryId,
+    agentId: ctx.agentId!,
+    scope: c.scope,
+    platform: ctx.platform!,
+    chatStreamId: ctx.chatStreamId!,
+    title: c.title,
+    content: c.content,
+    memoryType: c.memoryType,
+    importance: c.importance,
+    tags: c.tags,
+    metadata: {
+      extractor: c.extractor,
+      source_message_ids: c.sourceMessageIds,
+      ...(c.senderUserId ? { sender_user_id: c.senderUserId } : {}),
+      ...metadata,
+    },
+  };
+}
+
+interface JobSetup {
+  chatType: 'group' | 'private';
+  scanned: StreamCursor | null;
+  summarized: StreamCursor | null;
+  upTo: StreamCursor | undefined;
+  config: AgentConfig;
+  agentName: string;
+}
+
+/**
+ * One memory job of a chat stream: extracts facts and preferences from the inbound messages not
+ * yet looked at (up to the job's point), then writes every summary that is due. Each round stores
+ * its memories and moves its cursor in one transaction, and memory ids are derived from content
+ * and source messages, so a re-run or a duplicate job stores nothing twice. The agent's LLM
+ * extracts and summarises when it is a remote provider; the built-in `local` provider has no such
+ * ability, so the heuristics do (and they stand in whenever the model fails or answers garbage).
+ */
+export async function processMemoryJob(deps: MemoryDeps, data: MemoryJobData): Promise<MemoryJobResult> {
+  const ctx = createIsolationContext({
+    tenantId: data.tenantId,
+    agentId: data.agentId,
+    platform: data.platform,
+    chatStreamId: data.chatStreamId,
+  });
+  const chatStreamId = data.chatStreamId;
+  const setup = await deps.db.withTenant(ctx, async (db): Promise<JobSetup | undefined> => {
+    const cursors = await getMemoryCursors(db, chatStreamId);
+    if (!cursors) return undefined;
+    const agent = await getAgent(db, data.agentId);
+    const upTo =
+      data.upToMessageId !== undefined
+        ? await messageCursor(db, chatStreamId, data.upToMessageId)
+        : await cursorAtTime(db, chatStreamId, new Date(data.upToTime ?? deps.clock.now()));
+    return {
+      ...cursors,
+      upTo,
+      config: storedAgentConfig(agent?.config),
+      agentName: agent?.name ?? 'MaiBot',
+    };
+  });
+  const settings = setup ? agentLlmSettings(setup.config, deps.secretBox) : undefined;
+  const result: MemoryJobResult = {
+    scanned: 0,
+    stored: 0,
+    summaries: 0,
+    extractor: settings && settings.provider !== 'local' ? 'llm' : 'heuristic',
+  };
+  if (!setup || !settings) return { ...result, skipped: 'unknown_stream' };
+  if (!setup.upTo) return { ...result, skipped: data.upToMessageId ? 'unknown_message' : undefined };
+  const run: RunContext = { deps, ctx, setup, settings, upTo: setup.upTo, result };
+  await extractFacts(run);
+  await writeSummaries(run);
+  deps.logger.debug(
+    { tenant_id: ctx.tenantId, chat_stream_id: chatStreamId, ...result },
+    'memory job finished',
+  );
+  return result;
+}
+
+interface RunContext {
+  deps: MemoryDeps;
+  ctx: IsolationContext;
+  setup: JobSetup;
+  settings: LlmSettings;
+  upTo: StreamCursor;
+  result: MemoryJobResult;
+}
+
+function extractionContext(run: RunContext): ExtractionContext {
+  return {
+    agentId: run.ctx.agentId!,
+    platform: run.ctx.platform!,
+    chatStreamId: run.ctx.chatStreamId!,
+    chatType: run.setup.chatType,
+    policy: run.deps.policy ?? DEFAULT_SCOPE_POLICY,
+  };
+}
+
+async function extractFacts(run: RunContext): Promise<void> {
+  const { deps, ctx } = run;
+  const batchSize = deps.batchSize ?? 200;
+  let after = run.setup.scanned;
+  for (;;) {
+    const batch = await deps.db.withTenant(ctx, (db) =>
+      streamMessagesBetween(db, {
+        chatStreamId: ctx.chatStreamId!,
+        after,
+        upTo: run.upTo,
+        inboundOnly: true,
+        limit: batchSize,
+      }),
+    );
+    const last = batch[batch.length - 1];
+    if (!last) return;
+    const sources = batch.map(sourceOf);
+    const { candidates, usage } = await extractCandidates(run, sources);
+    await deps.db.withTenant(ctx, async (db) => {
+      for (const u of usage) await recordLlmUsage(db, u);
+      const inserted = await insertMemoriesIfAbsent(
+        db,
+        candidates.map((c) => insertOf(c, ctx, {})),
+      );
+      run.result.stored += inserted.length;
+      await advanceScannedCursor(db, ctx.chatStreamId!, cursorOfMessage(last));
+    });
+    run.result.scanned += batch.length;
+    after = cursorOfMessage(last);
+    if (batch.length < batchSize) return;
+  }
+}
+
+async function extractCandidates(
+  run: RunContext,
+  sources: SourceMessage[],
+): Promise<{ candidates: MemoryCandidate[]; usage: LlmUsageRecord[] }> {
+  const ectx = extractionContext(run);
+  if (run.settings.provider === 'local')
+    return { candidates: extractHeuristicMemories(sources, ectx), usage: [] };
+  const last = sources[sources.length - 1]!;
+  try {
+    const answer = await run.deps.llm.complete({
+      tenantId: run.ctx.tenantId,
+      agentId: run.ctx.agentId!,
+      platform: run.ctx.platform,
+      chatStreamId: run.ctx.chatStreamId,
+      messageId: last.messageId,
+      requestType: 'memory',
+      messages: buildExtractionPrompt(sources),
+      settings: run.settings,
+    });
+    const parsed = parseExtraction(answer.content, sources, ectx);
+    if (parsed.ok) return { candidates: parsed.candidates, usage: answer.usage };
+    run.deps.logger.warn(
+      { tenant_id: run.ctx.tenantId, chat_stream_id: run.ctx.chatStreamId, reason: parsed.reason },
+      'memory extraction answer unusable; using heuristics',
+    );
+    return { candidates: extractHeuristicMemories(sources, ectx), usage: answer.usage };
+  } catch (err) {
+    if (!(err instanceof LlmError)) throw err;
+    run.deps.logger.warn(
+      { tenant_id: run.ctx.tenantId, chat_stream_id: run.ctx.chatStreamId, kind: err.kind, err: err.message },
+      'memory extraction call failed; using heuristics',
+    );
+    return { candidates: extractHeuristicMemories(sources, ectx), usage: err.usage };
+  }
+}
+
+async function writeSummaries(run: RunContext): Promise<void> {
+  const { deps, ctx } = run;
+  const thresholds = deps.thresholds ?? DEFAULT_SUMMARY_THRESHOLDS;
+  let from = run.setup.summarized;
+  for (let i = 0; i < (deps.maxSummariesPerJob ?? 5); i++) {
+    const chunk = await deps.db.withTenant(ctx, async (db) => {
+      const pending = await countInboundBetween(db, {
+        chatStreamId: ctx.chatStreamId!,
+        after: from,
+        upTo: run.upTo,
+      });
+      const due = summaryDue(
+        { count: pending.count, oldestAt: pending.oldestAt?.getTime() ?? null },
+        deps.clock.now(),
+        thresholds,
+      );
+      if (due === 0) return undefined;
+      const inbound = await streamMessagesBetween(db, {
+        chatStreamId: ctx.chatStreamId!,
+        after: from,
+        upTo: run.upTo,
+        inboundOnly: true,
+        limit: due,
+      });
+      const last = inbound[inbound.length - 1];
+      if (!last) return undefined;
+      // The bot's messages between the chunk's inbound ones belong to the conversation too.
+      const lines = await streamMessagesBetween(db, {
+        chatStreamId: ctx.chatStreamId!,
+        after: from,
+        upTo: cursorOfMessage(last),
+        inboundOnly: false,
+        limit: due + MAX_SUMMARY_LINES,
+      });
+      return { inbound, lines, last };
+    });
+    if (!chunk) return;
+    const first = chunk.inbound[0]!;
+    const lines: ConversationLine[] = chunk.lines.map((m) => ({
+      messageId: m.message_id,
+      sender:
+        m.direction === 'out'
+          ? run.setup.agentName
+          : (m.sender_cardname ?? m.sender_nickname ?? m.sender_user_id ?? 'user'),
+      content: m.content,
+      isBot: m.direction === 'out',
+      at: m.created_at.getTime(),
+    }));
+    const { draft, usage, extractor } = await summarise(run, lines, chunk.last.message_id);
+    const to = cursorOfMessage(chunk.last);
+    const summary: MemoryCandidate = {
+      memoryId: summaryMemoryId(
+        { agentId: ctx.agentId!, chatStreamId: ctx.chatStreamId! },
+        first.message_id,
+        chunk.last.message_id,
+        first.created_at.getTime(),
+      ),
+      memoryType: 'summary',
+      scope: 'chat',
+      title: draft.title,
+      content: draft.content,
+      importance: summaryImportance(chunk.inbound.length),
+      tags: ['auto', 'summary', ...draft.keywords.slice(0, 3)],
+      sourceMessageIds: [first.message_id, chunk.last.message_id],
+      senderUserId: null,
+      extractor,
+      at: first.created_at.getTime(),
+    };
+    const won = await deps.db.withTenant(ctx, async (db) => {
+      for (const u of usage) await recordLlmUsage(db, u);
+      // Compare-and-set: a job that summarised these messages first wins; this one stores nothing.
+      if (!(await advanceSummarizedCursor(db, ctx.chatStreamId!, from, to))) return false;
+      const inserted = await insertMemoriesIfAbsent(db, [
+        insertOf(summary, ctx, { message_count: chunk.inbound.length, keywords: draft.keywords }),
+      ]);
+      run.result.stored += inserted.length;
+      run.result.summaries += inserted.length;
+      return true;
+    });
+    if (!won) return;
+    from = to;
+  }
+}
+
+async function summarise(
+  run: RunContext,
+  lines: ConversationLine[],
+  lastMessageId: string,
+): Promise<{
+  draft: { title: string; content: string; keywords: string[] };
+  usage: LlmUsageRecord[];
+  extractor: 'heuristic' | 'llm';
+}> {
+  const heuristic = buildHeuristicSummary(lines);
+  if (run.settings.provider === 'local') return { draft: heuristic, usage: [], extractor: 'heuristic' };
+  try {
+    const answer = await run.deps.llm.complete({
+      tenantId: run.ctx.tenantId,
+      agentId: run.ctx.agentId!,
+      platform: run.ctx.platform,
+      chatStreamId: run.ctx.chatStreamId,
+      messageId: lastMessageId,
+      requestType: 'summary',
+      messages: buildSummaryPrompt(lines),
+      settings: run.settings,
+    });
+    const text = parseSummary(answer.content);
+    if (text === undefined) return { draft: heuristic, usage: answer.usage, extractor: 'heuristic' };
+    return { draft: { ...heuristic, content: text }, usage: answer.usage, extractor: 'llm' };
+  } catch (err) {
+    if (!(err instanceof LlmError)) throw err;
+    run.deps.logger.warn(
+      { tenant_id: run.ctx.tenantId, chat_stream_id: run.ctx.chatStreamId, kind: err.kind, err: err.message },
+      'summary call failed; using the heuristic summary',
+    );
+    return { draft: heuristic, usage: err.usage, extractor: 'heuristic' };
+  }
+}
+
+/** The Dispatcher's `process` for memory jobs. */
+export function memoryJobRunner(deps: MemoryDeps) {
+  return (job: Job, tenantId: string): Promise<MemoryJobResult> => {
+    assertJobTenant(job, tenantId);
+    return processMemoryJob(deps, job.data as MemoryJobData);
+  };
+}

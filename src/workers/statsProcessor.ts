@@ -1,0 +1,72 @@
+import type { Job } from 'bullmq';
+import { UnrecoverableError } from 'bullmq';
+
+import type { Database } from '../db/database';
+import {
+  lockUsageBucket,
+  readBucketSource,
+  replaceUsageBucket,
+  type UsageBucket,
+} from '../db/repositories/usageStats';
+import { createIsolationContext } from '../domain/isolationContext';
+import { BUCKET_MS, bucketStart, latencyPercentiles } from '../domain/usageBuckets';
+import type { Logger } from '../logger';
+import { assertJobTenant, type StatsJobData } from './jobs';
+
+export interface StatsDeps {
+  db: Database;
+  logger: Logger;
+}
+
+export interface StatsJobResult {
+  granularity: StatsJobData['granularity'];
+  bucketStart: string;
+  /** Agents with figures in the bucket. */
+  agents: number;
+}
+
+/**
+ * Recomputes one usage bucket (a minute or an hour) of a tenant from `messages` and `llm_usage`,
+ * and makes its `usage_stats` rows exactly that. Nothing is ever incremented, so a retried,
+ * duplicated or late job rewrites the same figures: runs can only make a bucket more current.
+ */
+export async function processStatsJob(deps: StatsDeps, data: StatsJobData): Promise<StatsJobResult> {
+  const size = BUCKET_MS[data.granularity];
+  if (size === undefined || bucketStart(data.bucketStart, data.granularity) !== data.bucketStart) {
+    throw new UnrecoverableError(`stats job for an unaligned ${data.granularity} bucket ${data.bucketStart}`);
+  }
+  const start = new Date(data.bucketStart);
+  const end = new Date(data.bucketStart + size);
+  const ctx = createIsolationContext({ tenantId: data.tenantId });
+  const agents = await deps.db.withTenant(ctx, async (db) => {
+    await lockUsageBucket(db, data.granularity, start);
+    const sources = await readBucketSource(db, start, end);
+    const buckets: UsageBucket[] = sources.map((s) => ({
+      agentId: s.agentId,
+      messagesIn: s.messagesIn,
+      replies: s.replies,
+      noReplies: s.noReplies,
+      failures: s.failures,
+      llmRequests: s.llmRequests,
+      promptTokens: s.promptTokens,
+      completionTokens: s.completionTokens,
+      cost: s.cost,
+      ...latencyPercentiles(s),
+    }));
+    await replaceUsageBucket(db, data.granularity, start, buckets);
+    return buckets.length;
+  });
+  deps.logger.debug(
+    { tenant_id: data.tenantId, granularity: data.granularity, bucket_start: start.toISOString(), agents },
+    'usage bucket recomputed',
+  );
+  return { granularity: data.granularity, bucketStart: start.toISOString(), agents };
+}
+
+/** The Dispatcher's `process` for stats jobs. */
+export function statsJobRunner(deps: StatsDeps) {
+  return (job: Job, tenantId: string): Promise<StatsJobResult> => {
+    assertJobTenant(job, tenantId);
+    return processStatsJob(deps, job.data as StatsJobData);
+  };
+}
