@@ -28,6 +28,8 @@ const EnvSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   /** HS256 signing secret, at least 32 bytes. Required in production; generated per data dir otherwise. */
   JWT_SECRET: z.string().min(32).optional(),
+  /** Server key (≥ 32 bytes) sealing LLM API keys for the workers. Required for workers in production; generated per data dir otherwise. */
+  MAIHIVE_SECRET_KEY: z.string().min(32).optional(),
   /** `username:password` of a platform admin created at start when missing. Default none. */
   MAIHIVE_BOOTSTRAP_ADMIN: z
     .string()
@@ -83,6 +85,7 @@ export interface Config {
   readonly host: string;
   readonly port: number;
   readonly jwtSecret: string | undefined;
+  readonly secretKey: string | undefined;
   readonly bootstrapAdmin: { username: string; password: string } | undefined;
   readonly legacyAnonymous: boolean;
   readonly logLevel: Env['LOG_LEVEL'];
@@ -136,6 +139,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     host: e.HOST,
     port: e.PORT,
     jwtSecret: e.JWT_SECRET,
+    secretKey: e.MAIHIVE_SECRET_KEY,
     bootstrapAdmin: adminUser ? { username: adminUser, password: rest.join(':') } : undefined,
     legacyAnonymous: e.LEGACY_ANONYMOUS,
     logLevel: e.LOG_LEVEL,

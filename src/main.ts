@@ -26,6 +26,7 @@ async function main(): Promise<void> {
     runtime = await startRuntime(config, logger, role);
   } catch (err) {
     if (err instanceof DependencyUnreachableError) logger.fatal({ variable: err.variable }, err.message);
+    else if (err instanceof ConfigError) logger.fatal({ issues: err.issues }, err.message);
     else logger.fatal({ err }, 'start-up failed');
     process.exit(1);
   }

@@ -24,21 +24,23 @@ import {
   detectMention,
   type HeartflowDecision,
   interestOf,
-  mulberry32,
   plan,
-  seedFromString,
   storedHeartflowConfig,
   storedHeartflowState,
   updateOnMessage,
 } from '../domain/heartflow';
 import { createIsolationContext, type IsolationContext } from '../domain/isolationContext';
+import { shouldEnqueueMemory } from '../domain/memory/trigger';
+import { mulberry32, seedFromString } from '../domain/random';
 import { publishMessageDone, publishStreamEvent } from '../ingress/messageEvents';
+import { agentLlmSettings } from '../llm/agentSettings';
 import type { LlmClient } from '../llm/llmClient';
-import { LlmSettings } from '../llm/types';
+import type { SecretBox } from '../llm/secretBox';
 import type { Logger } from '../logger';
 import type { Keyspace } from '../queues/names';
-import type { HeartflowJobData } from '../queues/tenantQueues';
+import type { HeartflowJobData, TenantQueues } from '../queues/tenantQueues';
 import { emojiFor } from './emojiFallback';
+import { enqueueDelivery, enqueueMemory, enqueueStats } from './jobs';
 import { StreamLock } from './streamLock';
 
 export interface HeartflowDeps {
@@ -52,6 +54,10 @@ export interface HeartflowDeps {
   maxBatch?: number;
   /** TTL of a chat stream's lock, ms (renewed while held). Default 15000. */
   streamLockTtlMs?: number;
+  /** Seals agents' LLM API keys for the client. */
+  secretBox?: SecretBox;
+  /** Follow-up jobs (memory, stats, webhook delivery) are enqueued here after each batch. */
+  queues?: TenantQueues;
 }
 
 const BATCH_LIMIT = 200;
@@ -136,20 +142,6 @@ async function loadStream(db: TenantDb, ctx: IsolationContext): Promise<StreamCo
     agentName: agent?.name ?? 'MaiBot',
     heartflow: await getStreamHeartflow(db, ctx.chatStreamId!),
   };
-}
-
-function llmSettingsOf(config: AgentConfig): LlmSettings {
-  const llm = config.llm;
-  if (!llm?.provider || llm.provider === 'local' || !llm.base_url)
-    return LlmSettings.parse({ provider: 'local' });
-  return LlmSettings.parse({
-    provider: 'openai',
-    base_url: llm.base_url,
-    models: llm.models ?? [],
-    ...(llm.temperature === undefined ? {} : { temperature: llm.temperature }),
-    ...(llm.max_tokens === undefined ? {} : { max_tokens: llm.max_tokens }),
-    ...(llm.timeout_ms === undefined ? {} : { timeout_ms: llm.timeout_ms }),
-  });
 }
 
 async function answerPending(deps: HeartflowDeps, ctx: IsolationContext): Promise<void> {
@@ -256,7 +248,7 @@ async function produceReply(
       messageId: target.message_id,
       requestType: 'replyer',
       messages,
-      settings: llmSettingsOf(stream.agentConfig),
+      settings: agentLlmSettings(stream.agentConfig, deps.secretBox),
       hints: { personaName: stream.agentName, memories: memories.map((m) => m.content) },
     });
     return {
@@ -341,6 +333,7 @@ async function storeBatch(deps: HeartflowDeps, ctx: IsolationContext, b: BatchRe
     await setOutcomes(db, outcomes);
     await saveStreamHeartflowState(db, ctx.chatStreamId!, b.state);
   });
+  if (deps.queues) await enqueueFollowUps(deps.queues, ctx, b, answered ? replyId : null, finishedAt);
   // Store first, then announce: a waiter subscribing late finds the outcome in the table.
   for (const o of outcomes) {
     await publishMessageDone(deps.redis, deps.keys, ctx.tenantId, {
@@ -370,4 +363,26 @@ async function storeBatch(deps: HeartflowDeps, ctx: IsolationContext, b: BatchRe
       error: o.error,
     });
   }
+}
+
+/**
+ * After a batch is stored: memory extraction when the batch says something memorable (or on a
+ * sample), the usage buckets its messages and LLM calls fall into, and the webhook delivery of the
+ * reply. Job ids derive from the batch, so a retried batch enqueues nothing twice.
+ */
+async function enqueueFollowUps(
+  queues: TenantQueues,
+  ctx: IsolationContext,
+  b: BatchResult,
+  replyId: string | null,
+  finishedAt: number,
+): Promise<void> {
+  const where = { tenantId: ctx.tenantId, agentId: ctx.agentId!, platform: ctx.platform!, chatStreamId: ctx.chatStreamId! };
+  const messages = b.covered.map((m) => ({ messageId: m.message_id, content: m.content }));
+  if (shouldEnqueueMemory({ enableMemory: true, messages })) {
+    await enqueueMemory(queues, { ...where, upToMessageId: b.covered[b.covered.length - 1]!.message_id });
+  }
+  const minutes = new Set([...b.covered.map((m) => m.created_at.getTime()), finishedAt].map((t) => t - (t % 60_000)));
+  for (const minute of minutes) await enqueueStats(queues, ctx.tenantId, minute, finishedAt);
+  if (replyId) await enqueueDelivery(queues, { tenantId: ctx.tenantId, agentId: ctx.agentId!, messageId: replyId });
 }

@@ -6,12 +6,16 @@ import type { Database } from '../db/database';
 import type { Clock } from '../domain/clock';
 import { effectiveSettings } from '../domain/tenantSettings';
 import { LlmClient } from '../llm/llmClient';
+import type { SecretBox } from '../llm/secretBox';
 import type { Logger } from '../logger';
 import { Dispatcher } from '../queues/dispatcher';
 import type { TenantSchedule } from '../queues/fairScheduler';
 import type { Keyspace } from '../queues/names';
-import type { HeartflowJobData } from '../queues/tenantQueues';
+import { type HeartflowJobData, TenantQueues } from '../queues/tenantQueues';
+import { deliveryJobRunner } from './deliveryProcessor';
 import { processHeartflowJob } from './heartflowProcessor';
+import { memoryJobRunner } from './memoryProcessor';
+import { statsJobRunner } from './statsProcessor';
 
 export interface WorkerPoolOptions {
   redisUrl: string;
@@ -26,9 +30,14 @@ export interface WorkerPoolOptions {
   lockDurationMs?: number;
   stalledIntervalMs?: number;
   streamLockTtlMs?: number;
+  /** Seals agents' LLM API keys for the LLM client. */
+  secretBox?: SecretBox;
+  /** Jobs of each follow-up kind (memory, stats, delivery) a process runs at once. Default 4. */
+  followUpConcurrency?: number;
 }
 
 export interface WorkerPool {
+  /** The heartflow dispatcher (the others serve memory, stats and delivery jobs). */
   readonly dispatcher: Dispatcher;
   close(): Promise<void>;
 }
@@ -50,47 +59,74 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
   // BullMQ's workers need commands that wait through reconnects rather than fail.
   const connection = new Redis(o.redisUrl, { maxRetriesPerRequest: null });
   connection.on('error', (err) => o.logger.warn({ err: err.message }, 'worker redis connection error'));
-  const llm = new LlmClient({ logger: o.logger, clock: o.clock });
-  const deps = {
+  const llm = new LlmClient({ logger: o.logger, clock: o.clock, ...(o.secretBox ? { secretBox: o.secretBox } : {}) });
+  const queues = new TenantQueues(connection, o.keys.prefix);
+  const heartflowDeps = {
     db: o.db,
     redis: connection,
     keys: o.keys,
     llm,
     logger: o.logger,
     clock: o.clock,
+    queues,
+    ...(o.secretBox ? { secretBox: o.secretBox } : {}),
     ...(o.streamLockTtlMs ? { streamLockTtlMs: o.streamLockTtlMs } : {}),
   };
-  const dispatcher = new Dispatcher({
-    kind: 'heartflow',
+  const common = {
     connection,
     keys: o.keys,
+    scheduleOf: (tenantId: string) => scheduleOf(o.tenants, tenantId),
+    logger: o.logger,
+    clock: o.clock,
+    ...(o.lockDurationMs ? { lockDurationMs: o.lockDurationMs } : {}),
+    ...(o.stalledIntervalMs ? { stalledIntervalMs: o.stalledIntervalMs } : {}),
+  };
+  const followUps = o.followUpConcurrency ?? 4;
+  const dispatcher = new Dispatcher({
+    ...common,
+    kind: 'heartflow',
     concurrency: o.concurrency,
     process: (job, tenantId) => {
       const data = job.data as HeartflowJobData;
       // The queue a job sits in decides its tenant; a payload naming another is never run.
       if (data.tenantId !== tenantId) {
-        throw new UnrecoverableError(
-          `job ${job.id} of tenant ${tenantId}'s queue names tenant ${data.tenantId}`,
-        );
+        throw new UnrecoverableError(`job ${job.id} of tenant ${tenantId}'s queue names tenant ${data.tenantId}`);
       }
-      return processHeartflowJob(deps, data);
+      return processHeartflowJob(heartflowDeps, data);
     },
-    scheduleOf: (tenantId) => scheduleOf(o.tenants, tenantId),
-    logger: o.logger,
-    clock: o.clock,
-    ...(o.lockDurationMs ? { lockDurationMs: o.lockDurationMs } : {}),
-    ...(o.stalledIntervalMs ? { stalledIntervalMs: o.stalledIntervalMs } : {}),
   });
+  const dispatchers = [
+    dispatcher,
+    new Dispatcher({
+      ...common,
+      kind: 'memory',
+      concurrency: followUps,
+      process: memoryJobRunner({ db: o.db, llm, logger: o.logger, clock: o.clock, ...(o.secretBox ? { secretBox: o.secretBox } : {}) }),
+    }),
+    new Dispatcher({ ...common, kind: 'stats', concurrency: followUps, process: statsJobRunner({ db: o.db, logger: o.logger }) }),
+    new Dispatcher({
+      ...common,
+      kind: 'delivery',
+      concurrency: followUps,
+      process: deliveryJobRunner({ db: o.db, logger: o.logger, clock: o.clock }),
+    }),
+  ];
+  const started: Dispatcher[] = [];
   try {
-    await dispatcher.start();
+    for (const d of dispatchers) {
+      await d.start();
+      started.push(d);
+    }
   } catch (err) {
+    await Promise.allSettled(started.map((d) => d.close()));
     connection.disconnect();
     throw err;
   }
   return {
     dispatcher,
     async close() {
-      await dispatcher.close();
+      await Promise.allSettled(dispatchers.map((d) => d.close()));
+      await queues.close();
       await connection.quit().catch(() => connection.disconnect());
     },
   };

@@ -1,6 +1,9 @@
 import { type ChildProcess, fork } from 'node:child_process';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 
+import { verifyWebhookSignature } from '../../src/delivery/signature';
 import { newId } from '../../src/domain/ids';
 import { createIsolationContext } from '../../src/domain/isolationContext';
 import type { HeartflowJobData } from '../../src/queues/tenantQueues';
@@ -239,6 +242,49 @@ describe('heartflow worker', () => {
     );
     expect(replies.rows).toHaveLength(1);
   }, 60_000);
+});
+
+describe('follow-up jobs of the pool', () => {
+  it('delivers the reply to the agent webhook with a signature the receiver can verify', async () => {
+    const received: { body: string; headers: IncomingHttpHeaders }[] = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        received.push({ body, headers: req.headers });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    try {
+      await app.t.admin(
+        `INSERT INTO agents (tenant_id, agent_id, name, config) VALUES ('acme', 'hooked', 'Hooked', $1)`,
+        [JSON.stringify({ delivery: { webhook_url: url, webhook_secret: 'hook-secret' } })],
+      );
+      await startPool();
+      const res = await send({
+        message: '@Hooked 你好',
+        chat_stream_id: 'hook-1',
+        platform: 'qq',
+        agent_id: 'hooked',
+      });
+      expect(res.body.data.status).toBe('replied');
+      const delivery = await waitFor(() => received[0]);
+      const payload = JSON.parse(delivery.body) as { content: string; reply_to: string };
+      expect(payload).toMatchObject({ content: res.body.data.response, reply_to: res.body.data.message_id });
+      const verdict = verifyWebhookSignature({
+        secret: 'hook-secret',
+        body: delivery.body,
+        timestampHeader: delivery.headers['x-maihive-timestamp'] as string,
+        signatureHeader: delivery.headers['x-maihive-signature'] as string,
+        nowMs: Date.now(),
+      });
+      expect(verdict).toEqual({ ok: true });
+    } finally {
+      await new Promise((r) => receiver.close(r));
+    }
+  });
 });
 
 describe('worker process shutdown', () => {
