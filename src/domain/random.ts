@@ -1,12 +1,12 @@
 /**
- * The heartflow's random source: a function returning a float in [0, 1), passed in so decisions
- * can be pinned by a seed. `Math.random` fits the type; tests and the worker use `mulberry32`.
+ * A random source: a function returning a float in [0, 1), passed in so that decisions (heartflow
+ * coin flips, scheduler tie-breaks, reply templates) can be pinned by a seed. `Math.random` fits.
  */
 export type Rng = () => number;
 
 /**
- * mulberry32: a tiny 32-bit seeded PRNG (period 2^32), good enough for reply coin flips and fully
- * reproducible. The same seed always yields the same sequence.
+ * mulberry32: a tiny 32-bit seeded PRNG (period 2^32), good enough for coin flips and tie-breaks,
+ * and fully reproducible. The same seed always yields the same sequence.
  */
 export function mulberry32(seed: number): Rng {
   let a = seed >>> 0;

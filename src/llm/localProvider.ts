@@ -1,3 +1,4 @@
+import { mulberry32, seedFromString } from '../domain/random';
 import {
   type ChatMessage,
   estimatePromptTokens,
@@ -8,27 +9,7 @@ import {
   type Rng,
 } from './types';
 
-/** mulberry32: a small, fast, seedable PRNG; plenty for picking reply templates. */
-export function seededRng(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-/** FNV-1a over UTF-16 code units: a stable seed from a prompt. */
-function hashSeed(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
 
 function pick<T>(rng: Rng, items: readonly [T, ...T[]]): T {
   return items[Math.min(items.length - 1, Math.floor(rng() * items.length))] ?? items[0];
@@ -239,7 +220,7 @@ export function localReply(input: LocalReplyInput, rng: Rng): string {
 export interface LocalProviderOptions {
   /**
    * Random source for template choice. Default: a PRNG seeded from the prompt, so the same prompt
-   * always gets the same reply; pass `seededRng(n)` to make a whole sequence of calls reproducible.
+   * always gets the same reply; pass `mulberry32(n)` to make a whole sequence of calls reproducible.
    */
   rng?: Rng;
 }
@@ -260,7 +241,7 @@ export class LocalProvider implements LlmProvider {
   complete(req: ProviderRequest): Promise<ProviderResult> {
     const message = lastUtterance(req.messages);
     const personaName = req.hints?.personaName ?? personaNameFrom(req.messages);
-    const rng = this.rng ?? seededRng(hashSeed(`${personaName ?? ''}\u0000${message}`));
+    const rng = this.rng ?? mulberry32(seedFromString(`${personaName ?? ''}\u0000${message}`));
     const content = localReply({ message, personaName, memories: req.hints?.memories }, rng);
     return Promise.resolve({
       content,

@@ -1,3 +1,4 @@
+export { mulberry32 } from '../domain/random';
 import { type Timer, TimerHeap } from './timerHeap';
 import { type RateLimit, TokenBucket } from './tokenBucket';
 
@@ -59,16 +60,6 @@ export interface FairSchedulerSnapshot {
   tenants: TenantSnapshot[];
 }
 
-/** Seeded 32-bit PRNG (mulberry32): tiny, and the same sequence for the same seed everywhere. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Tenant {
   backlog = 0;

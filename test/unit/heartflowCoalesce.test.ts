@@ -1,8 +1,8 @@
 import { coalesce, type PendingMessage } from '../../src/domain/heartflow/coalesce';
 import { HeartflowConfig } from '../../src/domain/heartflow/config';
 import { plan } from '../../src/domain/heartflow/planner';
-import { mulberry32 } from '../../src/domain/heartflow/random';
 import { initialHeartflowState, updateOnMessage } from '../../src/domain/heartflow/willingness';
+import { mulberry32 } from '../../src/domain/random';
 
 const T0 = Date.UTC(2025, 0, 15, 12, 0, 0);
 

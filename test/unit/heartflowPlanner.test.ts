@@ -8,13 +8,13 @@ import {
   type PlannedMessage,
   UNANSWERED_LIMIT,
 } from '../../src/domain/heartflow/planner';
-import { mulberry32, type Rng, seedFromString } from '../../src/domain/heartflow/random';
 import {
   type HeartflowState,
   initialHeartflowState,
   updateOnMessage,
   updateOnReply,
 } from '../../src/domain/heartflow/willingness';
+import { mulberry32, type Rng, seedFromString } from '../../src/domain/random';
 
 const NOW = Date.UTC(2025, 0, 15, 12, 0, 0); // 12:00 UTC
 const config = (over: Partial<HeartflowConfig> = {}): HeartflowConfig => ConfigSchema.parse(over);

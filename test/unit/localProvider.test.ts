@@ -1,3 +1,4 @@
+import { mulberry32 } from '../../src/domain/random';
 import {
   DEFAULT_PERSONA_NAME,
   FOOD_SUGGESTIONS_EN,
@@ -6,7 +7,6 @@ import {
   LocalProvider,
   localReply,
   personaNameFrom,
-  seededRng,
 } from '../../src/llm/localProvider';
 import type { ChatMessage, ProviderRequest } from '../../src/llm/types';
 
@@ -35,10 +35,10 @@ const PROMPTS = [
   '',
 ];
 
-describe('seededRng', () => {
+describe('mulberry32', () => {
   it('repeats its sequence for the same seed and stays in [0, 1)', () => {
-    const a = seededRng(42);
-    const b = seededRng(42);
+    const a = mulberry32(42);
+    const b = mulberry32(42);
     const xs = Array.from({ length: 100 }, () => a());
     expect(Array.from({ length: 100 }, () => b())).toEqual(xs);
     expect(xs.every((x) => x >= 0 && x < 1)).toBe(true);
@@ -49,7 +49,7 @@ describe('seededRng', () => {
 describe('LocalProvider', () => {
   it('gives the same replies for the same seed, call after call', async () => {
     const run = async (seed: number) => {
-      const provider = new LocalProvider({ rng: seededRng(seed) });
+      const provider = new LocalProvider({ rng: mulberry32(seed) });
       const out: string[] = [];
       for (const p of [...PROMPTS, ...PROMPTS])
         out.push((await provider.complete(request([user(p)]))).content);
@@ -96,7 +96,7 @@ describe('LocalProvider', () => {
   it('suggests something from the food list for 今天吃什么, varying with the seed', async () => {
     const seen = new Set<string>();
     for (let seed = 0; seed < 40; seed++) {
-      const r = await new LocalProvider({ rng: seededRng(seed) }).complete(request([user('今天吃什么')]));
+      const r = await new LocalProvider({ rng: mulberry32(seed) }).complete(request([user('今天吃什么')]));
       const food = FOOD_SUGGESTIONS_ZH.find((f) => r.content.includes(f));
       expect(food).toBeDefined();
       seen.add(food ?? '');
@@ -143,7 +143,7 @@ describe('LocalProvider', () => {
       for (let seed = 0; seed < 5; seed++) {
         const reply = localReply(
           { message: p, memories: ['一段很长很长的记忆'.repeat(10)] },
-          seededRng(seed),
+          mulberry32(seed),
         );
         expect(reply.trim().length).toBeGreaterThan(0);
         expect(reply.length).toBeLessThanOrEqual(90);

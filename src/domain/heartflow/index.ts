@@ -6,5 +6,4 @@ export * from './interest';
 export * from './mention';
 export * from './planner';
 export * from './prompt';
-export * from './random';
 export * from './willingness';

@@ -1,6 +1,6 @@
+import type { Rng } from '../random';
 import { effectiveTalkValue, type HeartflowConfig, inQuietHours } from './config';
 import { detectEmotion, type Emotion, isLowEffort } from './emotion';
-import type { Rng } from './random';
 import { type HeartflowState, type StreamState, updateOnQuiet, updateOnReply } from './willingness';
 
 /**
