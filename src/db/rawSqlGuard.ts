@@ -1,5 +1,3 @@
-import { parse } from 'libpg-query';
-
 import type { IsolationContext } from '../domain/isolationContext';
 import { IsolationViolationError, ValidationError } from '../errors';
 
@@ -135,6 +133,8 @@ function checkNode(type: string, node: Node, ctx: IsolationContext, params: read
 }
 
 export async function checkRawSql(ctx: IsolationContext, text: string, params: readonly unknown[] = []) {
+  // Loaded on first use: the parser's wasm heap (~130 MB) stays out of processes that never run raw SQL.
+  const { parse } = await import('libpg-query');
   let tree: { stmts?: { stmt: Node }[] };
   try {
     tree = (await parse(text)) as typeof tree;
