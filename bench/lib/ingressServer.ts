@@ -1,7 +1,7 @@
 /**
  * Child process of `bench/ingress.ts`: serves either the whole MaiHive app (`--mode app`) or a bare
  * Express JSON echo route (`--mode echo`) with the same Node flags, so the two are compared in the
- * same process setup. Reports its port and, on request, its RSS over IPC.
+ * same process setup. Reports its port and, on request, its CPU time and memory over IPC.
  */
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
@@ -13,7 +13,35 @@ import { compose } from '../../src/composition';
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
 
-type Message = { type: 'rss' } | { type: 'close' };
+type Message = { type: 'stats'; gc?: boolean } | { type: 'close' };
+
+/** What the parent reads between phases: cumulative CPU µs and the memory figures, bytes. */
+export interface ChildStats {
+  type: 'stats';
+  cpuUs: number;
+  rss: number;
+  maxRss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+}
+
+function stats(): ChildStats {
+  const cpu = process.cpuUsage();
+  const mem = process.memoryUsage();
+  return {
+    type: 'stats',
+    cpuUs: cpu.user + cpu.system,
+    rss: mem.rss,
+    // resourceUsage reports kilobytes.
+    maxRss: process.resourceUsage().maxRSS * 1024,
+    heapUsed: mem.heapUsed,
+    heapTotal: mem.heapTotal,
+    external: mem.external,
+    arrayBuffers: mem.arrayBuffers,
+  };
+}
 
 async function main(): Promise<void> {
   const mode = process.argv[process.argv.indexOf('--mode') + 1];
@@ -41,7 +69,12 @@ async function main(): Promise<void> {
   await once(server, 'listening');
   process.send!({ type: 'ready', port: (server.address() as AddressInfo).port });
   process.on('message', (msg: Message) => {
-    if (msg.type === 'rss') process.send!({ type: 'rss', rss: process.memoryUsage().rss });
+    if (msg.type === 'stats') {
+      // Only with --expose-gc (the bench passes it to both modes): a full collection first shows
+      // what is live rather than what V8 has not collected yet.
+      if (msg.gc) global.gc?.();
+      process.send!(stats());
+    }
     if (msg.type === 'close') {
       server.close();
       server.closeAllConnections();

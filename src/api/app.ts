@@ -1,18 +1,90 @@
+import { createHash } from 'node:crypto';
+
 import { extendZodWithOpenApi, OpenApiGeneratorV3, OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import helmet from 'helmet';
-import { pinoHttp } from 'pino-http';
 import { z } from 'zod';
 
 import { PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from '../errors';
+import type { Logger } from '../logger';
 import { Authenticator } from './auth/authenticate';
 import type { Dependencies } from './dependencies';
-import { errorHandler, sendError } from './envelope';
+import { errorHandler, type RequestLocals, sendError } from './envelope';
+import { ApiMetrics } from './http/metrics';
 import { requestId } from './requestId';
 import { baseRoutes } from './routes/base';
 import { mountRoutes } from './routes/index';
+import { metricsRoutes } from './routes/metrics';
 
 extendZodWithOpenApi(z);
+
+/**
+ * helmet's headers (default options: no nonces, nothing read from the request) are the same for
+ * every response, so they are worked out once and then set in a loop, without helmet's chain of a
+ * dozen middlewares per request. Should helmet ever not finish synchronously, it runs per request.
+ */
+function securityHeaders(): (req: Request, res: Response, next: NextFunction) => void {
+  const middleware = helmet();
+  const set: [string, string | number | readonly string[]][] = [];
+  const removed: string[] = [];
+  const probe = {
+    setHeader: (name: string, value: string | number | readonly string[]) => void set.push([name, value]),
+    removeHeader: (name: string) => void removed.push(name),
+  };
+  let finished = false;
+  try {
+    middleware({} as Request, probe as unknown as Response, (err?: unknown) => {
+      finished = err === undefined;
+    });
+  } catch {
+    finished = false;
+  }
+  if (!finished) return middleware;
+  return (_req, res, next) => {
+    for (const name of removed) res.removeHeader(name);
+    for (const [name, value] of set) res.setHeader(name, value);
+    next();
+  };
+}
+
+/**
+ * One access-log line per response: `request completed` (info, warn for 4xx) or `request errored`
+ * (error, 5xx) with the request id, method, URL, status and time in ms; never headers, which carry
+ * credentials. Nothing is attached to a request when the logger's level would drop every line.
+ */
+function accessLog(logger: Logger): (req: Request, res: Response, next: NextFunction) => void {
+  const started = new WeakMap<Response, number>();
+  function finished(this: Response): void {
+    this.off('finish', finished);
+    this.off('close', finished);
+    const status = this.statusCode;
+    const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
+    if (!logger.isLevelEnabled(level)) return;
+    const req = this.req;
+    const line = {
+      req: {
+        id: (this.locals as Partial<RequestLocals>).requestId,
+        method: req.method,
+        url: req.originalUrl,
+      },
+      res: { statusCode: status },
+      responseTime: Date.now() - (started.get(this) ?? Date.now()),
+    };
+    if (status >= 500) {
+      logger.error({ ...line, err: new Error(`failed with status code ${status}`) }, 'request errored');
+    } else {
+      logger[level](line, 'request completed');
+    }
+  }
+  return (_req, res, next) => {
+    if (logger.isLevelEnabled('error')) {
+      started.set(res, Date.now());
+      res.on('finish', finished);
+      res.on('close', finished);
+    }
+    next();
+  };
+}
 
 /** A body on a JSON route must be JSON (415 otherwise). */
 function requireJson(req: Request, _res: Response, next: NextFunction): void {
@@ -37,26 +109,15 @@ function bodyParserErrors(err: unknown, _req: Request, _res: Response, next: Nex
 export function createApp(deps: Dependencies): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  // Every envelope carries its own request_id and timestamp, so an ETag computed from the body
+  // (a hash per response) could never match a later one. The one static document sets its own.
+  app.set('etag', false);
   app.set('trust proxy', 'loopback');
   app.use(requestId);
-  app.use(helmet());
-  app.use(
-    pinoHttp({
-      logger: deps.logger,
-      genReqId: (_req, res) => String(res.getHeader('X-Request-Id')),
-      // Method, path and status are enough per line; headers (and their credentials) stay out.
-      serializers: {
-        req: (req: { id: string; method: string; url: string }) => ({
-          id: req.id,
-          method: req.method,
-          url: req.url,
-        }),
-        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-      },
-      customLogLevel: (_req, res, err) =>
-        err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
-    }),
-  );
+  const metrics = new ApiMetrics(deps);
+  app.use(metrics.middleware());
+  app.use(securityHeaders());
+  app.use(accessLog(deps.logger));
   app.use(requireJson);
   app.use(express.json({ limit: deps.config.maxBodyBytes, strict: true }));
   app.use(bodyParserErrors);
@@ -84,6 +145,8 @@ export function createApp(deps: Dependencies): express.Express {
 
   const v1 = express.Router();
   v1.use(baseRoutes(deps));
+  // Before the authenticator: the scraper's METRICS_TOKEN bearer is not a JWT.
+  v1.use(metricsRoutes(deps, metrics));
   v1.use(authenticator.middleware());
   mountRoutes({ router: v1, registry, deps });
   const openapi = new OpenApiGeneratorV3(registry.definitions).generateDocument({
@@ -91,8 +154,12 @@ export function createApp(deps: Dependencies): express.Express {
     info: { title: 'MaiHive API', version: deps.version },
     servers: [{ url: '/' }],
   });
+  const openapiJson = JSON.stringify(openapi);
+  const openapiTag = `"${createHash('sha1').update(openapiJson).digest('base64url')}"`;
   app.get('/api/v1/openapi.json', (_req, res) => {
-    res.json(openapi);
+    // res.send answers 304 when If-None-Match names this tag.
+    res.setHeader('ETag', openapiTag);
+    res.type('json').send(openapiJson);
   });
   app.use('/api/v1', v1);
 

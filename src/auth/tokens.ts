@@ -10,6 +10,14 @@ export const JWT_ISSUER = 'maihive';
 export const JWT_AUDIENCE = 'maihive-api';
 const ALGORITHM = 'HS256';
 
+/**
+ * Verified access tokens remembered per `TokenService` (least recently used dropped first). A hit
+ * skips only the HMAC and claim parsing: the full token string is the key, so a token differing
+ * in any byte (payload or signature) is verified afresh, and the expiry is checked on every hit.
+ * Revocation is not cached here; the authenticator asks Redis on every request.
+ */
+export const VERIFIED_TOKEN_CACHE_SIZE = 10_000;
+
 export interface AccessClaims {
   sub: string;
   role: Role;
@@ -34,6 +42,8 @@ export interface TokenServiceOptions {
 export class TokenService {
   private readonly key: Uint8Array;
   private readonly now: () => number;
+  /** token → its claims, in least-recently-used order (Map keeps insertion order). */
+  private readonly verified = new Map<string, Readonly<AccessClaims>>();
 
   constructor(private readonly options: TokenServiceOptions) {
     this.key = new TextEncoder().encode(options.secret);
@@ -72,6 +82,27 @@ export class TokenService {
 
   /** Verifies signature, algorithm, issuer, audience and expiry; any failure is the same 401. */
   async verifyAccessToken(token: string): Promise<AccessClaims> {
+    const cached = this.verified.get(token);
+    if (cached !== undefined) {
+      this.verified.delete(token);
+      // jose's rule: expired once `exp <= now` in whole seconds.
+      if (cached.exp > Math.floor(this.now() / 1000)) {
+        this.verified.set(token, cached);
+        return cached;
+      }
+    }
+    const claims = await this.verifyUncached(token);
+    // A token with `nbf` would need that checked on every hit too; ours never carry one.
+    if (!('nbf' in claims)) {
+      if (this.verified.size >= VERIFIED_TOKEN_CACHE_SIZE) {
+        this.verified.delete(this.verified.keys().next().value!);
+      }
+      this.verified.set(token, claims);
+    }
+    return claims;
+  }
+
+  private async verifyUncached(token: string): Promise<Readonly<AccessClaims>> {
     try {
       const { payload } = await jwtVerify(token, this.key, {
         algorithms: [ALGORITHM],
@@ -81,7 +112,8 @@ export class TokenService {
         currentDate: new Date(this.now()),
       });
       if (typeof payload.role !== 'string') throw new UnauthorizedError();
-      return payload as unknown as AccessClaims;
+      // Frozen: the same object is handed to every later request presenting this token.
+      return Object.freeze(payload) as unknown as Readonly<AccessClaims>;
     } catch (err) {
       if (err instanceof UnauthorizedError || err instanceof joseErrors.JOSEError)
         throw new UnauthorizedError(undefined, { cause: err });

@@ -6,8 +6,11 @@ import { IDENTIFIER_PATTERN } from './isolationContext';
 export const SchedulingSettings = z.strictObject({
   /** Share of worker capacity relative to other backlogged tenants. Default 1. */
   weight: z.number().positive().max(1000).default(1),
-  /** Most jobs of this tenant running at once across all workers. Default 10. */
-  max_concurrency: z.number().int().positive().max(10_000).default(10),
+  /**
+   * Most jobs of this tenant running at once across all workers. Default 1000: in effect no cap,
+   * so a lone tenant gets the whole capacity; weights share it when tenants compete.
+   */
+  max_concurrency: z.number().int().positive().max(10_000).default(1000),
   /** At most `max` jobs started per `duration_ms`. */
   rate_limit: z
     .strictObject({ max: z.number().int().positive(), duration_ms: z.number().int().positive() })

@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 
+import { tenantMetaOf } from '../api/auth/authenticate';
 import { SENDERS } from '../api/auth/principal';
 import { agentScope, type HeaderSource, tenantScope } from '../api/auth/scope';
 import type { Dependencies } from '../api/dependencies';
+import type { TenantMeta } from '../auth/tenantDirectory';
 import { newId } from '../domain/ids';
 import { createIsolationContext, isIdentifier } from '../domain/isolationContext';
-import { effectiveSettings } from '../domain/tenantSettings';
+import { effectiveSettings, type TenantSettings } from '../domain/tenantSettings';
 import { ForbiddenError, NotFoundError, ServiceUnavailableError, ValidationError } from '../errors';
 import { mapRedisError, withDeadline } from '../queues/redisAvailability';
 import type { HeartflowJobData } from '../queues/tenantQueues';
@@ -14,7 +16,7 @@ import { lookupAgent } from './agentLookup';
 import { contentPolicyEnabled, findPolicyViolation } from './contentPolicy';
 import { idempotencyIdOf, type IdempotencyRecord } from './idempotency';
 import { seedKnownStreams } from './knownStreams';
-import { publishStreamEvent } from './messageEvents';
+import { streamEventPublication } from './messageEvents';
 import { readMessageStatus } from './messageLookup';
 import type { SendCaller, SendInput, SendResult } from './types';
 import { waitForOutcome } from './waitForOutcome';
@@ -31,6 +33,19 @@ export const SEND_BUDGET_MS = 4000;
 export interface AcceptOptions {
   /** Hold the answer until the message is final, at most this many ms (≤ 30000). */
   waitMs?: number;
+}
+
+// The directory hands out one frozen meta per distinct cached value, so this parses a tenant's
+// settings once per change rather than once per message.
+const settingsOfMeta = new WeakMap<TenantMeta, TenantSettings>();
+
+function settingsOf(meta: TenantMeta): TenantSettings {
+  let settings = settingsOfMeta.get(meta);
+  if (!settings) {
+    settings = effectiveSettings(meta.settings);
+    settingsOfMeta.set(meta, settings);
+  }
+  return settings;
 }
 
 function headerSource(caller: SendCaller): HeaderSource {
@@ -150,12 +165,14 @@ export async function acceptMessage(
   const inBudget = <T>(p: Promise<T>, what = 'Redis') => withDeadline(p, budgetEnds - Date.now(), what);
 
   try {
-    const meta = await inBudget(deps.tenants.get(tenantId));
+    // Authentication read the caller's own tenant a moment ago (same round trip as the revocation
+    // check); a platform admin or a legacy caller sending for a tenant reads it here.
+    const meta = tenantMetaOf(principal, tenantId) ?? (await inBudget(deps.tenants.get(tenantId)));
     if (!meta) throw new NotFoundError('TENANT_NOT_FOUND', 'no such tenant');
     if (meta.status !== 'active') {
       throw new ForbiddenError('the tenant is suspended', { details: { reason: 'tenant_suspended' } });
     }
-    const settings = effectiveSettings(meta.settings);
+    const settings = settingsOf(meta);
     if (contentPolicyEnabled(settings)) {
       const violation = findPolicyViolation(input.message);
       if (violation) {
@@ -209,7 +226,7 @@ export async function acceptMessage(
 
     const data = jobData(input, { ...record, tenant_id: tenantId }, idempotencyId, now);
     try {
-      await inBudget(deps.queues.enqueueHeartflow(data));
+      await inBudget(deps.queues.addHeartflow(data));
     } catch (err) {
       const release = admission.release;
       await withDeadline(release(), 1000, 'Redis').catch((releaseErr: unknown) =>
@@ -217,8 +234,9 @@ export async function acceptMessage(
       );
       throw err;
     }
-
-    publishStreamEvent(deps.redis, deps.keys, {
+    // The job is stored from here on: a failure now must not release the idempotency record, or a
+    // retry of this send would enqueue the message a second time.
+    const received = streamEventPublication(deps.keys, {
       type: 'message.received',
       message_id: record.message_id,
       tenant_id: tenantId,
@@ -228,9 +246,8 @@ export async function acceptMessage(
       at: new Date(now).toISOString(),
       content: input.message,
       sender_info: { ...input.senderInfo },
-    }).catch((err: unknown) =>
-      deps.logger.warn({ err, message_id: record.message_id }, 'message.received not published'),
-    );
+    });
+    await inBudget(deps.queues.announce(tenantId, 'heartflow', [received]));
 
     const result = resultOf(record, tenantId, false);
     return options.waitMs ? await waitForOutcome(deps, result, options.waitMs) : result;

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 
 import type { Keyspace } from '../queues/names';
+import type { Publication } from '../queues/tenantQueues';
 
 /**
  * The events of a chat stream, fanned out over Redis pub/sub (`keys.streamEvents`) to the SSE
@@ -55,8 +56,17 @@ export interface MessageDoneEvent {
   error?: string | null;
 }
 
+/** A stream event as the channel and message it is published with. */
+export function streamEventPublication(keys: Keyspace, event: StreamEvent): Publication {
+  return {
+    channel: keys.streamEvents(event.tenant_id, event.chat_stream_id),
+    message: JSON.stringify(event),
+  };
+}
+
 export async function publishStreamEvent(redis: Redis, keys: Keyspace, event: StreamEvent): Promise<void> {
-  await redis.publish(keys.streamEvents(event.tenant_id, event.chat_stream_id), JSON.stringify(event));
+  const { channel, message } = streamEventPublication(keys, event);
+  await redis.publish(channel, message);
 }
 
 export async function publishMessageDone(

@@ -9,7 +9,8 @@ import { LlmSettings } from './types';
  */
 export function agentLlmSettings(config: AgentConfig, secretBox?: SecretBox): LlmSettings {
   const llm = config.llm;
-  if (!llm?.provider || llm.provider === 'local' || !llm.base_url) return LlmSettings.parse({ provider: 'local' });
+  if (!llm?.provider || llm.provider === 'local' || !llm.base_url)
+    return LlmSettings.parse({ provider: 'local' });
   return LlmSettings.parse({
     provider: 'openai',
     base_url: llm.base_url,

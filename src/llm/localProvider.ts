@@ -9,8 +9,6 @@ import {
   type Rng,
 } from './types';
 
-
-
 function pick<T>(rng: Rng, items: readonly [T, ...T[]]): T {
   return items[Math.min(items.length - 1, Math.floor(rng() * items.length))] ?? items[0];
 }

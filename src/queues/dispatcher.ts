@@ -80,8 +80,16 @@ export class Dispatcher {
     await this.root.waitUntilReady();
     this.subscriber = this.o.connection.duplicate();
     this.subscriber.on('error', () => undefined);
-    await this.subscriber.subscribe(this.o.keys.workAvailable(this.o.kind));
-    this.subscriber.on('message', (_channel, tenantId: string) => this.noteWork(tenantId));
+    const wakeChannel = this.o.keys.workAvailable(this.o.kind);
+    await this.subscriber.subscribe(wakeChannel, this.o.keys.scheduleChanged());
+    this.subscriber.on('message', (channel: string, tenantId: string) => {
+      if (channel === wakeChannel) this.noteWork(tenantId);
+      else if (this.tenants.has(tenantId)) {
+        this.reschedule(tenantId).catch((err: unknown) =>
+          this.o.logger.warn({ err, tenant_id: tenantId }, 'cannot reschedule tenant'),
+        );
+      }
+    });
     await this.refresh();
     this.refreshTimer = setInterval(() => {
       this.refresh().catch((err: unknown) => this.o.logger.warn({ err }, 'active-tenant refresh failed'));

@@ -60,7 +60,6 @@ export interface FairSchedulerSnapshot {
   tenants: TenantSnapshot[];
 }
 
-
 class Tenant {
   backlog = 0;
   inFlight = 0;

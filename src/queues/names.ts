@@ -71,6 +71,11 @@ export function keyspace(prefix: string = KEY_PREFIX) {
     activeTenants: (kind: string) => `${prefix}:active:${kind}`,
     /** Pub/sub channel waking the dispatchers when a tenant's queue of a kind gets work. */
     workAvailable: (kind: string) => `${prefix}:wake:${kind}`,
+    /**
+     * Pub/sub channel announcing that an operator changed a tenant's scheduling settings (the
+     * message is the tenant id); dispatchers re-read that tenant's schedule.
+     */
+    scheduleChanged: () => `${prefix}:schedule`,
     /** Pub/sub channel announcing that a message reached a final status (long-poll `?wait`). */
     messageDone: (tenantId: string) => `${tenant(tenantId)}:done`,
     /**

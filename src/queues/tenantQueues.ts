@@ -1,6 +1,7 @@
 import { type JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 
+import { RedisScript } from '../ingress/redisScript';
 import { JOB_KINDS, type JobKind, type Keyspace, keyspace, tenantQueueName } from './names';
 
 /** Payload of a heartflow job: one inbound message, everything the worker needs to store and answer it. */
@@ -34,6 +35,24 @@ export interface HeartflowJobData {
 // BullMQ: 1 is the highest priority; unprioritised jobs run before all prioritised ones, so every
 // job gets a priority and `normal` sits in the middle.
 const PRIORITY: Record<HeartflowJobData['options']['priority'], number> = { high: 1, normal: 5, low: 10 };
+
+/** A pub/sub message sent along with an announcement (e.g. the ingress's `message.received`). */
+export interface Publication {
+  channel: string;
+  message: string;
+}
+
+/**
+ * The announcement of new work, one command: add the tenant to the dispatchers' active set, wake
+ * them, then publish whatever the caller sends along.
+ * KEYS: 1 active-tenant set. ARGV: 1 tenant id, 2 wake channel, then channel/message pairs.
+ */
+const ANNOUNCE = new RedisScript(`
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[1])
+for i = 3, #ARGV - 1, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end
+return 1
+`);
 
 /** Completed jobs are kept a day for status lookups; failed ones a week for operators. */
 export const DEFAULT_JOB_OPTIONS: JobsOptions = {
@@ -75,24 +94,33 @@ export class TenantQueues {
     return queue;
   }
 
-  /** Adds a message's heartflow job; the job id is the message id, so adding twice is a no-op. */
-  async enqueueHeartflow(data: HeartflowJobData): Promise<void> {
+  /** Adds a message's heartflow job and announces it (`addHeartflow`, then `announce`). */
+  async enqueueHeartflow(data: HeartflowJobData, along: readonly Publication[] = []): Promise<void> {
+    await this.addHeartflow(data);
+    await this.announce(data.tenantId, 'heartflow', along);
+  }
+
+  /**
+   * Stores a message's heartflow job without announcing it; the job id is the message id, so
+   * adding twice is a no-op.
+   */
+  async addHeartflow(data: HeartflowJobData): Promise<void> {
     await this.queue(data.tenantId, 'heartflow').add('message', data, {
       jobId: data.messageId,
       priority: PRIORITY[data.options.priority],
     });
-    await this.announce(data.tenantId, 'heartflow');
   }
 
   /**
    * Tells the dispatchers that a tenant's queue has work: the active-tenant set (their discovery
-   * list) and a wake-up. Both commands leave in one write, after the job is stored.
+   * list) and a wake-up, plus the `along` messages, in one script run after the job is stored.
    */
-  async announce(tenantId: string, kind: JobKind): Promise<void> {
-    await Promise.all([
-      this.connection.sadd(this.keys.activeTenants(kind), tenantId),
-      this.connection.publish(this.keys.workAvailable(kind), tenantId),
-    ]);
+  async announce(tenantId: string, kind: JobKind, along: readonly Publication[] = []): Promise<void> {
+    await ANNOUNCE.run(
+      this.connection,
+      [this.keys.activeTenants(kind)],
+      [tenantId, this.keys.workAvailable(kind), ...along.flatMap((p) => [p.channel, p.message])],
+    );
   }
 
   async waitingCount(tenantId: string): Promise<number> {

@@ -377,12 +377,20 @@ async function enqueueFollowUps(
   replyId: string | null,
   finishedAt: number,
 ): Promise<void> {
-  const where = { tenantId: ctx.tenantId, agentId: ctx.agentId!, platform: ctx.platform!, chatStreamId: ctx.chatStreamId! };
+  const where = {
+    tenantId: ctx.tenantId,
+    agentId: ctx.agentId!,
+    platform: ctx.platform!,
+    chatStreamId: ctx.chatStreamId!,
+  };
   const messages = b.covered.map((m) => ({ messageId: m.message_id, content: m.content }));
   if (shouldEnqueueMemory({ enableMemory: true, messages })) {
     await enqueueMemory(queues, { ...where, upToMessageId: b.covered[b.covered.length - 1]!.message_id });
   }
-  const minutes = new Set([...b.covered.map((m) => m.created_at.getTime()), finishedAt].map((t) => t - (t % 60_000)));
+  const minutes = new Set(
+    [...b.covered.map((m) => m.created_at.getTime()), finishedAt].map((t) => t - (t % 60_000)),
+  );
   for (const minute of minutes) await enqueueStats(queues, ctx.tenantId, minute, finishedAt);
-  if (replyId) await enqueueDelivery(queues, { tenantId: ctx.tenantId, agentId: ctx.agentId!, messageId: replyId });
+  if (replyId)
+    await enqueueDelivery(queues, { tenantId: ctx.tenantId, agentId: ctx.agentId!, messageId: replyId });
 }

@@ -59,7 +59,11 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
   // BullMQ's workers need commands that wait through reconnects rather than fail.
   const connection = new Redis(o.redisUrl, { maxRetriesPerRequest: null });
   connection.on('error', (err) => o.logger.warn({ err: err.message }, 'worker redis connection error'));
-  const llm = new LlmClient({ logger: o.logger, clock: o.clock, ...(o.secretBox ? { secretBox: o.secretBox } : {}) });
+  const llm = new LlmClient({
+    logger: o.logger,
+    clock: o.clock,
+    ...(o.secretBox ? { secretBox: o.secretBox } : {}),
+  });
   const queues = new TenantQueues(connection, o.keys.prefix);
   const heartflowDeps = {
     db: o.db,
@@ -90,7 +94,9 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
       const data = job.data as HeartflowJobData;
       // The queue a job sits in decides its tenant; a payload naming another is never run.
       if (data.tenantId !== tenantId) {
-        throw new UnrecoverableError(`job ${job.id} of tenant ${tenantId}'s queue names tenant ${data.tenantId}`);
+        throw new UnrecoverableError(
+          `job ${job.id} of tenant ${tenantId}'s queue names tenant ${data.tenantId}`,
+        );
       }
       return processHeartflowJob(heartflowDeps, data);
     },
@@ -101,9 +107,20 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
       ...common,
       kind: 'memory',
       concurrency: followUps,
-      process: memoryJobRunner({ db: o.db, llm, logger: o.logger, clock: o.clock, ...(o.secretBox ? { secretBox: o.secretBox } : {}) }),
+      process: memoryJobRunner({
+        db: o.db,
+        llm,
+        logger: o.logger,
+        clock: o.clock,
+        ...(o.secretBox ? { secretBox: o.secretBox } : {}),
+      }),
     }),
-    new Dispatcher({ ...common, kind: 'stats', concurrency: followUps, process: statsJobRunner({ db: o.db, logger: o.logger }) }),
+    new Dispatcher({
+      ...common,
+      kind: 'stats',
+      concurrency: followUps,
+      process: statsJobRunner({ db: o.db, logger: o.logger }),
+    }),
     new Dispatcher({
       ...common,
       kind: 'delivery',

@@ -1,7 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Redis } from 'ioredis';
 
-import type { TenantDirectory } from '../../auth/tenantDirectory';
+import type { TenantDirectory, TenantMeta } from '../../auth/tenantDirectory';
 import { parseOpaqueSecret, secretMatches, type TokenService } from '../../auth/tokens';
 import type { Database } from '../../db/database';
 import { findApiKey } from '../../db/repositories/apiKeys';
@@ -27,6 +27,19 @@ export const LEGACY_PRINCIPAL: Principal = Object.freeze({
   tenantId: 'default',
   agentId: 'default',
 });
+
+/**
+ * The tenant meta the authenticator read for a principal it made, so that the rest of the same
+ * request (the send path) need not read it again. Keyed by the principal object, which lives as
+ * long as its request.
+ */
+const tenantMetaSeen = new WeakMap<Principal, TenantMeta>();
+
+/** The meta of `tenantId` as read while authenticating `principal` in this request, if it was. */
+export function tenantMetaOf(principal: Principal, tenantId: string): TenantMeta | undefined {
+  const meta = tenantMetaSeen.get(principal);
+  return meta?.tenantId === tenantId ? meta : undefined;
+}
 
 /**
  * Establishes `res.locals.principal` from `Authorization: Bearer <JWT>` or `X-API-Key`. Any
@@ -63,15 +76,19 @@ export class Authenticator {
 
   private async fromToken(token: string): Promise<Principal> {
     const claims = await this.deps.tokens.verifyAccessToken(token);
+    // Every role but platform_admin belongs to a tenant, which must exist and be active.
+    const tenantId = claims.role === 'platform_admin' ? undefined : claims.tenant_id;
+    if (claims.role !== 'platform_admin' && !isIdentifier(tenantId)) throw new UnauthorizedError();
+    // Revocation (token, family) and the tenant's cached meta in one round trip, on every request:
+    // a logout or a suspension takes effect at once.
     const keys = [this.deps.keys.revokedToken(claims.jti)];
     if (claims.fam) keys.push(this.deps.keys.revokedFamily(claims.fam));
-    const revoked = await this.deps.redis.mget(...keys);
-    if (revoked.some((v) => v !== null)) throw new UnauthorizedError();
-    if (claims.role !== 'platform_admin') {
-      if (!isIdentifier(claims.tenant_id)) throw new UnauthorizedError();
-      await this.requireActiveTenant(claims.tenant_id);
-    }
-    return {
+    if (tenantId !== undefined) keys.push(this.deps.tenants.cacheKey(tenantId));
+    const values = await this.deps.redis.mget(...keys);
+    const cachedMeta = tenantId === undefined ? null : (values.pop() ?? null);
+    if (values.some((v) => v !== null)) throw new UnauthorizedError();
+    const tenant = tenantId === undefined ? undefined : await this.requireActiveTenant(tenantId, cachedMeta);
+    const principal: Principal = {
       kind: claims.role === 'platform_admin' ? 'platform_admin' : 'user',
       subject: claims.sub,
       role: claims.role,
@@ -81,12 +98,14 @@ export class Authenticator {
       ...(claims.fam ? { familyId: claims.fam } : {}),
       expiresAt: claims.exp,
     };
+    if (tenant) tenantMetaSeen.set(principal, tenant);
+    return principal;
   }
 
   private async fromApiKey(value: string): Promise<Principal> {
     const parsed = parseOpaqueSecret('mhk', value);
     if (!parsed || !isIdentifier(parsed.tenantId)) throw new UnauthorizedError();
-    await this.requireActiveTenant(parsed.tenantId);
+    const tenant = await this.requireActiveTenant(parsed.tenantId);
     const ctx = createIsolationContext({ tenantId: parsed.tenantId });
     const key = await this.deps.db.withTenant(ctx, (db) => findApiKey(db, parsed.id));
     const now = this.deps.now();
@@ -98,17 +117,22 @@ export class Authenticator {
     ) {
       throw new UnauthorizedError();
     }
-    return {
+    const principal: Principal = {
       kind: 'api_key',
       subject: key.key_id,
       role: key.role,
       tenantId: key.tenant_id,
       agentId: key.agent_id ?? undefined,
     };
+    tenantMetaSeen.set(principal, tenant);
+    return principal;
   }
 
-  private async requireActiveTenant(tenantId: string): Promise<void> {
-    const meta = await this.deps.tenants.get(tenantId);
+  /** `cached`: what the caller already read at the tenant's cache key; undefined = read it now. */
+  private async requireActiveTenant(tenantId: string, cached?: string | null): Promise<TenantMeta> {
+    const { tenants } = this.deps;
+    const meta = await (cached === undefined ? tenants.get(tenantId) : tenants.resolve(tenantId, cached));
     if (!meta || meta.status !== 'active') throw new UnauthorizedError();
+    return meta;
   }
 }

@@ -15,6 +15,7 @@ import { createUser } from '../../db/repositories/users';
 import { createIsolationContext, IDENTIFIER_PATTERN } from '../../domain/isolationContext';
 import { effectiveSettings, TenantSettings } from '../../domain/tenantSettings';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../errors';
+import { applyQueueCaps, publishScheduleChange } from '../../queues/scheduleChanges';
 import { deleteTenantEverywhere } from '../../tenants/tenantDeletion';
 import { TENANT_MEMBERS } from '../auth/principal';
 import { tenantScope } from '../auth/scope';
@@ -140,6 +141,15 @@ function validatedSettings(merged: Record<string, unknown>): TenantSettings {
 export function tenantsRoutes(ctx: RouteContext): void {
   const { router, registry, deps } = ctx;
 
+  /**
+   * Puts a tenant's scheduling caps on its queues (BullMQ enforces them across processes) and
+   * tells the dispatchers to re-read its weight, as `PUT /admin/tenants/{id}/scheduling` does.
+   */
+  const applySchedule = async (tenantId: string, stored: unknown) => {
+    await applyQueueCaps(deps.queues, tenantId, effectiveSettings(stored).scheduling);
+    await publishScheduleChange(deps.redis, deps.keys, tenantId);
+  };
+
   route(router, registry, {
     method: 'get',
     path: '/tenants',
@@ -215,6 +225,7 @@ export function tenantsRoutes(ctx: RouteContext): void {
       }
       // The directory may hold a short-lived "missing" entry from a request made before this one.
       await deps.tenants.invalidate(tenant.tenant_id);
+      await applySchedule(tenant.tenant_id, tenant.settings);
       return {
         status: 201,
         data: {
@@ -282,6 +293,8 @@ export function tenantsRoutes(ctx: RouteContext): void {
       });
       // Status and settings are read through the directory on every request, in every process.
       await deps.tenants.invalidate(tenantId);
+      if (body.settings !== undefined || body.status !== undefined)
+        await applySchedule(tenantId, row!.settings);
       return { data: tenantBody(row!) };
     },
   });

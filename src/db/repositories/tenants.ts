@@ -115,3 +115,18 @@ export async function deleteTenant(db: PlatformDb, tenantId: string): Promise<bo
   const result = await db.query('DELETE FROM tenants WHERE tenant_id = $1', [tenantId]);
   return result.rowCount === 1;
 }
+
+/** Number of tenants (every status), for `/system/info`. */
+export async function countTenants(db: PlatformDb): Promise<number> {
+  const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM tenants');
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** Ids of the `limit` most recently created tenants, newest first (the queue dashboard's list). */
+export async function recentTenantIds(db: PlatformDb, limit: number): Promise<string[]> {
+  const { rows } = await db.query<{ tenant_id: string }>(
+    'SELECT tenant_id FROM tenants ORDER BY created_at DESC, tenant_id LIMIT $1',
+    [limit],
+  );
+  return rows.map((r) => r.tenant_id);
+}

@@ -1,0 +1,193 @@
+import { randomBytes } from 'node:crypto';
+
+import { createTenant } from '../../src/db/repositories/tenants';
+import type { HeartflowJobData } from '../../src/queues/tenantQueues';
+import { startTestApp, type TestApp } from '../support/testApp';
+
+const METRICS_TOKEN = 'scrape-token-0123456789abcdef';
+
+let app: TestApp;
+let admin: string;
+
+beforeAll(async () => {
+  app = await startTestApp({ env: { METRICS_TOKEN } });
+  admin = await app.tokenFor({ role: 'platform_admin' });
+});
+afterAll(async () => {
+  await app.close();
+});
+
+async function newTenant() {
+  const tenantId = `m-${randomBytes(4).toString('hex')}`;
+  await app.deps.db.withPlatform((db) => createTenant(db, { tenantId, name: tenantId }));
+  return tenantId;
+}
+
+function jobData(tenantId: string, messageId: string): HeartflowJobData {
+  return {
+    messageId,
+    tenantId,
+    agentId: 'default',
+    platform: 'qq',
+    chatStreamId: 'c1',
+    chatType: 'group',
+    content: 'hello',
+    clientMessageId: null,
+    replyTo: null,
+    sender: { userId: 'u1', nickname: null, cardname: null, groupId: null, groupName: null },
+    segments: [],
+    mentioned: false,
+    options: { enableMemory: true, enableEmoji: true, priority: 'normal' },
+    receivedAt: Date.now(),
+    source: 'http',
+  };
+}
+
+/** The value of one sample line, e.g. `name{a="b"} 3`, or undefined when absent. */
+function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
+  const line = text
+    .split('\n')
+    .find(
+      (l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)),
+    );
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+async function scrape(headers: Record<string, string>) {
+  const res = await fetch(`${app.url}/api/v1/metrics`, { headers });
+  return { status: res.status, contentType: res.headers.get('content-type'), text: await res.text() };
+}
+
+describe('GET /system/info', () => {
+  it('describes the installation to any authenticated caller, counting tenants in the database', async () => {
+    const tenantId = await newTenant();
+    const { rows } = await app.t.admin<{ n: string }>('SELECT count(*) AS n FROM tenants');
+    const reader = await app.tokenFor({ role: 'reader', tenantId });
+    for (const token of [admin, reader]) {
+      const res = await app.request('GET', '/system/info', { token });
+      expect(res.status).toBe(200);
+      expect(res.body.data).toEqual({
+        version: app.deps.version,
+        multi_tenant_enabled: true,
+        supported_platforms: ['qq', 'discord', 'telegram', 'wechat', 'default'],
+        max_tenants: null,
+        current_tenants: Number(rows[0]?.n),
+      });
+    }
+    await newTenant();
+    const after = await app.request('GET', '/system/info', { token: reader });
+    expect(after.body.data.current_tenants).toBe(Number(rows[0]?.n) + 1);
+  });
+
+  it('needs credentials', async () => {
+    const res = await app.request('GET', '/system/info');
+    expect(res.status).toBe(401);
+    expect(res.body.error?.code).toBe('UNAUTHORIZED');
+  });
+});
+
+describe('GET /metrics', () => {
+  it('serves Prometheus text to the METRICS_TOKEN bearer: process, HTTP and queue metrics', async () => {
+    const tenantId = await newTenant();
+    await app.deps.queues.enqueueHeartflow(jobData(tenantId, 'msg_m1'));
+    await app.deps.queues.enqueueHeartflow(jobData(tenantId, 'msg_m2'));
+    await app.request('GET', '/health');
+    await app.request('GET', '/no/such/route');
+
+    const res = await scrape({ authorization: `Bearer ${METRICS_TOKEN}` });
+    expect(res.status).toBe(200);
+    expect(res.contentType).toMatch(/^text\/plain/);
+    expect(res.text).toContain('# TYPE process_cpu_user_seconds_total counter');
+    expect(res.text).toContain('nodejs_eventloop_lag_seconds');
+    expect(res.text).toContain(`maihive_build_info{version="${app.deps.version}"} 1`);
+    expect(
+      sample(res.text, 'maihive_http_requests_total', { method: 'GET', route: '/health', status: '200' }),
+    ).toBeGreaterThanOrEqual(1);
+    // Unknown URLs share one label instead of growing the series with every path tried.
+    expect(
+      sample(res.text, 'maihive_http_requests_total', { route: 'unmatched', status: '404' }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(res.text).not.toContain('/no/such/route');
+    // Errors raised in a route keep its pattern (the 401 of the /system/info test above).
+    expect(
+      sample(res.text, 'maihive_http_requests_total', { route: '/system/info', status: '401' }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      sample(res.text, 'maihive_http_request_duration_seconds_count', { route: '/health', status: '200' }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      sample(res.text, 'maihive_queue_jobs', { tenant_id: tenantId, kind: 'heartflow', state: 'waiting' }),
+    ).toBe(2);
+    expect(sample(res.text, 'maihive_queue_jobs', { tenant_id: tenantId, state: 'failed' })).toBe(0);
+    expect(res.text).toMatch(/^maihive_queue_metrics_up 1$/m);
+    expect(res.text).toMatch(/^maihive_queue_tenants_active [1-9]\d*$/m);
+  });
+
+  it('drops tenants that left the active set from the queue gauges', async () => {
+    const tenantId = await newTenant();
+    await app.deps.queues.enqueueHeartflow(jobData(tenantId, 'msg_gone'));
+    const before = await scrape({ authorization: `Bearer ${METRICS_TOKEN}` });
+    expect(sample(before.text, 'maihive_queue_jobs', { tenant_id: tenantId, state: 'waiting' })).toBe(1);
+    await app.deps.redis.srem(app.deps.keys.activeTenants('heartflow'), tenantId);
+    const after = await scrape({ authorization: `Bearer ${METRICS_TOKEN}` });
+    expect(
+      sample(after.text, 'maihive_queue_jobs', { tenant_id: tenantId, state: 'waiting' }),
+    ).toBeUndefined();
+  });
+
+  it("serves a platform admin's token too", async () => {
+    const res = await scrape({ authorization: `Bearer ${admin}` });
+    expect(res.status).toBe(200);
+    expect(res.text).toContain('maihive_http_requests_total');
+  });
+
+  it('refuses everyone else with the error envelope', async () => {
+    const anonymous = await app.request('GET', '/metrics');
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.body).toMatchObject({ success: false, error: { code: 'UNAUTHORIZED' } });
+
+    const wrong = await app.request('GET', '/metrics', {
+      headers: { authorization: `Bearer ${METRICS_TOKEN}x` },
+    });
+    expect(wrong.status).toBe(401);
+    expect(wrong.body.error?.code).toBe('UNAUTHORIZED');
+
+    const tenantId = await newTenant();
+    for (const role of ['tenant_admin', 'operator', 'reader'] as const) {
+      const token = await app.tokenFor({ role, tenantId });
+      const res = await app.request('GET', '/metrics', { token });
+      expect(res.status).toBe(403);
+      expect(res.body.error?.code).toBe('FORBIDDEN');
+    }
+  });
+
+  it('refuses a revoked platform admin token', async () => {
+    const token = await app.tokenFor({ role: 'platform_admin', sub: 'leaving-admin' });
+    const claims = await app.deps.tokens.verifyAccessToken(token);
+    await app.deps.redis.set(app.deps.keys.revokedToken(claims.jti), '1', 'EX', 60);
+    const res = await app.request('GET', '/metrics', { token });
+    expect(res.status).toBe(401);
+  });
+});
+
+describe('GET /metrics without METRICS_TOKEN configured', () => {
+  let bare: TestApp;
+  beforeAll(async () => {
+    bare = await startTestApp();
+  });
+  afterAll(async () => {
+    await bare.close();
+  });
+
+  it('accepts platform admins only', async () => {
+    const bearer = await bare.request('GET', '/metrics', {
+      headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+    });
+    expect(bearer.status).toBe(401);
+    const adminToken = await bare.tokenFor({ role: 'platform_admin' });
+    const res = await fetch(`${bare.url}/api/v1/metrics`, {
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    expect(res.status).toBe(200);
+  });
+});
