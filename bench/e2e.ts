@@ -423,7 +423,11 @@ async function schedulerThroughput(redisUrl: string, logger: Logger, stats: Redi
   const preload = async (variant: SchedulerVariant) => {
     const chunk = 1000;
     if (variant === 'plain_worker') {
-      const q = new Queue('plain', { connection: producerConnection, prefix, defaultJobOptions: DEFAULT_JOB_OPTIONS });
+      const q = new Queue('plain', {
+        connection: producerConnection,
+        prefix,
+        defaultJobOptions: DEFAULT_JOB_OPTIONS,
+      });
       q.on('error', () => undefined);
       for (let i = 0; i < s.jobs; i += chunk) await q.addBulk(bulk(Math.min(chunk, s.jobs - i)));
       await q.close();
@@ -480,16 +484,23 @@ async function schedulerThroughput(redisUrl: string, logger: Logger, stats: Redi
     await close();
     await connection.quit();
     if (!finished) throw new Error(`${variant}: only ${done} of ${s.jobs} jobs in 120 s`);
-    return { jobs_per_s: Math.round((s.jobs * 1000) / elapsed), cpu_us_per_job: round((used.user + used.system) / s.jobs, 1) };
+    return {
+      jobs_per_s: Math.round((s.jobs * 1000) / elapsed),
+      cpu_us_per_job: round((used.user + used.system) / s.jobs, 1),
+    };
   };
   const variants: SchedulerVariant[] = ['dispatcher_10_tenants', 'dispatcher_1_tenant', 'plain_worker'];
-  const results = new Map<SchedulerVariant, { jobs_per_s: number; cpu_us_per_job: number }[]>(variants.map((v) => [v, []]));
+  const results = new Map<SchedulerVariant, { jobs_per_s: number; cpu_us_per_job: number }[]>(
+    variants.map((v) => [v, []]),
+  );
   try {
     for (let r = 0; r < s.rounds; r++) {
       for (const v of r % 2 === 0 ? variants : [...variants].reverse()) {
         const x = await run(v);
         results.get(v)!.push(x);
-        console.log(`  round ${r + 1} ${v}: ${x.jobs_per_s} jobs/s, ${x.cpu_us_per_job} µs CPU per job in this process`);
+        console.log(
+          `  round ${r + 1} ${v}: ${x.jobs_per_s} jobs/s, ${x.cpu_us_per_job} µs CPU per job in this process`,
+        );
       }
     }
   } finally {
@@ -503,7 +514,7 @@ async function schedulerThroughput(redisUrl: string, logger: Logger, stats: Redi
   };
   return {
     ...s,
-    note: 'jobs/s from the first to the last processor call; the CPU is this process\'s (consumer plus nothing else running here).',
+    note: "jobs/s from the first to the last processor call; the CPU is this process's (consumer plus nothing else running here).",
     runs: Object.fromEntries(results),
     mean_jobs_per_s: Object.fromEntries(variants.map((v) => [v, mean(v)])),
     ratio_10_tenants: round(mean('dispatcher_10_tenants') / mean('plain_worker'), 3),
