@@ -5,6 +5,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
+import pg from 'pg';
+
 import type { Logger } from '../logger';
 
 /**
@@ -98,6 +100,20 @@ async function waitUntil(
   throw new Error(`${what} did not become ready within 60 s: ${log()}`);
 }
 
+async function answersQuery(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ port, host: '127.0.0.1' });
@@ -167,8 +183,11 @@ export async function startPrivatePostgres(options: PostgresOptions): Promise<Pr
   child.stdout?.on('data', collect);
   child.stderr?.on('data', collect);
 
+  // The port opens before the server accepts queries ("the database system is starting up"), so
+  // readiness is a real query, not a TCP connect.
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   await waitUntil(
-    () => canConnect(port),
+    () => answersQuery(url),
     child,
     'private PostgreSQL',
     () => output,
@@ -176,7 +195,7 @@ export async function startPrivatePostgres(options: PostgresOptions): Promise<Pr
   options.logger.info({ port, dataDir }, 'private PostgreSQL started');
 
   return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    url,
     port,
     async stop() {
       child.kill('SIGINT'); // fast shutdown: roll back open transactions, then exit cleanly
