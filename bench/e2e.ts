@@ -665,6 +665,8 @@ async function main(): Promise<void> {
         'API and worker are child processes on the same machine as PostgreSQL, Redis and this sender.',
         'Outcomes are counted from the messageDone channel: one per message (replied, no_reply or failed); coalesced messages each count.',
         'Every message mentions the bot ("@麦麦"), spread over `streams` group chats.',
+        'One warm-up message is answered before the load: concurrent first wake-ups of a tenant crash the dispatcher (ensureTenant marks the tenant backlogged before its schedule is set: RangeError "unknown tenant" in a .then callback, an unhandled rejection).',
+        'Saturation: closed loop, senders pause while `saturation.max_backlog` accepted messages wait, so the worker never idles and the backlog drains after; outcomes/s over the window after the warm-up is the figure.',
         rss.reached_target
           ? 'RSS measured after the full target count.'
           : `RSS measured after ${rss.messages_handled_by_worker} messages, the most that fit in ${SETTINGS.rss.max_ms} ms here (target 100k).`,

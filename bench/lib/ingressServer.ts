@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 
 import express from 'express';
+import pino, { type LevelWithSilent } from 'pino';
 
 import { createApp } from '../../src/api/app';
 import { compose } from '../../src/composition';
@@ -45,8 +46,10 @@ function stats(): ChildStats {
 
 async function main(): Promise<void> {
   const mode = process.argv[process.argv.indexOf('--mode') + 1];
-  const config = loadConfig({ ...process.env, LOG_LEVEL: 'silent' });
-  const logger = createLogger({ level: 'silent' });
+  // The bench runs silent; BENCH_LOG_LEVEL=info measures the access log too (lines go to /dev/null).
+  const level = (process.env.BENCH_LOG_LEVEL ?? 'silent') as LevelWithSilent;
+  const config = loadConfig({ ...process.env, LOG_LEVEL: level });
+  const logger = createLogger({ level, destination: pino.destination({ dest: '/dev/null', sync: false }) });
   let close: () => Promise<unknown> = () => Promise.resolve();
   let app: express.Express;
   if (mode === 'app') {

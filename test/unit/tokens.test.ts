@@ -78,6 +78,30 @@ describe('TokenService', () => {
     await expect(tokens.verifyAccessToken(token)).rejects.toBeInstanceOf(UnauthorizedError);
   });
 
+  it('rejects a token verified before once it expires (the verified-token cache checks exp)', async () => {
+    let now = T0;
+    const tokens = service(() => now);
+    const { token } = await tokens.issueAccessToken({ sub: 'alice', role: 'reader', tenantId: 'acme' });
+    await expect(tokens.verifyAccessToken(token)).resolves.toMatchObject({ sub: 'alice' });
+    now = T0 + 599_000;
+    await expect(tokens.verifyAccessToken(token)).resolves.toMatchObject({ sub: 'alice' });
+    now = T0 + 600_000;
+    await expect(tokens.verifyAccessToken(token)).rejects.toBeInstanceOf(UnauthorizedError);
+  });
+
+  it('rejects a forged signature on a token that was verified before', async () => {
+    const tokens = service();
+    const token = await sign(claims());
+    await expect(tokens.verifyAccessToken(token)).resolves.toMatchObject({ sub: 'alice' });
+    const [header, payload, signature] = token.split('.') as [string, string, string];
+    const flipped = `${signature.slice(0, -2)}${signature.endsWith('AA') ? 'BB' : 'AA'}`;
+    await expect(tokens.verifyAccessToken(`${header}.${payload}.${flipped}`)).rejects.toBeInstanceOf(
+      UnauthorizedError,
+    );
+    const forged = `${header}.${b64(claims({ role: 'platform_admin' }))}.${signature}`;
+    await expect(tokens.verifyAccessToken(forged)).rejects.toBeInstanceOf(UnauthorizedError);
+  });
+
   it('rejects a token signed with alg none', async () => {
     const token = `${b64({ alg: 'none', typ: 'JWT' })}.${b64(claims())}.`;
     await expect(service().verifyAccessToken(token)).rejects.toBeInstanceOf(UnauthorizedError);
