@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './logger';
-import { type Role, startRuntime } from './runtime';
+import { type Role, type Runtime, startRuntime } from './runtime';
 import { DependencyUnreachableError } from './services/localServices';
 
 /** Entry point of `npm start` (every role in one process), `npm run start:api` and `npm run start:worker`. */
@@ -21,7 +21,27 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const logger = createLogger({ level: config.logLevel });
-  let runtime;
+  // Signals are taken from the start: one that arrives while starting (workers may already be
+  // running jobs) shuts down cleanly as soon as the start-up is complete.
+  let runtime: Runtime | undefined;
+  let signalled: string | undefined;
+  const shutdown = (rt: Runtime) => {
+    rt.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  const stop = (signal: string) => {
+    if (signalled) return;
+    signalled = signal;
+    logger.info({ signal }, 'shutting down');
+    if (runtime) shutdown(runtime);
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
   try {
     runtime = await startRuntime(config, logger, role);
   } catch (err) {
@@ -30,18 +50,7 @@ async function main(): Promise<void> {
     else logger.fatal({ err }, 'start-up failed');
     process.exit(1);
   }
-  const stop = (signal: string) => {
-    logger.info({ signal }, 'shutting down');
-    runtime.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
+  if (signalled) shutdown(runtime);
 }
 
 void main();
