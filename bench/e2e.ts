@@ -11,6 +11,8 @@
  *  3. with 0 ms jobs, the Dispatcher with a no-op processor against one plain BullMQ Queue +
  *     Worker, interleaved rounds in this process (children stopped).
  *
+ * About 6–8 minutes, half of it the RSS phase (BENCH_RSS_MS, BENCH_RSS_MESSAGES). Other knobs:
+ * BENCH_SATURATION_MS, BENCH_HALF_LOAD_MS, BENCH_SCHED_JOBS, BENCH_WORKER_CONCURRENCY.
  * Writes bench/results/e2e-<timestamp>.json and e2e-latest.json.
  */
 import { type ChildProcess, fork } from 'node:child_process';
@@ -653,6 +655,7 @@ async function main(): Promise<void> {
       benchmark: 'e2e',
       started_at: startedAt.toISOString(),
       finished_at: finishedAt.toISOString(),
+      elapsed_s: Math.round((finishedAt.getTime() - startedAt.getTime()) / 1000),
       machine: {
         cpus: os.cpus().length,
         cpu_model: os.cpus()[0]?.model ?? 'unknown',

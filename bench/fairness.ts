@@ -12,6 +12,8 @@
  *  (d) the same flood through one shared FIFO queue and a plain BullMQ `Worker` (throughput, dwell);
  *  (e) Redis commands per job and connections, 10 vs 1,000 tenants; plus a max_concurrency phase.
  *
+ * About 3–5 minutes (flood rounds alternate dispatcher/FIFO, ABBA). Smaller runs: BENCH_FLOOD_JOBS,
+ * BENCH_FLOOD_ROUNDS, BENCH_FLOOD_CHUNK, BENCH_QUIET_BASELINE_MS, BENCH_EQUAL_JOBS, BENCH_SCALE_JOBS.
  * Writes bench/results/fairness-<timestamp>.json and fairness-latest.json.
  */
 import { type ChildProcess, fork } from 'node:child_process';
@@ -678,6 +680,12 @@ async function main(): Promise<void> {
         0,
       ),
       consumer_round_trips_per_job_steady: verdict(steadyRoundTrips, '<=', TARGETS.round_trips_per_job),
+      // The whole path of a job as the ingress sends it: add + announce (producer), fetch + complete.
+      path_round_trips_per_job_10_tenants: verdict(
+        few.redis.per_job.all_commands,
+        '<=',
+        TARGETS.round_trips_per_job,
+      ),
     };
     const finishedAt = new Date();
     const strip = <T extends { chart: string }>(x: T) => ({ ...x, chart: undefined, samples: undefined });
@@ -685,6 +693,7 @@ async function main(): Promise<void> {
       benchmark: 'fairness',
       started_at: startedAt.toISOString(),
       finished_at: finishedAt.toISOString(),
+      elapsed_s: Math.round((finishedAt.getTime() - startedAt.getTime()) / 1000),
       machine: {
         cpus: os.cpus().length,
         cpu_model: os.cpus()[0]?.model ?? 'unknown',
@@ -699,7 +708,7 @@ async function main(): Promise<void> {
         'Producers run in a child process; the noisy flood uses addBulk chunks of `flood.chunk` (100 = the most one /chat/send/batch request carries) with one announce per chunk, quiet and scale jobs one add + announce each.',
         'Jobs carry the heartflow job options (priority 5, attempts 3, removeOnComplete) in both the per-tenant queues and the FIFO baseline.',
         'Commands per job: "consumer" and "producer" are top-level commands each process wrote (a script call is one; a round trip is at most one command); "server_calls_incl_inside_scripts" is INFO commandstats, server-wide, counting the commands Lua scripts run, and other clients of a shared server.',
-        'consumer_round_trips_per_job_steady is phase (b): every tenant backlogged, no empty fetches.',
+        'consumer_round_trips_per_job_steady is phase (b): every tenant backlogged, no empty fetches. path_round_trips_per_job_10_tenants adds the producer side as the ingress sends a job (add, then the announce script), from phase (e) with 10 tenants.',
       ],
       no_flood: baseline,
       flood: {

@@ -46,10 +46,12 @@ function stats(): ChildStats {
 
 async function main(): Promise<void> {
   const mode = process.argv[process.argv.indexOf('--mode') + 1];
-  // The bench runs silent; BENCH_LOG_LEVEL=info measures the access log too (lines go to /dev/null).
+  // The bench runs silent; BENCH_LOG_LEVEL=info measures the access log too, its lines going to
+  // BENCH_LOG_FILE (default /dev/null).
   const level = (process.env.BENCH_LOG_LEVEL ?? 'silent') as LevelWithSilent;
   const config = loadConfig({ ...process.env, LOG_LEVEL: level });
-  const logger = createLogger({ level, destination: pino.destination({ dest: '/dev/null', sync: false }) });
+  const dest = process.env.BENCH_LOG_FILE ?? '/dev/null';
+  const logger = createLogger({ level, destination: pino.destination({ dest, sync: false }) });
   let close: () => Promise<unknown> = () => Promise.resolve();
   let app: express.Express;
   if (mode === 'app') {

@@ -22,6 +22,9 @@ interface Entry extends AgentFacts {
 // exist are cached, so a new agent is usable at once; a deleted or deactivated one may still be
 // accepted here for up to the TTL (its jobs then fail in the worker, which re-reads the agent).
 const caches = new WeakMap<Database, Map<string, Entry>>();
+// Reads in flight, per Database and key: when a busy agent's entry expires, the sends arriving
+// meanwhile share one PostgreSQL read instead of each taking a pooled connection for it.
+const loading = new WeakMap<Database, Map<string, Promise<Entry | undefined>>>();
 
 /**
  * The agent of a send, from a short-lived in-process cache keyed by tenant and agent, else from
@@ -44,6 +47,33 @@ export async function lookupAgent(
   if (hit && hit.expiresAt > nowMs && hit.tenantId === tenantId && hit.agentId === agentId) return hit;
   if (hit) cache.delete(key);
 
+  let inFlight = loading.get(db);
+  if (!inFlight) {
+    inFlight = new Map();
+    loading.set(db, inFlight);
+  }
+  let load = inFlight.get(key);
+  if (!load) {
+    const pending = inFlight;
+    const started = readAgent(db, cache, key, tenantId, agentId, nowMs);
+    const settled = () => {
+      if (pending.get(key) === started) pending.delete(key);
+    };
+    void started.then(settled, settled);
+    inFlight.set(key, started);
+    load = started;
+  }
+  return load;
+}
+
+async function readAgent(
+  db: Database,
+  cache: Map<string, Entry>,
+  key: string,
+  tenantId: string,
+  agentId: string,
+  nowMs: number,
+): Promise<Entry | undefined> {
   const row = await db.withTenant(createIsolationContext({ tenantId, agentId }), (t) => getAgent(t, agentId));
   if (!row) return undefined;
   const entry: Entry = {
@@ -60,6 +90,8 @@ export async function lookupAgent(
 
 /** Drops cached agents of a tenant (or one agent) in this process, e.g. after an update. */
 export function forgetAgent(db: Database, tenantId: string, agentId?: string): void {
+  // A read in flight may predate the change: later sends start their own.
+  loading.get(db)?.clear();
   const cache = caches.get(db);
   if (!cache) return;
   for (const [key, entry] of cache) {

@@ -59,6 +59,7 @@ interface TenantWorker {
 export class Dispatcher {
   private readonly scheduler: FairScheduler;
   private readonly tenants = new Map<string, TenantWorker>();
+  private readonly registrations = new Map<string, Promise<TenantWorker>>();
   private readonly running = new Set<Promise<void>>();
   private root: Worker | undefined;
   private subscriber: Redis | undefined;
@@ -107,6 +108,7 @@ export class Dispatcher {
     await Promise.allSettled(this.running);
     await Promise.allSettled([...this.tenants.values()].flatMap((t) => [t.worker.close(), t.queue.close()]));
     this.tenants.clear();
+    this.registrations.clear();
     await this.root?.close();
     this.subscriber?.disconnect();
   }
@@ -132,9 +134,23 @@ export class Dispatcher {
     };
   }
 
-  private async ensureTenant(tenantId: string): Promise<TenantWorker> {
-    let entry = this.tenants.get(tenantId);
-    if (entry) return entry;
+  /**
+   * Registers a tenant once: concurrent wake-ups share one registration, and the scheduler knows
+   * the tenant before anything else can see its entry (a second wake-up arriving while the first
+   * still reads the schedule used to reach the scheduler first and crash the worker).
+   */
+  private ensureTenant(tenantId: string): Promise<TenantWorker> {
+    let pending = this.registrations.get(tenantId);
+    if (!pending) {
+      pending = this.register(tenantId);
+      this.registrations.set(tenantId, pending);
+      pending.catch(() => this.registrations.delete(tenantId));
+    }
+    return pending;
+  }
+
+  private async register(tenantId: string): Promise<TenantWorker> {
+    this.scheduler.setTenant(tenantId, await this.o.scheduleOf(tenantId));
     const rootBackend = this.root!.getBackend();
     const name = tenantQueueName(tenantId, this.o.kind);
     // A sibling of the root backend: same command and blocking connections, another queue's keys.
@@ -145,22 +161,20 @@ export class Dispatcher {
     );
     const queue = new Queue(name, { connection: this.o.connection, prefix: this.o.keys.prefix });
     queue.on('error', () => undefined);
-    entry = { worker, queue };
+    const entry = { worker, queue };
     this.tenants.set(tenantId, entry);
-    this.scheduler.setTenant(tenantId, await this.o.scheduleOf(tenantId));
     // Jobs whose worker died are moved back to waiting by whichever process checks this queue.
     void worker.startStalledCheckTimer();
     return entry;
   }
 
   private noteWork(tenantId: string): void {
-    this.ensureTenant(tenantId).then(
-      () => {
+    this.ensureTenant(tenantId)
+      .then(() => {
         this.scheduler.markBacklogged(tenantId);
         this.wake?.();
-      },
-      (err: unknown) => this.o.logger.warn({ err, tenant_id: tenantId }, 'cannot schedule tenant'),
-    );
+      })
+      .catch((err: unknown) => this.o.logger.warn({ err, tenant_id: tenantId }, 'cannot schedule tenant'));
   }
 
   private async refresh(): Promise<void> {
