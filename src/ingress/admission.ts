@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis';
 
+import { limitReached } from '../domain/tenantLimits';
 import type { TenantSettings } from '../domain/tenantSettings';
-import { ForbiddenError, RateLimitError } from '../errors';
+import { RateLimitError } from '../errors';
 import type { Keyspace } from '../queues/names';
 import type { TenantQueues } from '../queues/tenantQueues';
 import { IDEMPOTENCY_TTL_SECONDS, type IdempotencyRecord, parseIdempotencyRecord } from './idempotency';
@@ -89,7 +90,7 @@ export interface AdmissionDeps {
 
 /**
  * Runs the admission script. Throws `RateLimitError` (rate, quota, queue size) or `ForbiddenError`
- * (chat stream limit); returns `unseeded` when the tenant's known-stream set must be loaded first.
+ * (chat stream limit, via `limitReached`); returns `unseeded` when the tenant's known-stream set must be loaded first.
  */
 export async function admit(deps: AdmissionDeps, r: AdmissionRequest): Promise<Admission> {
   const { keys } = deps;
@@ -163,9 +164,8 @@ export async function admit(deps: AdmissionDeps, r: AdmissionRequest): Promise<A
         { quota: 'daily_messages', limit: settings.quotas.daily_messages, used: Number(reply[1]) },
       );
     case 'streams':
-      throw new ForbiddenError('the tenant has reached its chat stream limit', {
-        details: { reason: 'max_chat_streams', limit: settings.max_chat_streams },
-      });
+      // The same 403 as POST /chat/streams at the limit (see limitReached for why not 409/429).
+      throw limitReached('max_chat_streams', settings.max_chat_streams);
     case 'queue':
       throw new RateLimitError(
         'RATE_LIMIT_EXCEEDED',

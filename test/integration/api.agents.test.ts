@@ -185,12 +185,14 @@ describe('agent creation', () => {
     expect((await createAgent(otherAdmin, { agent_id: 'helper', name: 'theirs' })).status).toBe(201);
   });
 
-  it("refuses to go past the tenant's max_agents with 409 reason max_agents (the default agent counts)", async () => {
+  it("refuses to go past the tenant's max_agents with 403 reason max_agents (the default agent counts)", async () => {
     const tinyAdmin = await app.tokenFor({ role: 'tenant_admin', tenantId: 'tiny' });
     expect((await createAgent(tinyAdmin, { agent_id: 'one', name: '1' })).status).toBe(201);
     const res = await createAgent(tinyAdmin, { agent_id: 'two', name: '2' });
-    expect(res.status).toBe(409);
-    expect(res.body.error?.details).toMatchObject({ reason: 'max_agents', limit: 2 });
+    expect(res.status).toBe(403);
+    expect(res.body.error).toMatchObject({ code: 'FORBIDDEN', details: { reason: 'max_agents', limit: 2 } });
+    // A size limit is not a rate: nothing tells the client to come back later.
+    expect(res.headers.get('retry-after')).toBeNull();
   });
 
   it('holds max_agents under concurrent creates', async () => {

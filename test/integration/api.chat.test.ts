@@ -299,7 +299,11 @@ describe('limits', () => {
     expect((await send({ message: 'x', chat_stream_id: 's1' }, { token: t.token })).status).toBe(200);
     const res = await send({ message: 'x', chat_stream_id: 's2' }, { token: t.token });
     expect(res.status).toBe(403);
-    expect(res.body.error).toMatchObject({ code: 'FORBIDDEN', details: { reason: 'max_chat_streams' } });
+    expect(res.body.error).toMatchObject({
+      code: 'FORBIDDEN',
+      details: { reason: 'max_chat_streams', limit: 2 },
+    });
+    expect(res.headers.get('retry-after')).toBeNull();
     expect((await send({ message: 'again', chat_stream_id: 's1' }, { token: t.token })).status).toBe(200);
     expect((await send({ message: 'again', chat_stream_id: 'stored' }, { token: t.token })).status).toBe(200);
   });

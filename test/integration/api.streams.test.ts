@@ -177,7 +177,7 @@ describe('chat stream creation', () => {
     expect(res.body.error).toMatchObject({ code: 'FORBIDDEN', details: { reason: 'platform_not_allowed' } });
   });
 
-  it('refuses to go past max_chat_streams with 409 reason max_chat_streams, also under concurrent creates', async () => {
+  it('refuses to go past max_chat_streams with 403 reason max_chat_streams, also under concurrent creates', async () => {
     const small = await app.tokenFor({ role: 'tenant_admin', tenantId: 'small' });
     const results = await Promise.all(
       [1, 2, 3, 4].map((i) =>
@@ -185,14 +185,50 @@ describe('chat stream creation', () => {
       ),
     );
     expect(results.filter((r) => r.status === 201)).toHaveLength(2);
-    const refused = results.filter((r) => r.status === 409);
+    const refused = results.filter((r) => r.status === 403);
     expect(refused).toHaveLength(2);
-    for (const r of refused)
-      expect(r.body.error?.details).toMatchObject({ reason: 'max_chat_streams', limit: 2 });
+    for (const r of refused) {
+      expect(r.body.error).toMatchObject({
+        code: 'FORBIDDEN',
+        details: { reason: 'max_chat_streams', limit: 2 },
+      });
+      expect(r.headers.get('retry-after')).toBeNull();
+    }
     const { rows } = await app.t.admin<{ n: number }>(
       `SELECT count(*)::int AS n FROM chat_streams WHERE tenant_id = 'small'`,
     );
     expect(rows[0]?.n).toBe(2);
+  });
+
+  it('answers the same status, code and details for max_chat_streams on the send path as on POST /chat/streams', async () => {
+    const small = await app.tokenFor({ role: 'tenant_admin', tenantId: 'small' });
+    // The tenant is full from the test above: both ways of making a third stream are refused alike.
+    const viaRest = await createStream(small, {
+      chat_stream_id: 's_rest',
+      platform: 'qq',
+      chat_type: 'group',
+    });
+    const viaSend = await app.request('POST', '/chat/send', {
+      token: small,
+      body: { message: 'hello', chat_stream_id: 's_send', platform: 'qq' },
+    });
+    for (const res of [viaRest, viaSend]) {
+      expect(res.status).toBe(403);
+      expect(res.body.error).toMatchObject({
+        code: 'FORBIDDEN',
+        details: { reason: 'max_chat_streams', limit: 2 },
+      });
+    }
+    expect(viaSend.body.error?.details).toEqual(viaRest.body.error?.details);
+    // An existing stream (whichever won the race above) still takes messages.
+    const { rows } = await app.t.admin<{ id: string }>(
+      `SELECT chat_stream_id AS id FROM chat_streams WHERE tenant_id = 'small' LIMIT 1`,
+    );
+    const existing = await app.request('POST', '/chat/send', {
+      token: small,
+      body: { message: 'hello', chat_stream_id: rows[0]!.id, platform: 'qq' },
+    });
+    expect(existing.status).toBe(200);
   });
 });
 
