@@ -425,6 +425,50 @@ describe('API keys', () => {
     expect((await me({ apiKey: api_key })).status).toBe(401);
   });
 
+  it('records last_used_at when a key authenticates, at most once a minute, and lists it', async () => {
+    const created = await createKey({ name: 'adapter', role: 'operator' });
+    const { key_id, api_key } = created.body.data as { key_id: string; api_key: string };
+    expect(created.body.data).toMatchObject({ last_used_at: null });
+    const lastUsed = async () =>
+      (
+        await app.t.admin<{ at: Date | null }>('SELECT last_used_at AS at FROM api_keys WHERE key_id = $1', [
+          key_id,
+        ])
+      ).rows[0]?.at ?? null;
+    const listed = async () => {
+      const list = await app.request('GET', '/auth/api-keys?limit=100', { token: adminToken });
+      return (list.body.data.api_keys as { key_id: string; last_used_at: string | null }[]).find(
+        (k) => k.key_id === key_id,
+      )?.last_used_at;
+    };
+    expect(await listed()).toBeNull();
+
+    const before = Date.now();
+    expect((await me({ apiKey: api_key })).status).toBe(200);
+    const first = await lastUsed();
+    expect(first).not.toBeNull();
+    expect(first!.getTime()).toBeGreaterThanOrEqual(before - 1000);
+    expect(await listed()).toBe(first!.toISOString());
+
+    // Within the minute: authenticated every time, written none of them.
+    offsetMs = 30_000;
+    for (let i = 0; i < 5; i++) expect((await me({ apiKey: api_key })).status).toBe(200);
+    expect(await lastUsed()).toEqual(first);
+
+    // A minute on, the next use is recorded again.
+    offsetMs = 61_000;
+    expect((await me({ apiKey: api_key })).status).toBe(200);
+    const second = await lastUsed();
+    expect(second!.getTime() - first!.getTime()).toBeGreaterThanOrEqual(60_000);
+    expect(await listed()).toBe(second!.toISOString());
+
+    // A wrong secret for the same key id is refused and records nothing.
+    offsetMs = 200_000;
+    const forged = `${api_key.slice(0, api_key.lastIndexOf('.'))}.${'A'.repeat(43)}`;
+    expect((await me({ apiKey: forged })).status).toBe(401);
+    expect(await lastUsed()).toEqual(second);
+  });
+
   it('refuses a key after its expires_at', async () => {
     const expiresAt = new Date(Date.now() + 60_000).toISOString();
     const created = await createKey({ name: 'short-lived', role: 'reader', expires_at: expiresAt });

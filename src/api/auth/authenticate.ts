@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import type { TenantDirectory, TenantMeta } from '../../auth/tenantDirectory';
 import { parseOpaqueSecret, secretMatches, type TokenService } from '../../auth/tokens';
 import type { Database } from '../../db/database';
-import { findApiKey } from '../../db/repositories/apiKeys';
+import { findApiKey, touchApiKey } from '../../db/repositories/apiKeys';
 import { createIsolationContext, isIdentifier } from '../../domain/isolationContext';
 import { UnauthorizedError } from '../../errors';
 import type { Keyspace } from '../../queues/names';
@@ -19,6 +19,16 @@ export interface AuthenticatorDeps {
   legacyAnonymous: boolean;
   now: () => number;
 }
+
+/**
+ * `api_keys.last_used_at` is written at most once per this many ms per key: per process by the
+ * in-memory map below (no extra statement on the hot path), across processes by the UPDATE's own
+ * condition. The listing is therefore accurate to about a minute.
+ */
+export const API_KEY_TOUCH_INTERVAL_MS = 60_000;
+
+/** Keys whose last use this process remembers; the oldest entry is dropped beyond this. */
+const API_KEY_TOUCH_MEMORY = 10_000;
 
 export const LEGACY_PRINCIPAL: Principal = Object.freeze({
   kind: 'legacy_anonymous',
@@ -48,6 +58,9 @@ export function tenantMetaOf(principal: Principal, tenantId: string): TenantMeta
  * `LEGACY_ANONYMOUS` makes it the default tenant's agent.
  */
 export class Authenticator {
+  /** `tenant\0key id` → ms when this process last wrote (or decided to write) `last_used_at`. */
+  private readonly keyTouchedAt = new Map<string, number>();
+
   constructor(private readonly deps: AuthenticatorDeps) {}
 
   middleware() {
@@ -107,16 +120,28 @@ export class Authenticator {
     if (!parsed || !isIdentifier(parsed.tenantId)) throw new UnauthorizedError();
     const tenant = await this.requireActiveTenant(parsed.tenantId);
     const ctx = createIsolationContext({ tenantId: parsed.tenantId });
-    const key = await this.deps.db.withTenant(ctx, (db) => findApiKey(db, parsed.id));
     const now = this.deps.now();
-    if (
-      !key ||
-      !secretMatches(parsed.secret, key.key_hash) ||
-      key.revoked_at !== null ||
-      (key.expires_at !== null && key.expires_at.getTime() <= now)
-    ) {
-      throw new UnauthorizedError();
-    }
+    // The last-use write, when due, runs in the same unit of work, after the secret matched.
+    const key = await this.deps.db.withTenant(ctx, async (db) => {
+      const row = await findApiKey(db, parsed.id);
+      if (
+        !row ||
+        !secretMatches(parsed.secret, row.key_hash) ||
+        row.revoked_at !== null ||
+        (row.expires_at !== null && row.expires_at.getTime() <= now)
+      ) {
+        return undefined;
+      }
+      if (this.touchDue(parsed.tenantId, row.key_id, now)) {
+        await touchApiKey(db, {
+          keyId: row.key_id,
+          at: new Date(now),
+          minIntervalMs: API_KEY_TOUCH_INTERVAL_MS,
+        });
+      }
+      return row;
+    });
+    if (!key) throw new UnauthorizedError();
     const principal: Principal = {
       kind: 'api_key',
       subject: key.key_id,
@@ -126,6 +151,19 @@ export class Authenticator {
     };
     tenantMetaSeen.set(principal, tenant);
     return principal;
+  }
+
+  /** Whether this process should record a use of the key now; if so, remembers that it did. */
+  private touchDue(tenantId: string, keyId: string, now: number): boolean {
+    const id = `${tenantId}\0${keyId}`;
+    const last = this.keyTouchedAt.get(id);
+    if (last !== undefined && now - last < API_KEY_TOUCH_INTERVAL_MS) return false;
+    this.keyTouchedAt.delete(id);
+    if (this.keyTouchedAt.size >= API_KEY_TOUCH_MEMORY) {
+      this.keyTouchedAt.delete(this.keyTouchedAt.keys().next().value!);
+    }
+    this.keyTouchedAt.set(id, now);
+    return true;
   }
 
   /** `cached`: what the caller already read at the tenant's cache key; undefined = read it now. */

@@ -23,6 +23,24 @@ export async function findApiKey(db: TenantDb, keyId: string): Promise<ApiKeyRow
   return rows[0];
 }
 
+/**
+ * Records that a key was used at `at`, unless it was already recorded less than `minIntervalMs`
+ * before (so concurrent processes write the row at most about once per interval). Returns whether
+ * the row was written.
+ */
+export async function touchApiKey(
+  db: TenantDb,
+  args: { keyId: string; at: Date; minIntervalMs: number },
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE api_keys SET last_used_at = $3
+     WHERE tenant_id = $1 AND key_id = $2
+       AND (last_used_at IS NULL OR last_used_at <= $3::timestamptz - make_interval(secs => $4::float8 / 1000))`,
+    [db.ctx.tenantId, args.keyId, args.at, args.minIntervalMs],
+  );
+  return rowCount === 1;
+}
+
 /** An API key without its hash: the only shape that leaves the repository for listings. */
 export type PublicApiKey = Omit<ApiKeyRow, 'key_hash'>;
 
