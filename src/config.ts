@@ -72,6 +72,12 @@ const EnvSchema = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(20),
   /** Per-statement timeout inside tenant units of work, ms. Default 15000. */
   DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().positive().default(15000),
+  /** Failed logins per account (tenant + username) per window before 429. Default 10. */
+  LOGIN_MAX_FAILURES_PER_USER: z.coerce.number().int().min(1).default(10),
+  /** Failed logins per client IP per window, whatever accounts they name, before 429. Default 50. */
+  LOGIN_MAX_FAILURES_PER_IP: z.coerce.number().int().min(1).default(50),
+  /** Window of the failed-login limits, seconds from the first failure in it. Default 900 (15 min). */
+  LOGIN_FAILURE_WINDOW_SECONDS: z.coerce.number().int().min(1).default(900),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -97,6 +103,11 @@ export interface Config {
   readonly workerConcurrency: number;
   readonly accessTokenTtlSeconds: number;
   readonly refreshTokenTtlSeconds: number;
+  readonly login: {
+    readonly maxFailuresPerUser: number;
+    readonly maxFailuresPerIp: number;
+    readonly failureWindowSeconds: number;
+  };
   readonly db: {
     readonly poolMax: number;
     readonly connectTimeoutMs: number;
@@ -151,6 +162,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     workerConcurrency: e.WORKER_CONCURRENCY,
     accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL_SECONDS,
     refreshTokenTtlSeconds: e.REFRESH_TOKEN_TTL_SECONDS,
+    login: Object.freeze({
+      maxFailuresPerUser: e.LOGIN_MAX_FAILURES_PER_USER,
+      maxFailuresPerIp: e.LOGIN_MAX_FAILURES_PER_IP,
+      failureWindowSeconds: e.LOGIN_FAILURE_WINDOW_SECONDS,
+    }),
     db: Object.freeze({
       poolMax: e.DB_POOL_MAX,
       connectTimeoutMs: e.DB_CONNECT_TIMEOUT_MS,

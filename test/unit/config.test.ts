@@ -45,6 +45,22 @@ describe('loadConfig', () => {
     expect(c.autostart).toBe(false);
   });
 
+  it('defaults the failed-login limits to 10 per user and 50 per IP in 15 minutes, and parses overrides', () => {
+    expect(loadConfig({}).login).toEqual({
+      maxFailuresPerUser: 10,
+      maxFailuresPerIp: 50,
+      failureWindowSeconds: 900,
+    });
+    expect(
+      loadConfig({
+        LOGIN_MAX_FAILURES_PER_USER: '3',
+        LOGIN_MAX_FAILURES_PER_IP: '7',
+        LOGIN_FAILURE_WINDOW_SECONDS: '60',
+      }).login,
+    ).toEqual({ maxFailuresPerUser: 3, maxFailuresPerIp: 7, failureWindowSeconds: 60 });
+    expect(() => loadConfig({ LOGIN_MAX_FAILURES_PER_USER: '0' })).toThrow(ConfigError);
+  });
+
   it('treats empty values as unset', () => {
     expect(loadConfig({ DATABASE_URL: '', PORT: '' }).port).toBe(8080);
   });

@@ -2,6 +2,7 @@ import type { Request } from 'express';
 import { z } from 'zod';
 
 import { verifyLogin } from '../../auth/login';
+import { LoginThrottle } from '../../auth/loginThrottle';
 import { RefreshTokens, type Session } from '../../auth/refreshTokens';
 import type { TenantMeta } from '../../auth/tenantDirectory';
 import { makeOpaqueSecret } from '../../auth/tokens';
@@ -9,7 +10,13 @@ import { getAgent } from '../../db/repositories/agents';
 import { createApiKey, listApiKeys, type PublicApiKey, revokeApiKey } from '../../db/repositories/apiKeys';
 import { newId } from '../../domain/ids';
 import { createIsolationContext, IDENTIFIER_PATTERN } from '../../domain/isolationContext';
-import { type FieldIssue, IsolationViolationError, NotFoundError, ValidationError } from '../../errors';
+import {
+  type FieldIssue,
+  IsolationViolationError,
+  NotFoundError,
+  UnauthorizedError,
+  ValidationError,
+} from '../../errors';
 import { ANY_ROLE, permissionsOf, type Principal, ROLES, TENANT_WRITERS } from '../auth/principal';
 import { pageQuery, pageWindow, pagination, PaginationSchema } from '../http/pagination';
 import { route } from '../http/route';
@@ -132,6 +139,13 @@ export function authRoutes({ router, registry, deps }: RouteContext): void {
     clock: deps.clock,
     refreshTtlSeconds: deps.config.refreshTokenTtlSeconds,
   });
+  const loginThrottle = new LoginThrottle({
+    redis: deps.redis,
+    prefix: deps.keys.prefix,
+    maxFailuresPerUser: deps.config.login.maxFailuresPerUser,
+    maxFailuresPerIp: deps.config.login.maxFailuresPerIp,
+    windowSeconds: deps.config.login.failureWindowSeconds,
+  });
 
   /** The tenant whose keys are managed; a platform admin naming an unknown tenant gets 404. */
   const keyTenant = async (principal: Principal, req: Request) =>
@@ -140,19 +154,32 @@ export function authRoutes({ router, registry, deps }: RouteContext): void {
   route(router, registry, {
     method: 'post',
     path: '/auth/login',
-    summary: 'Log in with username and password (no tenant_id: platform admin)',
+    summary: 'Log in with username and password (no tenant_id: platform admin); failures are throttled (429)',
     tag: TAG,
     auth: 'public',
     body: LoginBody,
     response: SessionResponse,
-    handler: async ({ body }) => {
-      const { subject, tenant } = await verifyLogin(deps, {
-        tenantId: body.tenant_id ?? undefined,
+    handler: async ({ body, req }) => {
+      const tenantId = body.tenant_id ?? undefined;
+      // 429 for an account or address with too many recent failures, before any password check.
+      const attempt = await loginThrottle.book({
+        tenantId,
         username: body.username,
-        password: body.password,
+        ip: req.ip ?? req.socket.remoteAddress ?? 'unknown',
       });
-      const session = await sessions.startSession(subject);
-      return { data: sessionBody(session, tenant) };
+      let verified: Awaited<ReturnType<typeof verifyLogin>>;
+      try {
+        verified = await verifyLogin(deps, { tenantId, username: body.username, password: body.password });
+      } catch (err) {
+        // Only a refused login counts as a failure; an outage (503) is not the caller's guess.
+        if (!(err instanceof UnauthorizedError)) await attempt.giveBack().catch(() => undefined);
+        throw err;
+      }
+      await attempt.giveBack().catch((err: unknown) => {
+        deps.logger.warn({ err }, 'login attempt not given back');
+      });
+      const session = await sessions.startSession(verified.subject);
+      return { data: sessionBody(session, verified.tenant) };
     },
   });
 
