@@ -52,9 +52,14 @@ export async function compose(options: CompositionOptions): Promise<Composition>
   const keys = keyspace(config.redisPrefix);
   const queues = new TenantQueues(redis, config.redisPrefix);
   const channels = new ChannelHub(redis, logger);
-  const secret =
-    config.jwtSecret ??
-    developmentSecret(config.dataDir, 'jwt-secret', () => randomBytes(48).toString('base64url'));
+  // Asymmetric keys, when configured, replace the HS256 secret (no development secret is made then).
+  const tokenKeys = config.jwtKeys
+    ? { keys: config.jwtKeys }
+    : {
+        secret:
+          config.jwtSecret ??
+          developmentSecret(config.dataDir, 'jwt-secret', () => randomBytes(48).toString('base64url')),
+      };
   const deps: Dependencies = {
     config,
     logger,
@@ -64,7 +69,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
     queues,
     channels,
     tokens: new TokenService({
-      secret,
+      ...tokenKeys,
       accessTtlSeconds: config.accessTokenTtlSeconds,
       now: () => clock.now(),
     }),

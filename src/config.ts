@@ -1,5 +1,7 @@
 import { z } from 'zod';
 
+import { JwtKeyError, type JwtKeySet, readJwtKeySet } from './auth/jwtKeys';
+
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
@@ -28,6 +30,14 @@ const EnvSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   /** HS256 signing secret, at least 32 bytes. Required in production; generated per data dir otherwise. */
   JWT_SECRET: z.string().min(32).optional(),
+  /**
+   * Path of a JWKS file (`{"keys": [...]}`) of asymmetric token keys (EC P-256/ES256, Ed25519/EdDSA or
+   * RSA ≥ 2048/RS256), each with a `kid`. When set, tokens are signed with `JWT_ACTIVE_KID` and every
+   * key in the file verifies; HS256 is refused. Default none (HS256 with `JWT_SECRET`).
+   */
+  JWT_KEYS_FILE: z.string().min(1).optional(),
+  /** `kid` of the key in `JWT_KEYS_FILE` that signs new tokens (it needs its private part). Default: the only key. */
+  JWT_ACTIVE_KID: z.string().min(1).optional(),
   /** Server key (≥ 32 bytes) sealing LLM API keys for the workers. Required for workers in production; generated per data dir otherwise. */
   MAIHIVE_SECRET_KEY: z.string().min(32).optional(),
   /** `username:password` of a platform admin created at start when missing. Default none. */
@@ -91,6 +101,8 @@ export interface Config {
   readonly host: string;
   readonly port: number;
   readonly jwtSecret: string | undefined;
+  /** Asymmetric token keys from `JWT_KEYS_FILE`; when set they replace HS256. */
+  readonly jwtKeys: JwtKeySet | undefined;
   readonly secretKey: string | undefined;
   readonly bootstrapAdmin: { username: string; password: string } | undefined;
   readonly legacyAnonymous: boolean;
@@ -135,10 +147,26 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid environment: ${issues.map((i) => i.variable).join(', ')}`, issues);
   }
   const e = parsed.data;
-  if (e.NODE_ENV === 'production' && !e.JWT_SECRET) {
+  if (e.NODE_ENV === 'production' && !e.JWT_SECRET && !e.JWT_KEYS_FILE) {
     throw new ConfigError('JWT_SECRET is required in production', [
-      { variable: 'JWT_SECRET', issue: 'required when NODE_ENV=production' },
+      { variable: 'JWT_SECRET', issue: 'required when NODE_ENV=production (or JWT_KEYS_FILE)' },
     ]);
+  }
+  if (e.JWT_ACTIVE_KID !== undefined && e.JWT_KEYS_FILE === undefined) {
+    throw new ConfigError('JWT_ACTIVE_KID needs JWT_KEYS_FILE', [
+      { variable: 'JWT_ACTIVE_KID', issue: 'only meaningful with JWT_KEYS_FILE' },
+    ]);
+  }
+  let jwtKeys: JwtKeySet | undefined;
+  if (e.JWT_KEYS_FILE !== undefined) {
+    try {
+      jwtKeys = readJwtKeySet(e.JWT_KEYS_FILE, e.JWT_ACTIVE_KID);
+    } catch (err) {
+      if (!(err instanceof JwtKeyError)) throw err;
+      throw new ConfigError(`invalid JWT_KEYS_FILE: ${err.message}`, [
+        { variable: 'JWT_KEYS_FILE', issue: err.message },
+      ]);
+    }
   }
   const [adminUser, ...rest] = e.MAIHIVE_BOOTSTRAP_ADMIN?.split(':') ?? [];
   return Object.freeze({
@@ -150,6 +178,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     host: e.HOST,
     port: e.PORT,
     jwtSecret: e.JWT_SECRET,
+    jwtKeys,
     secretKey: e.MAIHIVE_SECRET_KEY,
     bootstrapAdmin: adminUser ? { username: adminUser, password: rest.join(':') } : undefined,
     legacyAnonymous: e.LEGACY_ANONYMOUS,

@@ -143,6 +143,31 @@ export function createApp(deps: Dependencies): express.Express {
     name: 'X-API-Key',
   });
 
+  // The public token keys as a plain JWKS document (what JWT libraries fetch), not enveloped like
+  // the API's answers, and served before the authenticator: verifiers need no credentials.
+  const jwksJson = JSON.stringify(deps.tokens.publicKeys());
+  registry.registerPath({
+    method: 'get',
+    path: '/api/v1/auth/jwks.json',
+    summary: 'Public keys verifying access tokens (JWKS, not enveloped; empty with HS256)',
+    tags: ['Auth'],
+    security: [],
+    responses: {
+      200: {
+        description: 'JWK set',
+        content: {
+          'application/json': {
+            schema: z.object({ keys: z.array(z.record(z.string(), z.string())) }),
+          },
+        },
+      },
+    },
+  });
+  app.get('/api/v1/auth/jwks.json', (_req, res) => {
+    res.setHeader('Cache-Control', 'public, max-age=300');
+    res.type('json').send(jwksJson);
+  });
+
   const v1 = express.Router();
   v1.use(baseRoutes(deps));
   // Before the authenticator: the scraper's METRICS_TOKEN bearer is not a JWT.

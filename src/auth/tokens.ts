@@ -1,18 +1,19 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
-import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import { errors as joseErrors, type JWTHeaderParameters, jwtVerify, SignJWT } from 'jose';
 
 import type { Role } from '../api/auth/principal';
 import { newId } from '../domain/ids';
 import { UnauthorizedError } from '../errors';
+import { type JwtKey, type JwtKeySet, publicJwks } from './jwtKeys';
 
 export const JWT_ISSUER = 'maihive';
 export const JWT_AUDIENCE = 'maihive-api';
-const ALGORITHM = 'HS256';
+const HMAC_ALGORITHM = 'HS256';
 
 /**
  * Verified access tokens remembered per `TokenService` (least recently used dropped first). A hit
- * skips only the HMAC and claim parsing: the full token string is the key, so a token differing
+ * skips only the signature check and claim parsing: the full token string is the key, so a token differing
  * in any byte (payload or signature) is verified afresh, and the expiry is checked on every hit.
  * Revocation is not cached here; the authenticator asks Redis on every request.
  */
@@ -30,28 +31,58 @@ export interface AccessClaims {
   iat: number;
 }
 
-export interface TokenServiceOptions {
-  /** HS256 secret, ≥ 32 bytes. */
-  secret: string;
+export type TokenServiceOptions = {
   /** Access-token lifetime in seconds. */
   accessTtlSeconds: number;
   now?: () => number;
-}
+} & (
+  | {
+      /** HS256 secret, ≥ 32 bytes (the default mode). */
+      secret: string;
+      keys?: undefined;
+    }
+  | {
+      /** Asymmetric keys with `kid` rotation (`JWT_KEYS_FILE`); HS256 and `none` are then refused. */
+      keys: JwtKeySet;
+      secret?: undefined;
+    }
+);
 
-/** Signs and verifies access tokens. The algorithm is pinned: `alg: none` or RS/HS confusion is refused. */
+/**
+ * Signs and verifies access tokens. The algorithm is pinned by the server: HS256 with the secret,
+ * or, with a key set, the algorithm of the key the token's `kid` names. `alg: none`, HS/RS
+ * confusion, an unknown or missing `kid` and a `kid` paired with another algorithm are refused.
+ */
 export class TokenService {
-  private readonly key: Uint8Array;
+  private readonly secret: Uint8Array | undefined;
+  private readonly keySet: JwtKeySet | undefined;
+  private readonly signingKey: JwtKey | undefined;
+  /** Algorithms a token may name at all: HS256, or those of the key set. */
+  private readonly algorithms: string[];
   private readonly now: () => number;
   /** token → its claims, in least-recently-used order (Map keeps insertion order). */
   private readonly verified = new Map<string, Readonly<AccessClaims>>();
 
   constructor(private readonly options: TokenServiceOptions) {
-    this.key = new TextEncoder().encode(options.secret);
     this.now = options.now ?? Date.now;
+    if (options.keys !== undefined) {
+      this.keySet = options.keys;
+      this.signingKey = options.keys.keys.get(options.keys.activeKid);
+      if (!this.signingKey?.privateKey) throw new Error('the active JWT key has no private part');
+      this.algorithms = [...new Set([...options.keys.keys.values()].map((k) => k.alg))];
+    } else {
+      this.secret = new TextEncoder().encode(options.secret);
+      this.algorithms = [HMAC_ALGORITHM];
+    }
   }
 
   get accessTtlSeconds(): number {
     return this.options.accessTtlSeconds;
+  }
+
+  /** The public keys that verify tokens (`GET /auth/jwks.json`); empty in HS256 mode, which has none. */
+  publicKeys(): { keys: Readonly<Record<string, string>>[] } {
+    return this.keySet ? publicJwks(this.keySet) : { keys: [] };
   }
 
   async issueAccessToken(claims: {
@@ -68,19 +99,22 @@ export class TokenService {
     if (claims.tenantId) payload.tenant_id = claims.tenantId;
     if (claims.agentId) payload.agent_id = claims.agentId;
     if (claims.familyId) payload.fam = claims.familyId;
-    const token = await new SignJWT(payload)
-      .setProtectedHeader({ alg: ALGORITHM, typ: 'JWT' })
+    const signing = this.signingKey;
+    const jwt = new SignJWT(payload)
+      .setProtectedHeader(
+        signing ? { alg: signing.alg, kid: signing.kid, typ: 'JWT' } : { alg: HMAC_ALGORITHM, typ: 'JWT' },
+      )
       .setSubject(claims.sub)
       .setIssuer(JWT_ISSUER)
       .setAudience(JWT_AUDIENCE)
       .setIssuedAt(iat)
       .setExpirationTime(exp)
-      .setJti(jti)
-      .sign(this.key);
+      .setJti(jti);
+    const token = await jwt.sign(signing ? signing.privateKey! : this.secret!);
     return { token, jti, expiresAt: exp };
   }
 
-  /** Verifies signature, algorithm, issuer, audience and expiry; any failure is the same 401. */
+  /** Verifies signature, algorithm (and `kid`), issuer, audience and expiry; any failure is the same 401. */
   async verifyAccessToken(token: string): Promise<AccessClaims> {
     const cached = this.verified.get(token);
     if (cached !== undefined) {
@@ -104,8 +138,9 @@ export class TokenService {
 
   private async verifyUncached(token: string): Promise<Readonly<AccessClaims>> {
     try {
-      const { payload } = await jwtVerify(token, this.key, {
-        algorithms: [ALGORITHM],
+      const key = this.keySet ? (header: JWTHeaderParameters) => this.verificationKey(header) : this.secret!;
+      const { payload } = await jwtVerify(token, key, {
+        algorithms: this.algorithms,
         issuer: JWT_ISSUER,
         audience: JWT_AUDIENCE,
         requiredClaims: ['exp', 'jti', 'sub'],
@@ -119,6 +154,13 @@ export class TokenService {
         throw new UnauthorizedError(undefined, { cause: err });
       throw err;
     }
+  }
+
+  /** The key a token's header names by `kid`, used only with that key's own algorithm. */
+  private verificationKey(header: JWTHeaderParameters) {
+    const key = header.kid === undefined ? undefined : this.keySet!.keys.get(header.kid);
+    if (!key || header.alg !== key.alg) throw new UnauthorizedError();
+    return key.publicKey;
   }
 }
 

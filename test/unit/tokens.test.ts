@@ -1,5 +1,8 @@
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey } from 'node:crypto';
+
 import { SignJWT } from 'jose';
 
+import { parseJwtKeySet } from '../../src/auth/jwtKeys';
 import {
   hashSecret,
   JWT_AUDIENCE,
@@ -183,5 +186,130 @@ describe('opaque secrets', () => {
     expect(secretMatches(secret, hash)).toBe(true);
     expect(secretMatches(`${secret}x`, hash)).toBe(false);
     expect(secretMatches(secret, Buffer.alloc(16))).toBe(false);
+  });
+});
+
+describe('TokenService with asymmetric keys (JWT_KEYS_FILE)', () => {
+  type Jwk = Record<string, unknown>;
+  const jwkOf = (kind: 'ec' | 'ed25519' | 'rsa', kid: string): Jwk => {
+    const pair =
+      kind === 'ec'
+        ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+        : kind === 'rsa'
+          ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+          : generateKeyPairSync('ed25519');
+    return { ...pair.privateKey.export({ format: 'jwk' }), kid };
+  };
+  const A = jwkOf('ec', 'key-a');
+  const B = jwkOf('ed25519', 'key-b');
+  const C = jwkOf('rsa', 'key-c');
+  const keyed = (keys: Jwk[], active: string, now: () => number = () => T0) =>
+    new TokenService({ keys: parseJwtKeySet({ keys }, active), accessTtlSeconds: 600, now });
+  const headerOf = (token: string) =>
+    JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()) as Record<string, unknown>;
+  const signWith = (jwk: Jwk, header: Record<string, unknown>, payload = claims()) =>
+    new SignJWT(payload)
+      .setProtectedHeader(header as { alg: string })
+      .sign(createPrivateKey({ key: jwk as JsonWebKey, format: 'jwk' }));
+
+  it('signs with the active key, naming its kid and its pinned algorithm', async () => {
+    for (const [jwk, alg] of [
+      [A, 'ES256'],
+      [B, 'EdDSA'],
+      [C, 'RS256'],
+    ] as const) {
+      const tokens = keyed([A, B, C], jwk.kid as string);
+      const { token } = await tokens.issueAccessToken({ sub: 'alice', role: 'reader', tenantId: 'acme' });
+      expect(headerOf(token)).toEqual({ alg, kid: jwk.kid, typ: 'JWT' });
+      await expect(tokens.verifyAccessToken(token)).resolves.toMatchObject({ sub: 'alice' });
+    }
+  });
+
+  it('keeps verifying a rotated-out key while it is in the set, and stops once it is removed', async () => {
+    const beforeRotation = keyed([A], 'key-a');
+    const { token: oldToken } = await beforeRotation.issueAccessToken({
+      sub: 'alice',
+      role: 'reader',
+      tenantId: 'acme',
+    });
+
+    const rotated = keyed([A, B], 'key-b');
+    const { token: newToken } = await rotated.issueAccessToken({
+      sub: 'bob',
+      role: 'reader',
+      tenantId: 'acme',
+    });
+    expect(headerOf(newToken).kid).toBe('key-b');
+    await expect(rotated.verifyAccessToken(oldToken)).resolves.toMatchObject({ sub: 'alice' });
+    await expect(rotated.verifyAccessToken(newToken)).resolves.toMatchObject({ sub: 'bob' });
+    // A retired key may stay in the file as a public key only.
+    const { d: _d, ...publicA } = A;
+    await expect(keyed([publicA, B], 'key-b').verifyAccessToken(oldToken)).resolves.toMatchObject({
+      sub: 'alice',
+    });
+
+    const retired = keyed([B], 'key-b');
+    await expect(retired.verifyAccessToken(oldToken)).rejects.toBeInstanceOf(UnauthorizedError);
+    await expect(retired.verifyAccessToken(newToken)).resolves.toMatchObject({ sub: 'bob' });
+  });
+
+  it('rejects an unknown kid, a missing kid, and a kid paired with another algorithm', async () => {
+    const tokens = keyed([A, B], 'key-a');
+    const stranger = jwkOf('ec', 'key-z');
+    await expect(
+      tokens.verifyAccessToken(await signWith(stranger, { alg: 'ES256', kid: 'key-z' })),
+    ).rejects.toBeInstanceOf(UnauthorizedError);
+    // A stranger's key under a known kid: the signature does not match.
+    await expect(
+      tokens.verifyAccessToken(await signWith(stranger, { alg: 'ES256', kid: 'key-a' })),
+    ).rejects.toBeInstanceOf(UnauthorizedError);
+    await expect(tokens.verifyAccessToken(await signWith(A, { alg: 'ES256' }))).rejects.toBeInstanceOf(
+      UnauthorizedError,
+    );
+    // B is an EdDSA key: a header claiming another algorithm for it is refused before any check.
+    const rsaUnderB = await signWith(C, { alg: 'RS256', kid: 'key-b' });
+    await expect(keyed([A, B, C], 'key-a').verifyAccessToken(rsaUnderB)).rejects.toBeInstanceOf(
+      UnauthorizedError,
+    );
+    // Control: the same key and header, correctly paired, verifies.
+    await expect(
+      tokens.verifyAccessToken(await signWith(A, { alg: 'ES256', kid: 'key-a' })),
+    ).resolves.toMatchObject({
+      sub: 'alice',
+    });
+  });
+
+  it('rejects a token whose payload or signature was tampered with', async () => {
+    const tokens = keyed([A], 'key-a');
+    const { token } = await tokens.issueAccessToken({ sub: 'alice', role: 'reader', tenantId: 'acme' });
+    const [header, payload, signature] = token.split('.') as [string, string, string];
+    const forged = `${header}.${b64({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), role: 'platform_admin' })}.${signature}`;
+    await expect(tokens.verifyAccessToken(forged)).rejects.toBeInstanceOf(UnauthorizedError);
+    const flipped = `${signature.slice(0, -2)}${signature.endsWith('AA') ? 'BB' : 'AA'}`;
+    await expect(tokens.verifyAccessToken(`${header}.${payload}.${flipped}`)).rejects.toBeInstanceOf(
+      UnauthorizedError,
+    );
+  });
+
+  it('rejects HS256 (also keyed with a public key, the classic confusion) and alg none', async () => {
+    const tokens = keyed([A, C], 'key-a');
+    await expect(tokens.verifyAccessToken(await sign(claims()))).rejects.toBeInstanceOf(UnauthorizedError);
+    const publicPem = createPublicKey({ key: C as JsonWebKey, format: 'jwk' }).export({
+      type: 'spki',
+      format: 'pem',
+    });
+    const confused = await new SignJWT(claims())
+      .setProtectedHeader({ alg: 'HS256', kid: 'key-c' })
+      .sign(new TextEncoder().encode(String(publicPem)));
+    await expect(tokens.verifyAccessToken(confused)).rejects.toBeInstanceOf(UnauthorizedError);
+    const none = `${b64({ alg: 'none', kid: 'key-a', typ: 'JWT' })}.${b64(claims())}.`;
+    await expect(tokens.verifyAccessToken(none)).rejects.toBeInstanceOf(UnauthorizedError);
+  });
+
+  it('publishes the public keys without private members; none in HS256 mode', () => {
+    const { keys } = keyed([A, B, C], 'key-a').publicKeys();
+    expect(keys.map((k) => k.kid)).toEqual(['key-a', 'key-b', 'key-c']);
+    for (const k of keys) for (const m of ['d', 'p', 'q', 'dp', 'dq', 'qi']) expect(k).not.toHaveProperty(m);
+    expect(service().publicKeys()).toEqual({ keys: [] });
   });
 });
