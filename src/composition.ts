@@ -10,6 +10,8 @@ import { Database } from './db/database';
 import { latestMigrationVersion } from './db/migrate';
 import { type Clock, systemClock } from './domain/clock';
 import { ChannelHub } from './ingress/channelHub';
+import type { SecretBox } from './llm/secretBox';
+import { serverSecretBox } from './llm/serverSecretBox';
 import type { Logger } from './logger';
 import { keyspace } from './queues/names';
 import { TenantQueues } from './queues/tenantQueues';
@@ -29,6 +31,8 @@ export interface CompositionOptions {
 
 export interface Composition {
   readonly deps: Dependencies;
+  /** The server's box for stored secrets; workers open agents' LLM API keys with it. */
+  readonly secretBox: SecretBox;
   /** Closes queues, Redis and the pool; runs every step even if one fails. */
   close(): Promise<void>;
 }
@@ -37,6 +41,8 @@ export interface Composition {
 export async function compose(options: CompositionOptions): Promise<Composition> {
   const { config, logger } = options;
   const clock = options.clock ?? systemClock;
+  // First: a missing production key is a configuration error, reported before anything connects.
+  const secretBox = serverSecretBox(config);
   const db = new Database({ url: options.databaseUrl, ...config.db, logger });
   // Commands fail fast while Redis is down (no offline queue): callers answer 503 instead of hanging.
   const redis = new Redis(options.redisUrl, {
@@ -74,6 +80,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
       now: () => clock.now(),
     }),
     tenants: new TenantDirectory(db, redis, keys),
+    secrets: secretBox,
     clock,
     version,
     startedAt: clock.now(),
@@ -81,6 +88,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
   };
   return {
     deps,
+    secretBox,
     async close() {
       await Promise.allSettled([queues.close(), channels.close()]);
       await Promise.allSettled([redis.quit().catch(() => redis.disconnect()), db.close()]);

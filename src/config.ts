@@ -38,8 +38,19 @@ const EnvSchema = z.object({
   JWT_KEYS_FILE: z.string().min(1).optional(),
   /** `kid` of the key in `JWT_KEYS_FILE` that signs new tokens (it needs its private part). Default: the only key. */
   JWT_ACTIVE_KID: z.string().min(1).optional(),
-  /** Server key (≥ 32 bytes) sealing LLM API keys for the workers. Required for workers in production; generated per data dir otherwise. */
+  /** Server key (≥ 32 bytes) sealing agents' LLM API keys at rest (AES-256-GCM). Required in production; generated per data dir otherwise. */
   MAIHIVE_SECRET_KEY: z.string().min(32).optional(),
+  /** Comma-separated former server keys (key rotation): still open old sealed keys, which start-up re-seals under `MAIHIVE_SECRET_KEY`. Default none. */
+  MAIHIVE_SECRET_KEY_PREVIOUS: z
+    .string()
+    .transform((v) =>
+      v
+        .split(',')
+        .map((k) => k.trim())
+        .filter((k) => k !== ''),
+    )
+    .pipe(z.array(z.string().min(32)))
+    .optional(),
   /** `username:password` of a platform admin created at start when missing. Default none. */
   MAIHIVE_BOOTSTRAP_ADMIN: z
     .string()
@@ -104,6 +115,7 @@ export interface Config {
   /** Asymmetric token keys from `JWT_KEYS_FILE`; when set they replace HS256. */
   readonly jwtKeys: JwtKeySet | undefined;
   readonly secretKey: string | undefined;
+  readonly previousSecretKeys: readonly string[];
   readonly bootstrapAdmin: { username: string; password: string } | undefined;
   readonly legacyAnonymous: boolean;
   readonly logLevel: Env['LOG_LEVEL'];
@@ -180,6 +192,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     jwtSecret: e.JWT_SECRET,
     jwtKeys,
     secretKey: e.MAIHIVE_SECRET_KEY,
+    previousSecretKeys: Object.freeze(e.MAIHIVE_SECRET_KEY_PREVIOUS ?? []),
     bootstrapAdmin: adminUser ? { username: adminUser, password: rest.join(':') } : undefined,
     legacyAnonymous: e.LEGACY_ANONYMOUS,
     logLevel: e.LOG_LEVEL,

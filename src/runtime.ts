@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -6,12 +5,11 @@ import type { AddressInfo } from 'node:net';
 import { createApp } from './api/app';
 import { ensureBootstrapAdmin } from './auth/bootstrap';
 import { compose } from './composition';
-import { type Config, ConfigError } from './config';
+import type { Config } from './config';
 import { migrate } from './db/migrate';
-import { SecretBox } from './llm/secretBox';
+import { sealStoredAgentKeys } from './llm/agentKeys';
 import type { Logger } from './logger';
 import { resolveServices } from './services/localServices';
-import { developmentSecret } from './services/privateServers';
 import { startWorkerPool } from './workers/workerPool';
 
 export type Role = 'api' | 'worker' | 'all';
@@ -33,16 +31,6 @@ async function closeAll(steps: (() => Promise<unknown>)[]): Promise<void> {
     }
   }
   if (failures.length > 0) throw new AggregateError(failures, 'shutdown failed');
-}
-
-function serverSecretKey(config: Config): string {
-  if (config.secretKey) return config.secretKey;
-  if (config.env === 'production') {
-    throw new ConfigError('MAIHIVE_SECRET_KEY is required for workers in production', [
-      { variable: 'MAIHIVE_SECRET_KEY', issue: 'required when NODE_ENV=production' },
-    ]);
-  }
-  return developmentSecret(config.dataDir, 'secret-key', () => randomBytes(48).toString('base64url'));
 }
 
 /**
@@ -74,6 +62,8 @@ export async function startRuntime(config: Config, logger: Logger, role: Role): 
     cleanups.unshift(() => composition.close());
     await ensureBootstrapAdmin(composition.deps.db, config, logger);
     const { deps } = composition;
+    // Keys stored in plaintext by older versions are sealed; workers also check they can open them.
+    await sealStoredAgentKeys({ db: deps.db, box: composition.secretBox, logger, verify: role !== 'api' });
     if (role === 'worker' || role === 'all') {
       const pool = await startWorkerPool({
         redisUrl: services.redisUrl,
@@ -83,7 +73,7 @@ export async function startRuntime(config: Config, logger: Logger, role: Role): 
         logger,
         clock: deps.clock,
         concurrency: config.workerConcurrency,
-        secretBox: SecretBox.fromSecret(serverSecretKey(config)),
+        secretBox: composition.secretBox,
       });
       // Workers stop before the pools and servers they use (cleanups run first to last).
       cleanups.unshift(() => pool.close());

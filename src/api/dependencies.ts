@@ -4,6 +4,7 @@ import type { TenantDirectory } from '../auth/tenantDirectory';
 import type { TokenService } from '../auth/tokens';
 import type { Config } from '../config';
 import type { Database } from '../db/database';
+import type { SecretSealer } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
 import type { ChannelHub } from '../ingress/channelHub';
 import type { Logger } from '../logger';
@@ -23,6 +24,8 @@ export interface Dependencies {
   readonly channels: ChannelHub;
   readonly tokens: TokenService;
   readonly tenants: TenantDirectory;
+  /** Seals agents' LLM API keys before they are stored; the HTTP layer never opens them. */
+  readonly secrets: SecretSealer;
   readonly clock: Clock;
   readonly version: string;
   /** ms since the epoch when the process started. */

@@ -27,13 +27,26 @@ export const AgentLlmSettings = z.strictObject({
   base_url: HttpUrl.optional(),
   /** Tried in order; later ones are fallbacks. */
   models: z.array(z.string().min(1).max(128)).min(1).max(10).optional(),
-  /** Write-only: reads show `***`. */
+  /** Write-only: reads show `***`. Stored sealed, as `api_key_encrypted` (see `sealAgentSecrets`). */
   api_key: z.string().min(1).max(1024).optional(),
   temperature: z.number().min(0).max(2).optional(),
   max_tokens: z.number().int().min(1).max(1_000_000).optional(),
   /** Per request, ms. */
   timeout_ms: z.number().int().min(100).max(600_000).optional(),
 });
+
+/**
+ * A sealed secret as `SecretBox.encrypt` writes it: `v<n>:<iv>:<tag>:<ciphertext>`, base64url. The
+ * version prefix lets a later format or key scheme coexist with this one.
+ */
+const SealedSecret = z.string().regex(/^v\d+:[A-Za-z0-9_-]+:[A-Za-z0-9_-]+:[A-Za-z0-9_-]*$/);
+
+/**
+ * LLM access as stored: the API key sealed in `api_key_encrypted`. A plaintext `api_key` is only
+ * found in rows written before keys were sealed; `sealLegacyAgentKeys` seals those at start-up and
+ * readers accept both meanwhile.
+ */
+const StoredAgentLlmSettings = AgentLlmSettings.extend({ api_key_encrypted: SealedSecret.optional() });
 
 /** Where replies are pushed (webhook), besides polling and SSE. */
 export const AgentDeliverySettings = z.strictObject({
@@ -52,7 +65,7 @@ export const AgentConfig = z.strictObject({
   accounts: z.array(AgentAccount).max(50).default([]),
   persona: z.string().max(8000).optional(),
   reply_style: z.string().max(2000).optional(),
-  llm: AgentLlmSettings.optional(),
+  llm: StoredAgentLlmSettings.optional(),
   delivery: AgentDeliverySettings.optional(),
   memory: AgentMemorySettings.optional(),
 });
@@ -129,8 +142,20 @@ function llmOf(patch: AgentConfigPatch): AgentConfigPatch['llm'] {
   return withoutUndefined({ models: model === undefined ? undefined : [model], temperature, max_tokens });
 }
 
-/** The config after a write: aliases resolved, `null` keys removed, unchanged secrets kept. */
-export function applyAgentConfigPatch(stored: AgentConfig, patch: AgentConfigPatch): AgentConfig {
+/** Seals a secret for storage (`SecretBox` does; the API never opens what it sealed). */
+export interface SecretSealer {
+  encrypt(plaintext: string): string;
+}
+
+/**
+ * The config after a write: aliases resolved, `null` keys removed, unchanged secrets kept, and a
+ * new LLM API key sealed with `sealer`, so that only its ciphertext is stored.
+ */
+export function applyAgentConfigPatch(
+  stored: AgentConfig,
+  patch: AgentConfigPatch,
+  sealer: SecretSealer,
+): AgentConfig {
   const given = {
     accounts: patch.accounts,
     persona: patch.personality !== undefined ? patch.personality : patch.persona,
@@ -145,9 +170,11 @@ export function applyAgentConfigPatch(stored: AgentConfig, patch: AgentConfigPat
     else if (value !== undefined) next[key] = value;
   }
   if (given.llm) {
+    const replaced = given.llm.api_key !== undefined && given.llm.api_key !== SECRET_MASK;
     next.llm = withoutUndefined({
       ...given.llm,
-      api_key: keepSecret(given.llm.api_key, stored.llm?.api_key),
+      api_key: replaced ? given.llm.api_key : stored.llm?.api_key,
+      api_key_encrypted: replaced ? undefined : stored.llm?.api_key_encrypted,
     });
   }
   if (given.delivery) {
@@ -156,13 +183,33 @@ export function applyAgentConfigPatch(stored: AgentConfig, patch: AgentConfigPat
       webhook_secret: keepSecret(given.delivery.webhook_secret, stored.delivery?.webhook_secret),
     });
   }
-  return AgentConfig.parse(next);
+  return sealAgentSecrets(AgentConfig.parse(next), sealer);
 }
 
-/** The config as reads show it: secrets replaced by `***`. */
+/**
+ * The config with a plaintext LLM API key (a new one, or one stored before keys were sealed)
+ * replaced by its sealed form; the same object when there is none.
+ */
+export function sealAgentSecrets(config: AgentConfig, sealer: SecretSealer): AgentConfig {
+  const llm = config.llm;
+  if (llm?.api_key === undefined) return config;
+  const { api_key: plaintext, ...rest } = llm;
+  return { ...config, llm: { ...rest, api_key_encrypted: sealer.encrypt(plaintext) } };
+}
+
+/** Whether the config still holds an LLM API key in plaintext (written before keys were sealed). */
+export function hasPlaintextSecrets(config: AgentConfig): boolean {
+  return config.llm?.api_key !== undefined;
+}
+
+/** The config as reads show it: secrets replaced by `***`, sealed ones included (never the ciphertext). */
 export function maskAgentConfig(config: AgentConfig): AgentConfig {
   const masked: AgentConfig = { ...config };
-  if (config.llm?.api_key !== undefined) masked.llm = { ...config.llm, api_key: SECRET_MASK };
+  if (config.llm) {
+    const { api_key, api_key_encrypted, ...rest } = config.llm;
+    masked.llm =
+      api_key === undefined && api_key_encrypted === undefined ? rest : { ...rest, api_key: SECRET_MASK };
+  }
   if (config.delivery?.webhook_secret !== undefined) {
     masked.delivery = { ...config.delivery, webhook_secret: SECRET_MASK };
   }

@@ -239,16 +239,19 @@ export class LlmClient {
     return Math.round(ceiling / 2 + (this.rng() * ceiling) / 2);
   }
 
-  private openApiKey(sealed: string | undefined): string | undefined {
+  private openApiKey(sealed: string | undefined, req: LlmCallRequest): string | undefined {
     if (sealed === undefined) return undefined;
     if (!this.secretBox)
       throw new LlmError('rejected', 'an API key is configured but no server key can open it');
     try {
       return this.secretBox.decrypt(sealed);
     } catch (err) {
-      throw new LlmError('rejected', 'the stored API key cannot be opened (was the server key changed?)', {
-        cause: err,
-      });
+      // Every call of the agent fails until an operator acts: say so loudly, and what to do.
+      const message =
+        'the stored LLM API key cannot be opened with MAIHIVE_SECRET_KEY: the server key was changed ' +
+        '(set the old one in MAIHIVE_SECRET_KEY_PREVIOUS) or the stored key was altered';
+      this.logger.error({ err, tenant_id: req.tenantId, agent_id: req.agentId }, message);
+      throw new LlmError('rejected', message, { cause: err });
     }
   }
 
@@ -256,7 +259,7 @@ export class LlmClient {
     const s = req.settings;
     const provider = this.providers[s.provider];
     const remote = s.provider !== 'local';
-    const apiKey = remote ? this.openApiKey(s.api_key_encrypted) : undefined;
+    const apiKey = remote ? this.openApiKey(s.api_key_encrypted, req) : undefined;
     const penaltyKey = (model: string) =>
       [this.penaltyScope === 'tenant' ? req.tenantId : '', s.base_url ?? '', model].join('\u0000');
     const models = remote ? this.penalties.order(s.models, penaltyKey) : [LOCAL_MODEL];

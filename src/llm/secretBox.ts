@@ -56,6 +56,19 @@ export class SecretBox {
 
   /** Throws `SecretUnreadableError` when the text is malformed, altered, or sealed under an unknown key. */
   decrypt(sealed: string): string {
+    return this.open(sealed).plaintext;
+  }
+
+  /**
+   * The secret sealed under the current key when it was sealed under a previous one (key
+   * rotation), else undefined. Throws `SecretUnreadableError` as `decrypt` does.
+   */
+  reseal(sealed: string): string | undefined {
+    const { plaintext, keyIndex } = this.open(sealed);
+    return keyIndex === 0 ? undefined : this.encrypt(plaintext);
+  }
+
+  private open(sealed: string): { plaintext: string; keyIndex: number } {
     const parts = sealed.split(':');
     if (parts.length !== 4 || parts[0] !== VERSION || !parts.slice(1).every((p) => BASE64URL.test(p))) {
       throw new SecretUnreadableError('not a v1 sealed secret');
@@ -68,11 +81,12 @@ export class SecretBox {
     if (iv.length !== IV_BYTES || tag.length !== TAG_BYTES) {
       throw new SecretUnreadableError('sealed secret has a malformed iv or tag');
     }
-    for (const key of this.openKeys) {
+    for (const [keyIndex, key] of this.openKeys.entries()) {
       try {
         const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
         decipher.setAuthTag(tag);
-        return Buffer.concat([decipher.update(ciphertext), decipher.final()]).toString('utf8');
+        const plaintext = Buffer.concat([decipher.update(ciphertext), decipher.final()]).toString('utf8');
+        return { plaintext, keyIndex };
       } catch {
         // Wrong key or altered text: GCM cannot tell them apart; try the next key.
       }

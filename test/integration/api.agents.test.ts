@@ -88,11 +88,13 @@ describe('agent creation', () => {
       },
     });
     expect(JSON.stringify(res.body)).not.toMatch(/sk-very-secret|whsec-secret/);
-    const { rows } = await app.t.admin<{ config: { llm: { api_key: string } } }>(
+    const { rows } = await app.t.admin<{ config: { llm: Record<string, string> } }>(
       `SELECT config FROM agents WHERE tenant_id = 'acme' AND agent_id = 'helper'`,
     );
-    // Stored as given for now; encrypting it with a server key is a later issue's.
-    expect(rows[0]?.config.llm.api_key).toBe('sk-very-secret');
+    // The LLM API key is stored sealed only, under the server key.
+    expect(JSON.stringify(rows[0]?.config)).not.toContain('sk-very-secret');
+    expect(rows[0]?.config.llm.api_key).toBeUndefined();
+    expect(app.secretBox.decrypt(rows[0]!.config.llm.api_key_encrypted!)).toBe('sk-very-secret');
     const accounts = await app.t.admin(
       `SELECT platform, account_id, agent_id, nickname, aliases FROM agent_accounts WHERE tenant_id = 'acme'`,
     );
@@ -399,19 +401,22 @@ describe('agent updates and config', () => {
     expect(back.status).toBe(200);
     const stored = async () =>
       (
-        await app.t.admin<{ config: typeof FULL_CONFIG }>(
+        await app.t.admin<{ config: { llm: Record<string, unknown> } }>(
           `SELECT config FROM agents WHERE tenant_id = 'acme' AND agent_id = 'cfg'`,
         )
       ).rows[0]?.config;
-    expect((await stored())?.llm).toMatchObject({ api_key: 'sk-very-secret', temperature: 0.2 });
+    const storedKey = async () => app.secretBox.decrypt(String((await stored())?.llm.api_key_encrypted));
+    expect((await stored())?.llm).toMatchObject({ temperature: 0.2 });
+    expect(await storedKey()).toBe('sk-very-secret');
     const { api_key: _omitted, ...withoutKey } = config.llm;
     await app.request('PUT', '/agents/cfg/config', { token: acmeAdmin, body: { llm: withoutKey } });
-    expect((await stored())?.llm.api_key).toBe('sk-very-secret');
+    expect(await storedKey()).toBe('sk-very-secret');
     await app.request('PUT', '/agents/cfg/config', {
       token: acmeAdmin,
       body: { llm: { ...withoutKey, api_key: 'sk-new' } },
     });
-    expect((await stored())?.llm.api_key).toBe('sk-new');
+    expect(await storedKey()).toBe('sk-new');
+    expect(JSON.stringify(await stored())).not.toMatch(/sk-new|sk-very-secret/);
   });
 
   it('removes a config key given as null and leaves the others', async () => {

@@ -8,7 +8,11 @@ import type { Dependencies } from '../../src/api/dependencies';
 import { compose } from '../../src/composition';
 import { loadConfig } from '../../src/config';
 import type { Clock } from '../../src/domain/clock';
+import type { SecretBox } from '../../src/llm/secretBox';
 import { createTestDatabase, createTestRedis, type TestDatabase } from './testDatabase';
+
+/** The server key test apps seal agents' LLM API keys with (`MAIHIVE_SECRET_KEY`). */
+export const TEST_SECRET_KEY = 'test-server-key-that-is-at-least-32-bytes';
 
 export interface TestResponse<T = unknown> {
   status: number;
@@ -38,6 +42,8 @@ export interface RequestOptions {
 export interface TestApp {
   readonly url: string;
   readonly deps: Dependencies;
+  /** The box sealing agents' LLM API keys; workers of the test open them with it. */
+  readonly secretBox: SecretBox;
   readonly t: TestDatabase;
   request(method: string, path: string, options?: RequestOptions): Promise<TestResponse<Envelope>>;
   /** An access token signed by the app's own token service (for tests of other sections than auth). */
@@ -62,6 +68,7 @@ export async function startTestApp(
   const config = loadConfig({
     NODE_ENV: 'test',
     JWT_SECRET: 'test-secret-that-is-at-least-32-bytes-long',
+    MAIHIVE_SECRET_KEY: TEST_SECRET_KEY,
     REDIS_PREFIX: redisHandle.prefix.replace(/:$/, '').replace(/:/g, '.'),
     LOG_LEVEL: 'silent',
     ...options.env,
@@ -81,6 +88,7 @@ export async function startTestApp(
   return {
     url,
     deps: composition.deps,
+    secretBox: composition.secretBox,
     t,
     async request(method, path, o = {}) {
       const headers: Record<string, string> = { ...o.headers };

@@ -52,6 +52,17 @@ describe('SecretBox', () => {
     expect(() => old.decrypt(rotated.encrypt('sk-after'))).toThrow(SecretUnreadableError);
   });
 
+  it('re-seals under the current key only what a previous key sealed, and refuses what none opens', () => {
+    const old = new SecretBox(key);
+    const current = randomBytes(32);
+    const rotated = new SecretBox(current, [key]);
+    const resealed = rotated.reseal(old.encrypt('sk-rotate-me'));
+    expect(resealed).toBeDefined();
+    expect(new SecretBox(current).decrypt(resealed!)).toBe('sk-rotate-me');
+    expect(rotated.reseal(rotated.encrypt('sk-current'))).toBeUndefined();
+    expect(() => rotated.reseal(new SecretBox(randomBytes(32)).encrypt('x'))).toThrow(SecretUnreadableError);
+  });
+
   it.each([
     'sk-plaintext',
     'v2:AAAA:BBBB:CCCC',

@@ -158,7 +158,7 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
     response: AgentResponse,
     handler: async ({ body, principal, req }) => {
       const { settings, tenantWide } = await agentRequest(principal!, req, body.agent_id);
-      const config = applyAgentConfigPatch(storedAgentConfig({}), body.config ?? {});
+      const config = applyAgentConfigPatch(storedAgentConfig({}), body.config ?? {}, deps.secrets);
       assertPlatformsAllowed(settings, body.platform, body.config);
       const row = await deps.db.withTenant(tenantWide, async (db) => {
         // Serialises concurrent creates of this tenant, so the count below cannot be outrun.
@@ -247,7 +247,8 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
       const row = await deps.db.withTenant(tenantWide, async (db) => {
         const current = await getAgentForUpdate(db, agentId);
         if (!current) throw new NotFoundError('AGENT_NOT_FOUND', `agent ${agentId} not found`);
-        const config = body.config && applyAgentConfigPatch(storedAgentConfig(current.config), body.config);
+        const config =
+          body.config && applyAgentConfigPatch(storedAgentConfig(current.config), body.config, deps.secrets);
         if (config) await syncAccounts(db, agentId, config);
         return updateAgent(db, agentId, {
           ...(body.name === undefined ? {} : { name: body.name }),
@@ -327,7 +328,7 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
       const config = await deps.db.withTenant(tenantWide, async (db) => {
         const current = await getAgentForUpdate(db, agentId);
         if (!current) throw new NotFoundError('AGENT_NOT_FOUND', `agent ${agentId} not found`);
-        const next = applyAgentConfigPatch(storedAgentConfig(current.config), body);
+        const next = applyAgentConfigPatch(storedAgentConfig(current.config), body, deps.secrets);
         await syncAccounts(db, agentId, next);
         await updateAgent(db, agentId, { config: next });
         return next;

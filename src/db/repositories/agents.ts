@@ -166,3 +166,34 @@ export async function getAgentForUpdate(db: TenantDb, agentId: string): Promise<
   );
   return rows[0];
 }
+
+/**
+ * The tenant's agents whose config holds an LLM API key, locked until the unit of work ends:
+ * with `plaintextOnly`, those still holding it in plaintext; else also those holding it sealed.
+ */
+export async function agentsWithLlmKeysForUpdate(
+  db: TenantDb,
+  options: { plaintextOnly: boolean },
+): Promise<Pick<AgentRow, 'agent_id' | 'config'>[]> {
+  const { rows } = await db.query<Pick<AgentRow, 'agent_id' | 'config'>>(
+    `SELECT agent_id, config FROM agents
+     WHERE tenant_id = $1
+       AND (config->'llm' ? 'api_key' OR (NOT $2::boolean AND config->'llm' ? 'api_key_encrypted'))
+     ORDER BY agent_id FOR UPDATE`,
+    [db.ctx.tenantId, options.plaintextOnly],
+  );
+  return rows;
+}
+
+/** Replaces the stored config without touching `updated_at` (maintenance, not a user's change). */
+export async function replaceAgentConfig(
+  db: TenantDb,
+  agentId: string,
+  config: Record<string, unknown>,
+): Promise<void> {
+  await db.query('UPDATE agents SET config = $3::jsonb WHERE tenant_id = $1 AND agent_id = $2', [
+    db.ctx.tenantId,
+    agentId,
+    JSON.stringify(config),
+  ]);
+}

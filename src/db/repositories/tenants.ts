@@ -130,3 +130,9 @@ export async function recentTenantIds(db: PlatformDb, limit: number): Promise<st
   );
   return rows.map((r) => r.tenant_id);
 }
+
+/** Every tenant id, in id order (platform-wide maintenance passes). */
+export async function allTenantIds(db: PlatformDb): Promise<string[]> {
+  const { rows } = await db.query<{ tenant_id: string }>('SELECT tenant_id FROM tenants ORDER BY tenant_id');
+  return rows.map((r) => r.tenant_id);
+}

@@ -1,0 +1,24 @@
+import { randomBytes } from 'node:crypto';
+
+import { type Config, ConfigError } from '../config';
+import { developmentSecret } from '../services/privateServers';
+import { SecretBox } from './secretBox';
+
+/**
+ * The server's box for stored secrets (agents' LLM API keys), keyed by `MAIHIVE_SECRET_KEY`, with
+ * `MAIHIVE_SECRET_KEY_PREVIOUS` still opening keys sealed before a rotation. Outside production a
+ * missing key is generated once per data dir, so a restart still opens what was sealed before.
+ */
+export function serverSecretBox(config: Config): SecretBox {
+  return SecretBox.fromSecret(serverSecretKey(config), config.previousSecretKeys);
+}
+
+function serverSecretKey(config: Config): string {
+  if (config.secretKey) return config.secretKey;
+  if (config.env === 'production') {
+    throw new ConfigError('MAIHIVE_SECRET_KEY is required in production', [
+      { variable: 'MAIHIVE_SECRET_KEY', issue: 'required when NODE_ENV=production' },
+    ]);
+  }
+  return developmentSecret(config.dataDir, 'secret-key', () => randomBytes(48).toString('base64url'));
+}
