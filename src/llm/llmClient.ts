@@ -5,6 +5,7 @@ import { type LlmUsageRecord, recordLlmUsage } from '../db/repositories/llmUsage
 import { type Clock, systemClock } from '../domain/clock';
 import { IsolationViolationError } from '../errors';
 import type { Logger } from '../logger';
+import type { LlmQuotaGuard, LlmQuotaTicket } from './llmQuota';
 import { LocalProvider } from './localProvider';
 import { OpenAiClient } from './openaiClient';
 import type { SecretBox } from './secretBox';
@@ -45,6 +46,11 @@ export interface LlmClientOptions {
   maxConcurrentPerTenant?: number;
   /** Runs before each `complete`; throws (e.g. `RateLimitError('QUOTA_EXCEEDED', …)`) to refuse it. */
   checkQuota?: (tenantId: string) => Promise<void>;
+  /**
+   * Tenant LLM quotas: each `complete` reserves before its first HTTP call (a refusal makes none)
+   * and books its `llm_usage` rows afterwards, failed calls included. Default none (unmetered).
+   */
+  quota?: LlmQuotaGuard;
   /** Providers by settings `provider`. Default the built-in `LocalProvider` and `OpenAiClient`. */
   providers?: Partial<Record<LlmSettings['provider'], LlmProvider>>;
   /** First retry's backoff ceiling, ms; doubles per retry, with equal jitter. Default 500. */
@@ -82,6 +88,8 @@ export interface LlmCallRequest {
    * holding a transaction open across slow HTTP calls.
    */
   db?: TenantDb | undefined;
+  /** Quota metering of this call, instead of the client's `quota` (for callers that own it). */
+  quota?: LlmQuotaGuard | undefined;
 }
 
 export interface LlmCallResult {
@@ -179,7 +187,7 @@ function asLlmError(err: unknown): LlmError {
 }
 
 /**
- * The one way MaiHive calls a language model. Per call: quota hook, the tenant's concurrency slot,
+ * The one way MaiHive calls a language model. Per call: quota hooks, the tenant's concurrency slot,
  * then each model of `settings.models` (least penalised first) with up to `max_retries` retries on
  * transient failures (exponential backoff with jitter, or the server's Retry-After), failing over
  * to the next model per `FAILURE_POLICY`. Every HTTP call is one `llm_usage` row.
@@ -191,6 +199,7 @@ export class LlmClient {
   private readonly rng: Rng;
   private readonly secretBox: SecretBox | undefined;
   private readonly checkQuota: ((tenantId: string) => Promise<void>) | undefined;
+  private readonly quota: LlmQuotaGuard | undefined;
   private readonly providers: Record<LlmSettings['provider'], LlmProvider>;
   private readonly limiter: TenantLimiter;
   private readonly penalties: ModelPenalties;
@@ -206,6 +215,7 @@ export class LlmClient {
     this.rng = options.rng ?? Math.random;
     this.secretBox = options.secretBox;
     this.checkQuota = options.checkQuota;
+    this.quota = options.quota;
     this.providers = {
       local: options.providers?.local ?? new LocalProvider(),
       openai: options.providers?.openai ?? new OpenAiClient({ clock: this.clock }),
@@ -225,11 +235,24 @@ export class LlmClient {
       );
     }
     await this.checkQuota?.(req.tenantId);
+    const quota = req.quota ?? this.quota;
+    const ticket = await quota?.reserve(req.tenantId);
+    const usage: LlmUsageRecord[] = [];
     const release = await this.limiter.acquire(req.tenantId);
     try {
-      return await this.run(req);
+      return await this.run(req, usage);
     } finally {
       release();
+      if (quota && ticket) await this.settle(quota, ticket, usage);
+    }
+  }
+
+  /** Books a call's usage; a metering failure is logged, never the call's failure. */
+  private async settle(quota: LlmQuotaGuard, ticket: LlmQuotaTicket, usage: LlmUsageRecord[]): Promise<void> {
+    try {
+      await quota.settle(ticket, usage);
+    } catch (err) {
+      this.logger.warn({ err, tenant_id: ticket.tenantId }, 'llm quota usage not booked');
     }
   }
 
@@ -255,7 +278,8 @@ export class LlmClient {
     }
   }
 
-  private async run(req: LlmCallRequest): Promise<LlmCallResult> {
+  /** `usage` collects one row per HTTP call as it happens (the caller meters them, even on failure). */
+  private async run(req: LlmCallRequest, usage: LlmUsageRecord[]): Promise<LlmCallResult> {
     const s = req.settings;
     const provider = this.providers[s.provider];
     const remote = s.provider !== 'local';
@@ -270,7 +294,6 @@ export class LlmClient {
       request_type: req.requestType,
     });
     const failures: LlmAttemptFailure[] = [];
-    const usage: LlmUsageRecord[] = [];
     const record = async (
       row: Omit<LlmUsageRecord, 'agentId' | 'platform' | 'chatStreamId' | 'messageId'>,
     ) => {

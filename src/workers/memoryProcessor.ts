@@ -40,6 +40,7 @@ import {
 } from '../domain/memory';
 import { agentLlmSettings } from '../llm/agentSettings';
 import type { LlmClient } from '../llm/llmClient';
+import { LlmQuotaExceededError, type LlmQuotaGuard } from '../llm/llmQuota';
 import type { SecretBox } from '../llm/secretBox';
 import type { LlmSettings } from '../llm/types';
 import { LlmError } from '../llm/types';
@@ -61,6 +62,8 @@ export interface MemoryDeps {
   maxSummariesPerJob?: number;
   /** Seals agents' LLM API keys for the client. */
   secretBox?: SecretBox;
+  /** The tenants' LLM quotas; a spent quota falls back to the heuristics. Default: the client's. */
+  quota?: LlmQuotaGuard;
 }
 
 export interface MemoryJobResult {
@@ -245,6 +248,7 @@ async function extractCandidates(
       requestType: 'memory',
       messages: buildExtractionPrompt(sources),
       settings: run.settings,
+      quota: run.deps.quota,
     });
     const parsed = parseExtraction(answer.content, sources, ectx);
     if (parsed.ok) return { candidates: parsed.candidates, usage: answer.usage };
@@ -254,6 +258,9 @@ async function extractCandidates(
     );
     return { candidates: extractHeuristicMemories(sources, ectx), usage: answer.usage };
   } catch (err) {
+    if (err instanceof LlmQuotaExceededError) {
+      return { candidates: extractHeuristicMemories(sources, ectx), usage: [] };
+    }
     if (!(err instanceof LlmError)) throw err;
     run.deps.logger.warn(
       { tenant_id: run.ctx.tenantId, chat_stream_id: run.ctx.chatStreamId, kind: err.kind, err: err.message },
@@ -368,11 +375,13 @@ async function summarise(
       requestType: 'summary',
       messages: buildSummaryPrompt(lines),
       settings: run.settings,
+      quota: run.deps.quota,
     });
     const text = parseSummary(answer.content);
     if (text === undefined) return { draft: heuristic, usage: answer.usage, extractor: 'heuristic' };
     return { draft: { ...heuristic, content: text }, usage: answer.usage, extractor: 'llm' };
   } catch (err) {
+    if (err instanceof LlmQuotaExceededError) return { draft: heuristic, usage: [], extractor: 'heuristic' };
     if (!(err instanceof LlmError)) throw err;
     run.deps.logger.warn(
       { tenant_id: run.ctx.tenantId, chat_stream_id: run.ctx.chatStreamId, kind: err.kind, err: err.message },
