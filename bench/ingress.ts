@@ -44,7 +44,9 @@ function deploymentNodeFlags(): string[] {
   const api = ecosystem.apps.find((a) => a.name === 'maihive-api');
   return (api?.node_args ?? '').split(/\s+/).filter((f) => f !== '');
 }
-const NODE_FLAGS = [...deploymentNodeFlags(), '--expose-gc'];
+// BENCH_CHILD_FLAGS adds flags to both children, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile.
+const EXTRA_FLAGS = (process.env.BENCH_CHILD_FLAGS ?? '').split(/\s+/).filter((f) => f !== '');
+const NODE_FLAGS = [...deploymentNodeFlags(), '--expose-gc', ...EXTRA_FLAGS];
 
 interface Child {
   port: number;
