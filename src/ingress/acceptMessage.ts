@@ -9,7 +9,7 @@ import { newId } from '../domain/ids';
 import { createIsolationContext, isIdentifier } from '../domain/isolationContext';
 import { effectiveSettings, type TenantSettings } from '../domain/tenantSettings';
 import { ForbiddenError, NotFoundError, ServiceUnavailableError, ValidationError } from '../errors';
-import { mapRedisError, withDeadline } from '../queues/redisAvailability';
+import { Deadline, mapRedisError, withDeadline } from '../queues/redisAvailability';
 import type { HeartflowJobData } from '../queues/tenantQueues';
 import { admit } from './admission';
 import { lookupAgent } from './agentLookup';
@@ -161,8 +161,9 @@ export async function acceptMessage(
   const agentId = agentScope(principal, headers, input.agentId);
   checkLength(input.message);
   const idempotencyId = idempotencyIdOf(input.clientMessageId, caller.headers.idempotencyKey);
-  const budgetEnds = Date.now() + SEND_BUDGET_MS;
-  const inBudget = <T>(p: Promise<T>, what = 'Redis') => withDeadline(p, budgetEnds - Date.now(), what);
+  // One timer for the whole send rather than one per step.
+  const budget = new Deadline(Date.now() + SEND_BUDGET_MS);
+  const inBudget = <T>(p: Promise<T>, what = 'Redis') => budget.race(p, what);
 
   try {
     // Authentication read the caller's own tenant a moment ago (same round trip as the revocation
@@ -249,9 +250,12 @@ export async function acceptMessage(
     });
     await inBudget(deps.queues.announce(tenantId, 'heartflow', [received]));
 
+    budget.clear();
     const result = resultOf(record, tenantId, false);
     return options.waitMs ? await waitForOutcome(deps, result, options.waitMs) : result;
   } catch (err) {
     throw mapRedisError(err);
+  } finally {
+    budget.clear();
   }
 }

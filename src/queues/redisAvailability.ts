@@ -48,3 +48,39 @@ export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): 
   promise.catch(() => undefined);
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
+
+/**
+ * One deadline for several steps in turn (`withDeadline` with one timer for all of them): each
+ * `race` settles with its promise, or fails with 503 naming that step once the deadline has
+ * passed. `clear()` when done, on every path.
+ */
+export class Deadline {
+  private timer: NodeJS.Timeout | undefined;
+  private expiry: Promise<never> | undefined;
+  private step = '';
+
+  /** `endsAt`: ms since the epoch. */
+  constructor(private readonly endsAt: number) {}
+
+  race<T>(promise: Promise<T>, what: string): Promise<T> {
+    this.step = what;
+    promise.catch(() => undefined);
+    if (!this.expiry) {
+      this.expiry = new Promise<never>((_, reject) => {
+        this.timer = setTimeout(
+          () =>
+            reject(
+              new ServiceUnavailableError(`${this.step} did not answer in time`, REDIS_RETRY_AFTER_SECONDS),
+            ),
+          Math.max(0, this.endsAt - Date.now()),
+        );
+      });
+      this.expiry.catch(() => undefined);
+    }
+    return Promise.race([promise, this.expiry]);
+  }
+
+  clear(): void {
+    clearTimeout(this.timer);
+  }
+}
