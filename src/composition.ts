@@ -45,7 +45,12 @@ export async function compose(options: CompositionOptions): Promise<Composition>
   const secretBox = serverSecretBox(config);
   const db = new Database({ url: options.databaseUrl, ...config.db, logger });
   // Commands fail fast while Redis is down (no offline queue): callers answer 503 instead of hanging.
+  // Auto-pipelining sends the commands issued in one event-loop turn (concurrent sends' token
+  // checks, admission scripts, job adds, announcements) in one write, which Redis reads and answers
+  // at once: under load Redis spends ~15-20 % less CPU per send (bench:ingress) and the API about
+  // the same (fewer syscalls, more ioredis bookkeeping).
   const redis = new Redis(options.redisUrl, {
+    enableAutoPipelining: true,
     lazyConnect: true,
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false,

@@ -81,6 +81,7 @@ export class ChannelHub {
     // A subscriber connection may wait for its commands while reconnecting (the deadline above
     // bounds the caller), and has no per-command timeout: it sits idle between messages.
     const subscriber = this.redis.duplicate({
+      enableAutoPipelining: false,
       enableOfflineQueue: true,
       commandTimeout: undefined,
       maxRetriesPerRequest: null,
