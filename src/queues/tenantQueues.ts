@@ -63,16 +63,27 @@ export const DEFAULT_JOB_OPTIONS: JobsOptions = {
 };
 
 /**
+ * Most Queue objects one process keeps open. Each holds ~7 KB and three listeners on the shared
+ * connection, so an API process that has served ten thousand tenants must not keep one per tenant
+ * and kind; past this, the least recently used is closed (closing a Queue on a shared connection
+ * leaves the connection open, and a send still holding it finishes normally).
+ */
+export const MAX_OPEN_QUEUES = 1000;
+
+/**
  * The per-tenant BullMQ queues of one process. All queues share one Redis connection (a Queue
  * does not block), so the connection count does not grow with the number of tenants.
  */
 export class TenantQueues {
+  /** Open queues by name, least recently used first. */
   private readonly queues = new Map<string, Queue>();
   private readonly keys: Keyspace;
 
   constructor(
     private readonly connection: Redis,
     private readonly prefix: string,
+    /** Open queues kept at most; default `MAX_OPEN_QUEUES`. */
+    private readonly maxOpen = MAX_OPEN_QUEUES,
   ) {
     this.keys = keyspace(prefix);
   }
@@ -80,18 +91,32 @@ export class TenantQueues {
   queue(tenantId: string, kind: JobKind): Queue {
     const name = tenantQueueName(tenantId, kind);
     let queue = this.queues.get(name);
-    if (!queue) {
-      queue = new Queue(name, {
-        connection: this.connection,
-        prefix: this.prefix,
-        defaultJobOptions: DEFAULT_JOB_OPTIONS,
-      });
-      // Each queue re-emits the shared connection's errors; that connection logs them already, and
-      // an 'error' event without a listener would make BullMQ print every one to the console.
-      queue.on('error', () => undefined);
+    if (queue) {
+      // Re-inserted: most recently used last.
+      this.queues.delete(name);
       this.queues.set(name, queue);
+      return queue;
+    }
+    queue = new Queue(name, {
+      connection: this.connection,
+      prefix: this.prefix,
+      defaultJobOptions: DEFAULT_JOB_OPTIONS,
+    });
+    // Each queue re-emits the shared connection's errors; that connection logs them already, and
+    // an 'error' event without a listener would make BullMQ print every one to the console.
+    queue.on('error', () => undefined);
+    this.queues.set(name, queue);
+    if (this.queues.size > this.maxOpen) {
+      const [oldestName, oldest] = this.queues.entries().next().value!;
+      this.queues.delete(oldestName);
+      void oldest.close().catch(() => undefined);
     }
     return queue;
+  }
+
+  /** Queues open now (at most `maxOpen`). */
+  get openCount(): number {
+    return this.queues.size;
   }
 
   /** Adds a message's heartflow job and announces it (`addHeartflow`, then `announce`). */
