@@ -41,6 +41,19 @@ export interface DatabaseOptions {
   applicationName?: string;
 }
 
+/**
+ * ms a query may go without an answer beyond the statement timeout before the client gives up on
+ * the connection. The server cancels a slow statement itself at `statementTimeoutMs` (a clean
+ * error); this only fires when the server does not answer at all (stopped, partitioned, stalled),
+ * so that a request gets 503 in bounded time instead of hanging until TCP notices.
+ */
+export const QUERY_TIMEOUT_GRACE_MS = 1000;
+
+/** The client-side timeout pg raises for a query without an answer (`query_timeout`). */
+function isQueryReadTimeout(err: unknown): boolean {
+  return err instanceof Error && err.message === 'Query read timeout';
+}
+
 /** A unit-of-work handle that refuses to run once its transaction has ended. */
 class TransactionHandle implements Queryable {
   private open = true;
@@ -123,6 +136,9 @@ export class Database {
       max: options.poolMax,
       connectionTimeoutMillis: options.connectTimeoutMs,
       idleTimeoutMillis: 30_000,
+      query_timeout: options.statementTimeoutMs + QUERY_TIMEOUT_GRACE_MS,
+      // Lets the OS notice a peer that vanished while a pooled connection sat idle.
+      keepAlive: true,
       application_name: options.applicationName ?? 'maihive',
     });
     // An idle client losing its server must not crash the process; the next checkout reconnects.
@@ -200,11 +216,17 @@ export class Database {
       return result;
     } catch (err) {
       handle.end();
-      try {
-        await client.query('ROLLBACK');
-      } catch (rollbackErr) {
-        // The connection is unusable; destroy it rather than return it to the pool.
-        broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
+      if (isQueryReadTimeout(err)) {
+        // The server stopped answering: a ROLLBACK would wait behind the unanswered query for
+        // another timeout. Destroy the connection instead; the server ends the transaction itself.
+        broken = err as Error;
+      } else {
+        try {
+          await client.query('ROLLBACK');
+        } catch (rollbackErr) {
+          // The connection is unusable; destroy it rather than return it to the pool.
+          broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
+        }
       }
       throw mapDatabaseError(err);
     } finally {

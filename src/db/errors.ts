@@ -37,7 +37,10 @@ export function mapDatabaseError(err: unknown): unknown {
   const message = e.message ?? '';
   if (
     (e.code && (UNAVAILABLE_CODES.has(e.code) || UNAVAILABLE_SQLSTATES.has(e.code))) ||
-    /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED/i.test(message)
+    // pg's own client-side failures: no connection in time, connection lost, no answer in time.
+    /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|Query read timeout|is not queryable/i.test(
+      message,
+    )
   ) {
     return new ServiceUnavailableError('database unavailable', 5, { cause: err });
   }

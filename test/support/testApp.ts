@@ -61,6 +61,8 @@ export async function startTestApp(
     clock?: Clock;
     /** Redis the app uses instead of the shared test server (e.g. a private one a test stops). */
     redisUrl?: string;
+    /** Rewrites the app's PostgreSQL URL (e.g. through a proxy a test cuts); arranging still goes direct. */
+    databaseUrl?: (appUrl: string) => string;
   } = {},
 ): Promise<TestApp> {
   const t = await createTestDatabase();
@@ -76,7 +78,7 @@ export async function startTestApp(
   const composition = await compose({
     config,
     logger: t.logger,
-    databaseUrl: t.appUrl,
+    databaseUrl: options.databaseUrl ? options.databaseUrl(t.appUrl) : t.appUrl,
     redisUrl: options.redisUrl ?? redisHandle.url,
     ...(options.clock ? { clock: options.clock } : {}),
   });
