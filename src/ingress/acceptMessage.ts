@@ -64,9 +64,32 @@ function credentialOf(caller: SendCaller): string {
   return `${caller.principal.kind}:${caller.principal.subject}`;
 }
 
+/**
+ * Whether `text`, trimmed, has 1 to `MAX_MESSAGE_CHARS` characters (code points, as
+ * `[...text].length` counts them), decided without making an array of them: only a text between
+ * `MAX_MESSAGE_CHARS` and twice that many UTF-16 units needs its surrogate pairs counted.
+ */
+export function hasValidMessageLength(text: string): boolean {
+  const trimmed = text.trim();
+  if (trimmed.length === 0) return false;
+  if (trimmed.length <= MAX_MESSAGE_CHARS) return true;
+  if (trimmed.length > 2 * MAX_MESSAGE_CHARS) return false;
+  let n = trimmed.length;
+  for (let i = 0; i < trimmed.length - 1; i++) {
+    const c = trimmed.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const d = trimmed.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n--;
+        i++;
+      }
+    }
+  }
+  return n <= MAX_MESSAGE_CHARS;
+}
+
 function checkLength(message: string): void {
-  const length = [...message.trim()].length;
-  if (length < 1 || length > MAX_MESSAGE_CHARS) {
+  if (!hasValidMessageLength(message)) {
     throw new ValidationError('invalid message', [
       { path: 'message', issue: `must be 1-${MAX_MESSAGE_CHARS} characters after trimming` },
     ]);

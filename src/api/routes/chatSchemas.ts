@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 import { IDENTIFIER_PATTERN } from '../../domain/isolationContext';
-import { MAX_MESSAGE_CHARS } from '../../ingress/acceptMessage';
+import { hasValidMessageLength, MAX_MESSAGE_CHARS } from '../../ingress/acceptMessage';
 import type { SendInput } from '../../ingress/types';
 import { MAX_WAIT_MS } from '../../ingress/waitForOutcome';
 
@@ -16,13 +16,7 @@ export const SendBody = z
   .strictObject({
     message: z
       .string()
-      .refine(
-        (m) => {
-          const n = [...m.trim()].length;
-          return n >= 1 && n <= MAX_MESSAGE_CHARS;
-        },
-        { message: `must be 1-${MAX_MESSAGE_CHARS} characters after trimming` },
-      )
+      .refine(hasValidMessageLength, { message: `must be 1-${MAX_MESSAGE_CHARS} characters after trimming` })
       .describe('the message text; stored verbatim'),
     chat_stream_id: Identifier.optional().describe('default: derived from sender_info, else "default"'),
     agent_id: Identifier.optional().describe('default: the credential\'s agent, else "default"'),
