@@ -63,7 +63,20 @@ export async function startRuntime(config: Config, logger: Logger, role: Role): 
     await ensureBootstrapAdmin(composition.deps.db, config, logger);
     const { deps } = composition;
     // Keys stored in plaintext by older versions are sealed; workers also check they can open them.
-    await sealStoredAgentKeys({ db: deps.db, box: composition.secretBox, logger, verify: role !== 'api' });
+    // In the background (one short transaction per tenant must not hold up start-up); shutdown
+    // stops it between tenants and waits for it before the pool closes.
+    const sealing = new AbortController();
+    const sealed = sealStoredAgentKeys({
+      db: deps.db,
+      box: composition.secretBox,
+      logger,
+      verify: role !== 'api',
+      signal: sealing.signal,
+    }).catch((err: unknown) => logger.error({ err }, 'sealing stored LLM API keys failed'));
+    cleanups.unshift(() => {
+      sealing.abort();
+      return sealed;
+    });
     if (role === 'worker' || role === 'all') {
       const pool = await startWorkerPool({
         redisUrl: services.redisUrl,

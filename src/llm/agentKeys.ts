@@ -15,6 +15,8 @@ export interface SealAgentKeysOptions {
    * report those no configured key opens. Workers do (they are the ones that must open them).
    */
   verify: boolean;
+  /** Stops the pass between tenants (shutdown); what is done stays done. */
+  signal?: AbortSignal;
 }
 
 export interface SealAgentKeysResult {
@@ -37,6 +39,7 @@ export async function sealStoredAgentKeys(o: SealAgentKeysOptions): Promise<Seal
   const result: SealAgentKeysResult = { sealed: 0, resealed: 0, unreadable: [] };
   const tenantIds = await o.db.withPlatform((db) => allTenantIds(db));
   for (const tenantId of tenantIds) {
+    if (o.signal?.aborted) break;
     await o.db.withTenant(createIsolationContext({ tenantId }), async (db) => {
       for (const row of await agentsWithLlmKeysForUpdate(db, { plaintextOnly: !o.verify })) {
         const parsed = AgentConfig.safeParse(row.config);

@@ -171,6 +171,21 @@ describe('keys stored in plaintext before keys were sealed', () => {
     );
   }
 
+  it('are left alone by a pass stopped before it starts (shutdown during start-up)', async () => {
+    await storePlaintextKey();
+    const stopped = new AbortController();
+    stopped.abort();
+    const result = await sealStoredAgentKeys({
+      db: app.deps.db,
+      box: app.secretBox,
+      logger: app.t.logger,
+      verify: true,
+      signal: stopped.signal,
+    });
+    expect(result).toEqual({ sealed: 0, resealed: 0, unreadable: [] });
+    expect((await storedConfig()).llm?.api_key).toBe(API_KEY);
+  });
+
   it('still work in the worker until sealed', async () => {
     await storePlaintextKey();
     await startPool(app.secretBox);
