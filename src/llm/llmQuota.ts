@@ -55,7 +55,7 @@ const MONTHLY_COUNTER_TTL_SECONDS = 35 * 24 * 3600;
 /**
  * Check and reservation in one step, so concurrent calls cannot all pass on the last request.
  * KEYS: 1 requests of the day, 2 tokens of the month.
- * ARGV: 1 request limit (0 = none), 2 token limit (0 = none), 3 day ttl s, 4 month ttl s.
+ * ARGV: 1 request limit (0 = none), 2 token limit (0 = none), 3 day counter ttl s.
  * Reply: {'ok'} | {'requests', used} | {'tokens', used}
  */
 const RESERVE = new RedisScript(`
@@ -91,10 +91,11 @@ export interface RedisLlmQuotaOptions {
  * The tenant LLM quotas of `TenantSettings.quotas`, on Redis counters per tenant: LLM requests
  * per UTC day and tokens per UTC month (keys `quotaCounter(tenant, 'llm_requests', day)` and
  * `quotaCounter(tenant, 'llm_tokens', month)`). A request is one `llm_usage` row (one HTTP call,
- * retries included), for every provider, as the usage statistics count them. The request quota is
- * exact: a call reserves its first request atomically with the check. The token quota is checked
- * before the call and booked after it, so calls in flight when it runs out may pass it by their
- * own tokens; the next call is refused.
+ * retries included), for every provider, as the usage statistics count them. A call reserves its
+ * first request atomically with the check, so racing calls never start past the request quota;
+ * retries of a call already under way are booked afterwards and may pass it by their number. The
+ * token quota is checked before the call and booked after it, so calls in flight when it runs out
+ * may pass it by their own tokens. Either way, the next call is refused.
  */
 export class RedisLlmQuota implements LlmQuotaGuard {
   constructor(private readonly o: RedisLlmQuotaOptions) {}
@@ -110,12 +111,7 @@ export class RedisLlmQuota implements LlmQuotaGuard {
     const reply = (await RESERVE.run(
       this.o.redis,
       [ticket.requestsKey, ticket.tokensKey],
-      [
-        quotas.daily_llm_requests ?? 0,
-        quotas.monthly_tokens ?? 0,
-        DAILY_COUNTER_TTL_SECONDS,
-        MONTHLY_COUNTER_TTL_SECONDS,
-      ],
+      [quotas.daily_llm_requests ?? 0, quotas.monthly_tokens ?? 0, DAILY_COUNTER_TTL_SECONDS],
     )) as [string, number?];
     switch (reply[0]) {
       case 'ok':
