@@ -353,6 +353,8 @@ async function floodPhase(e: Env, kind: 'dispatcher' | 'fifo') {
   const quiet = await quietP;
   await rec.until(() => rec.done >= n + quiet.sent, 300_000, 'the quiet jobs');
   const traffic = await commands(rec.done);
+  /** The dispatcher's own counts: fetches, completions that fetched the next job, empty reads. */
+  const glue = 'dispatcher' in consumer ? { ...(consumer.dispatcher as Dispatcher).counters } : undefined;
   await consumer.close();
 
   const floodIdx = rec.indexes((i) => rec.cls[i] === 'flood');
@@ -397,6 +399,7 @@ async function floodPhase(e: Env, kind: 'dispatcher' | 'fifo') {
     throughput_jobs_per_s: { steady_10_to_90_pct: Math.round(steady), overall: Math.round(overall) },
     connections,
     redis: traffic,
+    dispatcher_glue: glue,
     chart,
     samples: {
       during: during.map((i) => rec.start[i]! - rec.enq[i]!),
@@ -629,6 +632,7 @@ async function main(): Promise<void> {
         floods[kind].push(result);
         console.log(
           `  ${result.throughput_jobs_per_s.steady_10_to_90_pct} jobs/s, quiet p99 dwell ${result.quiet_dwell_during_flood_ms.p99_ms} ms`,
+          result.dispatcher_glue ? JSON.stringify(result.dispatcher_glue) : '',
         );
         await reset();
       }

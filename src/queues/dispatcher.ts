@@ -4,6 +4,7 @@ import {
   type BackendFactory,
   type IQueueBackend,
   type Job,
+  type JobJson,
   Queue,
   UnrecoverableError,
   Worker,
@@ -12,6 +13,7 @@ import {
 import type { Redis } from 'ioredis';
 
 import type { Clock } from '../domain/clock';
+import { RedisScript } from '../ingress/redisScript';
 import type { Logger } from '../logger';
 import { FairScheduler, mulberry32, type TenantSchedule } from './fairScheduler';
 import { type JobKind, type Keyspace, tenantQueueName } from './names';
@@ -37,17 +39,68 @@ export interface DispatcherOptions {
   stalledIntervalMs?: number;
   /** Full re-read of the active-tenant set, ms (wake-ups make this a safety net). Default 1000. */
   refreshMs?: number;
+  /** Picks per round of a weight-1 tenant (`FairSchedulerOptions.quantum`). Default 8. */
+  quantum?: number;
 }
 
-interface TenantWorker {
-  worker: Worker<unknown, unknown, string, IQueueBackend>;
+/**
+ * Fetches of one tenant's queue out at once once its last two found a job (a backlog, most
+ * likely); otherwise one, so a tenant with a job or two costs no burst of empty fetches.
+ */
+const FETCH_AHEAD = 4;
+
+/**
+ * A queue's jobs by state, read in one call after a fetch found nothing: `[ready, delayed, active,
+ * paused]`. Keys of one queue only (one hash slot); the active-tenant set is updated beside it.
+ */
+const QUEUE_STATE = new RedisScript(`
+local ready = redis.call('LLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2])
+return { ready, redis.call('ZCARD', KEYS[3]), redis.call('LLEN', KEYS[4]), redis.call('HEXISTS', KEYS[5], 'paused') }`);
+
+/** What a dispatcher's glue did so far (metrics, benchmarks). */
+export interface DispatcherCounters {
+  /** `getNextJob` calls, and those that found a job. */
+  fetches: number;
+  fetchHits: number;
+  /** Completions that asked for the same tenant's next job, and those that got one. */
+  chains: number;
+  chainHits: number;
+  /** Queue-state reads after a fetch or chain found nothing. */
+  settles: number;
+}
+
+/**
+ * A tenant's BullMQ worker, used only for its scripts: fetching by hand (`getNextJob`) and turning
+ * the job that `moveToCompleted(…, fetchNext)` hands over into a `Job`, as BullMQ's own loop does.
+ */
+class TenantWorker extends Worker<unknown, unknown, string, IQueueBackend> {
+  jobFrom(next: unknown, token: string): Promise<Job | undefined> {
+    if (!Array.isArray(next) || !next[0]) return Promise.resolve(undefined);
+    const [jobData, jobId] = next as [JobJson, string];
+    return this.nextJobFromJobData(jobData, jobId, token);
+  }
+}
+
+interface TenantEntry {
+  worker: TenantWorker;
   /** For counts and the paused flag; shares the command connection. */
   queue: Queue;
+  /** Fetches (`getNextJob`) out now. */
+  fetching: number;
+  /** Fetches in a row that found a job: from two on, up to `FETCH_AHEAD` may be out at once. */
+  streak: number;
+  /** A `settleEmpty` is running; another empty fetch meanwhile sets `resettle` instead. */
+  settling: boolean;
+  resettle: boolean;
+  /** Empty fetches in a row while the queue had ready jobs (refused by a cap elsewhere). */
+  refusals: number;
 }
 
 /**
  * The thin Redis/BullMQ glue around `FairScheduler`: whenever a slot is free it asks the core
- * which tenant goes next and fetches that tenant's job with BullMQ's manual `getNextJob`.
+ * which tenant goes next and fetches that tenant's job with BullMQ's manual `getNextJob`; when a
+ * job ends and the core picks the same tenant again (its affinity, see README), the completion
+ * fetches the next job in the same script call, as BullMQ's own Worker does.
  *
  * Connections stay flat in the number of tenants: every per-tenant `Worker` is built on one
  * backend (`forQueue`) sharing the process's command connection and a single (unused) blocking
@@ -58,19 +111,24 @@ interface TenantWorker {
  */
 export class Dispatcher {
   private readonly scheduler: FairScheduler;
-  private readonly tenants = new Map<string, TenantWorker>();
-  private readonly registrations = new Map<string, Promise<TenantWorker>>();
+  private readonly tenants = new Map<string, TenantEntry>();
+  private readonly registrations = new Map<string, Promise<TenantEntry>>();
   private readonly running = new Set<Promise<void>>();
   private root: Worker | undefined;
   private subscriber: Redis | undefined;
-  private wake: (() => void) | undefined;
-  private loop: Promise<void> | undefined;
+  private pumpQueued = false;
+  private sleepTimer: NodeJS.Timeout | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
   private stopping = false;
   private readonly lockDurationMs: number;
+  readonly counters: DispatcherCounters = { fetches: 0, fetchHits: 0, chains: 0, chainHits: 0, settles: 0 };
 
   constructor(private readonly o: DispatcherOptions) {
-    this.scheduler = new FairScheduler({ rng: mulberry32(o.seed ?? 1), capacity: o.concurrency });
+    this.scheduler = new FairScheduler({
+      rng: mulberry32(o.seed ?? 1),
+      capacity: o.concurrency,
+      quantum: o.quantum ?? 8,
+    });
     this.lockDurationMs = o.lockDurationMs ?? 30_000;
   }
 
@@ -95,7 +153,7 @@ export class Dispatcher {
     this.refreshTimer = setInterval(() => {
       this.refresh().catch((err: unknown) => this.o.logger.warn({ err }, 'active-tenant refresh failed'));
     }, this.o.refreshMs ?? 1000);
-    this.loop = this.run();
+    this.wake();
   }
 
   /** Stops fetching, lets running jobs finish (BullMQ releases the rest when their locks lapse), closes. */
@@ -103,9 +161,9 @@ export class Dispatcher {
     if (this.stopping) return;
     this.stopping = true;
     clearInterval(this.refreshTimer);
-    this.wake?.();
-    await this.loop;
-    await Promise.allSettled(this.running);
+    clearTimeout(this.sleepTimer);
+    // Jobs and fetches may add to `running` while it is awaited (a fetch starts its job).
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
     await Promise.allSettled([...this.tenants.values()].flatMap((t) => [t.worker.close(), t.queue.close()]));
     this.tenants.clear();
     this.registrations.clear();
@@ -120,7 +178,7 @@ export class Dispatcher {
   /** Re-reads a tenant's schedule (after an operator changed it). */
   async reschedule(tenantId: string): Promise<void> {
     this.scheduler.setTenant(tenantId, await this.o.scheduleOf(tenantId));
-    this.wake?.();
+    this.wake();
   }
 
   private workerOptions(): WorkerOptions {
@@ -139,7 +197,7 @@ export class Dispatcher {
    * the tenant before anything else can see its entry (a second wake-up arriving while the first
    * still reads the schedule used to reach the scheduler first and crash the worker).
    */
-  private ensureTenant(tenantId: string): Promise<TenantWorker> {
+  private ensureTenant(tenantId: string): Promise<TenantEntry> {
     let pending = this.registrations.get(tenantId);
     if (!pending) {
       pending = this.register(tenantId);
@@ -149,19 +207,27 @@ export class Dispatcher {
     return pending;
   }
 
-  private async register(tenantId: string): Promise<TenantWorker> {
+  private async register(tenantId: string): Promise<TenantEntry> {
     this.scheduler.setTenant(tenantId, await this.o.scheduleOf(tenantId));
     const rootBackend = this.root!.getBackend();
     const name = tenantQueueName(tenantId, this.o.kind);
     // A sibling of the root backend: same command and blocking connections, another queue's keys.
     const shared: BackendFactory = (queueName) => rootBackend.forQueue(queueName, this.o.keys.prefix);
-    const worker = new Worker(name, null, this.workerOptions(), shared);
+    const worker = new TenantWorker(name, null, this.workerOptions(), shared);
     worker.on('error', (err) =>
       this.o.logger.warn({ err: err.message, tenant_id: tenantId }, 'tenant worker error'),
     );
     const queue = new Queue(name, { connection: this.o.connection, prefix: this.o.keys.prefix });
     queue.on('error', () => undefined);
-    const entry = { worker, queue };
+    const entry: TenantEntry = {
+      worker,
+      queue,
+      fetching: 0,
+      streak: 0,
+      settling: false,
+      resettle: false,
+      refusals: 0,
+    };
     this.tenants.set(tenantId, entry);
     // Jobs whose worker died are moved back to waiting by whichever process checks this queue.
     void worker.startStalledCheckTimer();
@@ -172,7 +238,7 @@ export class Dispatcher {
     this.ensureTenant(tenantId)
       .then(() => {
         this.scheduler.markBacklogged(tenantId);
-        this.wake?.();
+        this.wake();
       })
       .catch((err: unknown) => this.o.logger.warn({ err, tenant_id: tenantId }, 'cannot schedule tenant'));
   }
@@ -182,96 +248,194 @@ export class Dispatcher {
     for (const tenantId of members) this.noteWork(tenantId);
   }
 
-  private async run(): Promise<void> {
-    while (!this.stopping) {
-      let tenantId: string | undefined;
-      while (!this.stopping && (tenantId = this.scheduler.pick(this.o.clock.now())) !== undefined) {
-        await this.fetchAndStart(tenantId);
-      }
-      if (this.stopping) break;
-      const next = this.scheduler.nextEligibleAt(this.o.clock.now());
-      const sleepMs = next === undefined ? 250 : Math.max(1, next - this.o.clock.now());
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, sleepMs);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = undefined;
-    }
-  }
-
-  private async fetchAndStart(tenantId: string): Promise<void> {
-    const { worker } = this.tenants.get(tenantId)!;
-    const token = randomUUID();
-    let job: Job | undefined;
-    try {
-      job = await worker.getNextJob(token, { block: false });
-    } catch (err) {
-      this.scheduler.unpick(tenantId);
-      this.scheduler.deferUntil(tenantId, this.o.clock.now() + 500);
-      this.o.logger.warn({ err, tenant_id: tenantId }, 'fetching a job failed');
-      return;
-    }
-    if (!job) {
-      this.scheduler.unpick(tenantId);
-      await this.settleEmpty(tenantId);
-      return;
-    }
-    const done = this.execute(tenantId, job, token).finally(() => {
-      this.running.delete(done);
-      this.scheduler.finished(tenantId);
-      this.wake?.();
+  /** Runs `pump` once soon; many wake-ups in one tick cost one pump. */
+  private wake(): void {
+    if (this.pumpQueued || this.stopping) return;
+    this.pumpQueued = true;
+    setImmediate(() => {
+      this.pumpQueued = false;
+      this.pump();
     });
-    this.running.add(done);
   }
 
   /**
-   * No job came back: the queue is empty, paused, or at its global cap. Only an empty queue
-   * leaves the active set; the others are retried a little later.
+   * Fills every free slot the core allows, without waiting for the fetches: they run side by side
+   * (one pipelined round trip for many), each holding the slot its pick reserved. Then sleeps until
+   * a throttled tenant is due; a finished job, a fetch or new work wakes it sooner.
    */
-  private async settleEmpty(tenantId: string): Promise<void> {
-    const { queue } = this.tenants.get(tenantId)!;
-    const [c, paused] = await Promise.all([
-      queue.getJobCounts('wait', 'prioritized', 'delayed', 'active'),
-      queue.isPaused(),
-    ]);
-    const ready = (c.wait ?? 0) + (c.prioritized ?? 0);
-    if (ready > 0 && !paused) {
-      // At its global cap or rate limit in another process: look again shortly.
-      this.scheduler.deferUntil(tenantId, this.o.clock.now() + 20);
+  private pump(): void {
+    clearTimeout(this.sleepTimer);
+    let tenantId: string | undefined;
+    while (!this.stopping && (tenantId = this.scheduler.pick(this.o.clock.now())) !== undefined) {
+      this.track(this.fetch(tenantId));
+    }
+    if (this.stopping) return;
+    const next = this.scheduler.nextEligibleAt(this.o.clock.now());
+    const sleepMs = next === undefined ? 250 : Math.max(1, next - this.o.clock.now());
+    this.sleepTimer = setTimeout(() => this.wake(), sleepMs);
+  }
+
+  private track(work: Promise<void>): void {
+    const tracked = work
+      .catch((err: unknown) => this.o.logger.error({ err }, 'dispatcher task failed'))
+      .finally(() => this.running.delete(tracked));
+    this.running.add(tracked);
+  }
+
+  /** Fetches a job of the tenant for the slot its pick reserved, and runs it. */
+  private async fetch(tenantId: string): Promise<void> {
+    const entry = this.tenants.get(tenantId)!;
+    entry.fetching++;
+    this.holdIfFetching(tenantId, entry);
+    const token = randomUUID();
+    let job: Job | undefined;
+    try {
+      job = await entry.worker.getNextJob(token, { block: false });
+    } catch (err) {
+      this.o.logger.warn({ err, tenant_id: tenantId }, 'fetching a job failed');
+      entry.fetching--;
+      this.holdIfFetching(tenantId, entry);
+      this.scheduler.unpick(tenantId);
+      this.scheduler.deferUntil(tenantId, this.o.clock.now() + 500);
       return;
     }
-    this.scheduler.markIdle(tenantId);
-    if (ready + (c.delayed ?? 0) + (c.active ?? 0) === 0) {
-      // A job added after the count announces itself on the wake channel, so nothing is lost.
-      await this.o.connection.srem(this.o.keys.activeTenants(this.o.kind), tenantId);
-    } else if ((c.delayed ?? 0) > 0 && !paused) {
-      this.scheduler.markBacklogged(tenantId);
-      this.scheduler.deferUntil(tenantId, this.o.clock.now() + 1000);
+    entry.fetching--;
+    entry.streak = job ? entry.streak + 1 : 0;
+    this.counters.fetches++;
+    if (job) {
+      entry.refusals = 0;
+      this.counters.fetchHits++;
+    }
+    this.holdIfFetching(tenantId, entry);
+    if (!job) {
+      await this.settleEmpty(tenantId);
+      return;
+    }
+    await this.runFrom(tenantId, job, token);
+  }
+
+  /** While a fetch of an unproven queue is out, another would most likely find it empty too. */
+  private holdIfFetching(tenantId: string, entry: TenantEntry): void {
+    this.scheduler.hold(tenantId, entry.fetching >= (entry.streak >= 2 ? FETCH_AHEAD : 1));
+  }
+
+  /**
+   * Runs jobs in one slot: this job, then as long as the core picks the same tenant for the slot
+   * when a job ends, the next one that its completion fetched.
+   */
+  private async runFrom(tenantId: string, first: Job, token: string): Promise<void> {
+    let job: Job | undefined = first;
+    while (job) {
+      const outcome = await this.execute(tenantId, job, token);
+      this.scheduler.finished(tenantId);
+      const next = this.stopping ? undefined : this.scheduler.pick(this.o.clock.now(), tenantId);
+      if (next !== undefined && next !== tenantId) this.track(this.fetch(next));
+      job = await this.finish(tenantId, job, token, outcome, next === tenantId);
+      if (next === tenantId) {
+        this.counters.chains++;
+        if (job) this.counters.chainHits++;
+      }
+      if (next === tenantId && !job) await this.settleEmpty(tenantId);
+      this.wake();
     }
   }
 
-  private async execute(tenantId: string, job: Job, token: string): Promise<void> {
+  /** Runs the job's processor with its lock renewed; never throws. */
+  private async execute(tenantId: string, job: Job, token: string): Promise<Outcome> {
     const renew = setInterval(() => {
       job.extendLock(token, this.lockDurationMs).catch(() => undefined);
     }, this.lockDurationMs / 2);
     try {
-      const result = await this.o.process(job, tenantId);
-      await job.moveToCompleted(result, token, false);
+      return { ok: true, result: await this.o.process(job, tenantId) };
     } catch (err) {
-      const error = err instanceof Error ? err : new Error(String(err));
-      this.o.logger.warn({ err: error, tenant_id: tenantId, job_id: job.id }, 'job failed');
-      await job
-        .moveToFailed(error, token, false)
-        .catch((e: unknown) => this.o.logger.error({ err: e }, 'cannot fail job'));
-      if (!(error instanceof UnrecoverableError) && job.attemptsMade < (job.opts.attempts ?? 1)) {
-        // Retries wait in `delayed`; look at the tenant again when the backoff is over.
-        this.scheduler.markBacklogged(tenantId);
-      }
+      return { ok: false, error: err instanceof Error ? err : new Error(String(err)) };
     } finally {
       clearInterval(renew);
     }
   }
+
+  /** Moves the job to completed or failed; with `fetchNext`, returns the tenant's next job if any. */
+  private async finish(
+    tenantId: string,
+    job: Job,
+    token: string,
+    outcome: Outcome,
+    fetchNext: boolean,
+  ): Promise<Job | undefined> {
+    try {
+      if (outcome.ok) {
+        const next = await job.moveToCompleted(outcome.result, token, fetchNext);
+        return fetchNext ? await this.tenants.get(tenantId)!.worker.jobFrom(next, token) : undefined;
+      }
+      const { error } = outcome;
+      this.o.logger.warn({ err: error, tenant_id: tenantId, job_id: job.id }, 'job failed');
+      const next = await job.moveToFailed(error, token, fetchNext);
+      if (!(error instanceof UnrecoverableError) && job.attemptsMade < (job.opts.attempts ?? 1)) {
+        // Retries wait in `delayed`; look at the tenant again when the backoff is over.
+        this.scheduler.markBacklogged(tenantId);
+      }
+      return fetchNext ? await this.tenants.get(tenantId)!.worker.jobFrom(next, token) : undefined;
+    } catch (err) {
+      // Lock lost (the stalled check gave the job to someone else) or Redis failed: the job is
+      // BullMQ's to recover; this slot just moves on.
+      this.o.logger.error({ err, tenant_id: tenantId, job_id: job.id }, 'cannot finish job');
+      return undefined;
+    }
+  }
+
+  /**
+   * No job came back for a pick: the queue is empty, paused, or at its global cap or rate limit.
+   * The pick is undone, the tenant marked idle and taken out of the active set, and only then are
+   * the queue's counts read, so a job announced meanwhile is never lost: its wake-up marks the
+   * tenant backlogged again after this, and the set gets it back. Work that is there but cannot
+   * be fetched now is looked at again later.
+   */
+  private async settleEmpty(tenantId: string): Promise<void> {
+    const entry = this.tenants.get(tenantId)!;
+    // At once, so no pick meanwhile goes for a job that is not there; the read below brings the
+    // tenant back if there is work after all.
+    this.scheduler.unpick(tenantId);
+    this.scheduler.markIdle(tenantId);
+    this.wake();
+    if (entry.settling) {
+      entry.resettle = true; // another empty fetch meanwhile: settle again once this one is done
+      return;
+    }
+    entry.settling = true;
+    try {
+      do {
+        entry.resettle = false;
+        await this.settleOnce(tenantId, entry);
+      } while (entry.resettle && !this.stopping);
+    } finally {
+      entry.settling = false;
+      this.wake();
+    }
+  }
+
+  private async settleOnce(tenantId: string, entry: TenantEntry): Promise<void> {
+    const activeSet = this.o.keys.activeTenants(this.o.kind);
+    const k = entry.queue.keys;
+    this.counters.settles++;
+    this.scheduler.markIdle(tenantId);
+    // Sent together: one round trip. The set gets the tenant back below if work is left.
+    const [, state] = await Promise.all([
+      this.o.connection.srem(activeSet, tenantId),
+      QUEUE_STATE.run(this.o.connection, [k.wait!, k.prioritized!, k.delayed!, k.active!, k.meta!], []),
+    ]);
+    const [ready = 0, delayed = 0, active = 0, paused = 0] = state as number[];
+    if (ready + delayed + active > 0) await this.o.connection.sadd(activeSet, tenantId);
+    if (paused) return; // resuming announces the queue again
+    if (ready > 0) {
+      // A job that arrived just after the fetch is taken at once; if the queue refuses again, it
+      // is at its global cap or rate limit (another process runs its jobs): look again shortly.
+      this.scheduler.markBacklogged(tenantId);
+      if (entry.refusals++ > 0) this.scheduler.deferUntil(tenantId, this.o.clock.now() + 20);
+    } else if (delayed > 0) {
+      this.scheduler.markBacklogged(tenantId);
+      this.scheduler.deferUntil(tenantId, this.o.clock.now() + 1000);
+    }
+  }
 }
+
+type Outcome = { ok: true; result: unknown } | { ok: false; error: Error };

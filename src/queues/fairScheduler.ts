@@ -29,6 +29,12 @@ export interface FairSchedulerOptions {
   rng: () => number;
   /** Job slots of this process: `pick` returns undefined while this many picked jobs run. Default Infinity. */
   capacity?: number;
+  /**
+   * Picks per round of a tenant of the smallest weight (others in proportion). Larger values let
+   * the glue keep fetching from the tenant whose job just finished (README, "Affinity") at the
+   * price of coarser interleaving. Default 1.
+   */
+  quantum?: number;
 }
 
 /** `ready`: in the round (or the fresh list); the others say why the tenant is out of it. */
@@ -38,7 +44,7 @@ export interface TenantSnapshot {
   tenantId: string;
   state: TenantState;
   weight: number;
-  /** Picks per round: weight ÷ the smallest weight among tenants with work; 0 when not in the round. */
+  /** Picks per round: `quantum` × weight ÷ the smallest weight among tenants with work; 0 when not in the round. */
   quantum: number;
   deficit: number;
   /** Jobs known to wait; Infinity when the glue said "has work" without a count. */
@@ -69,6 +75,8 @@ class Tenant {
   deficit = 0;
   /** Counted in the weight multiset: has work and is not paused. */
   tracked = false;
+  /** The glue cannot take another job of it now (`hold`): out of the round like a capped tenant. */
+  held = false;
   /** Intrusive links: the list it is in (fresh or round), if any. */
   list: List | undefined;
   prev: Tenant | undefined;
@@ -99,6 +107,7 @@ export class FairScheduler {
   private minWeight: number | undefined;
   private readonly rng: () => number;
   private readonly capacity: number;
+  private readonly quantumScale: number;
   private now = -Infinity;
   private inFlight = 0;
   private picks = 0;
@@ -108,6 +117,9 @@ export class FairScheduler {
   constructor(options: FairSchedulerOptions) {
     this.rng = options.rng;
     this.capacity = options.capacity ?? Infinity;
+    this.quantumScale = options.quantum ?? 1;
+    if (!(Number.isInteger(this.quantumScale) && this.quantumScale >= 1))
+      throw new RangeError('fair scheduler: quantum must be an integer ≥ 1');
   }
 
   /** Registers a tenant or changes its settings, at once (a pause takes it out of the round). */
@@ -151,9 +163,15 @@ export class FairScheduler {
    * slot: it counts against capacity, max concurrency and the rate limit until `finished` (or
    * `unpick`, when the fetch found no job).
    */
-  pick(nowMs: number): string | undefined {
+  pick(nowMs: number, prefer?: string): string | undefined {
     this.advance(nowMs);
     if (this.inFlight >= this.capacity) return undefined;
+    const p = prefer === undefined ? undefined : this.tenants.get(prefer);
+    if (p && !this.fresh.head && p.list === this.round && p.backlog > 0 && p.deficit >= 1) {
+      // Affinity: the preferred tenant spends a pick it has already been credited for this round,
+      // out of turn. Its picks per round, and so every share, are unchanged (README, "Affinity").
+      return this.take(p);
+    }
     for (;;) {
       this.steps++;
       const list = this.fresh.head ? this.fresh : this.round;
@@ -169,14 +187,19 @@ export class FairScheduler {
         this.rotate(t);
       } else {
         this.prepend(list, t);
-        t.deficit -= 1;
-        t.backlog -= 1;
-        this.reserve(t);
-        this.picks++;
-        this.settle(t); // takes it out of the round if it just reached a cap
-        return t.id;
+        return this.take(t);
       }
     }
+  }
+
+  /** Spends one of the listed tenant's picks. */
+  private take(t: Tenant): string {
+    t.deficit -= 1;
+    t.backlog -= 1;
+    this.reserve(t);
+    this.picks++;
+    this.settle(t); // takes it out of the round if it just reached a cap
+    return t.id;
   }
 
   /** Undoes the tenant's last pick (the fetch found no job); follow with `markIdle` or `deferUntil`. */
@@ -212,6 +235,17 @@ export class FairScheduler {
   setRemoteInFlight(tenantId: string, count: number): void {
     const t = this.get(tenantId);
     t.remoteInFlight = Math.max(0, count);
+    this.settle(t);
+  }
+
+  /**
+   * Holds the tenant out of the round while `held` (e.g. the glue's fetch for it is still out and
+   * another could only find the queue empty); releasing it puts it back as after a cap.
+   */
+  hold(tenantId: string, held: boolean): void {
+    const t = this.get(tenantId);
+    if (t.held === held) return;
+    t.held = held;
     this.settle(t);
   }
 
@@ -303,9 +337,9 @@ export class FairScheduler {
     }
     const joining = !t.tracked;
     if (joining) this.track(t);
-    if (t.inFlight + t.remoteInFlight >= t.s.maxConcurrency) {
+    if (t.held || t.inFlight + t.remoteInFlight >= t.s.maxConcurrency) {
       this.unlink(t);
-      t.wake = undefined; // capped: `finished` brings it back
+      t.wake = undefined; // capped or held: `finished` or `hold(…, false)` brings it back
       return;
     }
     const at = Math.max(t.deferredUntil, t.starts?.nextAt(this.now) ?? -Infinity);
@@ -332,7 +366,7 @@ export class FairScheduler {
       this.minWeight = Infinity;
       for (const w of this.weights.keys()) this.minWeight = Math.min(this.minWeight, w);
     }
-    return t.s.weight / this.minWeight;
+    return (this.quantumScale * t.s.weight) / this.minWeight;
   }
 
   private track(t: Tenant): void {

@@ -25,6 +25,10 @@ export interface SimOptions {
   idleTenants?: number;
   /** Check after every dispatch that no slot stays free while a tenant could start (costs O(tenants)). */
   checkWorkConserving?: boolean;
+  /** The scheduler's `quantum` option. Default 1. */
+  quantum?: number;
+  /** As the dispatcher does: when a job ends, its slot is first offered to its tenant (`pick(now, tenant)`). */
+  affinity?: boolean;
 }
 
 export interface SimResult {
@@ -36,6 +40,8 @@ export interface SimResult {
   /** Time at which a slot was free while some tenant could have started a job (work conservation). */
   idleSlotWithEligibleWork: number | undefined;
   steps: number;
+  /** With `affinity`: ends whose slot went straight back to the same tenant. */
+  affinityHits: number;
   endMs: number;
   scheduler: FairScheduler;
 }
@@ -48,7 +54,7 @@ export function simulate(o: SimOptions): SimResult {
   const rng = mulberry32(o.seed);
   const jobRng = mulberry32(o.seed ^ 0x9e3779b9);
   const jobMs = o.jobMs ?? ((r: () => number) => 1 + Math.floor(r() * 20));
-  const scheduler = new FairScheduler({ rng, capacity: o.slots });
+  const scheduler = new FairScheduler({ rng, capacity: o.slots, quantum: o.quantum ?? 1 });
   for (let i = 0; i < (o.idleTenants ?? 0); i++)
     scheduler.setTenant(`idle-${i}`, { weight: 1 + (i % 7), maxConcurrency: 10, paused: false });
 
@@ -61,6 +67,7 @@ export function simulate(o: SimOptions): SimResult {
     peakInFlight: new Map(),
     idleSlotWithEligibleWork: undefined,
     steps: 0,
+    affinityHits: 0,
     endMs: 0,
     scheduler,
   };
@@ -74,20 +81,23 @@ export function simulate(o: SimOptions): SimResult {
   let now = 0;
   let done = 0;
   let inFlight = 0;
+  const start = (id: string) => {
+    const left = (waiting.get(id) ?? 0) - 1;
+    if (left < 0) throw new Error(`picked ${id}, which has no job`);
+    waiting.set(id, left);
+    inFlight++;
+    const r = (running.get(id) ?? 0) + 1;
+    running.set(id, r);
+    result.peakInFlight.set(id, Math.max(result.peakInFlight.get(id) ?? 0, r));
+    result.picks.push({ tenantId: id, at: now });
+    events.push(now + jobMs(jobRng, id), 0, { kind: 'end', tenantId: id });
+  };
   for (;;) {
     const stepsBefore = scheduler.steps;
     while (inFlight < o.slots) {
       const id = scheduler.pick(now);
       if (id === undefined) break;
-      const left = (waiting.get(id) ?? 0) - 1;
-      if (left < 0) throw new Error(`picked ${id}, which has no job`);
-      waiting.set(id, left);
-      inFlight++;
-      const r = (running.get(id) ?? 0) + 1;
-      running.set(id, r);
-      result.peakInFlight.set(id, Math.max(result.peakInFlight.get(id) ?? 0, r));
-      result.picks.push({ tenantId: id, at: now });
-      events.push(now + jobMs(jobRng, id), 0, { kind: 'end', tenantId: id });
+      start(id);
     }
     result.steps += scheduler.steps - stepsBefore;
     if (o.checkWorkConserving && inFlight < o.slots && result.idleSlotWithEligibleWork === undefined) {
@@ -110,6 +120,11 @@ export function simulate(o: SimOptions): SimResult {
         scheduler.finished(tenantId);
         result.completed.set(tenantId, (result.completed.get(tenantId) ?? 0) + 1);
         done++;
+        if (o.affinity) {
+          const id = scheduler.pick(now, tenantId);
+          if (id === tenantId) result.affinityHits++;
+          if (id !== undefined) start(id);
+        }
       } else {
         const w = (waiting.get(tenantId) ?? 0) + 1;
         waiting.set(tenantId, w);
