@@ -6,6 +6,7 @@ import type { Database } from '../db/database';
 import type { Clock } from '../domain/clock';
 import { effectiveSettings } from '../domain/tenantSettings';
 import { LlmClient } from '../llm/llmClient';
+import { RedisLlmQuota } from '../llm/llmQuota';
 import type { SecretBox } from '../llm/secretBox';
 import type { Logger } from '../logger';
 import { Dispatcher } from '../queues/dispatcher';
@@ -59,9 +60,17 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
   // BullMQ's workers need commands that wait through reconnects rather than fail.
   const connection = new Redis(o.redisUrl, { maxRetriesPerRequest: null });
   connection.on('error', (err) => o.logger.warn({ err: err.message }, 'worker redis connection error'));
+  // Every LLM call of the pool (heartflow and memory jobs) is metered against the tenant's quotas.
+  const quota = new RedisLlmQuota({
+    redis: connection,
+    keys: o.keys,
+    clock: o.clock,
+    quotasOf: async (tenantId) => effectiveSettings((await o.tenants.get(tenantId))?.settings).quotas,
+  });
   const llm = new LlmClient({
     logger: o.logger,
     clock: o.clock,
+    quota,
     ...(o.secretBox ? { secretBox: o.secretBox } : {}),
   });
   const queues = new TenantQueues(connection, o.keys.prefix);
@@ -70,6 +79,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     redis: connection,
     keys: o.keys,
     llm,
+    quota,
     logger: o.logger,
     clock: o.clock,
     queues,

@@ -3,6 +3,7 @@ import { type LlmCallRequest, LlmClient } from '../../src/llm/llmClient';
 import { LlmQuotaExceededError, RedisLlmQuota } from '../../src/llm/llmQuota';
 import { SecretBox } from '../../src/llm/secretBox';
 import { LlmSettings } from '../../src/llm/types';
+import { enqueueMemory, memoryJobId } from '../../src/workers/jobs';
 import { startWorkerPool, type WorkerPool } from '../../src/workers/workerPool';
 import { testEnv } from '../support/env';
 import { OpenAiStub } from '../support/openaiStub';
@@ -135,6 +136,45 @@ describe('tenant LLM quotas in the heartflow', () => {
     expect(replyerRequests('m-initech')).toHaveLength(2);
     const month = new Date().toISOString().slice(0, 7);
     expect(await app.deps.redis.get(app.deps.keys.quotaCounter('initech', 'llm_tokens', month))).toBe('120');
+  });
+});
+
+describe('tenant LLM quotas in memory jobs', () => {
+  /** Runs a memory job of the tenant's first mention stream through the pool, to completion. */
+  async function runMemoryJob(tenantId: string, chatStreamId: string): Promise<void> {
+    const data = { tenantId, agentId: 'default', platform: 'qq', chatStreamId };
+    await enqueueMemory(app.deps.queues, data);
+    const queue = app.deps.queues.queue(tenantId, 'memory');
+    const deadline = Date.now() + 10_000;
+    while ((await queue.getJobState(memoryJobId(data))) !== 'completed') {
+      if (Date.now() > deadline) throw new Error('memory job did not complete in time');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  const extractions = (model: string) =>
+    stub.requestsFor(model).filter((r) => {
+      const first = (r.body.messages as { content: string }[])[0]?.content ?? '';
+      return first.startsWith('You extract');
+    });
+
+  it('meters them like the heartflow: a spent quota means no call, unlike an open one', async () => {
+    const open = await mention('globex');
+    const spent = await mention('acme');
+    expect(spent.status).toBe('failed'); // acme's 2 requests of the day are gone
+
+    const streamOf = async (tenantId: string, messageId: string) => {
+      const res = await app.request('GET', `/chat/messages/${messageId}`, { token: tokens.get(tenantId)! });
+      return (res.body.data as { chat_stream_id: string }).chat_stream_id;
+    };
+    const globexBefore = extractions('m-globex').length;
+    await runMemoryJob('globex', await streamOf('globex', open.message_id));
+    expect(extractions('m-globex').length).toBe(globexBefore + 1);
+
+    const acmeBefore = extractions('m-acme').length;
+    await runMemoryJob('acme', await streamOf('acme', spent.message_id));
+    expect(extractions('m-acme').length).toBe(acmeBefore);
+    const day = new Date().toISOString().slice(0, 10);
+    expect(await app.deps.redis.get(app.deps.keys.quotaCounter('acme', 'llm_requests', day))).toBe('2');
   });
 });
 
