@@ -12,7 +12,8 @@
  *     Worker, interleaved rounds in this process (children stopped).
  *
  * About 6–8 minutes, half of it the RSS phase (BENCH_RSS_MS, BENCH_RSS_MESSAGES). Other knobs:
- * BENCH_SATURATION_MS, BENCH_HALF_LOAD_MS, BENCH_SCHED_JOBS, BENCH_WORKER_CONCURRENCY.
+ * BENCH_SATURATION_MS, BENCH_HALF_LOAD_MS, BENCH_SCHED_JOBS, BENCH_WORKER_CONCURRENCY; BENCH_SCHED_ONLY=1
+ * runs phase 3 alone.
  * Writes bench/results/e2e-<timestamp>.json and e2e-latest.json.
  */
 import { type ChildProcess, fork } from 'node:child_process';
@@ -555,6 +556,13 @@ async function main(): Promise<void> {
   const subscriber = new Redis(services.redisUrl);
   const children: Child[] = [];
   const t = () => `${((Date.now() - startedAt.getTime()) / 1000).toFixed(0)} s`;
+  if (process.env.BENCH_SCHED_ONLY) {
+    // Phase (3) alone, for working on the dispatcher: prints its figures, writes no result file.
+    const sched = await schedulerThroughput(services.redisUrl, logger, stats);
+    console.log(JSON.stringify(sched.mean_jobs_per_s), sched.ratio_10_tenants, sched.ratio_1_tenant);
+    await Promise.all([stats.quit(), subscriber.quit()]);
+    return;
+  }
   try {
     await recreateDatabase(services.databaseAdminUrl, DATABASE, config.appRole, logger);
     const adminUrl = withDatabase(services.databaseAdminUrl, DATABASE);
