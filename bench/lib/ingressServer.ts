@@ -49,7 +49,9 @@ async function main(): Promise<void> {
   // The bench runs silent; BENCH_LOG_LEVEL=info measures the access log too, its lines going to
   // BENCH_LOG_FILE (default /dev/null).
   const level = (process.env.BENCH_LOG_LEVEL ?? 'silent') as LevelWithSilent;
-  const config = loadConfig({ ...process.env, LOG_LEVEL: level });
+  // Production settings need a server key for stored secrets; the bench stores none of value.
+  const benchSecret = 'bench-server-key-bench-server-key-0123456789';
+  const config = loadConfig({ MAIHIVE_SECRET_KEY: benchSecret, ...process.env, LOG_LEVEL: level });
   const dest = process.env.BENCH_LOG_FILE ?? '/dev/null';
   const logger = createLogger({ level, destination: pino.destination({ dest, sync: false }) });
   let close: () => Promise<unknown> = () => Promise.resolve();
