@@ -9,6 +9,7 @@ import type { Config } from './config';
 import { Database } from './db/database';
 import { latestMigrationVersion } from './db/migrate';
 import { type Clock, systemClock } from './domain/clock';
+import { watchAgentChanges } from './ingress/agentLookup';
 import { ChannelHub } from './ingress/channelHub';
 import type { SecretBox } from './llm/secretBox';
 import { serverSecretBox } from './llm/serverSecretBox';
@@ -63,6 +64,8 @@ export async function compose(options: CompositionOptions): Promise<Composition>
   const keys = keyspace(config.redisPrefix);
   const queues = new TenantQueues(redis, config.redisPrefix);
   const channels = new ChannelHub(redis, logger);
+  // Agents changed through any API process leave this process's send-path cache at once.
+  await watchAgentChanges(channels, keys, db);
   // Asymmetric keys, when configured, replace the HS256 secret (no development secret is made then).
   const tokenKeys = config.jwtKeys
     ? { keys: config.jwtKeys }

@@ -1,6 +1,10 @@
+import type { Redis } from 'ioredis';
+
 import type { Database } from '../db/database';
 import { getAgent } from '../db/repositories/agents';
 import { createIsolationContext } from '../domain/isolationContext';
+import type { Keyspace } from '../queues/names';
+import type { ChannelHub } from './channelHub';
 
 /** What a send needs to know about its agent. */
 export interface AgentFacts {
@@ -19,8 +23,10 @@ interface Entry extends AgentFacts {
 }
 
 // One cache per Database (per process in production; per test app in tests). Only agents that
-// exist are cached, so a new agent is usable at once; a deleted or deactivated one may still be
-// accepted here for up to the TTL (its jobs then fail in the worker, which re-reads the agent).
+// exist are cached, so a new agent is usable at once. A change or deletion is announced to every
+// process (`announceAgentChange` → `watchAgentChanges`), so the TTL only bounds staleness when
+// that notice is lost (Redis down at the time); then the worker, which re-reads the agent, still
+// refuses a deleted or deactivated agent's jobs.
 const caches = new WeakMap<Database, Map<string, Entry>>();
 // Reads in flight, per Database and key: when a busy agent's entry expires, the sends arriving
 // meanwhile share one PostgreSQL read instead of each taking a pooled connection for it.
@@ -98,4 +104,27 @@ export function forgetAgent(db: Database, tenantId: string, agentId?: string): v
     if (entry.tenantId === tenantId && (agentId === undefined || entry.agentId === agentId))
       cache.delete(key);
   }
+}
+
+/** Drops the agent here and tells every other process to (see `watchAgentChanges`). */
+export async function announceAgentChange(
+  db: Database,
+  redis: Redis,
+  keys: Keyspace,
+  tenantId: string,
+  agentId: string,
+): Promise<void> {
+  forgetAgent(db, tenantId, agentId);
+  await redis.publish(keys.agentChanged(), JSON.stringify({ tenant_id: tenantId, agent_id: agentId }));
+}
+
+/** Forgets cached agents when any process announces a change; resolves once subscribed. */
+export function watchAgentChanges(channels: ChannelHub, keys: Keyspace, db: Database): Promise<() => void> {
+  return channels.subscribe(keys.agentChanged(), (message) => {
+    const { tenant_id: tenantId, agent_id: agentId } = JSON.parse(message) as {
+      tenant_id?: unknown;
+      agent_id?: unknown;
+    };
+    if (typeof tenantId === 'string' && typeof agentId === 'string') forgetAgent(db, tenantId, agentId);
+  });
 }

@@ -76,6 +76,11 @@ export function keyspace(prefix: string = KEY_PREFIX) {
      * message is the tenant id); dispatchers re-read that tenant's schedule.
      */
     scheduleChanged: () => `${prefix}:schedule`,
+    /**
+     * Pub/sub channel announcing that an agent was changed or deleted (message: JSON
+     * `{tenant_id, agent_id}`); every API process drops its cached copy.
+     */
+    agentChanged: () => `${prefix}:agents`,
     /** Pub/sub channel announcing that a message reached a final status (long-poll `?wait`). */
     messageDone: (tenantId: string) => `${tenant(tenantId)}:done`,
     /**

@@ -27,7 +27,7 @@ import { createIsolationContext, IDENTIFIER_PATTERN } from '../../domain/isolati
 import { assertPlatformAllowed, limitReached } from '../../domain/tenantLimits';
 import type { TenantSettings } from '../../domain/tenantSettings';
 import { ConflictError, NotFoundError, ValidationError } from '../../errors';
-import { forgetAgent } from '../../ingress/agentLookup';
+import { announceAgentChange } from '../../ingress/agentLookup';
 import { type Principal, TENANT_MEMBERS, TENANT_WRITERS } from '../auth/principal';
 import { agentScope } from '../auth/scope';
 import { pageQuery, pageWindow, pagination, PaginationSchema } from '../http/pagination';
@@ -258,8 +258,8 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
           ...(config === undefined ? {} : { config }),
         });
       });
-      // The send path caches agents per process (up to AGENT_CACHE_TTL_MS in other processes).
-      forgetAgent(deps.db, tenantId, agentId);
+      // The send path caches agents per process: every process drops this one.
+      await announceAgentChange(deps.db, deps.redis, deps.keys, tenantId, agentId);
       return { data: agentBody(row!) };
     },
   });
@@ -288,7 +288,7 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
         }
         return ids;
       });
-      forgetAgent(deps.db, tenantId, agentId);
+      await announceAgentChange(deps.db, deps.redis, deps.keys, tenantId, agentId);
       // The send path's stream set must not keep counting streams that are gone.
       const key = deps.keys.knownStreams(tenantId);
       for (let i = 0; i < streams.length; i += 1000) {
