@@ -10,7 +10,7 @@ import { createIsolationContext, isIdentifier } from '../domain/isolationContext
 import { effectiveSettings, type TenantSettings } from '../domain/tenantSettings';
 import { ForbiddenError, NotFoundError, ServiceUnavailableError, ValidationError } from '../errors';
 import { Deadline, mapRedisError, withDeadline } from '../queues/redisAvailability';
-import type { HeartflowJobData } from '../queues/tenantQueues';
+import { AnnouncementError, type HeartflowJobData } from '../queues/tenantQueues';
 import { admit } from './admission';
 import { lookupAgent } from './agentLookup';
 import { contentPolicyEnabled, findPolicyViolation } from './contentPolicy';
@@ -249,17 +249,6 @@ export async function acceptMessage(
     if (admission.kind !== 'admitted') throw new ServiceUnavailableError('chat stream registry not ready', 1);
 
     const data = jobData(input, { ...record, tenant_id: tenantId }, idempotencyId, now);
-    try {
-      await inBudget(deps.queues.addHeartflow(data));
-    } catch (err) {
-      const release = admission.release;
-      await withDeadline(release(), 1000, 'Redis').catch((releaseErr: unknown) =>
-        deps.logger.warn({ err: releaseErr, message_id: record.message_id }, 'admission release failed'),
-      );
-      throw err;
-    }
-    // The job is stored from here on: a failure now must not release the idempotency record, or a
-    // retry of this send would enqueue the message a second time.
     const received = streamEventPublication(deps.keys, {
       type: 'message.received',
       message_id: record.message_id,
@@ -271,7 +260,20 @@ export async function acceptMessage(
       content: input.message,
       sender_info: { ...input.senderInfo },
     });
-    await inBudget(deps.queues.announce(tenantId, 'heartflow', [received]));
+    // The job and its announcement (wake-up, `message.received`) in one round trip.
+    try {
+      await inBudget(deps.queues.enqueueHeartflow(data, [received]));
+    } catch (err) {
+      // Once the job is stored, a failure must not release the idempotency record, or a retry of
+      // this send would enqueue the message a second time.
+      if (!(err instanceof AnnouncementError)) {
+        const release = admission.release;
+        await withDeadline(release(), 1000, 'Redis').catch((releaseErr: unknown) =>
+          deps.logger.warn({ err: releaseErr, message_id: record.message_id }, 'admission release failed'),
+        );
+      }
+      throw err;
+    }
 
     budget.clear();
     const result = resultOf(record, tenantId, false);

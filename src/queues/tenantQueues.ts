@@ -1,4 +1,4 @@
-import { type JobsOptions, Queue } from 'bullmq';
+import { Job, type JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 
 import { RedisScript } from '../ingress/redisScript';
@@ -44,15 +44,28 @@ export interface Publication {
 
 /**
  * The announcement of new work, one command: add the tenant to the dispatchers' active set, wake
- * them, then publish whatever the caller sends along.
- * KEYS: 1 active-tenant set. ARGV: 1 tenant id, 2 wake channel, then channel/message pairs.
+ * them, then publish whatever the caller sends along. With a second key (a job's hash), only if
+ * that job exists: run after the job's add in one MULTI, nothing is announced for a failed add.
+ * KEYS: 1 active-tenant set, [2 job hash]. ARGV: 1 tenant id, 2 wake channel, then channel/message
+ * pairs. Returns 1, or 0 when the job does not exist.
  */
 const ANNOUNCE = new RedisScript(`
+if #KEYS > 1 and redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('PUBLISH', ARGV[2], ARGV[1])
 for i = 3, #ARGV - 1, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end
 return 1
 `);
+
+/** A job was stored but announcing it failed: it waits until a dispatcher finds its tenant. */
+export class AnnouncementError extends Error {
+  constructor(
+    readonly jobId: string,
+    cause: unknown,
+  ) {
+    super(`job ${jobId} stored but not announced`, { cause });
+  }
+}
 
 /** Completed jobs are kept a day for status lookups; failed ones a week for operators. */
 export const DEFAULT_JOB_OPTIONS: JobsOptions = {
@@ -119,10 +132,38 @@ export class TenantQueues {
     return this.queues.size;
   }
 
-  /** Adds a message's heartflow job and announces it (`addHeartflow`, then `announce`). */
+  /**
+   * Stores a message's heartflow job and announces it (with the `along` messages), normally in one
+   * round trip: the announcement is sent right behind BullMQ's add on the same connection (one
+   * auto-pipelined write), conditional on the job's hash, so nothing is announced before the job
+   * is stored. Should the add land later (its script had to be loaded again), the announcement is
+   * repeated once the add is done. Rejects with the add's error, or with `AnnouncementError` when
+   * the job was stored but could not be announced. The job id is the message id, so adding twice
+   * is a no-op.
+   */
   async enqueueHeartflow(data: HeartflowJobData, along: readonly Publication[] = []): Promise<void> {
-    await this.addHeartflow(data);
-    await this.announce(data.tenantId, 'heartflow', along);
+    const queue = this.queue(data.tenantId, 'heartflow');
+    const job = new Job(
+      queue,
+      'message',
+      data,
+      { ...DEFAULT_JOB_OPTIONS, jobId: data.messageId, priority: PRIORITY[data.options.priority] },
+      data.messageId,
+    );
+    const client = await queue.getBackend().client;
+    // Job#addJob issues BullMQ's add script synchronously (as Queue#add does, without its
+    // telemetry wrapper), so the announcement below goes out after it.
+    const adding = job.addJob(client);
+    const args = this.announceArgs(data.tenantId, 'heartflow', along);
+    const activeTenants = this.keys.activeTenants('heartflow');
+    const announcing = ANNOUNCE.run(this.connection, [activeTenants, queue.toKey(data.messageId)], args);
+    announcing.catch(() => undefined);
+    await adding;
+    try {
+      if ((await announcing) !== 1) await ANNOUNCE.run(this.connection, [activeTenants], args);
+    } catch (err) {
+      throw new AnnouncementError(data.messageId, err);
+    }
   }
 
   /**
@@ -144,8 +185,12 @@ export class TenantQueues {
     await ANNOUNCE.run(
       this.connection,
       [this.keys.activeTenants(kind)],
-      [tenantId, this.keys.workAvailable(kind), ...along.flatMap((p) => [p.channel, p.message])],
+      this.announceArgs(tenantId, kind, along),
     );
+  }
+
+  private announceArgs(tenantId: string, kind: JobKind, along: readonly Publication[]): string[] {
+    return [tenantId, this.keys.workAvailable(kind), ...along.flatMap((p) => [p.channel, p.message])];
   }
 
   async waitingCount(tenantId: string): Promise<number> {

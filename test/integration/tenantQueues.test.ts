@@ -1,4 +1,5 @@
-import { TenantQueues } from '../../src/queues/tenantQueues';
+import { keyspace } from '../../src/queues/names';
+import { type HeartflowJobData, TenantQueues } from '../../src/queues/tenantQueues';
 import { createTestRedis } from '../support/testDatabase';
 
 const handle = createTestRedis();
@@ -10,7 +11,57 @@ afterAll(async () => {
   await handle.close();
 });
 
+function jobData(tenantId: string, messageId: string): HeartflowJobData {
+  return {
+    messageId,
+    tenantId,
+    agentId: 'default',
+    platform: 'qq',
+    chatStreamId: 'c1',
+    chatType: 'private',
+    content: 'hi',
+    clientMessageId: null,
+    replyTo: null,
+    sender: { userId: null, nickname: null, cardname: null, groupId: null, groupName: null },
+    segments: [],
+    mentioned: false,
+    options: { enableMemory: true, enableEmoji: true, priority: 'normal' },
+    receivedAt: Date.now(),
+    source: 'http',
+  };
+}
+
 describe('the per-tenant queues of a process', () => {
+  it('stores a job and announces it, with what goes along, in one call', async () => {
+    const keys = keyspace(bullPrefix);
+    const queues = new TenantQueues(handle.redis, bullPrefix);
+    const subscriber = handle.redis.duplicate();
+    try {
+      const heard: [string, string][] = [];
+      await subscriber.subscribe(keys.workAvailable('heartflow'), 'along-channel');
+      subscriber.on('message', (channel: string, message: string) => heard.push([channel, message]));
+      const data = jobData('tenant_g', 'msg_enqueue_1');
+      await queues.enqueueHeartflow(data, [{ channel: 'along-channel', message: 'received' }]);
+      const job = await queues.queue('tenant_g', 'heartflow').getJob('msg_enqueue_1');
+      expect(job?.data).toEqual(data);
+      expect(job?.opts.priority).toBe(5);
+      expect(await queues.waitingCount('tenant_g')).toBe(1);
+      expect(await handle.redis.sismember(keys.activeTenants('heartflow'), 'tenant_g')).toBe(1);
+      const deadline = Date.now() + 2000;
+      while (heard.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(heard).toEqual([
+        [keys.workAvailable('heartflow'), 'tenant_g'],
+        ['along-channel', 'received'],
+      ]);
+      // Adding the same message again stores nothing new.
+      await queues.enqueueHeartflow(data);
+      expect(await queues.waitingCount('tenant_g')).toBe(1);
+    } finally {
+      subscriber.disconnect();
+      await queues.close();
+    }
+  });
+
   it('keeps at most its bound of queues open, closing the least recently used', async () => {
     const base = handle.redis.listenerCount('ready');
     const queues = new TenantQueues(handle.redis, bullPrefix, 3);
@@ -37,23 +88,7 @@ describe('the per-tenant queues of a process', () => {
   it('still stores a job added through a queue that was closed meanwhile', async () => {
     const queues = new TenantQueues(handle.redis, bullPrefix, 1);
     try {
-      const data = {
-        messageId: 'msg_lru_1',
-        tenantId: 'tenant_e',
-        agentId: 'default',
-        platform: 'qq',
-        chatStreamId: 'c1',
-        chatType: 'private' as const,
-        content: 'hi',
-        clientMessageId: null,
-        replyTo: null,
-        sender: { userId: null, nickname: null, cardname: null, groupId: null, groupName: null },
-        segments: [],
-        mentioned: false,
-        options: { enableMemory: true, enableEmoji: true, priority: 'normal' as const },
-        receivedAt: Date.now(),
-        source: 'http' as const,
-      };
+      const data = jobData('tenant_e', 'msg_lru_1');
       const adding = queues.addHeartflow(data);
       // Another tenant's queue evicts tenant_e's while its add is in flight.
       queues.queue('tenant_f', 'heartflow');
