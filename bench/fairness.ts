@@ -14,7 +14,8 @@
  *
  * About 3–5 minutes (flood rounds alternate dispatcher/FIFO, ABBA). Smaller runs: BENCH_FLOOD_JOBS,
  * BENCH_FLOOD_ROUNDS, BENCH_FLOOD_CHUNK, BENCH_QUIET_BASELINE_MS, BENCH_EQUAL_JOBS, BENCH_SCALE_JOBS.
- * Writes bench/results/fairness-<timestamp>.json and fairness-latest.json.
+ * Writes bench/results/fairness-<timestamp>.json and fairness-latest.json, and the same names in
+ * .svg: per-tenant completions over time, one chart per flood run, equal weights and 3:2:1.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import os from 'node:os';
@@ -47,8 +48,10 @@ import {
   round,
   sleep,
   writeResult,
+  writeResultFile,
 } from './lib/queueBench';
 import { formatTable, latencyStats, percentile } from './lib/stats';
+import { type SvgChartOptions, svgCharts } from './lib/svgChart';
 
 const PREFIX = 'mhbfair';
 /** Connection name of this process's consumer connections (BullMQ names its own `mhbfair:…`). */
@@ -376,7 +379,7 @@ async function floodPhase(e: Env, kind: 'dispatcher' | 'fifo') {
   const bucketMs = 1000;
   const t0 = Math.min(...rec.start);
   const buckets = Math.ceil((ends[ends.length - 1]! - t0) / bucketMs);
-  const chart = rateChart(`${kind}: completions per second during the flood`, bucketMs, {
+  const series = {
     noisy: histogram(floodEnds, t0, bucketMs, buckets),
     'quiet (9 tenants)': histogram(
       rec.indexes((i) => rec.cls[i] === 'quiet').map((i) => rec.end[i]!),
@@ -384,7 +387,14 @@ async function floodPhase(e: Env, kind: 'dispatcher' | 'fifo') {
       bucketMs,
       buckets,
     ),
-  });
+  };
+  const chart = rateChart(`${kind}: completions per second during the flood`, bucketMs, series);
+  const plot: SvgChartOptions = {
+    title: `Flood, ${kind === 'dispatcher' ? 'fair dispatcher' : 'shared FIFO'}: noisy tenant vs 9 quiet tenants`,
+    bucketMs,
+    series,
+    yScale: 'log',
+  };
   return {
     kind,
     flood_jobs: n,
@@ -401,6 +411,7 @@ async function floodPhase(e: Env, kind: 'dispatcher' | 'fifo') {
     redis: traffic,
     dispatcher_glue: glue,
     chart,
+    plot,
     samples: {
       during: during.map((i) => rec.start[i]! - rec.enq[i]!),
       after: during.filter((i) => rec.enq[i]! > addedAt).map((i) => rec.start[i]! - rec.enq[i]!),
@@ -441,11 +452,9 @@ async function equalPhase(e: Env) {
     ),
   );
   const jain = Array.from({ length: windows }, (_, k) => jainIndex(perTenant.map((h) => h[k]!)));
-  const chart = rateChart(
-    'equal weights: completions per tenant',
-    w,
-    Object.fromEntries(tenants.map((t, j) => [t, perTenant[j]!])),
-  );
+  const series = Object.fromEntries(tenants.map((t, j) => [t, perTenant[j]!]));
+  const chart = rateChart('equal weights: completions per tenant', w, series);
+  const plot: SvgChartOptions = { title: 'Equal weights: completions per tenant', bucketMs: w, series };
   return {
     tenants: tenants.length,
     jobs_each: each,
@@ -458,6 +467,7 @@ async function equalPhase(e: Env) {
     completions_per_window: perTenant,
     redis: traffic,
     chart,
+    plot,
   };
 }
 
@@ -512,27 +522,26 @@ async function weightedPhase(e: Env) {
   });
   const bucketMs = 500;
   const buckets = Math.floor((t1 - t0) / bucketMs);
-  const chart = rateChart(
-    'weights 3:2:1: completions per tenant',
-    bucketMs,
-    Object.fromEntries(
-      tenants.map((t) => [
-        t,
-        histogram(
-          rec.indexes((i) => rec.tenant[i] === t).map((i) => rec.end[i]!),
-          t0,
-          bucketMs,
-          buckets,
-        ),
-      ]),
-    ),
+  const series = Object.fromEntries(
+    tenants.map((t) => [
+      t,
+      histogram(
+        rec.indexes((i) => rec.tenant[i] === t).map((i) => rec.end[i]!),
+        t0,
+        bucketMs,
+        buckets,
+      ),
+    ]),
   );
+  const chart = rateChart('weights 3:2:1: completions per tenant', bucketMs, series);
+  const plot: SvgChartOptions = { title: 'Weights 3:2:1: completions per tenant', bucketMs, series };
   return {
     window_ms: t1 - t0,
     completions: total,
     shares,
     share_error: Math.max(...shares.map((s) => s.error)),
     chart,
+    plot,
   };
 }
 
@@ -692,7 +701,12 @@ async function main(): Promise<void> {
       ),
     };
     const finishedAt = new Date();
-    const strip = <T extends { chart: string }>(x: T) => ({ ...x, chart: undefined, samples: undefined });
+    const strip = <T extends { chart: string }>(x: T) => ({
+      ...x,
+      chart: undefined,
+      plot: undefined,
+      samples: undefined,
+    });
     const result = {
       benchmark: 'fairness',
       started_at: startedAt.toISOString(),
@@ -734,6 +748,18 @@ async function main(): Promise<void> {
       targets,
     };
     const files = await writeResult('fairness', result, finishedAt);
+    // One chart per flood run (numbered when there are several rounds), then (b) and (c).
+    const numbered = (runs: typeof disp) =>
+      runs.map((f, i) => ({
+        ...f.plot,
+        title: runs.length > 1 ? `${f.plot.title}, round ${i + 1}` : f.plot.title,
+      }));
+    const svgFiles = await writeResultFile(
+      'fairness',
+      'svg',
+      svgCharts([...numbered(disp), ...numbered(fifo), equal.plot, weighted.plot]),
+      finishedAt,
+    );
 
     console.log('');
     for (const f of [...disp, ...fifo]) console.log(`${f.chart}\n`);
@@ -817,6 +843,7 @@ async function main(): Promise<void> {
       );
     }
     console.log(`\nwrote ${files.join(' and ')}`);
+    console.log(`wrote ${svgFiles.join(' and ')}`);
   } finally {
     await producer?.close();
     await clearPrefix(stats, `${PREFIX}:`).catch(() => undefined);

@@ -179,16 +179,28 @@ export function histogram(times: readonly number[], t0: number, bucketMs: number
   return out;
 }
 
-/** Writes `bench/results/<name>-<timestamp>.json` and `<name>-latest.json`; returns both paths. */
-export async function writeResult(name: string, result: unknown, finishedAt: Date): Promise<string[]> {
+/**
+ * Writes `bench/results/<name>-<timestamp>.<ext>` and `<name>-latest.<ext>`; returns both paths,
+ * relative to the working directory.
+ */
+export async function writeResultFile(
+  name: string,
+  ext: string,
+  content: string,
+  finishedAt: Date,
+): Promise<string[]> {
   const dir = path.resolve(__dirname, '..', 'results');
   await mkdir(dir, { recursive: true });
-  const file = path.join(dir, `${name}-${finishedAt.toISOString().replace(/[:.]/g, '-')}.json`);
-  const latest = path.join(dir, `${name}-latest.json`);
-  const json = `${JSON.stringify(result, null, 2)}\n`;
-  await writeFile(file, json);
-  await writeFile(latest, json);
+  const file = path.join(dir, `${name}-${finishedAt.toISOString().replace(/[:.]/g, '-')}.${ext}`);
+  const latest = path.join(dir, `${name}-latest.${ext}`);
+  await writeFile(file, content);
+  await writeFile(latest, content);
   return [file, latest].map((p) => path.relative(process.cwd(), p));
+}
+
+/** Writes `result` as `bench/results/<name>-<timestamp>.json` and `<name>-latest.json`; returns both paths. */
+export function writeResult(name: string, result: unknown, finishedAt: Date): Promise<string[]> {
+  return writeResultFile(name, 'json', `${JSON.stringify(result, null, 2)}\n`, finishedAt);
 }
 
 export const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
