@@ -91,6 +91,11 @@ const EnvSchema = z.object({
     .default(30 * 24 * 3600),
   /** Heartflow jobs a worker process runs at once. Default 20. */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(20),
+  /**
+   * LLM calls (HTTP requests to remote providers) one tenant may have in flight at once, across all
+   * worker processes together (a Redis semaphore); more wait, up to the call's timeout. Default 4.
+   */
+  LLM_MAX_CONCURRENCY_PER_TENANT: z.coerce.number().int().min(1).max(1000).default(4),
   /** Per-statement timeout inside tenant units of work, ms. Default 15000. */
   DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().positive().default(15000),
   /** Failed logins per account (tenant + username) per window before 429. Default 10. */
@@ -125,6 +130,8 @@ export interface Config {
   readonly autostart: boolean;
   readonly redisPrefix: string;
   readonly workerConcurrency: number;
+  /** LLM calls of one tenant in flight across all worker processes. */
+  readonly llmMaxConcurrencyPerTenant: number;
   readonly accessTokenTtlSeconds: number;
   readonly refreshTokenTtlSeconds: number;
   readonly login: {
@@ -202,6 +209,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     autostart: e.MAIHIVE_AUTOSTART ?? e.NODE_ENV !== 'production',
     redisPrefix: e.REDIS_PREFIX,
     workerConcurrency: e.WORKER_CONCURRENCY,
+    llmMaxConcurrencyPerTenant: e.LLM_MAX_CONCURRENCY_PER_TENANT,
     accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL_SECONDS,
     refreshTokenTtlSeconds: e.REFRESH_TOKEN_TTL_SECONDS,
     login: Object.freeze({

@@ -86,6 +86,7 @@ export async function startRuntime(config: Config, logger: Logger, role: Role): 
         logger,
         clock: deps.clock,
         concurrency: config.workerConcurrency,
+        llmMaxConcurrencyPerTenant: config.llmMaxConcurrencyPerTenant,
         secretBox: composition.secretBox,
       });
       // Workers stop before the pools and servers they use (cleanups run first to last).

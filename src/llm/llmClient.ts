@@ -5,6 +5,7 @@ import { type LlmUsageRecord, recordLlmUsage } from '../db/repositories/llmUsage
 import { type Clock, systemClock } from '../domain/clock';
 import { IsolationViolationError } from '../errors';
 import type { Logger } from '../logger';
+import { type LlmConcurrencyGuard, LlmConcurrencyTimeoutError, type LlmSlot } from './llmConcurrency';
 import type { LlmQuotaGuard, LlmQuotaTicket } from './llmQuota';
 import { LocalProvider } from './localProvider';
 import { OpenAiClient } from './openaiClient';
@@ -42,8 +43,21 @@ export interface LlmClientOptions {
   rng?: Rng;
   /** Opens `api_key_encrypted`. Without it, settings carrying a key fail with `LlmError('rejected')`. */
   secretBox?: SecretBox;
-  /** Calls of one tenant in flight at once in this process (more wait, FIFO). Default 4. */
+  /**
+   * Calls of one tenant in flight at once in this process (more wait, FIFO). Default
+   * `concurrency.maxPerTenant` when a shared guard is given, else 4.
+   */
   maxConcurrentPerTenant?: number;
+  /**
+   * The tenant's LLM call slots shared by all processes (`RedisLlmConcurrency`): each HTTP call to
+   * a remote provider holds one. Default none: only the in-process limit applies.
+   */
+  concurrency?: LlmConcurrencyGuard;
+  /**
+   * Longest wait for a shared slot before one HTTP call, ms; then the call fails with
+   * `LlmConcurrencyTimeoutError` (no request made). Default the settings' `timeout_ms`.
+   */
+  slotWaitMs?: number;
   /** Runs before each `complete`; throws (e.g. `RateLimitError('QUOTA_EXCEEDED', …)`) to refuse it. */
   checkQuota?: (tenantId: string) => Promise<void>;
   /**
@@ -108,7 +122,13 @@ export interface LlmCallResult {
   usage: LlmUsageRecord[];
 }
 
-/** A FIFO counting semaphore per tenant; idle tenants hold no entry. */
+/**
+ * A FIFO counting semaphore per tenant, in this process; idle tenants hold no entry. Kept next to
+ * the shared `LlmConcurrencyGuard` rather than replaced by it: sized like the shared limit, it lets
+ * no more of a process's calls poll Redis for a slot than could ever get one, serves them in
+ * order (the shared slots are polled, not queued), and still bounds calls where no shared guard
+ * applies (the local provider, clients built without Redis).
+ */
 class TenantLimiter {
   private readonly slots = new Map<string, { active: number; waiting: (() => void)[] }>();
 
@@ -187,10 +207,12 @@ function asLlmError(err: unknown): LlmError {
 }
 
 /**
- * The one way MaiHive calls a language model. Per call: quota hooks, the tenant's concurrency slot,
- * then each model of `settings.models` (least penalised first) with up to `max_retries` retries on
+ * The one way MaiHive calls a language model. Per call: quota hooks, the tenant's slot in this
+ * process, then each model of `settings.models` (least penalised first) with up to `max_retries` retries on
  * transient failures (exponential backoff with jitter, or the server's Retry-After), failing over
- * to the next model per `FAILURE_POLICY`. Every HTTP call is one `llm_usage` row.
+ * to the next model per `FAILURE_POLICY`. Every HTTP call to a remote provider also holds one of the
+ * tenant's shared slots (`concurrency`), taken before it and given back after it (not across the
+ * backoff between retries). Every HTTP call is one `llm_usage` row.
  */
 export class LlmClient {
   private readonly logger: Logger;
@@ -202,6 +224,8 @@ export class LlmClient {
   private readonly quota: LlmQuotaGuard | undefined;
   private readonly providers: Record<LlmSettings['provider'], LlmProvider>;
   private readonly limiter: TenantLimiter;
+  private readonly concurrency: LlmConcurrencyGuard | undefined;
+  private readonly slotWaitMs: number | undefined;
   private readonly penalties: ModelPenalties;
   private readonly backoffBaseMs: number;
   private readonly backoffMaxMs: number;
@@ -220,7 +244,11 @@ export class LlmClient {
       local: options.providers?.local ?? new LocalProvider(),
       openai: options.providers?.openai ?? new OpenAiClient({ clock: this.clock }),
     };
-    this.limiter = new TenantLimiter(Math.max(1, options.maxConcurrentPerTenant ?? 4));
+    this.concurrency = options.concurrency;
+    this.slotWaitMs = options.slotWaitMs;
+    this.limiter = new TenantLimiter(
+      Math.max(1, options.maxConcurrentPerTenant ?? options.concurrency?.maxPerTenant ?? 4),
+    );
     this.penalties = new ModelPenalties(this.clock, options.penaltyHalfLifeMs ?? 60_000);
     this.backoffBaseMs = options.backoffBaseMs ?? 500;
     this.backoffMaxMs = options.backoffMaxMs ?? 8000;
@@ -278,6 +306,48 @@ export class LlmClient {
     }
   }
 
+  /**
+   * A shared slot for one HTTP call to a remote provider, or undefined when none is needed: the
+   * local provider makes no network call, so it is left to the in-process limit (and spared two
+   * Redis round trips). Throws `LlmConcurrencyTimeoutError`, carrying the call's earlier attempts
+   * and usage, when no slot frees in time.
+   */
+  private async takeSlot(
+    req: LlmCallRequest,
+    remote: boolean,
+    failures: LlmAttemptFailure[],
+    usage: LlmUsageRecord[],
+  ): Promise<LlmSlot | undefined> {
+    if (!remote || !this.concurrency) return undefined;
+    const waitMs = this.slotWaitMs ?? req.settings.timeout_ms;
+    const slot = await this.concurrency.acquire(req.tenantId, {
+      callTimeoutMs: req.settings.timeout_ms,
+      waitMs,
+    });
+    if (slot) return slot;
+    this.logger.warn(
+      {
+        tenant_id: req.tenantId,
+        agent_id: req.agentId,
+        limit: this.concurrency.maxPerTenant,
+        wait_ms: waitMs,
+      },
+      'no llm call slot free in time',
+    );
+    throw new LlmConcurrencyTimeoutError(req.tenantId, this.concurrency.maxPerTenant, waitMs, {
+      details: { attempts: failures, usage },
+    });
+  }
+
+  /** Gives a shared slot back; a failed release is logged (the slot's lease frees it later). */
+  private releaseSlot(slot: LlmSlot | undefined, req: LlmCallRequest): void {
+    // Not awaited, so the call's latency does not include it; the release is sent on the guard's
+    // connection before any later acquire of this process, so those see the slot free.
+    slot?.release().catch((err: unknown) => {
+      this.logger.warn({ err, tenant_id: req.tenantId }, 'llm call slot not released; its lease frees it');
+    });
+  }
+
   /** `usage` collects one row per HTTP call as it happens (the caller meters them, even on failure). */
   private async run(req: LlmCallRequest, usage: LlmUsageRecord[]): Promise<LlmCallResult> {
     const s = req.settings;
@@ -311,6 +381,7 @@ export class LlmClient {
     let last: LlmError | undefined;
     for (const model of models) {
       for (let retry = 0; ; retry++) {
+        const slot = await this.takeSlot(req, remote, failures, usage);
         const started = performance.now();
         let r: ProviderResult;
         try {
@@ -326,6 +397,7 @@ export class LlmClient {
             hints: req.hints,
           });
         } catch (err) {
+          this.releaseSlot(slot, req);
           const e = asLlmError(err);
           last = e;
           const policy = FAILURE_POLICY[e.kind];
@@ -355,6 +427,7 @@ export class LlmClient {
         }
         // Outside the try: a failed usage write is the caller's database error, not a model failure to retry.
         const latencyMs = Math.round(performance.now() - started);
+        this.releaseSlot(slot, req);
         const cost = costOf(s, r.promptTokens, r.completionTokens);
         this.penalties.succeed(penaltyKey(model));
         await record({

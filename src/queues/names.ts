@@ -59,6 +59,11 @@ export function keyspace(prefix: string = KEY_PREFIX) {
     /** Daily/monthly usage counters of a tenant. */
     quotaCounter: (tenantId: string, name: string, period: string) =>
       `${tenant(tenantId)}:quota:${name}:${period}`,
+    /**
+     * Holders of the tenant's LLM call slots across processes (sorted set: holder id → lease
+     * expiry, ms of the Redis clock); see `RedisLlmConcurrency`.
+     */
+    llmSlots: (tenantId: string) => `${tenant(tenantId)}:llm:slots`,
     /** Chat streams known to exist for a tenant (set), for the `max_chat_streams` check at send time. */
     knownStreams: (tenantId: string) => `${tenant(tenantId)}:streams`,
     /** Pub/sub channel of a chat stream's events (SSE fan-out across API processes). */

@@ -6,6 +6,7 @@ import type { Database } from '../db/database';
 import type { Clock } from '../domain/clock';
 import { effectiveSettings } from '../domain/tenantSettings';
 import { LlmClient } from '../llm/llmClient';
+import { RedisLlmConcurrency } from '../llm/llmConcurrency';
 import { RedisLlmQuota } from '../llm/llmQuota';
 import type { SecretBox } from '../llm/secretBox';
 import type { Logger } from '../logger';
@@ -35,6 +36,8 @@ export interface WorkerPoolOptions {
   secretBox?: SecretBox;
   /** Jobs of each follow-up kind (memory, stats, delivery) a process runs at once. Default 4. */
   followUpConcurrency?: number;
+  /** LLM calls of one tenant in flight across all worker processes (`LLM_MAX_CONCURRENCY_PER_TENANT`). Default 4. */
+  llmMaxConcurrencyPerTenant?: number;
 }
 
 export interface WorkerPool {
@@ -67,10 +70,17 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     clock: o.clock,
     quotasOf: async (tenantId) => effectiveSettings((await o.tenants.get(tenantId))?.settings).quotas,
   });
+  // ...and holds one of the tenant's LLM call slots, shared with every other worker process.
+  const concurrency = new RedisLlmConcurrency({
+    redis: connection,
+    keys: o.keys,
+    maxPerTenant: o.llmMaxConcurrencyPerTenant ?? 4,
+  });
   const llm = new LlmClient({
     logger: o.logger,
     clock: o.clock,
     quota,
+    concurrency,
     ...(o.secretBox ? { secretBox: o.secretBox } : {}),
   });
   const queues = new TenantQueues(connection, o.keys.prefix);

@@ -49,7 +49,17 @@ describe('queue names and Redis keys', () => {
       redisKeys.knownStreams('t1'),
       redisKeys.streamEvents('t1', 'chat'),
       redisKeys.messageDone('t1'),
+      redisKeys.llmSlots('t1'),
     ];
     for (const key of keys) expect(key).toContain('{t1}');
+  });
+
+  it('lets tenant deletion find the LLM slot holders of its tenant only', () => {
+    // For ids without glob metacharacters the pattern is a literal prefix followed by `*`.
+    const pattern = redisKeys.tenantKeysPattern('t1');
+    expect(pattern.endsWith(':*')).toBe(true);
+    const prefix = pattern.slice(0, -1);
+    expect(redisKeys.llmSlots('t1').startsWith(prefix)).toBe(true);
+    expect(redisKeys.llmSlots('t10').startsWith(prefix)).toBe(false);
   });
 });
