@@ -38,7 +38,7 @@ const EnvSchema = z.object({
   JWT_KEYS_FILE: z.string().min(1).optional(),
   /** `kid` of the key in `JWT_KEYS_FILE` that signs new tokens (it needs its private part). Default: the only key. */
   JWT_ACTIVE_KID: z.string().min(1).optional(),
-  /** Server key (≥ 32 bytes) sealing agents' LLM API keys at rest (AES-256-GCM). Required in production; generated per data dir otherwise. */
+  /** Server key (≥ 32 bytes) sealing agents' LLM API keys and webhook secrets at rest (AES-256-GCM). Required in production; generated per data dir otherwise. */
   MAIHIVE_SECRET_KEY: z.string().min(32).optional(),
   /** Comma-separated former server keys (key rotation): still open old sealed keys, which start-up re-seals under `MAIHIVE_SECRET_KEY`. Default none. */
   MAIHIVE_SECRET_KEY_PREVIOUS: z

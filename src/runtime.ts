@@ -62,7 +62,8 @@ export async function startRuntime(config: Config, logger: Logger, role: Role): 
     cleanups.unshift(() => composition.close());
     await ensureBootstrapAdmin(composition.deps.db, config, logger);
     const { deps } = composition;
-    // Keys stored in plaintext by older versions are sealed; workers also check they can open them.
+    // Agent secrets (LLM API keys, webhook secrets) stored in plaintext by older versions are
+    // sealed; workers also check they can open them.
     // In the background (one short transaction per tenant must not hold up start-up); shutdown
     // stops it between tenants and waits for it before the pool closes.
     const sealing = new AbortController();
@@ -72,7 +73,7 @@ export async function startRuntime(config: Config, logger: Logger, role: Role): 
       logger,
       verify: role !== 'api',
       signal: sealing.signal,
-    }).catch((err: unknown) => logger.error({ err }, 'sealing stored LLM API keys failed'));
+    }).catch((err: unknown) => logger.error({ err }, 'sealing stored agent secrets failed'));
     cleanups.unshift(() => {
       sealing.abort();
       return sealed;

@@ -43,7 +43,7 @@ const SealedSecret = z.string().regex(/^v\d+:[A-Za-z0-9_-]+:[A-Za-z0-9_-]+:[A-Za
 
 /**
  * LLM access as stored: the API key sealed in `api_key_encrypted`. A plaintext `api_key` is only
- * found in rows written before keys were sealed; `sealLegacyAgentKeys` seals those at start-up and
+ * found in rows written before keys were sealed; `sealStoredAgentKeys` seals those at start-up and
  * readers accept both meanwhile.
  */
 const StoredAgentLlmSettings = AgentLlmSettings.extend({ api_key_encrypted: SealedSecret.optional() });
@@ -51,9 +51,18 @@ const StoredAgentLlmSettings = AgentLlmSettings.extend({ api_key_encrypted: Seal
 /** Where replies are pushed (webhook), besides polling and SSE. */
 export const AgentDeliverySettings = z.strictObject({
   webhook_url: HttpUrl.optional(),
-  /** HMAC key for webhook signatures. Write-only: reads show `***`. */
+  /**
+   * HMAC key for webhook signatures. Write-only: reads show `***`. Stored sealed, as
+   * `webhook_secret_encrypted` (see `sealAgentSecrets`); the delivery worker opens it to sign.
+   */
   webhook_secret: z.string().min(1).max(1024).optional(),
 });
+
+/** Delivery settings as stored: the webhook secret sealed, a plaintext one only in older rows. */
+const StoredAgentDeliverySettings = AgentDeliverySettings.extend({
+  webhook_secret_encrypted: SealedSecret.optional(),
+});
+export type StoredAgentDeliverySettings = z.infer<typeof StoredAgentDeliverySettings>;
 
 export const AgentMemorySettings = z.strictObject({
   max_short_term: z.number().int().positive().max(100_000).optional(),
@@ -66,7 +75,7 @@ export const AgentConfig = z.strictObject({
   persona: z.string().max(8000).optional(),
   reply_style: z.string().max(2000).optional(),
   llm: StoredAgentLlmSettings.optional(),
-  delivery: AgentDeliverySettings.optional(),
+  delivery: StoredAgentDeliverySettings.optional(),
   memory: AgentMemorySettings.optional(),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
@@ -126,11 +135,6 @@ export function storedAgentConfig(raw: unknown): AgentConfig {
   return parsed.success ? parsed.data : AgentConfig.parse({});
 }
 
-/** A secret given as omitted or as the mask keeps the stored one, so a read config can be written back. */
-function keepSecret(given: string | undefined, stored: string | undefined): string | undefined {
-  return given === undefined || given === SECRET_MASK ? stored : given;
-}
-
 function withoutUndefined<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
@@ -142,14 +146,30 @@ function llmOf(patch: AgentConfigPatch): AgentConfigPatch['llm'] {
   return withoutUndefined({ models: model === undefined ? undefined : [model], temperature, max_tokens });
 }
 
+/**
+ * The secrets an agent's config holds: each written in plaintext under `plain` and stored only
+ * sealed under `sealed` (a plaintext one is found only in rows written before it was sealed).
+ */
+export const AGENT_SECRETS = [
+  { section: 'llm', plain: 'api_key', sealed: 'api_key_encrypted' },
+  { section: 'delivery', plain: 'webhook_secret', sealed: 'webhook_secret_encrypted' },
+] as const;
+
+type SecretSection = (typeof AGENT_SECRETS)[number]['section'];
+
+function sectionOf(config: AgentConfig, section: SecretSection): Record<string, unknown> | undefined {
+  return config[section];
+}
+
 /** Seals a secret for storage (`SecretBox` does; the API never opens what it sealed). */
 export interface SecretSealer {
   encrypt(plaintext: string): string;
 }
 
 /**
- * The config after a write: aliases resolved, `null` keys removed, unchanged secrets kept, and a
- * new LLM API key sealed with `sealer`, so that only its ciphertext is stored.
+ * The config after a write: aliases resolved, `null` keys removed, unchanged secrets kept, and
+ * new ones (LLM API key, webhook secret) sealed with `sealer`, so that only their ciphertext is
+ * stored.
  */
 export function applyAgentConfigPatch(
   stored: AgentConfig,
@@ -169,49 +189,74 @@ export function applyAgentConfigPatch(
     if (value === null) delete next[key];
     else if (value !== undefined) next[key] = value;
   }
-  if (given.llm) {
-    const replaced = given.llm.api_key !== undefined && given.llm.api_key !== SECRET_MASK;
-    next.llm = withoutUndefined({
-      ...given.llm,
-      api_key: replaced ? given.llm.api_key : stored.llm?.api_key,
-      api_key_encrypted: replaced ? undefined : stored.llm?.api_key_encrypted,
-    });
-  }
-  if (given.delivery) {
-    next.delivery = withoutUndefined({
-      ...given.delivery,
-      webhook_secret: keepSecret(given.delivery.webhook_secret, stored.delivery?.webhook_secret),
+  // A secret given as omitted or as the mask keeps the stored one (in whichever form it is
+  // stored), so a read config can be written back; a new one replaces both forms.
+  for (const f of AGENT_SECRETS) {
+    const section = given[f.section] as Record<string, unknown> | null | undefined;
+    if (!section) continue;
+    const kept = sectionOf(stored, f.section);
+    const replaced = section[f.plain] !== undefined && section[f.plain] !== SECRET_MASK;
+    next[f.section] = withoutUndefined({
+      ...section,
+      [f.plain]: replaced ? section[f.plain] : kept?.[f.plain],
+      [f.sealed]: replaced ? undefined : kept?.[f.sealed],
     });
   }
   return sealAgentSecrets(AgentConfig.parse(next), sealer);
 }
 
 /**
- * The config with a plaintext LLM API key (a new one, or one stored before keys were sealed)
+ * The config with every plaintext secret (a new one, or one stored before secrets were sealed)
  * replaced by its sealed form; the same object when there is none.
  */
 export function sealAgentSecrets(config: AgentConfig, sealer: SecretSealer): AgentConfig {
-  const llm = config.llm;
-  if (llm?.api_key === undefined) return config;
-  const { api_key: plaintext, ...rest } = llm;
-  return { ...config, llm: { ...rest, api_key_encrypted: sealer.encrypt(plaintext) } };
+  let next = config;
+  for (const f of AGENT_SECRETS) {
+    const section = sectionOf(next, f.section);
+    const plaintext = section?.[f.plain];
+    if (typeof plaintext !== 'string') continue;
+    const rest: Record<string, unknown> = { ...section };
+    delete rest[f.plain];
+    next = { ...next, [f.section]: { ...rest, [f.sealed]: sealer.encrypt(plaintext) } };
+  }
+  return next;
 }
 
-/** Whether the config still holds an LLM API key in plaintext (written before keys were sealed). */
+/**
+ * The config with each sealed secret replaced by what `change` returns for it (undefined keeps
+ * it); the same object when nothing changed. For re-sealing under a new server key.
+ */
+export function mapSealedSecrets(
+  config: AgentConfig,
+  change: (sealed: string) => string | undefined,
+): AgentConfig {
+  let next = config;
+  for (const f of AGENT_SECRETS) {
+    const section = sectionOf(next, f.section);
+    const sealed = section?.[f.sealed];
+    if (typeof sealed !== 'string') continue;
+    const changed = change(sealed);
+    if (changed !== undefined) next = { ...next, [f.section]: { ...section, [f.sealed]: changed } };
+  }
+  return next;
+}
+
+/** Whether the config still holds a secret in plaintext (written before secrets were sealed). */
 export function hasPlaintextSecrets(config: AgentConfig): boolean {
-  return config.llm?.api_key !== undefined;
+  return AGENT_SECRETS.some((f) => sectionOf(config, f.section)?.[f.plain] !== undefined);
 }
 
 /** The config as reads show it: secrets replaced by `***`, sealed ones included (never the ciphertext). */
 export function maskAgentConfig(config: AgentConfig): AgentConfig {
-  const masked: AgentConfig = { ...config };
-  if (config.llm) {
-    const { api_key, api_key_encrypted, ...rest } = config.llm;
-    masked.llm =
-      api_key === undefined && api_key_encrypted === undefined ? rest : { ...rest, api_key: SECRET_MASK };
-  }
-  if (config.delivery?.webhook_secret !== undefined) {
-    masked.delivery = { ...config.delivery, webhook_secret: SECRET_MASK };
+  let masked = config;
+  for (const f of AGENT_SECRETS) {
+    const section = sectionOf(config, f.section);
+    if (!section) continue;
+    const rest: Record<string, unknown> = { ...section };
+    delete rest[f.plain];
+    delete rest[f.sealed];
+    const held = section[f.plain] !== undefined || section[f.sealed] !== undefined;
+    masked = { ...masked, [f.section]: held ? { ...rest, [f.plain]: SECRET_MASK } : rest };
   }
   return masked;
 }

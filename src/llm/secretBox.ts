@@ -21,7 +21,7 @@ function checkKey(key: Buffer): Buffer {
 }
 
 /**
- * Seals stored secrets (tenants' LLM API keys) with a server key: AES-256-GCM, a fresh 96-bit IV
+ * Seals stored secrets (agents' LLM API keys and webhook secrets) with a server key: AES-256-GCM, a fresh 96-bit IV
  * per secret, format `v1:<iv>:<tag>:<ciphertext>` in base64url. GCM's tag makes any change to the
  * stored text (or the wrong key) fail loudly instead of yielding garbage. `previousKeys` still open
  * secrets sealed before a key rotation; new ones are always sealed with the current key.

@@ -5,8 +5,8 @@ import { developmentSecret } from '../services/privateServers';
 import { SecretBox } from './secretBox';
 
 /**
- * The server's box for stored secrets (agents' LLM API keys), keyed by `MAIHIVE_SECRET_KEY`, with
- * `MAIHIVE_SECRET_KEY_PREVIOUS` still opening keys sealed before a rotation. Outside production a
+ * The server's box for stored secrets (agents' LLM API keys and webhook secrets), keyed by `MAIHIVE_SECRET_KEY`, with
+ * `MAIHIVE_SECRET_KEY_PREVIOUS` still opening secrets sealed before a rotation. Outside production a
  * missing key is generated once per data dir, so a restart still opens what was sealed before.
  */
 export function serverSecretBox(config: Config): SecretBox {

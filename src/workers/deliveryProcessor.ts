@@ -11,10 +11,11 @@ import {
 } from '../db/repositories/deliveries';
 import { getMessage, type MessageRow } from '../db/repositories/messages';
 import { webhookSignatureHeaders } from '../delivery/signature';
-import { storedAgentConfig } from '../domain/agentConfig';
+import { storedAgentConfig, type StoredAgentDeliverySettings } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
 import { createIsolationContext } from '../domain/isolationContext';
 import { MaiHiveError } from '../errors';
+import type { SecretBox } from '../llm/secretBox';
 import type { Logger } from '../logger';
 import type { TenantQueues } from '../queues/tenantQueues';
 import { assertJobTenant, attemptOf, type DeliveryJobData, enqueueDelivery, type JobAttempt } from './jobs';
@@ -27,6 +28,8 @@ export interface DeliveryDeps {
   timeoutMs?: number;
   /** HTTP client. Default the global `fetch`. */
   fetch?: typeof fetch;
+  /** Opens agents' sealed webhook secrets. Without it, a delivery whose secret is sealed gives up. */
+  secretBox?: SecretBox;
 }
 
 export const DELIVERY_EVENT = 'message.replied';
@@ -79,7 +82,26 @@ export function deliveryBody(tenantId: string, m: MessageRow): string {
 interface Target {
   message: MessageRow;
   url: string;
-  secret: string | undefined;
+  delivery: StoredAgentDeliverySettings;
+}
+
+/** Why a sealed webhook secret could not be opened: said in the log and in the dead letter. */
+const UNOPENABLE_SECRET =
+  'the stored webhook secret cannot be opened with MAIHIVE_SECRET_KEY: the server key was changed ' +
+  '(set the old one in MAIHIVE_SECRET_KEY_PREVIOUS) or the stored secret was altered';
+
+/**
+ * The agent's signing secret in plaintext, for this attempt only; undefined when the agent has
+ * none (the delivery goes unsigned). A secret still stored in plaintext (a row from before
+ * secrets were sealed, until the start-up pass seals it) is used as it is.
+ */
+function openWebhookSecret(
+  delivery: StoredAgentDeliverySettings,
+  box: SecretBox | undefined,
+): string | undefined {
+  if (delivery.webhook_secret_encrypted === undefined) return delivery.webhook_secret;
+  if (!box) throw new Error('no server key to open it');
+  return box.decrypt(delivery.webhook_secret_encrypted);
 }
 
 type Loaded = { target: Target } | { skip: Extract<DeliveryOutcome, { status: 'skipped' }>['reason'] };
@@ -88,7 +110,9 @@ type Loaded = { target: Target } | { skip: Extract<DeliveryOutcome, { status: 's
  * One attempt to push a bot reply to its agent's webhook, signed with that agent's secret (see
  * `delivery/signature.ts`). Everything, the message, the URL and the secret, is read in a unit of
  * work of the job's tenant and agent, so a job can only ever send its own tenant's message with
- * its own tenant's secret; a message id of another tenant is simply not found.
+ * its own tenant's secret; a message id of another tenant is simply not found. The secret is
+ * stored sealed (`webhook_secret_encrypted`) and opened here, with the worker's server key, only
+ * to sign.
  *
  * Failures are thrown for BullMQ to handle: `WebhookDeliveryError` is retried with the job's
  * exponential backoff, `UnrecoverableError` is not. The attempt that gives up (a refusal, or the
@@ -107,7 +131,7 @@ export async function processDeliveryJob(
     if ((await getDelivery(db, data.messageId))?.status === 'delivered') return { skip: 'already_delivered' };
     const delivery = storedAgentConfig((await getAgent(db, data.agentId))?.config).delivery;
     if (!delivery?.webhook_url) return { skip: 'no_webhook' };
-    return { target: { message, url: delivery.webhook_url, secret: delivery.webhook_secret } };
+    return { target: { message, url: delivery.webhook_url, delivery } };
   });
   const log = deps.logger.child({
     tenant_id: data.tenantId,
@@ -119,7 +143,7 @@ export async function processDeliveryJob(
     log.debug({ reason: loaded.skip }, 'delivery skipped');
     return { status: 'skipped', reason: loaded.skip };
   }
-  const { message, url, secret } = loaded.target;
+  const { message, url } = loaded.target;
   const record: Omit<DeliveryRecord, 'httpStatus' | 'error'> = {
     messageId: message.message_id,
     agentId: message.agent_id,
@@ -128,6 +152,18 @@ export async function processDeliveryJob(
     webhookUrl: url,
     attempts: attempt.attempt,
   };
+  let secret: string | undefined;
+  try {
+    secret = openWebhookSecret(loaded.target.delivery, deps.secretBox);
+  } catch (err) {
+    // Never sent unsigned instead, and no later attempt would do better: every delivery of the
+    // agent fails until an operator acts, so say so loudly, and dead-letter it for a retry then.
+    log.error({ err }, UNOPENABLE_SECRET);
+    await deps.db.withTenant(ctx, (db) =>
+      markDeadLetter(db, { ...record, httpStatus: null, error: UNOPENABLE_SECRET }),
+    );
+    throw new UnrecoverableError(UNOPENABLE_SECRET);
+  }
   const sent = await post(
     deps,
     url,

@@ -32,7 +32,7 @@ export interface WorkerPoolOptions {
   lockDurationMs?: number;
   stalledIntervalMs?: number;
   streamLockTtlMs?: number;
-  /** Seals agents' LLM API keys for the LLM client. */
+  /** Opens agents' sealed secrets: LLM API keys for the LLM client, webhook secrets for deliveries. */
   secretBox?: SecretBox;
   /** Jobs of each follow-up kind (memory, stats, delivery) a process runs at once. Default 4. */
   followUpConcurrency?: number;
@@ -145,7 +145,12 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
       ...common,
       kind: 'delivery',
       concurrency: followUps,
-      process: deliveryJobRunner({ db: o.db, logger: o.logger, clock: o.clock }),
+      process: deliveryJobRunner({
+        db: o.db,
+        logger: o.logger,
+        clock: o.clock,
+        ...(o.secretBox ? { secretBox: o.secretBox } : {}),
+      }),
     }),
   ];
   const started: Dispatcher[] = [];

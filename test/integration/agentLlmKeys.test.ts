@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 
-import { agentsWithLlmKeysForUpdate } from '../../src/db/repositories/agents';
+import { agentsWithSecretsForUpdate } from '../../src/db/repositories/agents';
 import { createIsolationContext } from '../../src/domain/isolationContext';
 import { sealStoredAgentKeys } from '../../src/llm/agentKeys';
 import { SecretBox } from '../../src/llm/secretBox';
@@ -8,7 +8,7 @@ import { createLogger } from '../../src/logger';
 import { startWorkerPool, type WorkerPool } from '../../src/workers/workerPool';
 import { testEnv } from '../support/env';
 import { OpenAiStub } from '../support/openaiStub';
-import { startTestApp, type TestApp } from '../support/testApp';
+import { startTestApp, TEST_SECRET_KEY, type TestApp } from '../support/testApp';
 
 let app: TestApp;
 let pool: WorkerPool | undefined;
@@ -259,10 +259,64 @@ describe('server key rotation', () => {
     expect(lines.some((l) => l.level >= 50 && /cannot be opened/.test(l.msg))).toBe(true);
     // The unreadable key is left as it was, for the right server key to open later.
     const rows = await app.deps.db.withTenant(createIsolationContext({ tenantId: 'acme' }), (db) =>
-      agentsWithLlmKeysForUpdate(db, { plaintextOnly: false }),
+      agentsWithSecretsForUpdate(db, { plaintextOnly: false }),
     );
     const sealed = (rows.find((r) => r.agent_id === 'default')?.config.llm as Record<string, string>)
       .api_key_encrypted!;
     expect(app.secretBox.decrypt(sealed)).toBe(API_KEY);
+  });
+});
+
+describe('webhook secrets at rest', () => {
+  const LEGACY = 'whsec-legacy-0123456789';
+
+  async function hookedConfig(): Promise<{ delivery?: Record<string, string> }> {
+    const { rows } = await app.t.admin<{ config: { delivery?: Record<string, string> } }>(
+      `SELECT config FROM agents WHERE tenant_id = 'acme' AND agent_id = 'hooked'`,
+    );
+    return rows[0]!.config;
+  }
+
+  it('seals one stored in plaintext at start-up, re-seals it on rotation, reports one no key opens', async () => {
+    await app.t.admin(
+      `INSERT INTO agents (tenant_id, agent_id, name, config) VALUES ('acme', 'hooked', 'Hooked', $1)`,
+      [JSON.stringify({ delivery: { webhook_url: 'https://hooks.example/h', webhook_secret: LEGACY } })],
+    );
+    const masked = await app.request('GET', '/agents/hooked/config', { token });
+    expect(masked.body.data).toMatchObject({ config: { delivery: { webhook_secret: '***' } } });
+    expect(JSON.stringify(masked.body)).not.toContain(LEGACY);
+
+    const first = await sealStoredAgentKeys({
+      db: app.deps.db,
+      box: app.secretBox,
+      logger: app.t.logger,
+      verify: false,
+    });
+    expect(first).toEqual({ sealed: 1, resealed: 0, unreadable: [] });
+    const sealed = await hookedConfig();
+    expect(JSON.stringify(sealed)).not.toContain(LEGACY);
+    expect(sealed.delivery?.webhook_secret).toBeUndefined();
+    expect(app.secretBox.decrypt(sealed.delivery!.webhook_secret_encrypted!)).toBe(LEGACY);
+
+    const rotated = SecretBox.fromSecret(OTHER_SERVER_KEY, [TEST_SECRET_KEY]);
+    const second = await sealStoredAgentKeys({
+      db: app.deps.db,
+      box: rotated,
+      logger: app.t.logger,
+      verify: true,
+    });
+    // The default agent's LLM key and hooked's webhook secret.
+    expect(second).toEqual({ sealed: 0, resealed: 2, unreadable: [] });
+    const resealed = (await hookedConfig()).delivery!.webhook_secret_encrypted!;
+    expect(SecretBox.fromSecret(OTHER_SERVER_KEY).decrypt(resealed)).toBe(LEGACY);
+
+    const lost = await sealStoredAgentKeys({
+      db: app.deps.db,
+      box: SecretBox.fromSecret('a-third-server-key-that-nobody-configured'),
+      logger: app.t.logger,
+      verify: true,
+    });
+    expect(lost.unreadable).toContainEqual({ tenant_id: 'acme', agent_id: 'hooked' });
+    expect((await hookedConfig()).delivery!.webhook_secret_encrypted).toBe(resealed);
   });
 });

@@ -87,14 +87,17 @@ describe('agent creation', () => {
         delivery: { webhook_secret: '***', webhook_url: 'https://hooks.example/maihive' },
       },
     });
-    expect(JSON.stringify(res.body)).not.toMatch(/sk-very-secret|whsec-secret/);
-    const { rows } = await app.t.admin<{ config: { llm: Record<string, string> } }>(
-      `SELECT config FROM agents WHERE tenant_id = 'acme' AND agent_id = 'helper'`,
-    );
-    // The LLM API key is stored sealed only, under the server key.
+    expect(JSON.stringify(res.body)).not.toMatch(/sk-very-secret|whsec-secret|_encrypted/);
+    const { rows } = await app.t.admin<{
+      config: { llm: Record<string, string>; delivery: Record<string, string> };
+    }>(`SELECT config FROM agents WHERE tenant_id = 'acme' AND agent_id = 'helper'`);
+    // The LLM API key and the webhook secret are stored sealed only, under the server key.
     expect(JSON.stringify(rows[0]?.config)).not.toContain('sk-very-secret');
     expect(rows[0]?.config.llm.api_key).toBeUndefined();
     expect(app.secretBox.decrypt(rows[0]!.config.llm.api_key_encrypted!)).toBe('sk-very-secret');
+    expect(JSON.stringify(rows[0]?.config)).not.toContain('whsec-secret');
+    expect(rows[0]?.config.delivery.webhook_secret).toBeUndefined();
+    expect(app.secretBox.decrypt(rows[0]!.config.delivery.webhook_secret_encrypted!)).toBe('whsec-secret');
     const accounts = await app.t.admin(
       `SELECT platform, account_id, agent_id, nickname, aliases FROM agent_accounts WHERE tenant_id = 'acme'`,
     );

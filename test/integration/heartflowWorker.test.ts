@@ -29,6 +29,7 @@ async function startPool(): Promise<WorkerPool> {
     lockDurationMs: 2000,
     stalledIntervalMs: 500,
     streamLockTtlMs: 1500,
+    secretBox: app.secretBox,
   });
   return pool;
 }
@@ -245,7 +246,7 @@ describe('heartflow worker', () => {
 });
 
 describe('follow-up jobs of the pool', () => {
-  it('delivers the reply to the agent webhook with a signature the receiver can verify', async () => {
+  it('delivers the reply to the agent webhook, signed with the secret the API sealed, and verifiable', async () => {
     const received: { body: string; headers: IncomingHttpHeaders }[] = [];
     const receiver = createServer((req, res) => {
       let body = '';
@@ -258,10 +259,26 @@ describe('follow-up jobs of the pool', () => {
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
     const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
     try {
-      await app.t.admin(
-        `INSERT INTO agents (tenant_id, agent_id, name, config) VALUES ('acme', 'hooked', 'Hooked', $1)`,
-        [JSON.stringify({ delivery: { webhook_url: url, webhook_secret: 'hook-secret' } })],
+      const created = await app.request('POST', '/agents', {
+        token,
+        body: {
+          agent_id: 'hooked',
+          name: 'Hooked',
+          config: { delivery: { webhook_url: url, webhook_secret: 'hook-secret' } },
+        },
+      });
+      expect(created.status).toBe(201);
+      const masked = { webhook_url: url, webhook_secret: '***' };
+      expect(created.body.data).toMatchObject({ config: { delivery: masked } });
+      const read = await app.request('GET', '/agents/hooked/config', { token });
+      expect(read.body.data).toMatchObject({ config: { delivery: masked } });
+      expect(JSON.stringify([created.body, read.body])).not.toMatch(/hook-secret|_encrypted/);
+      const { rows } = await app.t.admin<{ config: { delivery: Record<string, string> } }>(
+        `SELECT config FROM agents WHERE tenant_id = 'acme' AND agent_id = 'hooked'`,
       );
+      expect(JSON.stringify(rows[0]?.config)).not.toContain('hook-secret');
+      expect(rows[0]?.config.delivery.webhook_secret).toBeUndefined();
+      expect(app.secretBox.decrypt(rows[0]!.config.delivery.webhook_secret_encrypted!)).toBe('hook-secret');
       await startPool();
       const res = await send({
         message: '@Hooked 你好',

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -8,9 +9,11 @@ import type { Database } from '../../src/db/database';
 import { listDeadLetters } from '../../src/db/repositories/deliveries';
 import { insertMessages, type NewMessage } from '../../src/db/repositories/messages';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyWebhookSignature } from '../../src/delivery/signature';
+import { AgentConfig, AgentConfigPatch, applyAgentConfigPatch } from '../../src/domain/agentConfig';
 import { createIsolationContext } from '../../src/domain/isolationContext';
 import { percentile } from '../../src/domain/usageBuckets';
 import { LlmClient } from '../../src/llm/llmClient';
+import { SecretBox } from '../../src/llm/secretBox';
 import { tenantQueueName } from '../../src/queues/names';
 import { TenantQueues } from '../../src/queues/tenantQueues';
 import {
@@ -488,17 +491,28 @@ class Receiver {
 describe('delivery jobs', () => {
   const receiver = new Receiver();
   const SECRET = 'acme-webhook-secret';
+  /** The worker's server key, which sealed acme's secret. */
+  const box = new SecretBox(randomBytes(32));
   let deps: DeliveryDeps;
+
+  /** Stores an agent's delivery settings as the API does: the secret sealed. */
+  async function storeSealed(tenantId: string, agentId: string, delivery: Record<string, unknown>) {
+    const config = applyAgentConfigPatch(AgentConfig.parse({}), AgentConfigPatch.parse({ delivery }), box);
+    await t.admin(`UPDATE agents SET config = $3 WHERE tenant_id = $1 AND agent_id = $2`, [
+      tenantId,
+      agentId,
+      JSON.stringify(config),
+    ]);
+  }
 
   beforeAll(async () => {
     await receiver.start();
-    await t.admin(`UPDATE agents SET config = $1 WHERE tenant_id = 'acme' AND agent_id = 'hook'`, [
-      JSON.stringify({ delivery: { webhook_url: receiver.url, webhook_secret: SECRET } }),
-    ]);
+    await storeSealed('acme', 'hook', { webhook_url: receiver.url, webhook_secret: SECRET });
+    // globex's row is from before secrets were sealed: plaintext.
     await t.admin(`UPDATE agents SET config = $1 WHERE tenant_id = 'globex' AND agent_id = 'hook'`, [
       JSON.stringify({ delivery: { webhook_url: receiver.url, webhook_secret: 'globex-secret' } }),
     ]);
-    deps = { db: t.db, logger: t.logger, clock, timeoutMs: 500 };
+    deps = { db: t.db, logger: t.logger, clock, timeoutMs: 500, secretBox: box };
   });
 
   afterAll(async () => {
@@ -536,6 +550,12 @@ describe('delivery jobs', () => {
   }
 
   it('posts the reply as a signed JSON body that verifies, once', async () => {
+    const { rows } = await t.admin<{ config: { delivery: Record<string, string> } }>(
+      `SELECT config FROM agents WHERE tenant_id = 'acme' AND agent_id = 'hook'`,
+    );
+    // Stored sealed only; the worker opens it to sign.
+    expect(JSON.stringify(rows[0]?.config)).not.toContain(SECRET);
+    expect(rows[0]?.config.delivery.webhook_secret_encrypted).toMatch(/^v1:/);
     receiver.answer([200]);
     const id = await reply();
     const outcome = await processDeliveryJob(deps, data(id), { attempt: 1, maxAttempts: 6 });
@@ -640,6 +660,36 @@ describe('delivery jobs', () => {
     } finally {
       await queues.close();
     }
+  });
+
+  it('still signs with a secret stored in plaintext before secrets were sealed', async () => {
+    receiver.answer([200]);
+    const id = await reply('hook', 'globex');
+    expect(await processDeliveryJob(deps, data(id, 'globex'), { attempt: 1, maxAttempts: 6 })).toMatchObject({
+      status: 'delivered',
+    });
+    const got = receiver.received[0]!;
+    const verdict = verifyWebhookSignature({
+      secret: 'globex-secret',
+      body: got.body,
+      timestampHeader: got.headers[TIMESTAMP_HEADER.toLowerCase()] as string,
+      signatureHeader: got.headers[SIGNATURE_HEADER.toLowerCase()] as string,
+      nowMs: T0,
+    });
+    expect(verdict).toEqual({ ok: true });
+  });
+
+  it('dead-letters, sending nothing, when the server key cannot open the sealed secret', async () => {
+    receiver.answer([200]);
+    const id = await reply();
+    const wrongKey = { ...deps, secretBox: new SecretBox(randomBytes(32)) };
+    const err = await processDeliveryJob(wrongKey, data(id), { attempt: 1, maxAttempts: 6 }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(UnrecoverableError);
+    expect((err as Error).message).toMatch(/webhook secret cannot be opened with MAIHIVE_SECRET_KEY/);
+    expect(receiver.received).toHaveLength(0);
+    expect(await deliveryRow(id)).toMatchObject({ status: 'dead_letter', last_http_status: null });
   });
 
   it('gives up at once on a 4xx refusal', async () => {

@@ -168,17 +168,20 @@ export async function getAgentForUpdate(db: TenantDb, agentId: string): Promise<
 }
 
 /**
- * The tenant's agents whose config holds an LLM API key, locked until the unit of work ends:
- * with `plaintextOnly`, those still holding it in plaintext; else also those holding it sealed.
+ * The tenant's agents whose config holds a secret (LLM API key, webhook secret), locked until the
+ * unit of work ends: with `plaintextOnly`, those still holding one in plaintext; else also those
+ * holding one sealed.
  */
-export async function agentsWithLlmKeysForUpdate(
+export async function agentsWithSecretsForUpdate(
   db: TenantDb,
   options: { plaintextOnly: boolean },
 ): Promise<Pick<AgentRow, 'agent_id' | 'config'>[]> {
   const { rows } = await db.query<Pick<AgentRow, 'agent_id' | 'config'>>(
     `SELECT agent_id, config FROM agents
      WHERE tenant_id = $1
-       AND (config->'llm' ? 'api_key' OR (NOT $2::boolean AND config->'llm' ? 'api_key_encrypted'))
+       AND (config->'llm' ? 'api_key' OR config->'delivery' ? 'webhook_secret'
+            OR (NOT $2::boolean AND (config->'llm' ? 'api_key_encrypted'
+                                     OR config->'delivery' ? 'webhook_secret_encrypted')))
      ORDER BY agent_id FOR UPDATE`,
     [db.ctx.tenantId, options.plaintextOnly],
   );
