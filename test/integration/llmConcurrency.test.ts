@@ -7,8 +7,10 @@ import { LlmConcurrencyTimeoutError, RedisLlmConcurrency } from '../../src/llm/l
 import { LlmError, LlmSettings } from '../../src/llm/types';
 import { createLogger } from '../../src/logger';
 import { keyspace } from '../../src/queues/names';
+import { startWorkerPool } from '../../src/workers/workerPool';
 import { testEnv } from '../support/env';
 import { OpenAiStub } from '../support/openaiStub';
+import { startTestApp } from '../support/testApp';
 import { createTestRedis } from '../support/testDatabase';
 
 const stub = new OpenAiStub();
@@ -157,5 +159,50 @@ describe('per-tenant LLM concurrency across worker processes', () => {
     await expect(processClient().complete(request('busy', 'm-busy'))).resolves.toMatchObject({
       content: 'never',
     });
+  });
+});
+
+describe('a call without a free slot in the heartflow', () => {
+  it('fails the message with the reason, like any LLM failure, without calling the model', async () => {
+    const app = await startTestApp();
+    const pool = await startWorkerPool({
+      redisUrl: testEnv('redisUrl'),
+      db: app.deps.db,
+      keys: app.deps.keys,
+      tenants: app.deps.tenants,
+      logger: app.t.logger,
+      clock: app.deps.clock,
+      concurrency: 4,
+      secretBox: app.secretBox,
+      llmMaxConcurrencyPerTenant: 1,
+    });
+    try {
+      await app.t.admin(
+        `INSERT INTO tenants (tenant_id, name, settings)
+         VALUES ('acme', 'Acme', '{"rate_limit_per_second": 1000, "credential_rate_limit_per_second": 1000}')`,
+      );
+      await app.t.admin(`UPDATE agents SET name = '麦麦' WHERE tenant_id = 'acme' AND agent_id = 'default'`);
+      const token = await app.tokenFor({ role: 'tenant_admin', tenantId: 'acme' });
+      const llm = { provider: 'openai', base_url: stub.baseUrl, models: ['m-full'], timeout_ms: 300 };
+      const config = await app.request('PUT', '/agents/default/config', { token, body: { llm } });
+      expect(config.status).toBe(200);
+      stub.on('m-full', { kind: 'success', content: 'never' });
+      // Another worker process holds acme's only slot for a long call.
+      const other = new RedisLlmConcurrency({ redis: connection(), keys: app.deps.keys, maxPerTenant: 1 });
+      const held = await other.acquire('acme', { callTimeoutMs: 30_000, waitMs: 0 });
+      expect(held).toBeDefined();
+
+      const res = await app.request('POST', '/chat/send?wait=10000', {
+        token,
+        body: { message: '@麦麦 在吗？', chat_stream_id: 'full-1', platform: 'qq' },
+      });
+      expect(res.body.data).toMatchObject({ status: 'failed' });
+      expect(res.body.data.error).toMatch(/no LLM call slot free within 300 ms/);
+      expect(stub.requestsFor('m-full')).toHaveLength(0);
+      await held!.release();
+    } finally {
+      await pool.close();
+      await app.close();
+    }
   });
 });
