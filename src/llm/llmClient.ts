@@ -208,11 +208,11 @@ function asLlmError(err: unknown): LlmError {
 
 /**
  * The one way MaiHive calls a language model. Per call: quota hooks, the tenant's slot in this
- * process, then each model of `settings.models` (least penalised first) with up to `max_retries` retries on
- * transient failures (exponential backoff with jitter, or the server's Retry-After), failing over
- * to the next model per `FAILURE_POLICY`. Every HTTP call to a remote provider also holds one of the
- * tenant's shared slots (`concurrency`), taken before it and given back after it (not across the
- * backoff between retries). Every HTTP call is one `llm_usage` row.
+ * process, then each model of `settings.models` (least penalised first) with up to `max_retries`
+ * retries on transient failures (exponential backoff with jitter, or the server's Retry-After),
+ * failing over to the next model per `FAILURE_POLICY`. Every HTTP call to a remote provider also
+ * holds one of the tenant's shared slots (`concurrency`), taken before it and given back after it
+ * (not across the backoff between retries). Every HTTP call is one `llm_usage` row.
  */
 export class LlmClient {
   private readonly logger: Logger;
