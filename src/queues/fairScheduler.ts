@@ -35,6 +35,14 @@ export interface FairSchedulerOptions {
    * price of coarser interleaving. Default 1.
    */
   quantum?: number;
+  /**
+   * Slots kept for newly active tenants (the fresh list) while others may arrive: when no more
+   * than this many slots are free, only a fresh tenant is picked, as long as one was picked in the
+   * last `reserveWindowMs`. A tenant alone for that long gets every slot. Default 0 (none).
+   */
+  reserve?: number;
+  /** How long after the last fresh pick the reserve holds, ms. Default 1000. */
+  reserveWindowMs?: number;
 }
 
 /** `ready`: in the round (or the fresh list); the others say why the tenant is out of it. */
@@ -108,6 +116,10 @@ export class FairScheduler {
   private readonly rng: () => number;
   private readonly capacity: number;
   private readonly quantumScale: number;
+  private readonly reserveSlots: number;
+  private readonly reserveWindowMs: number;
+  /** When the last pick from the fresh list happened (newcomers seen recently keep the reserve). */
+  private lastFreshPickAt = -Infinity;
   private now = -Infinity;
   private inFlight = 0;
   private picks = 0;
@@ -118,6 +130,10 @@ export class FairScheduler {
     this.rng = options.rng;
     this.capacity = options.capacity ?? Infinity;
     this.quantumScale = options.quantum ?? 1;
+    this.reserveSlots = options.reserve ?? 0;
+    this.reserveWindowMs = options.reserveWindowMs ?? 1000;
+    if (!(Number.isInteger(this.reserveSlots) && this.reserveSlots >= 0 && this.reserveSlots < this.capacity))
+      throw new RangeError('fair scheduler: reserve must be an integer in [0, capacity)');
     if (!(Number.isInteger(this.quantumScale) && this.quantumScale >= 1))
       throw new RangeError('fair scheduler: quantum must be an integer ≥ 1');
   }
@@ -166,15 +182,17 @@ export class FairScheduler {
   pick(nowMs: number, prefer?: string): string | undefined {
     this.advance(nowMs);
     if (this.inFlight >= this.capacity) return undefined;
+    // The last free slots wait for newcomers, the fresh list only (README, "Reserve").
+    const reserved = this.inReserve();
     const p = prefer === undefined ? undefined : this.tenants.get(prefer);
-    if (p && !this.fresh.head && p.list === this.round && p.backlog > 0 && p.deficit >= 1) {
+    if (p && !reserved && !this.fresh.head && p.list === this.round && p.backlog > 0 && p.deficit >= 1) {
       // Affinity: the preferred tenant spends a pick it has already been credited for this round,
       // out of turn. Its picks per round, and so every share, are unchanged (README, "Affinity").
       return this.take(p);
     }
     for (;;) {
       this.steps++;
-      const list = this.fresh.head ? this.fresh : this.round;
+      const list = this.fresh.head || reserved ? this.fresh : this.round;
       const t = list.head;
       if (!t) return undefined;
       this.unlink(t);
@@ -187,6 +205,7 @@ export class FairScheduler {
         this.rotate(t);
       } else {
         this.prepend(list, t);
+        if (list === this.fresh) this.lastFreshPickAt = this.now;
         return this.take(t);
       }
     }
@@ -262,6 +281,8 @@ export class FairScheduler {
    */
   nextEligibleAt(nowMs: number): number | undefined {
     this.advance(nowMs);
+    // Slots held in reserve free up for everyone when the window ends without a newcomer.
+    if (this.inReserve() && this.round.head) return this.lastFreshPickAt + this.reserveWindowMs;
     for (let w = this.wakes.peek(); w; w = this.wakes.peek()) {
       if (w.value.wake === w) return Math.max(w.at, this.now);
       this.wakes.pop();
@@ -291,6 +312,14 @@ export class FairScheduler {
     }
     const { capacity, inFlight, picks, steps } = this;
     return { registered: this.tenants.size, capacity, inFlight, picks, steps, tenants };
+  }
+
+  private inReserve(): boolean {
+    return (
+      this.reserveSlots > 0 &&
+      this.capacity - this.inFlight <= this.reserveSlots &&
+      this.now - this.lastFreshPickAt < this.reserveWindowMs
+    );
   }
 
   private get(tenantId: string): Tenant {

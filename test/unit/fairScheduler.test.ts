@@ -560,6 +560,39 @@ describe('FairScheduler: hold', () => {
   });
 });
 
+describe('FairScheduler: reserve', () => {
+  it('keeps the last free slots for newcomers while they keep coming, then gives them to anyone', () => {
+    const s = new FairScheduler({ rng: mulberry32(1), capacity: 4, reserve: 1, reserveWindowMs: 1000 });
+    for (const id of ['flood', 'quiet']) s.setTenant(id, open());
+    s.markBacklogged('flood');
+    expect([s.pick(0), s.pick(0), s.pick(0)]).toEqual(['flood', 'flood', 'flood']);
+    // One slot left: held for a newcomer, since one (the flood itself) came within the window.
+    expect(s.pick(10)).toBeUndefined();
+    expect(s.nextEligibleAt(10)).toBe(1000);
+    s.markBacklogged('quiet', 1);
+    expect(s.pick(20)).toBe('quiet');
+    s.finished('quiet');
+    // The window runs from the newest newcomer's pick: the reserve holds until 1020.
+    expect(s.pick(1019)).toBeUndefined();
+    expect(s.pick(1020)).toBe('flood');
+  });
+
+  it('leaves a tenant that has been alone for the window every slot', () => {
+    const s = new FairScheduler({ rng: mulberry32(1), capacity: 50, reserve: 2, reserveWindowMs: 1000 });
+    s.setTenant('flood', open());
+    s.markBacklogged('flood');
+    expect(pickMany(s, 48).every((id) => id === 'flood')).toBe(true);
+    const held = Array.from({ length: 50 }, () => s.pick(0));
+    expect(held.filter((id) => id !== undefined)).toHaveLength(48);
+    expect(Array.from({ length: 2 }, () => s.pick(1000))).toEqual(['flood', 'flood']);
+    expect(s.snapshot().inFlight).toBe(50);
+  });
+
+  it('rejects a reserve that leaves no slot', () => {
+    expect(() => new FairScheduler({ rng: mulberry32(1), capacity: 2, reserve: 2 })).toThrow(RangeError);
+  });
+});
+
 describe('FairScheduler: random operations', () => {
   it.each([28, 29, 30, 31, 32])(
     'holds every cap and hold, and never idles a slot that could work (seed %i, 20,000 operations)',
