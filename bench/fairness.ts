@@ -288,6 +288,9 @@ async function measureCommands(e: Env) {
         consumer_commands: per(c.commands),
         producer_commands: per(p.commands),
         all_commands: per(c.commands + p.commands),
+        consumer_round_trips: per(c.roundTrips),
+        producer_round_trips: per(p.roundTrips),
+        all_round_trips: per(c.roundTrips + p.roundTrips),
         server_calls_incl_inside_scripts: per(s.total_calls),
         server_script_calls: per(s.script_calls),
         /** CPU of this (consumer) process per job, µs: less sensitive to a busy machine than wall time. */
@@ -694,8 +697,13 @@ async function main(): Promise<void> {
       ),
       consumer_round_trips_per_job_steady: verdict(steadyRoundTrips, '<=', TARGETS.round_trips_per_job),
       // The whole path of a job as the ingress sends it: add + announce (producer), fetch + complete.
+      // Concurrent senders share round trips (0.1 per job here), but each job waits for one: the
+      // producer's side counts as at least 1.
       path_round_trips_per_job_10_tenants: verdict(
-        few.redis.per_job.all_commands,
+        round(
+          few.redis.per_job.consumer_round_trips + Math.max(1, few.redis.per_job.producer_round_trips),
+          3,
+        ),
         '<=',
         TARGETS.round_trips_per_job,
       ),
@@ -726,7 +734,7 @@ async function main(): Promise<void> {
         'Producers run in a child process; the noisy flood uses addBulk chunks of `flood.chunk` (100 = the most one /chat/send/batch request carries) with one announce per chunk, quiet and scale jobs one add + announce each.',
         'Jobs carry the heartflow job options (priority 5, attempts 3, removeOnComplete) in both the per-tenant queues and the FIFO baseline.',
         'Commands per job: "consumer" and "producer" are top-level commands each process wrote (a script call is one; a round trip is at most one command); "server_calls_incl_inside_scripts" is INFO commandstats, server-wide, counting the commands Lua scripts run, and other clients of a shared server.',
-        'consumer_round_trips_per_job_steady is phase (b): every tenant backlogged, no empty fetches. path_round_trips_per_job_10_tenants adds the producer side as the ingress sends a job (add, then the announce script), from phase (e) with 10 tenants.',
+        'consumer_round_trips_per_job_steady is phase (b): every tenant backlogged, no empty fetches. path_round_trips_per_job_10_tenants adds the producer side as the ingress sends a job (TenantQueues.enqueueHeartflow: the add and the announce script written together), from phase (e) with 10 tenants; commands sent together on one connection in one tick count as one round trip (all_commands has them one by one), and the producer side counts at least one per job.',
       ],
       no_flood: baseline,
       flood: {

@@ -7,7 +7,7 @@
 import { type JobsOptions, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 
-import { DEFAULT_JOB_OPTIONS, TenantQueues } from '../../src/queues/tenantQueues';
+import { DEFAULT_JOB_OPTIONS, type HeartflowJobData, TenantQueues } from '../../src/queues/tenantQueues';
 import { installCommandCounter, sleep } from './queueBench';
 import { latencyStats } from './stats';
 
@@ -39,6 +39,30 @@ export interface ProducerReply {
 }
 
 export const FIFO_QUEUE = 'bench-fifo';
+let sent = 0;
+/** A heartflow job as the ingress makes it, carrying the benchmark's fields too. */
+function ingressMessage(tenant: string): HeartflowJobData & BenchJobData {
+  return {
+    messageId: `msg_bench_${process.pid}_${++sent}`,
+    tenantId: tenant,
+    agentId: 'default',
+    platform: 'qq',
+    chatStreamId: 'bench',
+    chatType: 'group',
+    content: 'benchmark message',
+    clientMessageId: null,
+    replyTo: null,
+    sender: { userId: 'u1', nickname: 'bench', cardname: null, groupId: 'g1', groupName: null },
+    segments: [],
+    mentioned: false,
+    options: { enableMemory: false, enableEmoji: false, priority: 'normal' },
+    receivedAt: Date.now(),
+    source: 'http',
+    t: tenant,
+    c: 'trickle',
+  };
+}
+
 /** Every heartflow job has a priority (`normal` = 5); the FIFO baseline uses the same options. */
 export const JOB_OPTIONS: JobsOptions = { priority: 5 };
 
@@ -153,9 +177,8 @@ async function main(): Promise<void> {
       const sender = async () => {
         while (next < order.length) {
           const tenant = order[next++]!;
-          const data: BenchJobData = { t: tenant, c: 'trickle' };
-          await queues.queue(tenant, 'heartflow').add('message', data, JOB_OPTIONS);
-          await queues.announce(tenant, 'heartflow');
+          // Exactly the ingress's enqueue: the add and the announcement written together.
+          await queues.enqueueHeartflow(ingressMessage(tenant));
         }
       };
       await Promise.all(Array.from({ length: r.concurrency }, sender));

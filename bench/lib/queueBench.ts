@@ -84,6 +84,11 @@ export interface CommandCount {
   commands: number;
   /** Of those, commands that went in a pipeline or MULTI (several per round trip). */
   pipelined: number;
+  /**
+   * Round trips: per connection, the commands sent in one synchronous run (before the next tick)
+   * count once. They are on the wire together and their caller waits for all of them at once.
+   */
+  roundTrips: number;
   byName: Record<string, number>;
 }
 
@@ -104,19 +109,26 @@ export function installCommandCounter(skip: (client: Redis) => boolean = () => f
   const seen = new WeakSet<CountedCommand>();
   let commands = 0;
   let pipelined = 0;
+  let roundTrips = 0;
+  const sentThisTick = new Set<Redis>();
   const byName = new Map<string, number>();
   proto.sendCommand = function (this: Redis, command: CountedCommand, stream?: unknown) {
     if (!seen.has(command) && !skip(this)) {
       seen.add(command);
       commands++;
       if (stream) pipelined++;
+      if (!sentThisTick.has(this)) {
+        if (sentThisTick.size === 0) process.nextTick(() => sentThisTick.clear());
+        sentThisTick.add(this);
+        roundTrips++;
+      }
       byName.set(command.name, (byName.get(command.name) ?? 0) + 1);
     }
     return original.call(this, command, stream);
   };
   return {
     snapshot(): CommandCount {
-      return { commands, pipelined, byName: Object.fromEntries(byName) };
+      return { commands, pipelined, roundTrips, byName: Object.fromEntries(byName) };
     },
   };
 }
@@ -130,6 +142,7 @@ export function countDelta(before: CommandCount, after: CommandCount): CommandCo
   return {
     commands: after.commands - before.commands,
     pipelined: after.pipelined - before.pipelined,
+    roundTrips: after.roundTrips - before.roundTrips,
     byName,
   };
 }
