@@ -137,8 +137,10 @@ describe('dispatcher across worker processes', () => {
   });
 
   it('shares capacity 3:2:1 between backlogged tenants', async () => {
-    // Backlogs first, then the worker, so no tenant has a head start.
-    await Promise.all([addJobs('a', 1500, 2), addJobs('b', 1500, 2), addJobs('c', 1500, 2)]);
+    // Backlogs first, then the worker, so no tenant has a head start. Jobs of 10 ms: shares are
+    // kept while jobs outlast a fetch (with 1–2 ms jobs on a busy machine, a tenant whose fetch
+    // is still out when its turn comes loses the turn to the others; see src/queues/README.md).
+    await Promise.all([addJobs('a', 1500, 10), addJobs('b', 1500, 10), addJobs('c', 1500, 10)]);
     await startChild(6, { a: schedule(3), b: schedule(2), c: schedule(1) });
     const log = await startsOnceDone(1500);
     // Starts 300 to 1,500, after the start-up ramp, while all three still have work (a, the
