@@ -5,10 +5,10 @@ import { createIsolationContext } from '../../src/domain/isolationContext';
 import { sealStoredAgentKeys } from '../../src/llm/agentKeys';
 import { SecretBox } from '../../src/llm/secretBox';
 import { createLogger } from '../../src/logger';
-import { startWorkerPool, type WorkerPool } from '../../src/workers/workerPool';
-import { testEnv } from '../support/env';
+import type { WorkerPool } from '../../src/workers/workerPool';
 import { OpenAiStub } from '../support/openaiStub';
 import { startTestApp, TEST_SECRET_KEY, type TestApp } from '../support/testApp';
+import { startTestPool } from '../support/testPool';
 
 let app: TestApp;
 let pool: WorkerPool | undefined;
@@ -18,16 +18,7 @@ const API_KEY = 'sk-acme-live-0123456789abcd';
 const OTHER_SERVER_KEY = 'another-server-key-that-is-32-bytes-or-more';
 
 async function startPool(secretBox: SecretBox, logger = app.t.logger): Promise<WorkerPool> {
-  pool = await startWorkerPool({
-    redisUrl: testEnv('redisUrl'),
-    db: app.deps.db,
-    keys: app.deps.keys,
-    tenants: app.deps.tenants,
-    logger,
-    clock: app.deps.clock,
-    concurrency: 4,
-    secretBox,
-  });
+  pool = await startTestPool(app, { logger, secretBox });
   return pool;
 }
 

@@ -7,10 +7,11 @@ import { verifyWebhookSignature } from '../../src/delivery/signature';
 import { newId } from '../../src/domain/ids';
 import { createIsolationContext } from '../../src/domain/isolationContext';
 import type { HeartflowJobData } from '../../src/queues/tenantQueues';
-import { startWorkerPool, type WorkerPool } from '../../src/workers/workerPool';
+import type { WorkerPool } from '../../src/workers/workerPool';
 import { testEnv } from '../support/env';
 import { OpenAiStub } from '../support/openaiStub';
 import { startTestApp, type TestApp } from '../support/testApp';
+import { startTestPool } from '../support/testPool';
 
 let app: TestApp;
 let pool: WorkerPool | undefined;
@@ -18,18 +19,11 @@ let token: string;
 const stub = new OpenAiStub();
 
 async function startPool(): Promise<WorkerPool> {
-  pool = await startWorkerPool({
-    redisUrl: testEnv('redisUrl'),
-    db: app.deps.db,
-    keys: app.deps.keys,
-    tenants: app.deps.tenants,
-    logger: app.t.logger,
-    clock: app.deps.clock,
+  pool = await startTestPool(app, {
     concurrency: 8,
     lockDurationMs: 2000,
     stalledIntervalMs: 500,
     streamLockTtlMs: 1500,
-    secretBox: app.secretBox,
   });
   return pool;
 }

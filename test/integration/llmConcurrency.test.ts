@@ -7,11 +7,11 @@ import { LlmConcurrencyTimeoutError, RedisLlmConcurrency } from '../../src/llm/l
 import { LlmError, LlmSettings } from '../../src/llm/types';
 import { createLogger } from '../../src/logger';
 import { keyspace } from '../../src/queues/names';
-import { startWorkerPool } from '../../src/workers/workerPool';
 import { testEnv } from '../support/env';
 import { OpenAiStub } from '../support/openaiStub';
 import { startTestApp } from '../support/testApp';
 import { createTestRedis } from '../support/testDatabase';
+import { startTestPool } from '../support/testPool';
 
 const stub = new OpenAiStub();
 const logger = createLogger({ level: 'silent' });
@@ -165,17 +165,7 @@ describe('per-tenant LLM concurrency across worker processes', () => {
 describe('a call without a free slot in the heartflow', () => {
   it('fails the message with the reason, like any LLM failure, without calling the model', async () => {
     const app = await startTestApp();
-    const pool = await startWorkerPool({
-      redisUrl: testEnv('redisUrl'),
-      db: app.deps.db,
-      keys: app.deps.keys,
-      tenants: app.deps.tenants,
-      logger: app.t.logger,
-      clock: app.deps.clock,
-      concurrency: 4,
-      secretBox: app.secretBox,
-      llmMaxConcurrencyPerTenant: 1,
-    });
+    const pool = await startTestPool(app, { llmMaxConcurrencyPerTenant: 1 });
     try {
       await app.t.admin(
         `INSERT INTO tenants (tenant_id, name, settings)

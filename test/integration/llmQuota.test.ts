@@ -4,10 +4,10 @@ import { LlmQuotaExceededError, RedisLlmQuota } from '../../src/llm/llmQuota';
 import { SecretBox } from '../../src/llm/secretBox';
 import { LlmSettings } from '../../src/llm/types';
 import { enqueueMemory, memoryJobId } from '../../src/workers/jobs';
-import { startWorkerPool, type WorkerPool } from '../../src/workers/workerPool';
-import { testEnv } from '../support/env';
+import type { WorkerPool } from '../../src/workers/workerPool';
 import { OpenAiStub } from '../support/openaiStub';
 import { startTestApp, type TestApp } from '../support/testApp';
+import { startTestPool } from '../support/testPool';
 
 let app: TestApp;
 let pool: WorkerPool | undefined;
@@ -81,16 +81,7 @@ beforeAll(async () => {
   await addTenant('acme', { quotas: { daily_llm_requests: 2 } });
   await addTenant('globex', {});
   await addTenant('initech', { quotas: { monthly_tokens: 100 } });
-  pool = await startWorkerPool({
-    redisUrl: testEnv('redisUrl'),
-    db: app.deps.db,
-    keys: app.deps.keys,
-    tenants: app.deps.tenants,
-    logger: app.t.logger,
-    clock: app.deps.clock,
-    concurrency: 4,
-    secretBox: app.secretBox,
-  });
+  pool = await startTestPool(app);
 });
 
 afterAll(async () => {
