@@ -143,6 +143,12 @@ export class Database {
     });
     // An idle client losing its server must not crash the process; the next checkout reconnects.
     this.pool.on('error', (err) => this.logger.warn({ err }, 'idle PostgreSQL client failed'));
+    // Nor one that is checked out (pg-pool listens only while a client is idle): a server restart
+    // or a terminated backend between two queries of a transaction would otherwise be an unhandled
+    // 'error' event. The transaction's next query fails instead, and the client is discarded.
+    this.pool.on('connect', (client) => {
+      client.on('error', (err) => this.logger.warn({ err }, 'PostgreSQL connection lost while in use'));
+    });
   }
 
   withTenant<T>(ctx: IsolationContext, fn: (db: TenantDb) => Promise<T>): Promise<T> {

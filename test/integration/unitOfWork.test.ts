@@ -486,3 +486,23 @@ describe('a statement error caught inside the callback', () => {
     expect(rows).toEqual([]);
   });
 });
+
+describe('a connection terminated while its unit of work waits between queries', () => {
+  it('fails that unit of work, does not crash the process, and the pool serves the next one', async () => {
+    const db = t.openDatabase({ poolMax: 1 });
+    let pid = 0;
+    const outcome = db.withTenant(tenantCtx(A), async (tx) => {
+      pid = ((await tx.query('SELECT pg_backend_pid() AS pid')).rows[0] as { pid: number }).pid;
+      // The server ends this backend while the client is checked out and idle (as in a restart).
+      await t.admin('SELECT pg_terminate_backend($1)', [pid]);
+      await new Promise((r) => setTimeout(r, 100));
+      await tx.query('SELECT 1');
+    });
+    await expect(outcome).rejects.toThrow();
+    expect(pid).toBeGreaterThan(0);
+    // Without a listener on checked-out clients, the termination was an unhandled 'error' event
+    // (jest fails the test on it); the pool of one must now hand out a fresh connection.
+    const next = await db.withTenant(tenantCtx(A), async (tx) => (await tx.query('SELECT 1 AS one')).rows[0]);
+    expect(next).toEqual({ one: 1 });
+  });
+});
