@@ -143,7 +143,7 @@ export async function processHeartflowJob(deps: HeartflowDeps, data: HeartflowJo
   // Release, then look again: a message stored while we held the lock is never left behind.
   while (await lock.acquire()) {
     try {
-      await answerPending(deps, ctx);
+      await answerPending(deps, ctx, data.options.enableMemory);
     } finally {
       await lock.release();
     }
@@ -171,7 +171,15 @@ async function loadStream(db: TenantDb, ctx: IsolationContext): Promise<StreamCo
   };
 }
 
-async function answerPending(deps: HeartflowDeps, ctx: IsolationContext): Promise<void> {
+/**
+ * `enableMemory`: the `options.enable_memory` of the message whose job answers (a coalesced batch
+ * takes it from the job that holds the stream's lock; the others' options are not stored).
+ */
+async function answerPending(
+  deps: HeartflowDeps,
+  ctx: IsolationContext,
+  enableMemory: boolean,
+): Promise<void> {
   const startedAt = deps.clock.now();
   const stream = await deps.db.withTenant(ctx, (db) => loadStream(db, ctx));
   if (stream.pending.length === 0) return;
@@ -212,7 +220,7 @@ async function answerPending(deps: HeartflowDeps, ctx: IsolationContext): Promis
     state = applyDecision(state, decision, now);
     const target = byId.get(batch.targetMessageId)!;
     const reply = await produceReply(deps, ctx, stream, decision, target);
-    await storeBatch(deps, ctx, {
+    await storeBatch(deps, ctx, enableMemory, {
       decision,
       target,
       covered: batch.messages.map((b) => byId.get(b.id)!),
@@ -314,7 +322,12 @@ interface BatchResult {
 }
 
 /** Stores the reply, the action, every covered message's outcome and the stream state together. */
-async function storeBatch(deps: HeartflowDeps, ctx: IsolationContext, b: BatchResult): Promise<void> {
+async function storeBatch(
+  deps: HeartflowDeps,
+  ctx: IsolationContext,
+  enableMemory: boolean,
+  b: BatchResult,
+): Promise<void> {
   const finishedAt = deps.clock.now();
   const replyId = `${b.target.message_id}.r`;
   const answered = b.reply.text !== null;
@@ -369,7 +382,8 @@ async function storeBatch(deps: HeartflowDeps, ctx: IsolationContext, b: BatchRe
     await setOutcomes(db, outcomes);
     await saveStreamHeartflowState(db, ctx.chatStreamId!, b.state);
   });
-  if (deps.queues) await enqueueFollowUps(deps.queues, ctx, b, answered ? replyId : null, finishedAt);
+  if (deps.queues)
+    await enqueueFollowUps(deps.queues, ctx, b, answered ? replyId : null, finishedAt, enableMemory);
   // Store first, then announce: a waiter subscribing late finds the outcome in the table.
   for (const o of outcomes) {
     await publishMessageDone(deps.redis, deps.keys, ctx.tenantId, {
@@ -412,6 +426,7 @@ async function enqueueFollowUps(
   b: BatchResult,
   replyId: string | null,
   finishedAt: number,
+  enableMemory: boolean,
 ): Promise<void> {
   const where = {
     tenantId: ctx.tenantId,
@@ -420,7 +435,7 @@ async function enqueueFollowUps(
     chatStreamId: ctx.chatStreamId!,
   };
   const messages = b.covered.map((m) => ({ messageId: m.message_id, content: m.content }));
-  if (shouldEnqueueMemory({ enableMemory: true, messages })) {
+  if (shouldEnqueueMemory({ enableMemory, messages })) {
     await enqueueMemory(queues, { ...where, upToMessageId: b.covered[b.covered.length - 1]!.message_id });
   }
   const minutes = new Set(

@@ -63,7 +63,13 @@ async function mention(tenantId: string) {
   streamNo += 1;
   const res = await app.request('POST', '/chat/send?wait=10000', {
     token: tokens.get(tenantId)!,
-    body: { message: '@麦麦 帮个忙？', chat_stream_id: `q-${streamNo}`, platform: 'qq' },
+    // No memory jobs: they call the model too and would count against the same quota.
+    body: {
+      message: '@麦麦 我喜欢吃火锅，帮个忙？', // memorable: without the option it would queue a memory job
+      chat_stream_id: `q-${streamNo}`,
+      platform: 'qq',
+      options: { enable_memory: false },
+    },
   });
   expect(res.status).toBe(200);
   return res.body.data as { message_id: string; status: string; error?: string | null; response?: string };
@@ -110,6 +116,8 @@ describe('tenant LLM quotas in the heartflow', () => {
     });
     const day = new Date().toISOString().slice(0, 10);
     expect(await app.deps.redis.get(app.deps.keys.quotaCounter('acme', 'llm_requests', day))).toBe('2');
+    // options.enable_memory = false is honoured: the answered messages queued no memory job.
+    expect(await app.deps.queues.queue('acme', 'memory').count()).toBe(0);
   });
 
   it('leaves another tenant unaffected by one whose quota is spent', async () => {
