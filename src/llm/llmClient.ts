@@ -58,8 +58,6 @@ export interface LlmClientOptions {
    * `LlmConcurrencyTimeoutError` (no request made). Default the settings' `timeout_ms`.
    */
   slotWaitMs?: number;
-  /** Runs before each `complete`; throws (e.g. `RateLimitError('QUOTA_EXCEEDED', …)`) to refuse it. */
-  checkQuota?: (tenantId: string) => Promise<void>;
   /**
    * Tenant LLM quotas: each `complete` reserves before its first HTTP call (a refusal makes none)
    * and books its `llm_usage` rows afterwards, failed calls included. Default none (unmetered).
@@ -102,8 +100,6 @@ export interface LlmCallRequest {
    * holding a transaction open across slow HTTP calls.
    */
   db?: TenantDb | undefined;
-  /** Quota metering of this call, instead of the client's `quota` (for callers that own it). */
-  quota?: LlmQuotaGuard | undefined;
 }
 
 export interface LlmCallResult {
@@ -220,7 +216,6 @@ export class LlmClient {
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly rng: Rng;
   private readonly secretBox: SecretBox | undefined;
-  private readonly checkQuota: ((tenantId: string) => Promise<void>) | undefined;
   private readonly quota: LlmQuotaGuard | undefined;
   private readonly providers: Record<LlmSettings['provider'], LlmProvider>;
   private readonly limiter: TenantLimiter;
@@ -238,7 +233,6 @@ export class LlmClient {
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.rng = options.rng ?? Math.random;
     this.secretBox = options.secretBox;
-    this.checkQuota = options.checkQuota;
     this.quota = options.quota;
     this.providers = {
       local: options.providers?.local ?? new LocalProvider(),
@@ -262,8 +256,7 @@ export class LlmClient {
         'LLM usage of one tenant cannot be recorded in another tenant’s unit of work',
       );
     }
-    await this.checkQuota?.(req.tenantId);
-    const quota = req.quota ?? this.quota;
+    const quota = this.quota;
     const ticket = await quota?.reserve(req.tenantId);
     const usage: LlmUsageRecord[] = [];
     const release = await this.limiter.acquire(req.tenantId);

@@ -1,6 +1,5 @@
 import type { Redis } from 'ioredis';
 
-import { TenantDirectory } from '../auth/tenantDirectory';
 import type { Database, TenantDb } from '../db/database';
 import { getAgent } from '../db/repositories/agents';
 import { upsertChatStream } from '../db/repositories/chatStreams';
@@ -33,11 +32,10 @@ import {
 import { createIsolationContext, type IsolationContext } from '../domain/isolationContext';
 import { shouldEnqueueMemory } from '../domain/memory/trigger';
 import { mulberry32, seedFromString } from '../domain/random';
-import { effectiveSettings } from '../domain/tenantSettings';
 import { publishMessageDone, publishStreamEvent } from '../ingress/messageEvents';
 import { agentLlmSettings } from '../llm/agentSettings';
 import type { LlmClient } from '../llm/llmClient';
-import { LlmQuotaExceededError, type LlmQuotaGuard, RedisLlmQuota } from '../llm/llmQuota';
+import { LlmQuotaExceededError } from '../llm/llmQuota';
 import type { SecretBox } from '../llm/secretBox';
 import type { Logger } from '../logger';
 import type { Keyspace } from '../queues/names';
@@ -61,30 +59,6 @@ export interface HeartflowDeps {
   secretBox?: SecretBox;
   /** Follow-up jobs (memory, stats, webhook delivery) are enqueued here after each batch. */
   queues?: TenantQueues;
-  /**
-   * The tenants' LLM quotas (`settings.quotas`). Default: Redis counters on `redis`, with the
-   * limits read through the tenant cache.
-   */
-  quota?: LlmQuotaGuard;
-}
-
-const defaultQuotas = new WeakMap<HeartflowDeps, LlmQuotaGuard>();
-
-/** The deps' quota guard; the default one is built once per deps object (one per worker pool). */
-function quotaOf(deps: HeartflowDeps): LlmQuotaGuard {
-  if (deps.quota) return deps.quota;
-  let quota = defaultQuotas.get(deps);
-  if (!quota) {
-    const tenants = new TenantDirectory(deps.db, deps.redis, deps.keys);
-    quota = new RedisLlmQuota({
-      redis: deps.redis,
-      keys: deps.keys,
-      clock: deps.clock,
-      quotasOf: async (tenantId) => effectiveSettings((await tenants.get(tenantId))?.settings).quotas,
-    });
-    defaultQuotas.set(deps, quota);
-  }
-  return quota;
 }
 
 const BATCH_LIMIT = 200;
@@ -285,7 +259,6 @@ async function produceReply(
       messages,
       settings: agentLlmSettings(stream.agentConfig, deps.secretBox),
       hints: { personaName: stream.agentName, memories: memories.map((m) => m.content) },
-      quota: quotaOf(deps),
     });
     return {
       text: result.content,

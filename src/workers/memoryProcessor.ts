@@ -40,7 +40,7 @@ import {
 } from '../domain/memory';
 import { agentLlmSettings } from '../llm/agentSettings';
 import type { LlmClient } from '../llm/llmClient';
-import { LlmQuotaExceededError, type LlmQuotaGuard } from '../llm/llmQuota';
+import { LlmQuotaExceededError } from '../llm/llmQuota';
 import type { SecretBox } from '../llm/secretBox';
 import type { LlmSettings } from '../llm/types';
 import { LlmError } from '../llm/types';
@@ -62,8 +62,6 @@ export interface MemoryDeps {
   maxSummariesPerJob?: number;
   /** Seals agents' LLM API keys for the client. */
   secretBox?: SecretBox;
-  /** The tenants' LLM quotas; a spent quota falls back to the heuristics. Default: the client's. */
-  quota?: LlmQuotaGuard;
 }
 
 export interface MemoryJobResult {
@@ -248,7 +246,6 @@ async function extractCandidates(
       requestType: 'memory',
       messages: buildExtractionPrompt(sources),
       settings: run.settings,
-      quota: run.deps.quota,
     });
     const parsed = parseExtraction(answer.content, sources, ectx);
     if (parsed.ok) return { candidates: parsed.candidates, usage: answer.usage };
@@ -375,7 +372,6 @@ async function summarise(
       requestType: 'summary',
       messages: buildSummaryPrompt(lines),
       settings: run.settings,
-      quota: run.deps.quota,
     });
     const text = parseSummary(answer.content);
     if (text === undefined) return { draft: heuristic, usage: answer.usage, extractor: 'heuristic' };

@@ -89,7 +89,6 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     redis: connection,
     keys: o.keys,
     llm,
-    quota,
     logger: o.logger,
     clock: o.clock,
     queues,

@@ -392,15 +392,22 @@ describe('LlmClient against an OpenAI-compatible server', () => {
     expect(order.indexOf('m-globex')).toBeLessThan(order.lastIndexOf('m-acme'));
   });
 
-  it('asks checkQuota before each call and makes no call when it refuses', async () => {
+  it('reserves quota before each call, books its usage after, and makes no call when refused', async () => {
     stub.on('m-a', ok('hi'));
     const asked: string[] = [];
+    const booked: number[] = [];
     const { client } = harness({
-      checkQuota: (tenantId) => {
-        asked.push(tenantId);
-        return tenantId === 'globex'
-          ? Promise.reject(new RateLimitError('QUOTA_EXCEEDED', 'daily LLM requests used up', 3600))
-          : Promise.resolve();
+      quota: {
+        reserve: (tenantId) => {
+          asked.push(tenantId);
+          return tenantId === 'globex'
+            ? Promise.reject(new RateLimitError('QUOTA_EXCEEDED', 'daily LLM requests used up', 3600))
+            : Promise.resolve({ tenantId, requestsKey: 'r', tokensKey: 't' });
+        },
+        settle: (_ticket, usage) => {
+          booked.push(usage.length);
+          return Promise.resolve();
+        },
       },
     });
     await client.complete(request());
@@ -409,6 +416,7 @@ describe('LlmClient against an OpenAI-compatible server', () => {
       .catch((e: unknown) => e);
 
     expect(asked).toEqual(['acme', 'globex']);
+    expect(booked).toEqual([1]);
     expect(refused).toBeInstanceOf(RateLimitError);
     expect(refused).toMatchObject({ code: 'QUOTA_EXCEEDED' });
     expect(stub.requests).toHaveLength(1);
