@@ -22,6 +22,11 @@ async function startPool(secretBox: SecretBox, logger = app.t.logger): Promise<W
   return pool;
 }
 
+/** The start-up sealing pass over this file's database. */
+function seal(box: SecretBox, verify: boolean, logger = app.t.logger) {
+  return sealStoredAgentKeys({ db: app.deps.db, box, logger, verify });
+}
+
 /** A logger whose lines (parsed) land in `lines`. */
 function capturingLogger() {
   const lines: { level: number; msg: string; tenant_id?: string }[] = [];
@@ -190,22 +195,12 @@ describe('keys stored in plaintext before keys were sealed', () => {
     const masked = await app.request('GET', '/agents/default/config', { token });
     expect(JSON.stringify(masked.body)).not.toContain(API_KEY);
 
-    const first = await sealStoredAgentKeys({
-      db: app.deps.db,
-      box: app.secretBox,
-      logger: app.t.logger,
-      verify: false,
-    });
+    const first = await seal(app.secretBox, false);
     expect(first).toEqual({ sealed: 1, resealed: 0, unreadable: [] });
     const config = await storedConfig();
     expect(JSON.stringify(config)).not.toContain(API_KEY);
     expect(app.secretBox.decrypt(String(config.llm?.api_key_encrypted))).toBe(API_KEY);
-    const again = await sealStoredAgentKeys({
-      db: app.deps.db,
-      box: app.secretBox,
-      logger: app.t.logger,
-      verify: true,
-    });
+    const again = await seal(app.secretBox, true);
     expect(again).toEqual({ sealed: 0, resealed: 0, unreadable: [] });
 
     await startPool(app.secretBox);
@@ -221,12 +216,7 @@ describe('server key rotation', () => {
       'test-server-key-that-is-at-least-32-bytes', // the test app's MAIHIVE_SECRET_KEY
     ]);
     const keyed = await app.t.admin(`SELECT 1 FROM agents WHERE config->'llm' ? 'api_key_encrypted'`);
-    const result = await sealStoredAgentKeys({
-      db: app.deps.db,
-      box: rotated,
-      logger: app.t.logger,
-      verify: true,
-    });
+    const result = await seal(rotated, true);
     expect(result).toEqual({ sealed: 0, resealed: keyed.rowCount, unreadable: [] });
     const sealed = String((await storedConfig()).llm?.api_key_encrypted);
     expect(SecretBox.fromSecret(OTHER_SERVER_KEY).decrypt(sealed)).toBe(API_KEY);
@@ -277,12 +267,7 @@ describe('webhook secrets at rest', () => {
     expect(masked.body.data).toMatchObject({ config: { delivery: { webhook_secret: '***' } } });
     expect(JSON.stringify(masked.body)).not.toContain(LEGACY);
 
-    const first = await sealStoredAgentKeys({
-      db: app.deps.db,
-      box: app.secretBox,
-      logger: app.t.logger,
-      verify: false,
-    });
+    const first = await seal(app.secretBox, false);
     expect(first).toEqual({ sealed: 1, resealed: 0, unreadable: [] });
     const sealed = await hookedConfig();
     expect(JSON.stringify(sealed)).not.toContain(LEGACY);
@@ -290,23 +275,13 @@ describe('webhook secrets at rest', () => {
     expect(app.secretBox.decrypt(sealed.delivery!.webhook_secret_encrypted!)).toBe(LEGACY);
 
     const rotated = SecretBox.fromSecret(OTHER_SERVER_KEY, [TEST_SECRET_KEY]);
-    const second = await sealStoredAgentKeys({
-      db: app.deps.db,
-      box: rotated,
-      logger: app.t.logger,
-      verify: true,
-    });
+    const second = await seal(rotated, true);
     // The default agent's LLM key and hooked's webhook secret.
     expect(second).toEqual({ sealed: 0, resealed: 2, unreadable: [] });
     const resealed = (await hookedConfig()).delivery!.webhook_secret_encrypted!;
     expect(SecretBox.fromSecret(OTHER_SERVER_KEY).decrypt(resealed)).toBe(LEGACY);
 
-    const lost = await sealStoredAgentKeys({
-      db: app.deps.db,
-      box: SecretBox.fromSecret('a-third-server-key-that-nobody-configured'),
-      logger: app.t.logger,
-      verify: true,
-    });
+    const lost = await seal(SecretBox.fromSecret('a-third-server-key-that-nobody-configured'), true);
     expect(lost.unreadable).toContainEqual({ tenant_id: 'acme', agent_id: 'hooked' });
     expect((await hookedConfig()).delivery!.webhook_secret_encrypted).toBe(resealed);
   });
