@@ -38,15 +38,8 @@ export function mapRedisError(err: unknown): unknown {
  * The losing promise is left to settle on its own; its rejection is swallowed.
  */
 export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new ServiceUnavailableError(`${what} did not answer in time`, REDIS_RETRY_AFTER_SECONDS)),
-      Math.max(0, ms),
-    );
-  });
-  promise.catch(() => undefined);
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  const deadline = new Deadline(Date.now() + ms);
+  return deadline.race(promise, what).finally(() => deadline.clear());
 }
 
 /**
