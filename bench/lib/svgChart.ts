@@ -19,6 +19,11 @@ export interface SvgChartOptions {
    * default `linear`.
    */
   yScale?: 'linear' | 'log';
+  /**
+   * When set, series values are levels in this unit (e.g. `ms`), drawn as given rather than as
+   * counts per bucket turned into rates; the legend shows their mean in it. Default: rates.
+   */
+  unit?: string;
 }
 
 /** Size of one chart in px; charts stacked by `svgCharts` are this wide and this tall each. */
@@ -96,8 +101,9 @@ function chartGroup(options: SvgChartOptions, offsetY: number): string {
   const { title, bucketMs, series } = options;
   if (!(bucketMs > 0)) throw new RangeError(`bucketMs must be positive, got ${bucketMs}`);
   const { left, top, right, bottom } = PLOT_AREA;
+  const perBucket = options.unit === undefined ? 1000 / bucketMs : 1;
   const rates = Object.entries(series).map(
-    ([name, counts]) => [name, counts.map((c) => (Number.isFinite(c) ? (c * 1000) / bucketMs : 0))] as const,
+    ([name, counts]) => [name, counts.map((c) => (Number.isFinite(c) ? c * perBucket : 0))] as const,
   );
   const buckets = Math.max(0, ...rates.map(([, r]) => r.length));
   const maxRate = Math.max(0, ...rates.flatMap(([, r]) => r));
@@ -153,7 +159,9 @@ function chartGroup(options: SvgChartOptions, offsetY: number): string {
     }
     if (i >= listed) return;
     const mean = r.reduce((a, b) => a + b, 0) / Math.max(1, r.length);
-    const label = r.length === 0 ? `${name}: no data` : `${name}: mean ${mean.toFixed(mean < 10 ? 1 : 0)}/s`;
+    const unit = options.unit === undefined ? '/s' : ` ${options.unit}`;
+    const label =
+      r.length === 0 ? `${name}: no data` : `${name}: mean ${mean.toFixed(mean < 10 ? 1 : 0)}${unit}`;
     out.push(
       `<line x1="${right + 16}" y1="${legendY(i)}" x2="${right + 36}" y2="${legendY(i)}" stroke="${colour}" stroke-width="3"${dash}/>`,
       `<text x="${right + 42}" y="${legendY(i) + 4}">${escapeXml(label)}</text>`,

@@ -71,6 +71,15 @@ describe('svgChart', () => {
     expect(svg).toContain('a: mean 20/s');
   });
 
+  it('plots levels as given when a unit is named', () => {
+    const svg = svgChart({ title: 't', bucketMs: 5000, unit: 'ms', series: { p99: [40, 80] } });
+    const [line] = polylines(svg);
+    // 80 ms is the axis maximum (not 80 per 5 s = 16/s): the second point touches the top.
+    expect(line![1]![1]).toBeCloseTo(PLOT_AREA.top, 0);
+    expect(svg).toMatch(/>80<\/text>/);
+    expect(svg).toContain('p99: mean 60 ms');
+  });
+
   it('gives each decade the same height on the log scale', () => {
     const svg = svgChart({ title: 't', bucketMs: 1000, series: { a: [0, 9, 99] }, yScale: 'log' });
     const ys = polylines(svg)[0]!.map(([, y]) => y);
