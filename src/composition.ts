@@ -3,6 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 
 import type { Dependencies } from './api/dependencies';
+import { IngressGate } from './api/http/ingressGate';
+import { ApiKeyDirectory } from './auth/apiKeyDirectory';
 import { TenantDirectory } from './auth/tenantDirectory';
 import { TokenService } from './auth/tokens';
 import type { Config } from './config';
@@ -11,6 +13,7 @@ import { latestMigrationVersion } from './db/migrate';
 import { type Clock, systemClock } from './domain/clock';
 import { watchAgentChanges } from './ingress/agentLookup';
 import { ChannelHub } from './ingress/channelHub';
+import { OutcomeWaiters } from './ingress/outcomeWaiters';
 import type { SecretBox } from './llm/secretBox';
 import { serverSecretBox } from './llm/serverSecretBox';
 import type { Logger } from './logger';
@@ -74,6 +77,8 @@ export async function compose(options: CompositionOptions): Promise<Composition>
           config.jwtSecret ??
           developmentSecret(config.dataDir, 'jwt-secret', () => randomBytes(48).toString('base64url')),
       };
+  const ingress = new IngressGate(config.ingress);
+  ingress.start();
   const deps: Dependencies = {
     config,
     logger,
@@ -82,12 +87,15 @@ export async function compose(options: CompositionOptions): Promise<Composition>
     keys,
     queues,
     channels,
+    outcomes: new OutcomeWaiters(channels, keys),
+    ingress,
     tokens: new TokenService({
       ...tokenKeys,
       accessTtlSeconds: config.accessTokenTtlSeconds,
       now: () => clock.now(),
     }),
     tenants: new TenantDirectory(db, redis, keys),
+    apiKeys: new ApiKeyDirectory(db, redis, keys),
     secrets: secretBox,
     clock,
     version,
@@ -98,6 +106,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
     deps,
     secretBox,
     async close() {
+      ingress.close();
       await Promise.allSettled([queues.close(), channels.close()]);
       await Promise.allSettled([redis.quit().catch(() => redis.disconnect()), db.close()]);
     },

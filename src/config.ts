@@ -96,6 +96,13 @@ const EnvSchema = z.object({
    * worker processes together (a Redis semaphore); more wait, up to the call's timeout. Default 4.
    */
   LLM_MAX_CONCURRENCY_PER_TENANT: z.coerce.number().int().min(1).max(1000).default(4),
+  /**
+   * Requests in progress in one API process at which it counts as overloaded and sheds the
+   * tenants holding more than their fair share (429). Default 1024.
+   */
+  INGRESS_MAX_IN_FLIGHT: z.coerce.number().int().min(1).default(1024),
+  /** Event-loop delay (p99 over the last half second) at which an API process counts as overloaded, ms. Default 200. */
+  INGRESS_MAX_LOOP_DELAY_MS: z.coerce.number().int().min(1).default(200),
   /** Per-statement timeout inside tenant units of work, ms. Default 15000. */
   DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().positive().default(15000),
   /** Failed logins per account (tenant + username) per window before 429. Default 10. */
@@ -132,6 +139,7 @@ export interface Config {
   readonly workerConcurrency: number;
   /** LLM calls of one tenant in flight across all worker processes. */
   readonly llmMaxConcurrencyPerTenant: number;
+  readonly ingress: { readonly maxInFlight: number; readonly maxLoopDelayMs: number };
   readonly accessTokenTtlSeconds: number;
   readonly refreshTokenTtlSeconds: number;
   readonly login: {
@@ -210,6 +218,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     redisPrefix: e.REDIS_PREFIX,
     workerConcurrency: e.WORKER_CONCURRENCY,
     llmMaxConcurrencyPerTenant: e.LLM_MAX_CONCURRENCY_PER_TENANT,
+    ingress: Object.freeze({
+      maxInFlight: e.INGRESS_MAX_IN_FLIGHT,
+      maxLoopDelayMs: e.INGRESS_MAX_LOOP_DELAY_MS,
+    }),
     accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL_SECONDS,
     refreshTokenTtlSeconds: e.REFRESH_TOKEN_TTL_SECONDS,
     login: Object.freeze({

@@ -118,13 +118,11 @@ export function createApp(deps: Dependencies): express.Express {
   app.use(metrics.middleware());
   app.use(securityHeaders());
   app.use(accessLog(deps.logger));
-  app.use(requireJson);
-  app.use(express.json({ limit: deps.config.maxBodyBytes, strict: true }));
-  app.use(bodyParserErrors);
 
   const authenticator = new Authenticator({
     tokens: deps.tokens,
     tenants: deps.tenants,
+    apiKeys: deps.apiKeys,
     db: deps.db,
     redis: deps.redis,
     keys: deps.keys,
@@ -173,6 +171,11 @@ export function createApp(deps: Dependencies): express.Express {
   // Before the authenticator: the scraper's METRICS_TOKEN bearer is not a JWT.
   v1.use(metricsRoutes(deps, metrics));
   v1.use(authenticator.middleware());
+  // Admission before the body is read: a request the gate turns away costs no parse.
+  v1.use(deps.ingress.middleware());
+  v1.use(requireJson);
+  v1.use(express.json({ limit: deps.config.maxBodyBytes, strict: true }));
+  v1.use(bodyParserErrors);
   mountRoutes({ router: v1, registry, deps });
   const openapi = new OpenApiGeneratorV3(registry.definitions).generateDocument({
     openapi: '3.0.3',

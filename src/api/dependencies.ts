@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 
+import type { ApiKeyDirectory } from '../auth/apiKeyDirectory';
 import type { TenantDirectory } from '../auth/tenantDirectory';
 import type { TokenService } from '../auth/tokens';
 import type { Config } from '../config';
@@ -7,9 +8,11 @@ import type { Database } from '../db/database';
 import type { SecretSealer } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
 import type { ChannelHub } from '../ingress/channelHub';
+import type { OutcomeWaiters } from '../ingress/outcomeWaiters';
 import type { Logger } from '../logger';
 import type { Keyspace } from '../queues/names';
 import type { TenantQueues } from '../queues/tenantQueues';
+import type { IngressGate } from './http/ingressGate';
 
 /** Everything the HTTP layer needs, built once by the runtime (or a test) and passed down. */
 export interface Dependencies {
@@ -22,8 +25,14 @@ export interface Dependencies {
   readonly queues: TenantQueues;
   /** The process's one Redis subscriber connection (SSE fan-out, `?wait` outcomes). */
   readonly channels: ChannelHub;
+  /** `?wait` requests waiting for their messages' outcomes, on `channels`. */
+  readonly outcomes: OutcomeWaiters;
+  /** Fair overload control of this API process (per-tenant in-flight limits, shedding). */
+  readonly ingress: IngressGate;
   readonly tokens: TokenService;
   readonly tenants: TenantDirectory;
+  /** API keys as authentication reads them, cached in Redis. */
+  readonly apiKeys: ApiKeyDirectory;
   /** Seals agents' LLM API keys before they are stored; the HTTP layer never opens them. */
   readonly secrets: SecretSealer;
   readonly clock: Clock;

@@ -17,6 +17,11 @@ export const SchedulingSettings = z.strictObject({
     .optional(),
   /** Sends are refused with 429 while this many messages wait. Default 10000. */
   max_queue_size: z.number().int().positive().default(10_000),
+  /**
+   * Requests of this tenant in progress at once in each API process (`?wait` ones included);
+   * more are refused with 429 at once. Default 128.
+   */
+  ingress_max_in_flight: z.number().int().positive().max(100_000).default(128),
 });
 
 /** `settings` of `POST/PUT /tenants`, with the defaults a tenant gets when it says nothing. */
@@ -50,6 +55,21 @@ export const TenantSettings = z.strictObject({
 });
 
 export type TenantSettings = z.infer<typeof TenantSettings>;
+
+/**
+ * Settings as stored (possibly older or partial) with every default filled in, parsed once per
+ * stored object: callers holding the same frozen object (a cached tenant meta) pay the parse once.
+ */
+const parsedSettings = new WeakMap<object, TenantSettings>();
+
+export function effectiveSettingsOf(stored: object): TenantSettings {
+  let settings = parsedSettings.get(stored);
+  if (!settings) {
+    settings = effectiveSettings(stored);
+    parsedSettings.set(stored, settings);
+  }
+  return settings;
+}
 
 /** Settings as stored (possibly older or partial) with every default filled in. */
 export function effectiveSettings(stored: unknown): TenantSettings {

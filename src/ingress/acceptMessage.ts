@@ -4,10 +4,9 @@ import { tenantMetaOf } from '../api/auth/authenticate';
 import { SENDERS } from '../api/auth/principal';
 import { agentScope, type HeaderSource, tenantScope } from '../api/auth/scope';
 import type { Dependencies } from '../api/dependencies';
-import type { TenantMeta } from '../auth/tenantDirectory';
 import { newId } from '../domain/ids';
 import { createIsolationContext, isIdentifier } from '../domain/isolationContext';
-import { effectiveSettings, type TenantSettings } from '../domain/tenantSettings';
+import { effectiveSettingsOf } from '../domain/tenantSettings';
 import { ForbiddenError, NotFoundError, ServiceUnavailableError, ValidationError } from '../errors';
 import { Deadline, mapRedisError, withDeadline } from '../queues/redisAvailability';
 import { AnnouncementError, type HeartflowJobData } from '../queues/tenantQueues';
@@ -18,8 +17,9 @@ import { idempotencyIdOf, type IdempotencyRecord } from './idempotency';
 import { seedKnownStreams } from './knownStreams';
 import { streamEventPublication } from './messageEvents';
 import { readMessageStatus } from './messageLookup';
+import type { Expectation } from './outcomeWaiters';
 import type { SendCaller, SendInput, SendResult } from './types';
-import { waitForOutcome } from './waitForOutcome';
+import { awaitOutcome, expectOutcome, waitForOutcome } from './waitForOutcome';
 
 /** Longest message, in characters after trimming (API.md). */
 export const MAX_MESSAGE_CHARS = 8000;
@@ -33,19 +33,6 @@ export const SEND_BUDGET_MS = 4000;
 export interface AcceptOptions {
   /** Hold the answer until the message is final, at most this many ms (≤ 30000). */
   waitMs?: number;
-}
-
-// The directory hands out one frozen meta per distinct cached value, so this parses a tenant's
-// settings once per change rather than once per message.
-const settingsOfMeta = new WeakMap<TenantMeta, TenantSettings>();
-
-function settingsOf(meta: TenantMeta): TenantSettings {
-  let settings = settingsOfMeta.get(meta);
-  if (!settings) {
-    settings = effectiveSettings(meta.settings);
-    settingsOfMeta.set(meta, settings);
-  }
-  return settings;
 }
 
 function headerSource(caller: SendCaller): HeaderSource {
@@ -130,6 +117,7 @@ function jobData(
   ids: IdempotencyRecord & { tenant_id: string },
   idempotencyId: string | undefined,
   receivedAt: number,
+  waited: boolean,
 ): HeartflowJobData {
   const s = input.senderInfo;
   return {
@@ -156,6 +144,7 @@ function jobData(
       enableMemory: input.options?.enable_memory ?? true,
       enableEmoji: input.options?.enable_emoji ?? true,
       priority: input.options?.priority ?? 'normal',
+      interactive: waited || input.mentioned === true,
     },
     receivedAt,
     source: input.source ?? 'http',
@@ -187,6 +176,7 @@ export async function acceptMessage(
   // One timer for the whole send rather than one per step.
   const budget = new Deadline(Date.now() + SEND_BUDGET_MS);
   const inBudget = <T>(p: Promise<T>, what = 'Redis') => budget.race(p, what);
+  let expecting: Promise<Expectation | undefined> | undefined;
 
   try {
     // Authentication read the caller's own tenant a moment ago (same round trip as the revocation
@@ -196,7 +186,8 @@ export async function acceptMessage(
     if (meta.status !== 'active') {
       throw new ForbiddenError('the tenant is suspended', { details: { reason: 'tenant_suspended' } });
     }
-    const settings = settingsOf(meta);
+    // The directory hands out one frozen meta per distinct cached value: parsed once per change.
+    const settings = effectiveSettingsOf(meta.settings);
     if (contentPolicyEnabled(settings)) {
       const violation = findPolicyViolation(input.message);
       if (violation) {
@@ -231,6 +222,9 @@ export async function acceptMessage(
       chat_stream_id: chatStreamId,
     };
     const request = { tenantId, credential: credentialOf(caller), idempotencyId, record, settings, now };
+    // `?wait`: listening for the outcome starts beside the admission round trip and is in place
+    // before the job is enqueued, so the outcome cannot be missed and needs no status read.
+    if (options.waitMs) expecting = expectOutcome(deps, tenantId, record.message_id);
     let admission = await inBudget(admit(deps, request));
     if (admission.kind === 'unseeded') {
       await inBudget(seedKnownStreams(deps.db, deps.redis, deps.keys, tenantId), 'PostgreSQL');
@@ -247,8 +241,12 @@ export async function acceptMessage(
       return current && current.status !== 'sent' ? { ...result, status: current.status } : result;
     }
     if (admission.kind !== 'admitted') throw new ServiceUnavailableError('chat stream registry not ready', 1);
+    const waiting = expecting && (await inBudget(expecting));
 
-    const data = jobData(input, { ...record, tenant_id: tenantId }, idempotencyId, now);
+    // Someone waits for this answer (`?wait`, or the bot was called by name): ahead of the
+    // tenant's backlog of the same priority.
+    const interactive = options.waitMs !== undefined && options.waitMs > 0;
+    const data = jobData(input, { ...record, tenant_id: tenantId }, idempotencyId, now, interactive);
     const received = streamEventPublication(deps.keys, {
       type: 'message.received',
       message_id: record.message_id,
@@ -277,10 +275,13 @@ export async function acceptMessage(
 
     budget.clear();
     const result = resultOf(record, tenantId, false);
-    return options.waitMs ? await waitForOutcome(deps, result, options.waitMs) : result;
+    return waiting && options.waitMs ? await awaitOutcome(deps, result, waiting, options.waitMs) : result;
   } catch (err) {
     throw mapRedisError(err);
   } finally {
     budget.clear();
+    // Refused, failed or a duplicate: stop listening, also once a late subscription lands
+    // (after a wait, awaitOutcome has cancelled it already; cancelling is idempotent).
+    void expecting?.then((e) => e?.cancel());
   }
 }

@@ -1,6 +1,11 @@
 import type { Redis } from 'ioredis';
 
 import type { Database } from '../db/database';
+import {
+  type AgentAccountRow,
+  findAgentByAccount,
+  listAgentAccounts,
+} from '../db/repositories/agentAccounts';
 import { getAgent } from '../db/repositories/agents';
 import { createIsolationContext } from '../domain/isolationContext';
 import type { Keyspace } from '../queues/names';
@@ -12,98 +17,149 @@ export interface AgentFacts {
   defaultPlatform: string | null;
 }
 
-/** How long a found agent is trusted without asking PostgreSQL again, ms. */
+/** A bot account as the adapters need it: which agent answers as it, and how it is called. */
+export type AccountFacts = Pick<AgentAccountRow, 'platform' | 'account_id' | 'agent_id' | 'nickname'>;
+
+/** How long a found agent (or bot account) is trusted without asking PostgreSQL again, ms. */
 export const AGENT_CACHE_TTL_MS = 30_000;
 const MAX_ENTRIES = 10_000;
 
-interface Entry extends AgentFacts {
+interface Entry {
   tenantId: string;
-  agentId: string;
+  /** The agent the entry is about; undefined for an account lookup (any agent may claim it). */
+  agentId: string | undefined;
+  value: unknown;
   expiresAt: number;
 }
 
-// One cache per Database (per process in production; per test app in tests). Only agents that
-// exist are cached, so a new agent is usable at once. A change or deletion is announced to every
-// process (`announceAgentChange` → `watchAgentChanges`), so the TTL only bounds staleness when
-// that notice is lost (Redis down at the time); then the worker, which re-reads the agent, still
-// refuses a deleted or deactivated agent's jobs.
-const caches = new WeakMap<Database, Map<string, Entry>>();
-// Reads in flight, per Database and key: when a busy agent's entry expires, the sends arriving
-// meanwhile share one PostgreSQL read instead of each taking a pooled connection for it.
-const loading = new WeakMap<Database, Map<string, Promise<Entry | undefined>>>();
-
 /**
- * The agent of a send, from a short-lived in-process cache keyed by tenant and agent, else from
- * PostgreSQL: the hot path of a busy agent does not touch the database.
+ * The send path's per-process cache of agents and bot accounts, so that a busy agent's sends (and
+ * the adapters' account lookups) do not touch the database. One per Database (per process in
+ * production; per test app in tests). Only what exists is cached, so a new agent or account is
+ * usable at once. A change or deletion is announced to every process (`announceAgentChange` →
+ * `watchAgentChanges`), so the TTL only bounds staleness when that notice is lost (Redis down at
+ * the time); then the worker, which re-reads the agent, still refuses a deleted or deactivated
+ * agent's jobs. Reads in flight are shared: when a busy entry expires, the sends arriving
+ * meanwhile share one PostgreSQL read instead of each taking a pooled connection for it.
  */
-export async function lookupAgent(
+class SendPathCache {
+  private readonly entries = new Map<string, Entry>();
+  private readonly loading = new Map<string, Promise<unknown>>();
+
+  async get<T>(
+    key: string,
+    scope: { tenantId: string; agentId: string | undefined },
+    nowMs: number,
+    load: () => Promise<T | undefined>,
+  ): Promise<T | undefined> {
+    const hit = this.entries.get(key);
+    // Caches verify the tenant (and agent) of what they return.
+    if (hit && hit.expiresAt > nowMs && hit.tenantId === scope.tenantId && hit.agentId === scope.agentId) {
+      return hit.value as T;
+    }
+    if (hit) this.entries.delete(key);
+    let pending = this.loading.get(key) as Promise<T | undefined> | undefined;
+    if (!pending) {
+      const started = load().then((value) => {
+        // A change announced while the read was out drops it from `loading`: its result is stale.
+        if (value !== undefined && this.loading.get(key) === started) {
+          if (this.entries.size >= MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
+          this.entries.set(key, { ...scope, value, expiresAt: nowMs + AGENT_CACHE_TTL_MS });
+        }
+        return value;
+      });
+      const settled = () => {
+        if (this.loading.get(key) === started) this.loading.delete(key);
+      };
+      void started.then(settled, settled);
+      this.loading.set(key, started);
+      pending = started;
+    }
+    return pending;
+  }
+
+  /** Drops a tenant's entries about `agentId` (all agents when undefined) and all its account entries. */
+  forget(tenantId: string, agentId?: string): void {
+    // A read in flight may predate the change: later lookups start their own.
+    this.loading.clear();
+    for (const [key, entry] of this.entries) {
+      if (entry.tenantId !== tenantId) continue;
+      if (agentId === undefined || entry.agentId === undefined || entry.agentId === agentId) {
+        this.entries.delete(key);
+      }
+    }
+  }
+}
+
+const caches = new WeakMap<Database, SendPathCache>();
+
+function cacheOf(db: Database): SendPathCache {
+  let cache = caches.get(db);
+  if (!cache) caches.set(db, (cache = new SendPathCache()));
+  return cache;
+}
+
+/** The agent of a send, from the process's cache, else from PostgreSQL. */
+export function lookupAgent(
   db: Database,
   tenantId: string,
   agentId: string,
   nowMs: number,
 ): Promise<AgentFacts | undefined> {
-  let cache = caches.get(db);
-  if (!cache) {
-    cache = new Map();
-    caches.set(db, cache);
-  }
-  const key = `${tenantId}/${agentId}`;
-  const hit = cache.get(key);
-  // Caches verify the tenant of what they return.
-  if (hit && hit.expiresAt > nowMs && hit.tenantId === tenantId && hit.agentId === agentId) return hit;
-  if (hit) cache.delete(key);
-
-  let inFlight = loading.get(db);
-  if (!inFlight) {
-    inFlight = new Map();
-    loading.set(db, inFlight);
-  }
-  let load = inFlight.get(key);
-  if (!load) {
-    const pending = inFlight;
-    const started = readAgent(db, cache, key, tenantId, agentId, nowMs);
-    const settled = () => {
-      if (pending.get(key) === started) pending.delete(key);
-    };
-    void started.then(settled, settled);
-    inFlight.set(key, started);
-    load = started;
-  }
-  return load;
+  return cacheOf(db).get(`agent/${tenantId}/${agentId}`, { tenantId, agentId }, nowMs, async () => {
+    const ctx = createIsolationContext({ tenantId, agentId });
+    const row = await db.withTenant(ctx, (t) => getAgent(t, agentId));
+    return row ? { status: row.status, defaultPlatform: row.default_platform } : undefined;
+  });
 }
 
-async function readAgent(
+/** The agent that answers as bot account `accountId` on `platform` (OneBot's `self_id`), cached. */
+export function lookupAccount(
   db: Database,
-  cache: Map<string, Entry>,
-  key: string,
+  tenantId: string,
+  platform: string,
+  accountId: string,
+  nowMs: number,
+): Promise<AccountFacts | undefined> {
+  const key = `account/${tenantId}/${platform}/${accountId}`;
+  return cacheOf(db).get(key, { tenantId, agentId: undefined }, nowMs, async () => {
+    const row = await db.withTenant(createIsolationContext({ tenantId }), (t) =>
+      findAgentByAccount(t, platform, accountId),
+    );
+    return row && accountFacts(row);
+  });
+}
+
+/** An agent's bot accounts (maim messages name the bot by nickname or account), cached. */
+export function lookupAgentAccounts(
+  db: Database,
   tenantId: string,
   agentId: string,
   nowMs: number,
-): Promise<Entry | undefined> {
-  const row = await db.withTenant(createIsolationContext({ tenantId, agentId }), (t) => getAgent(t, agentId));
-  if (!row) return undefined;
-  const entry: Entry = {
-    tenantId,
-    agentId,
-    status: row.status,
-    defaultPlatform: row.default_platform,
-    expiresAt: nowMs + AGENT_CACHE_TTL_MS,
-  };
-  if (cache.size >= MAX_ENTRIES) cache.delete(cache.keys().next().value!);
-  cache.set(key, entry);
-  return entry;
+): Promise<AccountFacts[]> {
+  const key = `accounts/${tenantId}/${agentId}`;
+  return cacheOf(db)
+    .get(key, { tenantId, agentId }, nowMs, async () => {
+      const rows = await db.withTenant(createIsolationContext({ tenantId, agentId }), (t) =>
+        listAgentAccounts(t, agentId),
+      );
+      return rows.map(accountFacts);
+    })
+    .then((accounts) => accounts ?? []);
 }
 
-/** Drops cached agents of a tenant (or one agent) in this process, e.g. after an update. */
+function accountFacts(row: AgentAccountRow): AccountFacts {
+  return {
+    platform: row.platform,
+    account_id: row.account_id,
+    agent_id: row.agent_id,
+    nickname: row.nickname,
+  };
+}
+
+/** Drops cached agents of a tenant (or one agent), and the tenant's bot accounts, in this process. */
 export function forgetAgent(db: Database, tenantId: string, agentId?: string): void {
-  // A read in flight may predate the change: later sends start their own.
-  loading.get(db)?.clear();
-  const cache = caches.get(db);
-  if (!cache) return;
-  for (const [key, entry] of cache) {
-    if (entry.tenantId === tenantId && (agentId === undefined || entry.agentId === agentId))
-      cache.delete(key);
-  }
+  caches.get(db)?.forget(tenantId, agentId);
 }
 
 /** Drops the agent here and tells every other process to (see `watchAgentChanges`). */

@@ -1,7 +1,8 @@
 import type { Dependencies } from '../api/dependencies';
 import { createIsolationContext } from '../domain/isolationContext';
-import { isFinalStatus, type MessageDoneEvent, parseMessageDone } from './messageEvents';
+import { isFinalStatus, type MessageDoneEvent } from './messageEvents';
 import { type MessageStatusView, readMessageStatus } from './messageLookup';
+import type { Expectation } from './outcomeWaiters';
 import type { SendResult } from './types';
 
 /** Longest `?wait` a client may ask for, ms (API.md). */
@@ -24,51 +25,77 @@ function withOutcome(result: SendResult, o: Outcome): SendResult {
   };
 }
 
+function readStatus(deps: Dependencies, result: SendResult): Promise<MessageStatusView | undefined> {
+  const ctx = createIsolationContext({ tenantId: result.tenant_id });
+  return readMessageStatus(deps, ctx, result.message_id).catch((err: unknown) => {
+    deps.logger.warn({ err, message_id: result.message_id }, 'status read while waiting failed');
+    return undefined;
+  });
+}
+
+/**
+ * Registers interest in a message's outcome before its job is enqueued (`acceptMessage` does so
+ * beside the admission round trip); undefined when Redis cannot subscribe, and the send then
+ * answers without waiting rather than fail.
+ */
+export async function expectOutcome(
+  deps: Dependencies,
+  tenantId: string,
+  messageId: string,
+): Promise<Expectation | undefined> {
+  try {
+    return await deps.outcomes.expect(tenantId, messageId);
+  } catch (err) {
+    deps.logger.warn({ err, message_id: messageId }, 'cannot wait for the outcome');
+    return undefined;
+  }
+}
+
 /**
  * Holds an accepted send until its message is final (`replied | no_reply | failed`) or `waitMs`
- * pass, then answers with the outcome or the current status. It subscribes to the tenant's
- * `messageDone` channel first and reads the status second, so an outcome published in between is
- * not missed. The message is accepted either way: when Redis or PostgreSQL fail while waiting,
- * the send's own result is returned rather than an error that would invite a resend.
+ * pass, then answers with the outcome, or with the current status read from the database. The
+ * expectation was registered before the job was enqueued, so the outcome cannot be missed and the
+ * database is read only on timeout. The message is accepted either way: when Redis or
+ * PostgreSQL fail while waiting, the send's own result is returned rather than an error that
+ * would invite a resend.
+ */
+export async function awaitOutcome(
+  deps: Dependencies,
+  result: SendResult,
+  expectation: Expectation,
+  waitMs: number,
+  options: { readFirst?: boolean } = {},
+): Promise<SendResult> {
+  const deadline = Date.now() + Math.min(Math.max(0, waitMs), MAX_WAIT_MS);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    if (options.readFirst) {
+      const current = await readStatus(deps, result);
+      if (current && isFinalStatus(current.status)) return withOutcome(result, current);
+    }
+    const timedOut = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), Math.max(0, deadline - Date.now()));
+    });
+    const event = await Promise.race([expectation.outcome, timedOut]);
+    if (event) return withOutcome(result, event);
+    const latest = await readStatus(deps, result);
+    return latest ? withOutcome(result, latest) : result;
+  } finally {
+    clearTimeout(timer);
+    expectation.cancel();
+  }
+}
+
+/**
+ * `?wait` for a message that may already be final (a duplicate send): subscribes first, then
+ * reads the status, so an outcome published in between is not missed.
  */
 export async function waitForOutcome(
   deps: Dependencies,
   result: SendResult,
   waitMs: number,
 ): Promise<SendResult> {
-  const deadline = Date.now() + Math.min(Math.max(0, waitMs), MAX_WAIT_MS);
-  const ctx = createIsolationContext({ tenantId: result.tenant_id });
-  const read = () =>
-    readMessageStatus(deps, ctx, result.message_id).catch((err: unknown) => {
-      deps.logger.warn({ err, message_id: result.message_id }, 'status read while waiting failed');
-      return undefined;
-    });
-
-  let announce: (e: MessageDoneEvent) => void = () => undefined;
-  const announced = new Promise<MessageDoneEvent>((resolve) => (announce = resolve));
-  let unsubscribe: () => void;
-  try {
-    unsubscribe = await deps.channels.subscribe(deps.keys.messageDone(result.tenant_id), (raw) => {
-      const event = parseMessageDone(raw);
-      if (event?.message_id === result.message_id) announce(event);
-    });
-  } catch (err) {
-    deps.logger.warn({ err, message_id: result.message_id }, 'cannot wait for the outcome');
-    return result;
-  }
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    const current = await read();
-    if (current && isFinalStatus(current.status)) return withOutcome(result, current);
-    const timedOut = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), Math.max(0, deadline - Date.now()));
-    });
-    const event = await Promise.race([announced, timedOut]);
-    if (event) return withOutcome(result, event);
-    const latest = await read();
-    return latest ? withOutcome(result, latest) : result;
-  } finally {
-    clearTimeout(timer);
-    unsubscribe();
-  }
+  const expectation = await expectOutcome(deps, result.tenant_id, result.message_id);
+  if (!expectation) return result;
+  return awaitOutcome(deps, result, expectation, waitMs, { readFirst: true });
 }

@@ -431,6 +431,7 @@ describe('tenant scheduling', () => {
         max_concurrency: 4,
         rate_limit: { max: 20, duration_ms: 1000 },
         max_queue_size: 500,
+        ingress_max_in_flight: 16,
       };
       const res = await app.request('PUT', `/admin/tenants/${t.tenantId}/scheduling`, { token: admin, body });
       expect(res.status).toBe(200);

@@ -1,10 +1,11 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Redis } from 'ioredis';
 
+import type { ApiKeyDirectory } from '../../auth/apiKeyDirectory';
 import type { TenantDirectory, TenantMeta } from '../../auth/tenantDirectory';
 import { parseOpaqueSecret, secretMatches, type TokenService } from '../../auth/tokens';
 import type { Database } from '../../db/database';
-import { findApiKey, touchApiKey } from '../../db/repositories/apiKeys';
+import { touchApiKey } from '../../db/repositories/apiKeys';
 import { createIsolationContext, isIdentifier } from '../../domain/isolationContext';
 import { UnauthorizedError } from '../../errors';
 import type { Keyspace } from '../../queues/names';
@@ -13,6 +14,7 @@ import type { Principal } from './principal';
 export interface AuthenticatorDeps {
   tokens: TokenService;
   tenants: TenantDirectory;
+  apiKeys: ApiKeyDirectory;
   db: Database;
   redis: Redis;
   keys: Keyspace;
@@ -115,39 +117,43 @@ export class Authenticator {
     return principal;
   }
 
+  /**
+   * The tenant's meta and the key's cached facts in one Redis round trip (no PostgreSQL unless the
+   * key is not cached); `last_used_at` is written at most once a minute per key and process.
+   */
   private async fromApiKey(value: string): Promise<Principal> {
     const parsed = parseOpaqueSecret('mhk', value);
-    if (!parsed || !isIdentifier(parsed.tenantId)) throw new UnauthorizedError();
-    const tenant = await this.requireActiveTenant(parsed.tenantId);
-    const ctx = createIsolationContext({ tenantId: parsed.tenantId });
+    if (!parsed || !isIdentifier(parsed.tenantId) || !isIdentifier(parsed.id)) throw new UnauthorizedError();
+    const { tenantId, id: keyId } = parsed;
+    const { apiKeys, tenants } = this.deps;
+    const [cachedMeta = null, cachedKey = null] = await this.deps.redis.mget(
+      tenants.cacheKey(tenantId),
+      apiKeys.cacheKey(tenantId, keyId),
+    );
+    const [tenant, key] = await Promise.all([
+      this.requireActiveTenant(tenantId, cachedMeta),
+      apiKeys.resolve(tenantId, keyId, cachedKey),
+    ]);
     const now = this.deps.now();
-    // The last-use write, when due, runs in the same unit of work, after the secret matched.
-    const key = await this.deps.db.withTenant(ctx, async (db) => {
-      const row = await findApiKey(db, parsed.id);
-      if (
-        !row ||
-        !secretMatches(parsed.secret, row.key_hash) ||
-        row.revoked_at !== null ||
-        (row.expires_at !== null && row.expires_at.getTime() <= now)
-      ) {
-        return undefined;
-      }
-      if (this.touchDue(parsed.tenantId, row.key_id, now)) {
-        await touchApiKey(db, {
-          keyId: row.key_id,
-          at: new Date(now),
-          minIntervalMs: API_KEY_TOUCH_INTERVAL_MS,
-        });
-      }
-      return row;
-    });
-    if (!key) throw new UnauthorizedError();
+    if (
+      !key ||
+      !secretMatches(parsed.secret, key.keyHash) ||
+      key.revoked ||
+      (key.expiresAt !== null && key.expiresAt <= now)
+    ) {
+      throw new UnauthorizedError();
+    }
+    if (this.touchDue(tenantId, keyId, now)) {
+      await this.deps.db.withTenant(createIsolationContext({ tenantId }), (db) =>
+        touchApiKey(db, { keyId, at: new Date(now), minIntervalMs: API_KEY_TOUCH_INTERVAL_MS }),
+      );
+    }
     const principal: Principal = {
       kind: 'api_key',
-      subject: key.key_id,
+      subject: key.keyId,
       role: key.role,
-      tenantId: key.tenant_id,
-      agentId: key.agent_id ?? undefined,
+      tenantId: key.tenantId,
+      agentId: key.agentId ?? undefined,
     };
     tenantMetaSeen.set(principal, tenant);
     return principal;

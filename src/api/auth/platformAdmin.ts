@@ -7,7 +7,10 @@ import type { Dependencies } from '../dependencies';
 import { Authenticator } from './authenticate';
 import type { Principal } from './principal';
 
-type GateDeps = Pick<Dependencies, 'tokens' | 'tenants' | 'db' | 'redis' | 'keys' | 'config' | 'clock'>;
+type GateDeps = Pick<
+  Dependencies,
+  'tokens' | 'tenants' | 'apiKeys' | 'db' | 'redis' | 'keys' | 'config' | 'clock'
+>;
 
 /**
  * Platform-admin checks for the few endpoints that cannot sit behind the API's authenticator:
@@ -22,6 +25,7 @@ export class PlatformAdminGate {
     this.authenticator = new Authenticator({
       tokens: deps.tokens,
       tenants: deps.tenants,
+      apiKeys: deps.apiKeys,
       db: deps.db,
       redis: deps.redis,
       keys: deps.keys,

@@ -4,10 +4,9 @@ import { z } from 'zod';
 import { maimMessageSchema, normalizeMaimMessage } from '../../adapters/maim';
 import { oneBotEnvelopeSchema, oneBotToInbound } from '../../adapters/onebot';
 import { type InboundMessage, toSendInput } from '../../adapters/types';
-import { findAgentByAccount, listAgentAccounts } from '../../db/repositories/agentAccounts';
-import { createIsolationContext } from '../../domain/isolationContext';
 import { IsolationViolationError, NotFoundError } from '../../errors';
 import { acceptMessage } from '../../ingress/acceptMessage';
+import { lookupAccount, lookupAgentAccounts } from '../../ingress/agentLookup';
 import type { SendCaller, SendResult } from '../../ingress/types';
 import { type Principal, SENDERS } from '../auth/principal';
 import { agentScope, tenantScope } from '../auth/scope';
@@ -82,9 +81,7 @@ export function adaptersRoutes({ router, registry, deps }: RouteContext): void {
   /** The agent that answers as the event's bot account; the credential may not name another. */
   async function agentForAccount(principal: Principal, req: Request, tenantId: string, msg: InboundMessage) {
     const accountId = msg.botAccountId ?? '';
-    const account = await deps.db.withTenant(createIsolationContext({ tenantId }), (db) =>
-      findAgentByAccount(db, msg.platform, accountId),
-    );
+    const account = await lookupAccount(deps.db, tenantId, msg.platform, accountId, deps.clock.now());
     if (!account) {
       throw new NotFoundError('AGENT_NOT_FOUND', 'no agent answers as this bot account', {
         platform: msg.platform,
@@ -148,9 +145,7 @@ export function adaptersRoutes({ router, registry, deps }: RouteContext): void {
       // accounts on the message's platform tell which @-mentions name the bot.
       const agentId = agentScope(caller, req);
       const platform = body.message_info.platform;
-      const accounts = await deps.db.withTenant(createIsolationContext({ tenantId, agentId }), (db) =>
-        listAgentAccounts(db, agentId),
-      );
+      const accounts = await lookupAgentAccounts(deps.db, tenantId, agentId, deps.clock.now());
       const own = accounts.filter((a) => a.platform === platform);
       const outcome = normalizeMaimMessage(body, {
         accountIds: own.map((a) => a.account_id),

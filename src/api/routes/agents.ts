@@ -323,7 +323,11 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
     body: AgentConfigPatch,
     response: ConfigResponse,
     handler: async ({ params, body, principal, req }) => {
-      const { tenantWide, agentId, settings } = await agentRequest(principal!, req, params.agent_id);
+      const { tenantWide, agentId, settings, tenantId } = await agentRequest(
+        principal!,
+        req,
+        params.agent_id,
+      );
       assertPlatformsAllowed(settings, undefined, body);
       const config = await deps.db.withTenant(tenantWide, async (db) => {
         const current = await getAgentForUpdate(db, agentId);
@@ -333,6 +337,8 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
         await updateAgent(db, agentId, { config: next });
         return next;
       });
+      // Its bot accounts may have changed: the adapters' cached lookups go in every process.
+      await announceAgentChange(deps.db, deps.redis, deps.keys, tenantId, agentId);
       return { data: { agent_id: agentId, config: maskAgentConfig(config) } };
     },
   });

@@ -337,6 +337,8 @@ export function authRoutes({ router, registry, deps }: RouteContext): void {
         revokeApiKey(db, params.key_id),
       );
       if (!key) throw new NotFoundError('NOT_FOUND', 'api key not found');
+      // Every process's cached copy stops working at once.
+      await deps.apiKeys.revoked(tenantId, key.key_id);
       return { data: apiKeyBody(key, deps.clock.now()) };
     },
   });

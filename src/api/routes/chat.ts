@@ -1,5 +1,5 @@
 import { historyPage, type HistoryRow } from '../../db/repositories/messages';
-import { MaiHiveError, NotFoundError, ValidationError } from '../../errors';
+import { MaiHiveError, NotFoundError, RateLimitError, ValidationError } from '../../errors';
 import { acceptMessage } from '../../ingress/acceptMessage';
 import { readMessage, readMessageStatus, viewFromRow } from '../../ingress/messageLookup';
 import type { SendCaller } from '../../ingress/types';
@@ -110,15 +110,23 @@ export function chatRoutes(ctx: RouteContext): void {
       const caller = callerOf(principal!, (n) => req.header(n), false);
       const results: unknown[] = new Array(body.messages.length);
       let next = 0;
+      // Once the tenant's rate, quota or queue refused an item, the rest would be refused too:
+      // they get the same answer without a round trip each.
+      let refusal: ReturnType<typeof itemError> | undefined;
       const worker = async () => {
         while (next < body.messages.length) {
           const i = next++;
+          if (refusal) {
+            results[i] = { success: false, error: refusal };
+            continue;
+          }
           try {
             const item = parseWith(SendBody, body.messages[i], 'body');
             results[i] = { success: true, data: await acceptMessage(deps, caller, toSendInput(item)) };
           } catch (err) {
             if (!(err instanceof MaiHiveError)) deps.logger.error({ err }, 'batch item failed');
             results[i] = { success: false, error: itemError(err) };
+            if (err instanceof RateLimitError) refusal ??= itemError(err);
           }
         }
       };
