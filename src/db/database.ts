@@ -1,9 +1,12 @@
+import { createHash } from 'node:crypto';
+
 import pg from 'pg';
 
 import type { IsolationContext } from '../domain/isolationContext';
 import { ServiceUnavailableError } from '../errors';
 import type { Logger } from '../logger';
 import { mapDatabaseError } from './errors';
+import { FairSemaphore } from './fairSemaphore';
 import { checkRawSql } from './rawSqlGuard';
 
 /** Something that runs SQL: a pooled client inside a unit of work. */
@@ -54,6 +57,25 @@ function isQueryReadTimeout(err: unknown): boolean {
   return err instanceof Error && err.message === 'Query read timeout';
 }
 
+/**
+ * Names of prepared statements by SQL text. The application's statements are a fixed set (the
+ * repositories' SQL), so each is parsed and planned once per connection instead of on every
+ * execution; statements that come from outside (`rawSql`) are never prepared by name.
+ */
+const statementNames = new Map<string, string>();
+const MAX_STATEMENT_NAMES = 2000;
+
+function statementName(text: string): string | undefined {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    // A runaway set of texts (a caller building SQL per call) falls back to unnamed statements.
+    if (statementNames.size >= MAX_STATEMENT_NAMES) return undefined;
+    name = `mh_${createHash('sha1').update(text).digest('base64url')}`;
+    statementNames.set(text, name);
+  }
+  return name;
+}
+
 /** A unit-of-work handle that refuses to run once its transaction has ended. */
 class TransactionHandle implements Queryable {
   private open = true;
@@ -61,14 +83,33 @@ class TransactionHandle implements Queryable {
   constructor(private readonly client: pg.PoolClient) {}
 
   query<R extends pg.QueryResultRow>(text: string, params?: readonly unknown[]): Promise<pg.QueryResult<R>> {
-    if (!this.open) {
-      return Promise.reject(new Error('this unit of work has ended; its database handle cannot be reused'));
-    }
-    return this.client.query<R>(text, params as unknown[] | undefined);
+    return this.run<R>(text, params, statementName(text));
+  }
+
+  /** A statement that is not one of the application's own: run unnamed, never kept prepared. */
+  queryUnprepared<R extends pg.QueryResultRow>(
+    text: string,
+    params?: readonly unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    return this.run<R>(text, params, undefined);
   }
 
   end(): void {
     this.open = false;
+  }
+
+  private run<R extends pg.QueryResultRow>(
+    text: string,
+    params: readonly unknown[] | undefined,
+    name: string | undefined,
+  ): Promise<pg.QueryResult<R>> {
+    if (!this.open) {
+      return Promise.reject(new Error('this unit of work has ended; its database handle cannot be reused'));
+    }
+    const values = params as unknown[] | undefined;
+    return name === undefined
+      ? this.client.query<R>(text, values)
+      : this.client.query<R>({ name, text, values });
   }
 }
 
@@ -82,7 +123,7 @@ class TenantHandle extends TransactionHandle implements TenantDb {
 
   async rawSql<R extends pg.QueryResultRow>(text: string, params: readonly unknown[] = []) {
     await checkRawSql(this.ctx, text, params);
-    return this.query<R>(text, params);
+    return this.queryUnprepared<R>(text, params);
   }
 }
 
@@ -126,11 +167,19 @@ export class Database {
   readonly pool: pg.Pool;
   private readonly logger: Logger;
   private readonly statementTimeoutMs: number;
+  private readonly connectTimeoutMs: number;
+  /**
+   * Checkouts of the pool's connections, served round-robin by tenant when they are short (the
+   * platform's units count as one more "tenant"), instead of pg-pool's first come, first served.
+   */
+  private readonly checkouts: FairSemaphore;
   private closed = false;
 
   constructor(options: DatabaseOptions) {
     this.logger = options.logger;
     this.statementTimeoutMs = options.statementTimeoutMs;
+    this.connectTimeoutMs = options.connectTimeoutMs;
+    this.checkouts = new FairSemaphore(options.poolMax);
     this.pool = new pg.Pool({
       connectionString: options.url,
       max: options.poolMax,
@@ -153,6 +202,7 @@ export class Database {
 
   withTenant<T>(ctx: IsolationContext, fn: (db: TenantDb) => Promise<T>): Promise<T> {
     return this.unitOfWork<TenantHandle, T>(
+      ctx.tenantId,
       tenantSettings(ctx),
       (client) => new TenantHandle(client, ctx),
       fn,
@@ -161,6 +211,7 @@ export class Database {
 
   withPlatform<T>(fn: (db: PlatformDb) => Promise<T>): Promise<T> {
     return this.unitOfWork<TransactionHandle, T>(
+      '',
       PLATFORM_SETTINGS,
       (client) => new TransactionHandle(client),
       fn,
@@ -195,16 +246,37 @@ export class Database {
     await this.pool.end();
   }
 
+  /** Waiters and free connections of the pool's fair checkout (metrics, tests). */
+  checkoutSnapshot() {
+    return this.checkouts.snapshot();
+  }
+
+  /** A permit for one of the pool's connections, in `key`'s turn when they are short. */
+  private async permit(key: string): Promise<() => void> {
+    const now = this.checkouts.tryAcquire();
+    if (now) return now;
+    const timeout = AbortSignal.timeout(this.connectTimeoutMs);
+    try {
+      return await this.checkouts.acquire(key, timeout);
+    } catch (err) {
+      if (!timeout.aborted) throw err;
+      throw new ServiceUnavailableError('database busy: no connection free in time', 5, { cause: err });
+    }
+  }
+
   private async unitOfWork<H extends TransactionHandle, T>(
+    key: string,
     settings: Record<string, string>,
     makeHandle: (client: pg.PoolClient) => H,
     fn: (db: H) => Promise<T>,
   ): Promise<T> {
     if (this.closed) throw new ServiceUnavailableError('database is shutting down');
+    const releasePermit = await this.permit(key);
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
     } catch (err) {
+      releasePermit();
       throw mapDatabaseError(err);
     }
     const handle = makeHandle(client);
@@ -237,6 +309,7 @@ export class Database {
       throw mapDatabaseError(err);
     } finally {
       client.release(broken);
+      releasePermit();
     }
   }
 }

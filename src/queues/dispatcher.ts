@@ -128,9 +128,9 @@ export class Dispatcher {
       rng: mulberry32(o.seed ?? 1),
       capacity: o.concurrency,
       quantum: o.quantum ?? 8,
-      // 1 slot in 25 waits for newcomers while they keep coming (a quiet tenant's job need not
-      // wait for a flood's job to end); none below 25 slots.
-      reserve: Math.floor(o.concurrency / 25),
+      // 1 slot in 25 (at least one) waits for newcomers while they keep coming, so a quiet
+      // tenant's job need not wait for a flood's job to end; none with a single slot.
+      reserve: o.concurrency >= 2 ? Math.max(1, Math.floor(o.concurrency / 25)) : 0,
     });
     this.lockDurationMs = o.lockDurationMs ?? 30_000;
   }

@@ -47,6 +47,8 @@ export function keyspace(prefix: string = KEY_PREFIX) {
     prefix,
     /** Cached status and settings of a tenant. */
     tenantMeta: (tenantId: string) => `${tenant(tenantId)}:meta`,
+    /** Cached facts of an API key (hash, role, agent, expiry, revoked), see `ApiKeyDirectory`. */
+    apiKey: (tenantId: string, keyId: string) => `${tenant(tenantId)}:apikey:${encodeId(keyId)}`,
     /** A revoked access token id, kept until the token would have expired. */
     revokedToken: (jti: string) => `${prefix}:revoked:jti:${jti}`,
     /** A revoked refresh-token family: access tokens issued in it stop working too. */
@@ -72,6 +74,9 @@ export function keyspace(prefix: string = KEY_PREFIX) {
     /** "Someone is answering this chat stream" lock of the heartflow worker. */
     streamLock: (tenantId: string, chatStreamId: string) =>
       `${tenant(tenantId)}:lock:${encodeId(chatStreamId)}`,
+    /** Set while a chat stream's lock is held when a job stored a message the holder must still see. */
+    streamDirty: (tenantId: string, chatStreamId: string) =>
+      `${tenant(tenantId)}:dirty:${encodeId(chatStreamId)}`,
     /** Set of tenants whose queue of a kind may have work; the dispatchers' discovery list. */
     activeTenants: (kind: string) => `${prefix}:active:${kind}`,
     /** Pub/sub channel waking the dispatchers when a tenant's queue of a kind gets work. */

@@ -26,7 +26,16 @@ export interface HeartflowJobData {
   segments: unknown[];
   /** The adapter saw the bot mentioned (OneBot `at` of self_id, maim `@<nick:account>`). */
   mentioned: boolean;
-  options: { enableMemory: boolean; enableEmoji: boolean; priority: 'low' | 'normal' | 'high' };
+  options: {
+    enableMemory: boolean;
+    enableEmoji: boolean;
+    priority: 'low' | 'normal' | 'high';
+    /**
+     * Someone waits for the answer (`?wait`, or an adapter saw the bot mentioned): a `normal` job
+     * goes ahead of the tenant's other `normal` jobs. Absent in jobs of older versions.
+     */
+    interactive?: boolean;
+  };
   /** ms since the epoch when the ingress accepted the message. */
   receivedAt: number;
   source: 'http' | 'onebot' | 'maim';
@@ -35,6 +44,14 @@ export interface HeartflowJobData {
 // BullMQ: 1 is the highest priority; unprioritised jobs run before all prioritised ones, so every
 // job gets a priority and `normal` sits in the middle.
 const PRIORITY: Record<HeartflowJobData['options']['priority'], number> = { high: 1, normal: 5, low: 10 };
+const INTERACTIVE_NORMAL = 3;
+
+/** A heartflow job's BullMQ priority within its tenant's queue: high, interactive, normal, low. */
+export function heartflowPriority(options: HeartflowJobData['options']): number {
+  return options.priority === 'normal' && options.interactive
+    ? INTERACTIVE_NORMAL
+    : PRIORITY[options.priority];
+}
 
 /** A pub/sub message sent along with an announcement (e.g. the ingress's `message.received`). */
 export interface Publication {
@@ -147,7 +164,7 @@ export class TenantQueues {
       queue,
       'message',
       data,
-      { ...DEFAULT_JOB_OPTIONS, jobId: data.messageId, priority: PRIORITY[data.options.priority] },
+      { ...DEFAULT_JOB_OPTIONS, jobId: data.messageId, priority: heartflowPriority(data.options) },
       data.messageId,
     );
     const client = await queue.getBackend().client;
@@ -173,7 +190,7 @@ export class TenantQueues {
   async addHeartflow(data: HeartflowJobData): Promise<void> {
     await this.queue(data.tenantId, 'heartflow').add('message', data, {
       jobId: data.messageId,
-      priority: PRIORITY[data.options.priority],
+      priority: heartflowPriority(data.options),
     });
   }
 

@@ -2,19 +2,17 @@ import type { Redis } from 'ioredis';
 
 import type { Database, TenantDb } from '../db/database';
 import { getAgent } from '../db/repositories/agents';
-import { upsertChatStream } from '../db/repositories/chatStreams';
 import {
   claimPendingMessages,
   getStreamHeartflow,
-  hasPendingMessages,
+  type InboundMessage,
   type OutcomeRow,
-  recordAction,
-  saveStreamHeartflowState,
-  setOutcomes,
+  storeBatchOutcome,
+  storeInbound,
 } from '../db/repositories/heartflow';
-import { recordLlmUsage } from '../db/repositories/llmUsage';
-import { listMemories } from '../db/repositories/memories';
-import { insertMessages, type MessageRow, recentMessages } from '../db/repositories/messages';
+import type { LlmUsageRecord } from '../db/repositories/llmUsage';
+import { listMemories, type MemoryRow } from '../db/repositories/memories';
+import { type MessageRow, type NewMessage, recentMessages } from '../db/repositories/messages';
 import { AgentConfig } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
 import {
@@ -41,6 +39,7 @@ import type { Logger } from '../logger';
 import type { Keyspace } from '../queues/names';
 import type { HeartflowJobData, TenantQueues } from '../queues/tenantQueues';
 import { emojiFor } from './emojiFallback';
+import type { InboundWriter } from './inboundWriter';
 import { enqueueDelivery, enqueueMemory, enqueueStats } from './jobs';
 import { StreamLock } from './streamLock';
 
@@ -59,16 +58,24 @@ export interface HeartflowDeps {
   secretBox?: SecretBox;
   /** Follow-up jobs (memory, stats, webhook delivery) are enqueued here after each batch. */
   queues?: TenantQueues;
+  /** Group commit of inbound messages (the pool's); without it each is stored on its own. */
+  inbound?: InboundWriter;
 }
 
 const BATCH_LIMIT = 200;
+/**
+ * A job picked within this many ms of its message's arrival tries the stream's lock before it
+ * stores the message (see `processHeartflowJob`). Default for `HeartflowDeps`.
+ */
+const LOCK_FIRST_MAX_WAIT_MS = 100;
 const HISTORY = 20;
 
 /**
- * One heartflow job = one inbound message. The message is stored first (idempotent on its id),
- * then whoever holds the chat stream's lock answers every pending message of the stream in
- * coalesced batches: a burst of 50 mentions costs one LLM call, not 50. A job that finds the lock
- * taken leaves its stored message to the holder, which looks again after releasing the lock.
+ * One heartflow job = one inbound message. The message is stored (idempotent on its id), and
+ * whoever holds the chat stream's lock answers every pending message of the stream in coalesced
+ * batches: a burst of 50 mentions costs one LLM call, not 50. A job that finds the lock taken
+ * marks the stream dirty once its message is stored and leaves it to the holder, which takes
+ * another pass before it lets the lock go (`StreamLock`: no database read to find out).
  * A worker that dies mid-batch leaves messages `processing`; the retried job claims them again,
  * and the reply's id is derived from the message it answers, so it is stored (and delivered) once.
  */
@@ -79,8 +86,8 @@ export async function processHeartflowJob(deps: HeartflowDeps, data: HeartflowJo
     platform: data.platform,
     chatStreamId: data.chatStreamId,
   });
-  await deps.db.withTenant(ctx, async (db) => {
-    await upsertChatStream(db, {
+  const inbound: InboundMessage = {
+    stream: {
       chatStreamId: data.chatStreamId,
       agentId: data.agentId,
       platform: data.platform,
@@ -88,41 +95,50 @@ export async function processHeartflowJob(deps: HeartflowDeps, data: HeartflowJo
       groupId: data.sender.groupId,
       groupName: data.sender.groupName,
       userId: data.chatType === 'private' ? data.sender.userId : null,
-    });
-    await insertMessages(db, [
-      {
-        messageId: data.messageId,
-        agentId: data.agentId,
-        platform: data.platform,
-        chatStreamId: data.chatStreamId,
-        direction: 'in',
-        content: data.content,
-        clientMessageId: data.clientMessageId,
-        replyTo: data.replyTo,
-        senderUserId: data.sender.userId,
-        senderNickname: data.sender.nickname,
-        senderCardname: data.sender.cardname,
-        segments: data.segments,
-        isMentioned: data.mentioned,
-        createdAt: new Date(data.receivedAt),
-      },
-    ]);
-  });
-
+    },
+    message: {
+      messageId: data.messageId,
+      agentId: data.agentId,
+      platform: data.platform,
+      chatStreamId: data.chatStreamId,
+      direction: 'in',
+      content: data.content,
+      clientMessageId: data.clientMessageId,
+      replyTo: data.replyTo,
+      senderUserId: data.sender.userId,
+      senderNickname: data.sender.nickname,
+      senderCardname: data.sender.cardname,
+      segments: data.segments,
+      isMentioned: data.mentioned,
+      createdAt: new Date(data.receivedAt),
+    },
+  };
   const lock = new StreamLock(
     deps.redis,
     deps.keys.streamLock(data.tenantId, data.chatStreamId),
+    deps.keys.streamDirty(data.tenantId, data.chatStreamId),
     deps.streamLockTtlMs,
   );
-  // Release, then look again: a message stored while we held the lock is never left behind.
-  while (await lock.acquire()) {
-    try {
-      await answerPending(deps, ctx, data.options.enableMemory);
-    } finally {
-      await lock.release();
-    }
-    const more = await deps.db.withTenant(ctx, (db) => hasPendingMessages(db, ctx.chatStreamId!));
-    if (!more) break;
+  // A fresh message of a free stream (the quiet case) is stored in the same unit of work that
+  // claims it. One that waited in the queue probably has company (a backlog of its stream): it
+  // is stored first, with others of its tenant (group commit), and handed to the stream's
+  // holder, so that the holder's next pass answers the lot.
+  const fresh = deps.clock.now() - data.receivedAt < LOCK_FIRST_MAX_WAIT_MS;
+  let storeFirst: InboundMessage | undefined = inbound;
+  if (!(fresh && (await lock.take()))) {
+    if (deps.inbound) await deps.inbound.store(data.tenantId, inbound);
+    else await deps.db.withTenant(ctx, (db) => storeInbound(db, [inbound]));
+    if (!(await lock.takeOrMark())) return;
+    storeFirst = undefined;
+  }
+  try {
+    do {
+      await answerPending(deps, ctx, data.options.enableMemory, storeFirst);
+      storeFirst = undefined;
+    } while (!(await lock.releaseUnlessDirty()));
+  } catch (err) {
+    await lock.release().catch(() => undefined);
+    throw err;
   }
 }
 
@@ -131,10 +147,32 @@ interface StreamContext {
   agentConfig: AgentConfig;
   agentName: string;
   heartflow: Awaited<ReturnType<typeof getStreamHeartflow>>;
+  /** The stream's latest messages and the agent's memories, for the first batch's prompt. */
+  history: MessageRow[];
+  memories: MemoryRow[];
 }
 
-async function loadStream(db: TenantDb, ctx: IsolationContext): Promise<StreamContext> {
+/**
+ * Claims the pending messages and reads everything a reply needs, in one unit of work (storing
+ * the job's own message first, when given).
+ */
+async function loadStream(
+  db: TenantDb,
+  ctx: IsolationContext,
+  store: InboundMessage | undefined,
+): Promise<StreamContext> {
+  if (store) await storeInbound(db, [store]);
   const pending = await claimPendingMessages(db, ctx.chatStreamId!, BATCH_LIMIT);
+  if (pending.length === 0) {
+    return {
+      pending,
+      agentConfig: AgentConfig.parse({}),
+      agentName: 'MaiBot',
+      heartflow: undefined,
+      history: [],
+      memories: [],
+    };
+  }
   const agent = await getAgent(db, ctx.agentId!);
   const parsed = AgentConfig.safeParse(agent?.config ?? {});
   return {
@@ -142,6 +180,14 @@ async function loadStream(db: TenantDb, ctx: IsolationContext): Promise<StreamCo
     agentConfig: parsed.success ? parsed.data : AgentConfig.parse({}),
     agentName: agent?.name ?? 'MaiBot',
     heartflow: await getStreamHeartflow(db, ctx.chatStreamId!),
+    ...(await promptContext(db, ctx)),
+  };
+}
+
+async function promptContext(db: TenantDb, ctx: IsolationContext) {
+  return {
+    history: await recentMessages(db, ctx.chatStreamId!, HISTORY),
+    memories: await listMemories(db, { agentId: ctx.agentId, limit: 20 }),
   };
 }
 
@@ -153,9 +199,10 @@ async function answerPending(
   deps: HeartflowDeps,
   ctx: IsolationContext,
   enableMemory: boolean,
+  store?: InboundMessage,
 ): Promise<void> {
   const startedAt = deps.clock.now();
-  const stream = await deps.db.withTenant(ctx, (db) => loadStream(db, ctx));
+  const stream = await deps.db.withTenant(ctx, (db) => loadStream(db, ctx, store));
   if (stream.pending.length === 0) return;
   const config = storedHeartflowConfig(stream.heartflow?.heartflow_config);
   let state = storedHeartflowState(stream.heartflow?.heartflow_state, startedAt);
@@ -175,7 +222,7 @@ async function answerPending(
     { maxBatch: deps.maxBatch ?? 50 },
   );
 
-  for (const batch of batches) {
+  for (const [index, batch] of batches.entries()) {
     const planned = batch.messages.map((b) => {
       const m = byId.get(b.id)!;
       const interest = interestOf(m.content, { mentioned: b.mentioned });
@@ -193,8 +240,11 @@ async function answerPending(
     });
     state = applyDecision(state, decision, now);
     const target = byId.get(batch.targetMessageId)!;
-    const reply = await produceReply(deps, ctx, stream, decision, target);
-    await storeBatch(deps, ctx, enableMemory, {
+    // The first batch's prompt context came with the claim; a later one (a backlog of more than
+    // one batch) reads it again, to see the replies of the batches before it.
+    const context = index === 0 ? stream : await deps.db.withTenant(ctx, (db) => promptContext(db, ctx));
+    const reply = await produceReply(deps, ctx, stream, context, decision, target);
+    await storeBatch(deps, ctx, enableMemory, stream.agentConfig, {
       decision,
       target,
       covered: batch.messages.map((b) => byId.get(b.id)!),
@@ -210,23 +260,20 @@ interface Reply {
   text: string | null;
   tokens: number | null;
   error: string | null;
-  usage: Parameters<typeof recordLlmUsage>[1][];
+  usage: LlmUsageRecord[];
 }
 
 async function produceReply(
   deps: HeartflowDeps,
   ctx: IsolationContext,
   stream: StreamContext,
+  { history, memories }: Pick<StreamContext, 'history' | 'memories'>,
   decision: HeartflowDecision,
   target: MessageRow,
 ): Promise<Reply> {
   if (decision.action === 'emoji')
     return { text: emojiFor(decision.emotion), tokens: null, error: null, usage: [] };
   if (decision.action !== 'reply') return { text: null, tokens: null, error: null, usage: [] };
-  const { history, memories } = await deps.db.withTenant(ctx, async (db) => ({
-    history: await recentMessages(db, ctx.chatStreamId!, HISTORY),
-    memories: await listMemories(db, { agentId: ctx.agentId, limit: 20 }),
-  }));
   const persona = {
     name: stream.agentName,
     description: stream.agentConfig.persona,
@@ -234,7 +281,7 @@ async function produceReply(
   };
   const messages = buildReplyPrompt({
     persona,
-    recentMessages: history.reverse().map((m) => ({
+    recentMessages: [...history].reverse().map((m) => ({
       id: m.message_id,
       sender:
         m.direction === 'out'
@@ -294,11 +341,15 @@ interface BatchResult {
   startedAt: number;
 }
 
-/** Stores the reply, the action, every covered message's outcome and the stream state together. */
+/**
+ * Stores the reply, the action, every covered message's outcome and the stream state in one
+ * statement, then enqueues the follow-ups and announces the outcomes.
+ */
 async function storeBatch(
   deps: HeartflowDeps,
   ctx: IsolationContext,
   enableMemory: boolean,
+  agentConfig: AgentConfig,
   b: BatchResult,
 ): Promise<void> {
   const finishedAt = deps.clock.now();
@@ -321,45 +372,47 @@ async function storeBatch(
       error: failed ? b.reply.error : null,
     };
   });
-  await deps.db.withTenant(ctx, async (db) => {
-    for (const u of b.reply.usage) await recordLlmUsage(db, u);
-    if (answered) {
-      await insertMessages(db, [
-        {
-          messageId: replyId,
-          agentId: ctx.agentId!,
-          platform: ctx.platform!,
-          chatStreamId: ctx.chatStreamId!,
-          direction: 'out',
-          content: b.reply.text!,
-          replyTo: b.target.message_id,
-          status: 'sent',
-          createdAt: new Date(finishedAt),
-        },
-      ]);
-    }
-    await recordAction(db, {
-      actionId: `${b.target.message_id}.a`,
-      agentId: ctx.agentId!,
-      platform: ctx.platform!,
+  const reply: NewMessage | undefined = answered
+    ? {
+        messageId: replyId,
+        agentId: ctx.agentId!,
+        platform: ctx.platform!,
+        chatStreamId: ctx.chatStreamId!,
+        direction: 'out',
+        content: b.reply.text!,
+        replyTo: b.target.message_id,
+        status: 'sent',
+        createdAt: new Date(finishedAt),
+      }
+    : undefined;
+  await deps.db.withTenant(ctx, (db) =>
+    storeBatchOutcome(db, {
       chatStreamId: ctx.chatStreamId!,
-      messageId: b.target.message_id,
-      actionName: b.decision.action,
-      actionData: {
-        probability: b.decision.replyProbability,
-        covered: b.covered.length,
-        reply_id: answered ? replyId : null,
+      usage: b.reply.usage,
+      reply,
+      action: {
+        actionId: `${b.target.message_id}.a`,
+        agentId: ctx.agentId!,
+        platform: ctx.platform!,
+        chatStreamId: ctx.chatStreamId!,
+        messageId: b.target.message_id,
+        actionName: b.decision.action,
+        actionData: {
+          probability: b.decision.replyProbability,
+          covered: b.covered.length,
+          reply_id: answered ? replyId : null,
+        },
+        reasoning: b.decision.reason,
       },
-      reasoning: b.decision.reason,
-    });
-    await setOutcomes(db, outcomes);
-    await saveStreamHeartflowState(db, ctx.chatStreamId!, b.state);
-  });
-  if (deps.queues)
-    await enqueueFollowUps(deps.queues, ctx, b, answered ? replyId : null, finishedAt, enableMemory);
-  // Store first, then announce: a waiter subscribing late finds the outcome in the table.
+      outcomes,
+      state: b.state,
+    }),
+  );
+  // Store first, then announce: a waiter subscribing late finds the outcome in the table. Sent
+  // together, in order, on one connection: one round trip for the batch.
+  const announcements: Promise<void>[] = [];
   for (const o of outcomes) {
-    await publishMessageDone(deps.redis, deps.keys, ctx.tenantId, {
+    const done = publishMessageDone(deps.redis, deps.keys, ctx.tenantId, {
       message_id: o.messageId,
       status: o.status as 'replied' | 'no_reply' | 'failed',
       response: o.response,
@@ -369,7 +422,7 @@ async function storeBatch(
       processing_time_ms: o.processingTimeMs,
       error: o.error,
     });
-    await publishStreamEvent(deps.redis, deps.keys, {
+    const event = publishStreamEvent(deps.redis, deps.keys, {
       type:
         o.status === 'replied'
           ? 'message.replied'
@@ -385,7 +438,14 @@ async function storeBatch(
       response: o.response,
       error: o.error,
     });
+    announcements.push(done, event);
   }
+  await Promise.all(announcements);
+  // After the announcements: nobody waits for these. Only an agent with a webhook has replies
+  // to deliver (the delivery job checks again).
+  const deliverable = answered && agentConfig.delivery?.webhook_url !== undefined;
+  if (deps.queues)
+    await enqueueFollowUps(deps.queues, ctx, b, deliverable ? replyId : null, finishedAt, enableMemory);
 }
 
 /**
@@ -414,7 +474,11 @@ async function enqueueFollowUps(
   const minutes = new Set(
     [...b.covered.map((m) => m.created_at.getTime()), finishedAt].map((t) => t - (t % 60_000)),
   );
-  for (const minute of minutes) await enqueueStats(queues, ctx.tenantId, minute, finishedAt);
-  if (replyId)
-    await enqueueDelivery(queues, { tenantId: ctx.tenantId, agentId: ctx.agentId!, messageId: replyId });
+  const enqueued = [...minutes].map((minute) => enqueueStats(queues, ctx.tenantId, minute, finishedAt));
+  if (replyId) {
+    enqueued.push(
+      enqueueDelivery(queues, { tenantId: ctx.tenantId, agentId: ctx.agentId!, messageId: replyId }),
+    );
+  }
+  await Promise.all(enqueued);
 }

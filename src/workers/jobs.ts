@@ -75,12 +75,33 @@ export function statsDedupId(granularity: Granularity, start: number): string {
 }
 
 /**
+ * Per `TenantQueues` (per process): bucket → when the stats job this process last added for it
+ * runs, ms. Until shortly before then, adding again would only hit BullMQ's deduplication: the
+ * add is skipped, so a busy tenant costs about two stats adds per minute instead of two per batch.
+ */
+const scheduledStats = new WeakMap<TenantQueues, Map<string, number>>();
+/** Adds are not skipped within this many ms of the job's run (it may be running by then). */
+const STATS_RESCHEDULE_MARGIN_MS = 1000;
+const MAX_SCHEDULED_STATS = 10_000;
+
+function scheduledStatsOf(queues: TenantQueues, nowMs: number): Map<string, number> {
+  let scheduled = scheduledStats.get(queues);
+  if (!scheduled) scheduledStats.set(queues, (scheduled = new Map<string, number>()));
+  if (scheduled.size >= MAX_SCHEDULED_STATS) {
+    for (const [key, runAt] of scheduled) if (runAt <= nowMs) scheduled.delete(key);
+    if (scheduled.size >= MAX_SCHEDULED_STATS) scheduled.clear();
+  }
+  return scheduled;
+}
+
+/**
  * Schedules the recompute of the minute and the hour holding `atMs` (a message's arrival, an LLM
  * call's time). Call it whenever figures of that time change (a batch finished). Per bucket at
  * most one job waits and one runs (BullMQ deduplication, `keepLastIfActive`): a burst of calls
  * is one job, and a call while the bucket's job runs queues exactly one more, so the last change
  * is always counted. The minute's job waits until the minute is over; the hour's until the hour
- * is over or `STATS_HOUR_REFRESH_MS`, whichever is sooner.
+ * is over or `STATS_HOUR_REFRESH_MS`, whichever is sooner. A call while this process's last add
+ * for the bucket still waits well before its run is skipped (the add would be deduplicated).
  */
 export async function enqueueStats(
   queues: TenantQueues,
@@ -93,6 +114,7 @@ export async function enqueueStats(
   const minute = bucketStart(atMs, 'minute');
   const hour = bucketStart(atMs, 'hour');
   const queue = queues.queue(tenantId, 'stats');
+  const scheduled = scheduledStatsOf(queues, nowMs);
   const jobs: { data: StatsJobData; delay: number }[] = [
     {
       data: { tenantId, granularity: 'minute', bucketStart: minute },
@@ -103,13 +125,27 @@ export async function enqueueStats(
       delay: Math.min(hour + 3_600_000 + settle - nowMs, options.hourRefreshMs ?? STATS_HOUR_REFRESH_MS),
     },
   ];
+  const adds: Promise<unknown>[] = [];
   for (const { data, delay } of jobs) {
-    await queue.add('stats', data, {
-      attempts: 3,
-      backoff: { type: 'exponential', delay: 1000 },
-      delay: Math.max(0, delay),
-      deduplication: { id: statsDedupId(data.granularity, data.bucketStart), keepLastIfActive: true },
-    });
+    const key = `${tenantId}\0${data.granularity}\0${data.bucketStart}`;
+    if ((scheduled.get(key) ?? -Infinity) > nowMs + STATS_RESCHEDULE_MARGIN_MS) continue;
+    scheduled.set(key, nowMs + Math.max(0, delay));
+    adds.push(
+      queue.add('stats', data, {
+        attempts: 3,
+        backoff: { type: 'exponential', delay: 1000 },
+        delay: Math.max(0, delay),
+        deduplication: { id: statsDedupId(data.granularity, data.bucketStart), keepLastIfActive: true },
+      }),
+    );
+  }
+  if (adds.length === 0) return;
+  try {
+    await Promise.all(adds);
+  } catch (err) {
+    // Not added after all: the next call adds again.
+    for (const { data } of jobs) scheduled.delete(`${tenantId}\0${data.granularity}\0${data.bucketStart}`);
+    throw err;
   }
   await queues.announce(tenantId, 'stats');
 }

@@ -16,6 +16,7 @@ import type { Keyspace } from '../queues/names';
 import { type HeartflowJobData, TenantQueues } from '../queues/tenantQueues';
 import { deliveryJobRunner } from './deliveryProcessor';
 import { processHeartflowJob } from './heartflowProcessor';
+import { InboundWriter } from './inboundWriter';
 import { memoryJobRunner } from './memoryProcessor';
 import { statsJobRunner } from './statsProcessor';
 
@@ -92,6 +93,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     logger: o.logger,
     clock: o.clock,
     queues,
+    inbound: new InboundWriter(o.db),
     ...(o.secretBox ? { secretBox: o.secretBox } : {}),
     ...(o.streamLockTtlMs ? { streamLockTtlMs: o.streamLockTtlMs } : {}),
   };

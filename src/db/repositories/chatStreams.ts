@@ -1,4 +1,5 @@
 import type { TenantDb } from '../database';
+import type { Statement } from '../statement';
 
 export interface ChatStreamRow {
   tenant_id: string;
@@ -31,9 +32,9 @@ export interface NewChatStream {
 const INSERT_COLUMNS = `(tenant_id, chat_stream_id, agent_id, platform, chat_type, group_id, group_name, user_id,
                          participants, metadata)`;
 
-function values(db: TenantDb, s: NewChatStream): unknown[] {
+function values(tenantId: string, s: NewChatStream): unknown[] {
   return [
-    db.ctx.tenantId,
+    tenantId,
     s.chatStreamId,
     s.agentId,
     s.platform,
@@ -49,7 +50,7 @@ function values(db: TenantDb, s: NewChatStream): unknown[] {
 export async function createChatStream(db: TenantDb, s: NewChatStream): Promise<ChatStreamRow> {
   const { rows } = await db.query<ChatStreamRow>(
     `INSERT INTO chat_streams ${INSERT_COLUMNS} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *`,
-    values(db, s),
+    values(db.ctx.tenantId, s),
   );
   return rows[0]!;
 }
@@ -59,13 +60,38 @@ export async function createChatStream(db: TenantDb, s: NewChatStream): Promise<
  * agent and platform win over the ones given (a stream never changes owner).
  */
 export async function upsertChatStream(db: TenantDb, s: NewChatStream): Promise<ChatStreamRow> {
-  const { rows } = await db.query<ChatStreamRow>(
-    `INSERT INTO chat_streams ${INSERT_COLUMNS} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+  const { text, values } = upsertChatStreamsStatement(db.ctx.tenantId, [s]);
+  const { rows } = await db.query<ChatStreamRow>(text, values);
+  return rows[0]!;
+}
+
+/**
+ * `upsertChatStream` for several streams as one statement, to combine with others
+ * (`combineStatements`). A stream named twice is written once (the first entry wins).
+ */
+export function upsertChatStreamsStatement(tenantId: string, streams: readonly NewChatStream[]): Statement {
+  const seen = new Set<string>();
+  const unique = streams.filter((s) => !seen.has(s.chatStreamId) && seen.add(s.chatStreamId));
+  const col = <T>(f: (s: NewChatStream) => T) => unique.map(f);
+  return {
+    text: `INSERT INTO chat_streams ${INSERT_COLUMNS}
+     SELECT $1, s.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                                $8::text[], $9::jsonb[], $10::jsonb[]) AS s
      ON CONFLICT (tenant_id, chat_stream_id) DO UPDATE SET last_active_at = now()
      RETURNING *`,
-    values(db, s),
-  );
-  return rows[0]!;
+    values: [
+      tenantId,
+      col((s) => s.chatStreamId),
+      col((s) => s.agentId),
+      col((s) => s.platform),
+      col((s) => s.chatType ?? 'group'),
+      col((s) => s.groupId ?? null),
+      col((s) => s.groupName ?? null),
+      col((s) => s.userId ?? null),
+      col((s) => JSON.stringify(s.participants ?? [])),
+      col((s) => JSON.stringify(s.metadata ?? {})),
+    ],
+  };
 }
 
 export async function getChatStream(db: TenantDb, chatStreamId: string): Promise<ChatStreamRow | undefined> {

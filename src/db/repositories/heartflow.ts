@@ -1,5 +1,8 @@
 import type { TenantDb } from '../database';
-import type { MessageRow, MessageStatus } from './messages';
+import { combineStatements, type Statement } from '../statement';
+import { type NewChatStream, upsertChatStreamsStatement } from './chatStreams';
+import { type LlmUsageRecord, llmUsageStatement } from './llmUsage';
+import { insertMessagesStatement, type MessageRow, type MessageStatus, type NewMessage } from './messages';
 
 /**
  * Claims the stream's pending inbound messages (queued, or left `processing` by a worker that
@@ -22,15 +25,6 @@ export async function claimPendingMessages(
   return rows.sort(
     (a, b) => a.created_at.getTime() - b.created_at.getTime() || a.message_id.localeCompare(b.message_id),
   );
-}
-
-export async function hasPendingMessages(db: TenantDb, chatStreamId: string): Promise<boolean> {
-  const { rows } = await db.query(
-    `SELECT 1 FROM messages WHERE tenant_id = $1 AND chat_stream_id = $2 AND direction = 'in'
-       AND status IN ('queued', 'processing') LIMIT 1`,
-    [db.ctx.tenantId, chatStreamId],
-  );
-  return rows.length > 0;
 }
 
 export interface StreamHeartflow {
@@ -56,11 +50,20 @@ export async function saveStreamHeartflowState(
   chatStreamId: string,
   state: unknown,
 ): Promise<void> {
-  await db.query(
-    `UPDATE chat_streams SET heartflow_state = $3, last_active_at = now()
+  const { text, values } = saveStreamHeartflowStateStatement(db.ctx.tenantId, chatStreamId, state);
+  await db.query(text, values);
+}
+
+export function saveStreamHeartflowStateStatement(
+  tenantId: string,
+  chatStreamId: string,
+  state: unknown,
+): Statement {
+  return {
+    text: `UPDATE chat_streams SET heartflow_state = $3, last_active_at = now()
      WHERE tenant_id = $1 AND chat_stream_id = $2`,
-    [db.ctx.tenantId, chatStreamId, JSON.stringify(state)],
-  );
+    values: [tenantId, chatStreamId, JSON.stringify(state)],
+  };
 }
 
 export interface OutcomeRow {
@@ -77,16 +80,21 @@ export interface OutcomeRow {
 /** Final statuses of a batch's messages in one statement. */
 export async function setOutcomes(db: TenantDb, outcomes: readonly OutcomeRow[]): Promise<void> {
   if (outcomes.length === 0) return;
+  const { text, values } = setOutcomesStatement(db.ctx.tenantId, outcomes);
+  await db.query(text, values);
+}
+
+export function setOutcomesStatement(tenantId: string, outcomes: readonly OutcomeRow[]): Statement {
   const col = <T>(f: (o: OutcomeRow) => T) => outcomes.map(f);
-  await db.query(
-    `UPDATE messages m SET status = o.status, response = o.response, actions_taken = o.actions,
+  return {
+    text: `UPDATE messages m SET status = o.status, response = o.response, actions_taken = o.actions,
             tokens_used = o.tokens, queue_wait_ms = o.wait, processing_time_ms = o.took, error = o.error,
             processed_at = now()
      FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::int[], $7::int[], $8::int[], $9::text[])
           AS o(id, status, response, actions, tokens, wait, took, error)
      WHERE m.tenant_id = $1 AND m.message_id = o.id`,
-    [
-      db.ctx.tenantId,
+    values: [
+      tenantId,
       col((o) => o.messageId),
       col((o) => o.status),
       col((o) => o.response),
@@ -96,7 +104,7 @@ export async function setOutcomes(db: TenantDb, outcomes: readonly OutcomeRow[])
       col((o) => Math.round(o.processingTimeMs)),
       col((o) => o.error),
     ],
-  );
+  };
 }
 
 export interface ActionRecord {
@@ -112,13 +120,18 @@ export interface ActionRecord {
 
 /** Idempotent on the action id, so a retried batch records each action once. */
 export async function recordAction(db: TenantDb, a: ActionRecord): Promise<void> {
-  await db.query(
-    `INSERT INTO action_records (tenant_id, action_id, agent_id, platform, chat_stream_id, message_id, action_name,
+  const { text, values } = recordActionStatement(db.ctx.tenantId, a);
+  await db.query(text, values);
+}
+
+export function recordActionStatement(tenantId: string, a: ActionRecord): Statement {
+  return {
+    text: `INSERT INTO action_records (tenant_id, action_id, agent_id, platform, chat_stream_id, message_id, action_name,
                                  action_data, reasoning, done)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, true)
      ON CONFLICT (tenant_id, action_id) DO NOTHING`,
-    [
-      db.ctx.tenantId,
+    values: [
+      tenantId,
       a.actionId,
       a.agentId,
       a.platform,
@@ -128,5 +141,60 @@ export async function recordAction(db: TenantDb, a: ActionRecord): Promise<void>
       JSON.stringify(a.actionData),
       a.reasoning,
     ],
-  );
+  };
+}
+
+/** An inbound message and the chat stream it belongs to (created on the stream's first message). */
+export interface InboundMessage {
+  stream: NewChatStream;
+  message: NewMessage;
+}
+
+/**
+ * Stores inbound messages, creating their chat streams on a stream's first message (else
+ * touching its `last_active_at`): one statement, one round trip, however many. Idempotent on
+ * the message ids.
+ */
+export async function storeInbound(db: TenantDb, items: readonly InboundMessage[]): Promise<void> {
+  if (items.length === 0) return;
+  const { text, values } = combineStatements([
+    upsertChatStreamsStatement(
+      db.ctx.tenantId,
+      items.map((i) => i.stream),
+    ),
+    insertMessagesStatement(
+      db.ctx.tenantId,
+      items.map((i) => i.message),
+    ),
+  ]);
+  await db.query(text, values);
+}
+
+/** What answering one coalesced batch writes. */
+export interface BatchOutcome {
+  chatStreamId: string;
+  /** LLM calls made for the batch (one row per HTTP attempt). */
+  usage: readonly LlmUsageRecord[];
+  /** The bot's reply, when it answered. */
+  reply: NewMessage | undefined;
+  action: ActionRecord;
+  outcomes: readonly OutcomeRow[];
+  state: unknown;
+}
+
+/**
+ * Everything a batch's answer writes — usage, the reply, the action, every covered message's
+ * outcome and the stream's heartflow state — as one statement: one round trip for the whole
+ * write, inside the caller's unit of work.
+ */
+export async function storeBatchOutcome(db: TenantDb, b: BatchOutcome): Promise<void> {
+  const tenantId = db.ctx.tenantId;
+  const { text, values } = combineStatements([
+    llmUsageStatement(tenantId, b.usage),
+    insertMessagesStatement(tenantId, b.reply ? [b.reply] : []),
+    recordActionStatement(tenantId, b.action),
+    setOutcomesStatement(tenantId, b.outcomes),
+    saveStreamHeartflowStateStatement(tenantId, b.chatStreamId, b.state),
+  ]);
+  await db.query(text, values);
 }

@@ -1,4 +1,5 @@
 import type { TenantDb } from '../database';
+import type { Statement } from '../statement';
 
 export interface LlmUsageRecord {
   agentId: string;
@@ -17,29 +18,38 @@ export interface LlmUsageRecord {
 }
 
 export async function recordLlmUsage(db: TenantDb, u: LlmUsageRecord): Promise<void> {
-  await db.query(
-    `INSERT INTO llm_usage (tenant_id, agent_id, platform, chat_stream_id, message_id, provider, model_name,
+  const { text, values } = llmUsageStatement(db.ctx.tenantId, [u]);
+  await db.query(text, values);
+}
+
+/** Inserts usage rows in one statement, to combine with others (`combineStatements`); none is a no-op. */
+export function llmUsageStatement(tenantId: string, records: readonly LlmUsageRecord[]): Statement {
+  const col = <T>(f: (u: LlmUsageRecord) => T) => records.map(f);
+  return {
+    text: `INSERT INTO llm_usage (tenant_id, agent_id, platform, chat_stream_id, message_id, provider, model_name,
                             request_type, prompt_tokens, completion_tokens, total_tokens, cost, latency_ms,
                             status, error)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-    [
-      db.ctx.tenantId,
-      u.agentId,
-      u.platform ?? null,
-      u.chatStreamId ?? null,
-      u.messageId ?? null,
-      u.provider,
-      u.modelName,
-      u.requestType,
-      u.promptTokens,
-      u.completionTokens,
-      u.promptTokens + u.completionTokens,
-      u.cost,
-      u.latencyMs,
-      u.status,
-      u.error ?? null,
+     SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                                $8::text[], $9::int[], $10::int[], $11::int[], $12::numeric[], $13::int[],
+                                $14::text[], $15::text[]) AS u`,
+    values: [
+      tenantId,
+      col((u) => u.agentId),
+      col((u) => u.platform ?? null),
+      col((u) => u.chatStreamId ?? null),
+      col((u) => u.messageId ?? null),
+      col((u) => u.provider),
+      col((u) => u.modelName),
+      col((u) => u.requestType),
+      col((u) => u.promptTokens),
+      col((u) => u.completionTokens),
+      col((u) => u.promptTokens + u.completionTokens),
+      col((u) => u.cost),
+      col((u) => u.latencyMs),
+      col((u) => u.status),
+      col((u) => u.error ?? null),
     ],
-  );
+  };
 }
 
 export interface UsageTotals {

@@ -1,4 +1,5 @@
 import type { TenantDb } from '../database';
+import type { Statement } from '../statement';
 
 export type MessageStatus = 'queued' | 'processing' | 'replied' | 'no_reply' | 'failed' | 'sent';
 
@@ -54,9 +55,16 @@ export interface NewMessage {
  */
 export async function insertMessages(db: TenantDb, messages: readonly NewMessage[]): Promise<string[]> {
   if (messages.length === 0) return [];
+  const { text, values } = insertMessagesStatement(db.ctx.tenantId, messages);
+  const { rows } = await db.query<{ message_id: string }>(text, values);
+  return rows.map((r) => r.message_id);
+}
+
+/** `insertMessages` as a statement, to combine with others (`combineStatements`); no rows is a no-op. */
+export function insertMessagesStatement(tenantId: string, messages: readonly NewMessage[]): Statement {
   const col = <T>(f: (m: NewMessage) => T) => messages.map(f);
-  const { rows } = await db.query<{ message_id: string }>(
-    `INSERT INTO messages (tenant_id, message_id, agent_id, platform, chat_stream_id, direction, content,
+  return {
+    text: `INSERT INTO messages (tenant_id, message_id, agent_id, platform, chat_stream_id, direction, content,
                            client_message_id, reply_to, sender_user_id, sender_nickname, sender_cardname,
                            segments, is_mentioned, status, created_at)
      SELECT $1, m.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
@@ -64,8 +72,8 @@ export async function insertMessages(db: TenantDb, messages: readonly NewMessage
                                 $13::jsonb[], $14::boolean[], $15::text[], $16::timestamptz[]) AS m
      ON CONFLICT (tenant_id, message_id) DO NOTHING
      RETURNING message_id`,
-    [
-      db.ctx.tenantId,
+    values: [
+      tenantId,
       col((m) => m.messageId),
       col((m) => m.agentId),
       col((m) => m.platform),
@@ -82,8 +90,7 @@ export async function insertMessages(db: TenantDb, messages: readonly NewMessage
       col((m) => m.status ?? (m.direction === 'in' ? 'queued' : 'sent')),
       col((m) => m.createdAt ?? new Date()),
     ],
-  );
-  return rows.map((r) => r.message_id);
+  };
 }
 
 export async function getMessage(db: TenantDb, messageId: string): Promise<MessageRow | undefined> {
