@@ -6,6 +6,7 @@ import { createApp } from './api/app';
 import { ensureBootstrapAdmin } from './auth/bootstrap';
 import { compose } from './composition';
 import type { Config } from './config';
+import { Database } from './db/database';
 import { migrate } from './db/migrate';
 import { sealStoredAgentKeys } from './llm/agentKeys';
 import type { Logger } from './logger';
@@ -13,6 +14,9 @@ import { resolveServices } from './services/localServices';
 import { startWorkerPool } from './workers/workerPool';
 
 export type Role = 'api' | 'worker' | 'all';
+
+/** How long an idle HTTP connection is kept open, ms (longer than common proxies' 60 s idle timeout). */
+const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 
 export interface Runtime {
   /** Base URL of the HTTP server; empty for the worker role. */
@@ -79,9 +83,21 @@ export async function startRuntime(config: Config, logger: Logger, role: Role): 
       return sealed;
     });
     if (role === 'worker' || role === 'all') {
+      // With the API in the same process, the workers get a pool of their own: the API's
+      // requests (operators' endpoints, reads) never wait behind the workers' transactions.
+      const workerDb =
+        role === 'all'
+          ? new Database({
+              url: services.databaseUrl,
+              ...config.db,
+              logger,
+              applicationName: 'maihive-worker',
+            })
+          : deps.db;
+      if (workerDb !== deps.db) cleanups.unshift(() => workerDb.close());
       const pool = await startWorkerPool({
         redisUrl: services.redisUrl,
-        db: deps.db,
+        db: workerDb,
         keys: deps.keys,
         tenants: deps.tenants,
         logger,
@@ -97,6 +113,11 @@ export async function startRuntime(config: Config, logger: Logger, role: Role): 
     if (role === 'api' || role === 'all') {
       const app = createApp(deps);
       const server: Server = app.listen(config.port, config.host);
+      // Adapters and API clients keep their connections: a busy process accepts new connections
+      // only between other work (under a flood, seconds for a burst of hundreds), so a client
+      // should not have to reconnect every few seconds of quiet (Node's default: after 5 s).
+      server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+      server.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 1000;
       await once(server, 'listening');
       cleanups.unshift(
         () =>

@@ -1,17 +1,17 @@
 import type { Redis } from 'ioredis';
 
 import type { Database, TenantDb } from '../db/database';
-import { getAgent } from '../db/repositories/agents';
 import {
-  claimPendingMessages,
-  getStreamHeartflow,
+  claimWithHistory,
   type InboundMessage,
   type OutcomeRow,
+  type ReplyContext,
+  replyContext,
   storeBatchOutcome,
   storeInbound,
+  type StreamHeartflow,
 } from '../db/repositories/heartflow';
 import type { LlmUsageRecord } from '../db/repositories/llmUsage';
-import { listMemories, type MemoryRow } from '../db/repositories/memories';
 import { type MessageRow, type NewMessage, recentMessages } from '../db/repositories/messages';
 import { AgentConfig } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
@@ -69,6 +69,8 @@ const BATCH_LIMIT = 200;
  */
 const LOCK_FIRST_MAX_WAIT_MS = 100;
 const HISTORY = 20;
+/** Memories of the agent put into a reply prompt. */
+const MEMORIES = 20;
 
 /**
  * One heartflow job = one inbound message. The message is stored (idempotent on its id), and
@@ -146,15 +148,15 @@ interface StreamContext {
   pending: MessageRow[];
   agentConfig: AgentConfig;
   agentName: string;
-  heartflow: Awaited<ReturnType<typeof getStreamHeartflow>>;
-  /** The stream's latest messages and the agent's memories, for the first batch's prompt. */
+  heartflow: StreamHeartflow | undefined;
+  /** The stream's latest messages (newest first) and the agent's memories, for the prompt. */
   history: MessageRow[];
-  memories: MemoryRow[];
+  memories: ReplyContext['memories'];
 }
 
 /**
- * Claims the pending messages and reads everything a reply needs, in one unit of work (storing
- * the job's own message first, when given).
+ * Claims the pending messages and reads everything a reply needs, in one unit of work of two
+ * statements (storing the job's own message first, when given).
  */
 async function loadStream(
   db: TenantDb,
@@ -162,32 +164,26 @@ async function loadStream(
   store: InboundMessage | undefined,
 ): Promise<StreamContext> {
   if (store) await storeInbound(db, [store]);
-  const pending = await claimPendingMessages(db, ctx.chatStreamId!, BATCH_LIMIT);
+  const { pending, history } = await claimWithHistory(db, ctx.chatStreamId!, BATCH_LIMIT, HISTORY);
   if (pending.length === 0) {
     return {
       pending,
       agentConfig: AgentConfig.parse({}),
       agentName: 'MaiBot',
       heartflow: undefined,
-      history: [],
+      history,
       memories: [],
     };
   }
-  const agent = await getAgent(db, ctx.agentId!);
-  const parsed = AgentConfig.safeParse(agent?.config ?? {});
+  const context = await replyContext(db, ctx.agentId!, ctx.chatStreamId!, MEMORIES);
+  const parsed = AgentConfig.safeParse(context.agent?.config ?? {});
   return {
     pending,
     agentConfig: parsed.success ? parsed.data : AgentConfig.parse({}),
-    agentName: agent?.name ?? 'MaiBot',
-    heartflow: await getStreamHeartflow(db, ctx.chatStreamId!),
-    ...(await promptContext(db, ctx)),
-  };
-}
-
-async function promptContext(db: TenantDb, ctx: IsolationContext) {
-  return {
-    history: await recentMessages(db, ctx.chatStreamId!, HISTORY),
-    memories: await listMemories(db, { agentId: ctx.agentId, limit: 20 }),
+    agentName: context.agent?.name ?? 'MaiBot',
+    heartflow: context.heartflow,
+    history,
+    memories: context.memories,
   };
 }
 
@@ -240,10 +236,13 @@ async function answerPending(
     });
     state = applyDecision(state, decision, now);
     const target = byId.get(batch.targetMessageId)!;
-    // The first batch's prompt context came with the claim; a later one (a backlog of more than
-    // one batch) reads it again, to see the replies of the batches before it.
-    const context = index === 0 ? stream : await deps.db.withTenant(ctx, (db) => promptContext(db, ctx));
-    const reply = await produceReply(deps, ctx, stream, context, decision, target);
+    // The first batch's history came with the claim; a later one (a backlog of more than one
+    // batch) reads it again, to see the replies of the batches before it.
+    const history =
+      index === 0
+        ? stream.history
+        : await deps.db.withTenant(ctx, (db) => recentMessages(db, ctx.chatStreamId!, HISTORY));
+    const reply = await produceReply(deps, ctx, stream, history, decision, target);
     await storeBatch(deps, ctx, enableMemory, stream.agentConfig, {
       decision,
       target,
@@ -267,7 +266,7 @@ async function produceReply(
   deps: HeartflowDeps,
   ctx: IsolationContext,
   stream: StreamContext,
-  { history, memories }: Pick<StreamContext, 'history' | 'memories'>,
+  history: MessageRow[],
   decision: HeartflowDecision,
   target: MessageRow,
 ): Promise<Reply> {
@@ -291,7 +290,7 @@ async function produceReply(
       isBot: m.direction === 'out',
       at: m.created_at.getTime(),
     })),
-    memories: memories.map((m) => ({ content: m.content, importance: m.importance })),
+    memories: stream.memories,
     target: { id: target.message_id, sender: target.sender_nickname ?? 'user', content: target.content },
     config: storedHeartflowConfig(stream.heartflow?.heartflow_config),
   });
@@ -305,7 +304,7 @@ async function produceReply(
       requestType: 'replyer',
       messages,
       settings: agentLlmSettings(stream.agentConfig, deps.secretBox),
-      hints: { personaName: stream.agentName, memories: memories.map((m) => m.content) },
+      hints: { personaName: stream.agentName, memories: stream.memories.map((m) => m.content) },
     });
     return {
       text: result.content,

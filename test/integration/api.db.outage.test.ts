@@ -93,6 +93,31 @@ describe('requests that need PostgreSQL while it is unreachable', () => {
     expect((await app.request('GET', '/health')).status).toBe(200);
   }, 60_000);
 
+  it('do not include sending with an API key: the send path reads nothing from PostgreSQL', async () => {
+    const key = await app.request('POST', '/auth/api-keys', {
+      token,
+      body: { name: 'adapter', role: 'agent', agent_id: 'default' },
+    });
+    expect(key.status).toBe(201);
+    const apiKey = key.body.data.api_key as string;
+    const send = () =>
+      app.request('POST', '/chat/send', { apiKey, body: { message: '你好', chat_stream_id: 'outage-1' } });
+    // The first send reads the key and the agent (and caches them); later ones need only Redis.
+    expect((await send()).status).toBe(200);
+
+    await proxy.cut();
+    try {
+      const res = await send();
+      expect(res.status).toBe(200);
+      expect(res.body.data).toMatchObject({ status: 'queued', duplicate: false });
+      // What does need PostgreSQL still says so.
+      await expectUnavailable(listAgents);
+    } finally {
+      await proxy.restore();
+    }
+    await expectRecovery(listAgents);
+  }, 60_000);
+
   it('answer 503 within a bounded time when PostgreSQL accepts connections but never answers', async () => {
     // Pooled connections exist (from the requests above) and new ones would be accepted: both hang.
     expect((await listAgents()).status).toBe(200);

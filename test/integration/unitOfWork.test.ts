@@ -506,3 +506,55 @@ describe('a connection terminated while its unit of work waits between queries',
     expect(next).toEqual({ one: 1 });
   });
 });
+
+describe('checkouts when every connection is taken', () => {
+  it("serve another tenant's unit next, ahead of the backlog one tenant queued first", async () => {
+    const db = t.openDatabase({ poolMax: 1 });
+    try {
+      const order: string[] = [];
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      // A holds the only connection; ten more units of A queue behind it, then one of B.
+      const holding = db.withTenant(tenantCtx(A), async () => {
+        await gate;
+        order.push('A0');
+      });
+      const backlog = Array.from({ length: 10 }, (_, i) =>
+        db.withTenant(tenantCtx(A), async (tx) => {
+          await tx.query('SELECT 1');
+          order.push(`A${i + 1}`);
+        }),
+      );
+      const quiet = db.withTenant(tenantCtx(B), async (tx) => {
+        await tx.query('SELECT 1');
+        order.push('B');
+      });
+      await new Promise((r) => setTimeout(r, 20));
+      expect(db.checkoutSnapshot()).toMatchObject({ available: 0, waiting: 11, keys: 2 });
+      release();
+      await Promise.all([holding, ...backlog, quiet]);
+      // Round-robin between the tenants waiting: B right after A's next unit, not after all ten.
+      expect(order.indexOf('B')).toBeLessThanOrEqual(2);
+      expect(order.filter((o) => o.startsWith('A'))).toEqual(Array.from({ length: 11 }, (_, i) => `A${i}`));
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('fails a unit that waited longer than the checkout timeout with 503, and serves the next', async () => {
+    const db = t.openDatabase({ poolMax: 1, connectTimeoutMs: 200 });
+    try {
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const holding = db.withTenant(tenantCtx(A), () => gate);
+      await expect(db.withTenant(tenantCtx(B), (tx) => tx.query('SELECT 1'))).rejects.toMatchObject({
+        code: 'SERVICE_UNAVAILABLE',
+      });
+      release();
+      await holding;
+      await expect(db.withTenant(tenantCtx(B), (tx) => tx.query('SELECT 1'))).resolves.toBeDefined();
+    } finally {
+      await db.close();
+    }
+  });
+});

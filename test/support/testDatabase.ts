@@ -24,7 +24,7 @@ export interface TestDatabase {
     params?: unknown[],
   ): Promise<pg.QueryResult<R>>;
   /** A fresh application-role `Database` with its own pool options. */
-  openDatabase(options?: { poolMax?: number }): Database;
+  openDatabase(options?: { poolMax?: number; connectTimeoutMs?: number }): Database;
   close(): Promise<void>;
 }
 
@@ -70,11 +70,11 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const adminPool = new pg.Pool({ connectionString: adminUrl, max: 2 });
   const logger = createLogger({ level: 'silent' });
   const opened: Database[] = [];
-  const openDatabase = (options: { poolMax?: number } = {}) => {
+  const openDatabase = (options: { poolMax?: number; connectTimeoutMs?: number } = {}) => {
     const database = new Database({
       url: appUrl,
       poolMax: options.poolMax ?? 5,
-      connectTimeoutMs: 5000,
+      connectTimeoutMs: options.connectTimeoutMs ?? 5000,
       statementTimeoutMs: 15000,
       logger,
     });

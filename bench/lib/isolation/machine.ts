@@ -39,7 +39,7 @@ async function totalTicks(): Promise<{ busy: number; all: number }> {
 /**
  * Samples every second until stopped. `named` maps pids to group names (the server processes, the
  * flood client, the bench itself); other processes are grouped by command for `postgres` and
- * `redis-server`, the rest as `other`.
+ * `redis-server`, the rest as `other:<command>`.
  */
 export function startMachineSampler(named: () => Map<number, string>) {
   const samples: MachineSample[] = [];
@@ -63,7 +63,8 @@ export function startMachineSampler(named: () => Map<number, string>) {
       ticks.set(pid, t.ticks);
       const before = last.get(pid);
       if (before === undefined || !lastTotal) continue;
-      const group = names.get(pid) ?? (t.comm === 'postgres' || t.comm === 'redis-server' ? t.comm : 'other');
+      const group =
+        names.get(pid) ?? (t.comm === 'postgres' || t.comm === 'redis-server' ? t.comm : `other:${t.comm}`);
       const pct = ((t.ticks - before) / TICKS_PER_S / ((now - lastAt) / 1000)) * 100;
       groups[group] = (groups[group] ?? 0) + pct;
     }

@@ -34,20 +34,22 @@ export interface QuietOptions {
   seed: number;
 }
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: 128 });
-
 /** Starts every quiet tenant's sender; `stop()` ends the schedule and waits for answers in flight. */
 export function startQuietTenants(o: QuietOptions): { samples: QuietSample[]; stop(): Promise<void> } {
   const samples: QuietSample[] = [];
   const inFlight = new Set<Promise<void>>();
   const timers = new Set<NodeJS.Timeout>();
   let stopped = false;
-  let messageSeq = 1_000_000;
+  // OneBot message ids are idempotency keys for 24 h: unique per run, or a rerun against the same
+  // Redis would get duplicates.
+  let messageSeq = (Math.floor(Date.now() / 1000) % 100_000) * 10_000;
 
   o.tenants.forEach((tenant, index) => {
     const rng = seededRandom(o.seed + index);
     const via: QuietSample['via'] = index % 2 === 0 ? 'chat' : 'onebot';
     const headers = { 'x-api-key': tenant.apiKey };
+    // Each tenant is its own adapter, with its own keep-alive connections.
+    const agent = new http.Agent({ keepAlive: true });
     let next = Date.now() + rng() * 1000;
     const send = (at: number) => {
       const stream = Math.floor(rng() * o.streamsPerTenant);

@@ -4,45 +4,99 @@ import { type NewChatStream, upsertChatStreamsStatement } from './chatStreams';
 import { type LlmUsageRecord, llmUsageStatement } from './llmUsage';
 import { insertMessagesStatement, type MessageRow, type MessageStatus, type NewMessage } from './messages';
 
+/** What a pass of the heartflow claims and reads of its stream in one statement. */
+export interface ClaimedStream {
+  /** The claimed messages, oldest first. */
+  pending: MessageRow[];
+  /** The stream's latest messages, newest first (claimed ones included, as they were). */
+  history: MessageRow[];
+}
+
 /**
  * Claims the stream's pending inbound messages (queued, or left `processing` by a worker that
- * died), oldest first, and marks them `processing`. The caller holds the stream's lock.
+ * died), oldest first, at most `limit`, and marks them `processing`; and reads the stream's
+ * latest `historyLimit` messages: one statement. The history comes from the statement's
+ * snapshot, so the messages just claimed are in it with the status they had before. The caller
+ * holds the stream's lock.
  */
-export async function claimPendingMessages(
+export async function claimWithHistory(
   db: TenantDb,
   chatStreamId: string,
   limit: number,
-): Promise<MessageRow[]> {
-  const { rows } = await db.query<MessageRow>(
-    `UPDATE messages SET status = 'processing'
-     WHERE tenant_id = $1 AND message_id IN (
-       SELECT message_id FROM messages
-       WHERE tenant_id = $1 AND chat_stream_id = $2 AND direction = 'in' AND status IN ('queued', 'processing')
-       ORDER BY created_at, message_id LIMIT $3)
-     RETURNING *`,
-    [db.ctx.tenantId, chatStreamId, limit],
+  historyLimit: number,
+): Promise<ClaimedStream> {
+  const { rows } = await db.query<MessageRow & { part: 'pending' | 'history' }>(
+    `WITH claimed AS (
+       UPDATE messages SET status = 'processing'
+       WHERE tenant_id = $1 AND message_id IN (
+         SELECT message_id FROM messages
+         WHERE tenant_id = $1 AND chat_stream_id = $2 AND direction = 'in' AND status IN ('queued', 'processing')
+         ORDER BY created_at, message_id LIMIT $3)
+       RETURNING *),
+     recent AS (
+       SELECT * FROM messages WHERE tenant_id = $1 AND chat_stream_id = $2
+       ORDER BY created_at DESC, message_id DESC LIMIT $4)
+     SELECT 'pending' AS part, claimed.* FROM claimed
+     UNION ALL
+     SELECT 'history' AS part, recent.* FROM recent`,
+    [db.ctx.tenantId, chatStreamId, limit, historyLimit],
   );
-  return rows.sort(
-    (a, b) => a.created_at.getTime() - b.created_at.getTime() || a.message_id.localeCompare(b.message_id),
+  const byTime = (a: MessageRow, b: MessageRow) =>
+    a.created_at.getTime() - b.created_at.getTime() || a.message_id.localeCompare(b.message_id);
+  const strip = ({ part: _part, ...row }: MessageRow & { part: string }): MessageRow => row;
+  return {
+    pending: rows
+      .filter((r) => r.part === 'pending')
+      .map(strip)
+      .sort(byTime),
+    history: rows
+      .filter((r) => r.part === 'history')
+      .map(strip)
+      .sort((a, b) => byTime(b, a)),
+  };
+}
+
+/** What a reply needs besides the messages: the agent, the stream's heartflow, the agent's memories. */
+export interface ReplyContext {
+  agent: { name: string; config: Record<string, unknown> } | undefined;
+  heartflow: StreamHeartflow | undefined;
+  /** The agent's latest unexpired memories, newest first. */
+  memories: { content: string; importance: number }[];
+}
+
+/** `ReplyContext` in one statement (one row of three JSON values). */
+export async function replyContext(
+  db: TenantDb,
+  agentId: string,
+  chatStreamId: string,
+  memoryLimit: number,
+): Promise<ReplyContext> {
+  const { rows } = await db.query<{
+    agent: ReplyContext['agent'] | null;
+    heartflow: StreamHeartflow | null;
+    memories: ReplyContext['memories'];
+  }>(
+    `SELECT
+       (SELECT json_build_object('name', a.name, 'config', a.config) FROM agents a
+         WHERE a.tenant_id = $1 AND a.agent_id = $2) AS agent,
+       (SELECT json_build_object('heartflow_state', s.heartflow_state, 'heartflow_config', s.heartflow_config,
+                                 'chat_type', s.chat_type) FROM chat_streams s
+         WHERE s.tenant_id = $1 AND s.chat_stream_id = $3) AS heartflow,
+       (SELECT coalesce(json_agg(json_build_object('content', m.content, 'importance', m.importance)
+                                 ORDER BY m.created_at DESC, m.memory_id DESC), '[]')
+          FROM (SELECT content, importance, created_at, memory_id FROM memory_chest
+                 WHERE tenant_id = $1 AND agent_id = $2 AND (expires_at IS NULL OR expires_at > now())
+                 ORDER BY created_at DESC, memory_id DESC LIMIT $4) m) AS memories`,
+    [db.ctx.tenantId, agentId, chatStreamId, memoryLimit],
   );
+  const row = rows[0]!;
+  return { agent: row.agent ?? undefined, heartflow: row.heartflow ?? undefined, memories: row.memories };
 }
 
 export interface StreamHeartflow {
   heartflow_state: unknown;
   heartflow_config: unknown;
   chat_type: 'group' | 'private';
-}
-
-export async function getStreamHeartflow(
-  db: TenantDb,
-  chatStreamId: string,
-): Promise<StreamHeartflow | undefined> {
-  const { rows } = await db.query<StreamHeartflow>(
-    `SELECT heartflow_state, heartflow_config, chat_type FROM chat_streams
-     WHERE tenant_id = $1 AND chat_stream_id = $2`,
-    [db.ctx.tenantId, chatStreamId],
-  );
-  return rows[0];
 }
 
 export async function saveStreamHeartflowState(
