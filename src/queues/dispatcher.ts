@@ -51,11 +51,18 @@ const FETCH_AHEAD = 4;
 
 /**
  * A queue's jobs by state, read in one call after a fetch found nothing: `[ready, delayed, active,
- * paused]`. Keys of one queue only (one hash slot); the active-tenant set is updated beside it.
+ * paused, due]`, `due` the earliest delayed job's time (ms; 0 when none: BullMQ scores a delayed
+ * job `timestamp * 0x1000 + counter`). Keys of one queue only (one hash slot); the active-tenant
+ * set is updated beside it.
  */
 const QUEUE_STATE = new RedisScript(`
 local ready = redis.call('LLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2])
-return { ready, redis.call('ZCARD', KEYS[3]), redis.call('LLEN', KEYS[4]), redis.call('HEXISTS', KEYS[5], 'paused') }`);
+local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+local due = first[2] and math.floor(tonumber(first[2]) / 4096) or 0
+return { ready, redis.call('ZCARD', KEYS[3]), redis.call('LLEN', KEYS[4]), redis.call('HEXISTS', KEYS[5], 'paused'), due }`);
+
+/** Longest wait before a tenant whose jobs are all delayed is looked at again, ms. */
+const DELAYED_RECHECK_MS = 1000;
 
 /** What a dispatcher's glue did so far (metrics, benchmarks). */
 export interface DispatcherCounters {
@@ -426,7 +433,7 @@ export class Dispatcher {
       this.o.connection.srem(activeSet, tenantId),
       QUEUE_STATE.run(this.o.connection, [k.wait!, k.prioritized!, k.delayed!, k.active!, k.meta!], []),
     ]);
-    const [ready = 0, delayed = 0, active = 0, paused = 0] = state as number[];
+    const [ready = 0, delayed = 0, active = 0, paused = 0, due = 0] = state as number[];
     if (ready + delayed + active > 0) await this.o.connection.sadd(activeSet, tenantId);
     if (paused) return; // resuming announces the queue again
     if (ready > 0) {
@@ -435,8 +442,11 @@ export class Dispatcher {
       this.scheduler.markBacklogged(tenantId);
       if (entry.refusals++ > 0) this.scheduler.deferUntil(tenantId, this.o.clock.now() + 20);
     } else if (delayed > 0) {
+      // Back when the earliest delayed job is due (a retry's backoff, a stream's gathering), or
+      // within a second: the clocks of Redis's scores and this process may differ a little.
+      const now = this.o.clock.now();
       this.scheduler.markBacklogged(tenantId);
-      this.scheduler.deferUntil(tenantId, this.o.clock.now() + 1000);
+      this.scheduler.deferUntil(tenantId, Math.min(now + DELAYED_RECHECK_MS, Math.max(now + 1, due)));
     }
   }
 }

@@ -77,6 +77,9 @@ export function keyspace(prefix: string = KEY_PREFIX) {
     /** Set while a chat stream's lock is held when a job stored a message the holder must still see. */
     streamDirty: (tenantId: string, chatStreamId: string) =>
       `${tenant(tenantId)}:dirty:${encodeId(chatStreamId)}`,
+    /** When a chat stream's last heartflow pass ended (ms), to tell a busy stream from a quiet one. */
+    streamLastPass: (tenantId: string, chatStreamId: string) =>
+      `${tenant(tenantId)}:lastpass:${encodeId(chatStreamId)}`,
     /** Set of tenants whose queue of a kind may have work; the dispatchers' discovery list. */
     activeTenants: (kind: string) => `${prefix}:active:${kind}`,
     /** Pub/sub channel waking the dispatchers when a tenant's queue of a kind gets work. */

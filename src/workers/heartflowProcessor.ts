@@ -39,6 +39,16 @@ import type { Logger } from '../logger';
 import type { Keyspace } from '../queues/names';
 import type { HeartflowJobData, TenantQueues } from '../queues/tenantQueues';
 import { emojiFor } from './emojiFallback';
+import {
+  BUSY_TENANT_JOBS_PER_S,
+  GATHER_MS,
+  HOT_STREAM_GAP_MS,
+  isSweep,
+  scheduleSweep,
+  SWEEP_GRACE_MS,
+  type SweepJobData,
+  type TenantHeat,
+} from './hotStreams';
 import type { InboundWriter } from './inboundWriter';
 import { enqueueDelivery, enqueueMemory, enqueueStats } from './jobs';
 import { StreamLock } from './streamLock';
@@ -60,6 +70,8 @@ export interface HeartflowDeps {
   queues?: TenantQueues;
   /** Group commit of inbound messages (the pool's); without it each is stored on its own. */
   inbound?: InboundWriter;
+  /** Per-tenant job rates of this process; without it no tenant counts as busy (no gathering). */
+  heat?: TenantHeat;
 }
 
 const BATCH_LIMIT = 200;
@@ -81,7 +93,11 @@ const MEMORIES = 20;
  * A worker that dies mid-batch leaves messages `processing`; the retried job claims them again,
  * and the reply's id is derived from the message it answers, so it is stored (and delivered) once.
  */
-export async function processHeartflowJob(deps: HeartflowDeps, data: HeartflowJobData): Promise<void> {
+export async function processHeartflowJob(
+  deps: HeartflowDeps,
+  data: HeartflowJobData | SweepJobData,
+): Promise<void> {
+  if (isSweep(data)) return sweepStream(deps, data);
   const ctx = createIsolationContext({
     tenantId: data.tenantId,
     agentId: data.agentId,
@@ -115,29 +131,116 @@ export async function processHeartflowJob(deps: HeartflowDeps, data: HeartflowJo
       createdAt: new Date(data.receivedAt),
     },
   };
-  const lock = new StreamLock(
-    deps.redis,
-    deps.keys.streamLock(data.tenantId, data.chatStreamId),
-    deps.keys.streamDirty(data.tenantId, data.chatStreamId),
-    deps.streamLockTtlMs,
-  );
+  const lock = streamLock(deps, data.tenantId, data.chatStreamId);
+  const now = deps.clock.now();
+  const busy = (deps.heat?.record(data.tenantId, now) ?? 0) >= BUSY_TENANT_JOBS_PER_S;
   // A fresh message of a free stream (the quiet case) is stored in the same unit of work that
-  // claims it. One that waited in the queue probably has company (a backlog of its stream): it
-  // is stored first, with others of its tenant (group commit), and handed to the stream's
-  // holder, so that the holder's next pass answers the lot.
-  const fresh = deps.clock.now() - data.receivedAt < LOCK_FIRST_MAX_WAIT_MS;
+  // claims it. One that waited in the queue probably has company (a backlog of its stream), as
+  // has a busy tenant's: it is stored first, with others of its tenant (group commit), and
+  // handed to the stream's holder, so that the holder's next pass answers the lot.
+  const fresh = !busy && now - data.receivedAt < LOCK_FIRST_MAX_WAIT_MS;
   let storeFirst: InboundMessage | undefined = inbound;
   if (!(fresh && (await lock.take()))) {
-    if (deps.inbound) await deps.inbound.store(data.tenantId, inbound);
-    else await deps.db.withTenant(ctx, (db) => storeInbound(db, [inbound]));
+    await storeOne(deps, ctx, inbound);
     if (!(await lock.takeOrMark())) return;
     storeFirst = undefined;
   }
+  await holdStream(deps, ctx, lock, {
+    busy,
+    enableMemory: data.options.enableMemory,
+    storeFirst,
+    generation: 0,
+    gathered: false,
+  });
+}
+
+/** Stores one inbound message, through the pool's group commit when there is one. */
+async function storeOne(deps: HeartflowDeps, ctx: IsolationContext, inbound: InboundMessage): Promise<void> {
+  if (deps.inbound) await deps.inbound.store(ctx.tenantId, inbound);
+  else await deps.db.withTenant(ctx, (db) => storeInbound(db, [inbound]));
+}
+
+function streamLock(deps: HeartflowDeps, tenantId: string, chatStreamId: string, token?: string): StreamLock {
+  const keys = {
+    lock: deps.keys.streamLock(tenantId, chatStreamId),
+    dirty: deps.keys.streamDirty(tenantId, chatStreamId),
+    lastPass: deps.keys.streamLastPass(tenantId, chatStreamId),
+  };
+  return new StreamLock(deps.redis, keys, deps.streamLockTtlMs, token);
+}
+
+/**
+ * A delayed pass over a busy stream (`hotStreams.ts`): it adopts the lock its holder handed over
+ * and answers everything gathered meanwhile. Should the lock have expired (the sweep waited in a
+ * backlog), it takes the stream like any job; a stream held by someone else has its mark.
+ */
+async function sweepStream(deps: HeartflowDeps, data: SweepJobData): Promise<void> {
+  const ctx = createIsolationContext({
+    tenantId: data.tenantId,
+    agentId: data.agentId,
+    platform: data.platform,
+    chatStreamId: data.chatStreamId,
+  });
+  const lock = streamLock(deps, data.tenantId, data.chatStreamId, data.lockToken);
+  if (!(await lock.adopt()) && !(await lock.takeOrMark())) return;
+  const busy = (deps.heat?.rate(data.tenantId, deps.clock.now()) ?? 0) >= BUSY_TENANT_JOBS_PER_S;
+  await holdStream(deps, ctx, lock, {
+    busy,
+    enableMemory: data.enableMemory,
+    storeFirst: undefined,
+    generation: data.generation + 1,
+    gathered: true,
+  });
+}
+
+interface Holding {
+  /** The tenant is busy: its hot streams gather before a pass. */
+  busy: boolean;
+  enableMemory: boolean;
+  /** The job's own message, stored in the first pass's unit of work. */
+  storeFirst: InboundMessage | undefined;
+  /** Sweeps the lock went through so far. */
+  generation: number;
+  /** The first pass comes right after a gathering (a sweep): no gathering before it. */
+  gathered: boolean;
+}
+
+/**
+ * Answers the stream's pending messages in passes while holding its lock, until no message is
+ * left; a busy tenant's hot stream hands the lock to a sweep instead of passing at once.
+ */
+async function holdStream(
+  deps: HeartflowDeps,
+  ctx: IsolationContext,
+  lock: StreamLock,
+  h: Holding,
+): Promise<void> {
+  let { storeFirst, gathered } = h;
   try {
-    do {
-      await answerPending(deps, ctx, data.options.enableMemory, storeFirst);
+    for (;;) {
+      const last = lock.lastPassEndedAt;
+      const hot = last !== undefined && deps.clock.now() - last < HOT_STREAM_GAP_MS;
+      if (h.busy && hot && !gathered && deps.queues) {
+        if (storeFirst) await storeOne(deps, ctx, storeFirst);
+        const sweep: SweepJobData = {
+          sweep: true,
+          tenantId: ctx.tenantId,
+          agentId: ctx.agentId!,
+          platform: ctx.platform!,
+          chatStreamId: ctx.chatStreamId!,
+          lockToken: lock.token,
+          generation: h.generation,
+          enableMemory: h.enableMemory,
+        };
+        await scheduleSweep(deps.queues, sweep, GATHER_MS);
+        await lock.handOver(GATHER_MS + SWEEP_GRACE_MS);
+        return;
+      }
+      await answerPending(deps, ctx, h.enableMemory, storeFirst);
       storeFirst = undefined;
-    } while (!(await lock.releaseUnlessDirty()));
+      gathered = false;
+      if (await lock.releaseUnlessDirty(deps.clock.now())) return;
+    }
   } catch (err) {
     await lock.release().catch(() => undefined);
     throw err;

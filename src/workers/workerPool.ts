@@ -16,6 +16,7 @@ import type { Keyspace } from '../queues/names';
 import { type HeartflowJobData, TenantQueues } from '../queues/tenantQueues';
 import { deliveryJobRunner } from './deliveryProcessor';
 import { processHeartflowJob } from './heartflowProcessor';
+import { type SweepJobData, TenantHeat } from './hotStreams';
 import { InboundWriter } from './inboundWriter';
 import { memoryJobRunner } from './memoryProcessor';
 import { statsJobRunner } from './statsProcessor';
@@ -94,6 +95,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     clock: o.clock,
     queues,
     inbound: new InboundWriter(o.db),
+    heat: new TenantHeat(),
     ...(o.secretBox ? { secretBox: o.secretBox } : {}),
     ...(o.streamLockTtlMs ? { streamLockTtlMs: o.streamLockTtlMs } : {}),
   };
@@ -112,7 +114,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     kind: 'heartflow',
     concurrency: o.concurrency,
     process: (job, tenantId) => {
-      const data = job.data as HeartflowJobData;
+      const data = job.data as HeartflowJobData | SweepJobData;
       // The queue a job sits in decides its tenant; a payload naming another is never run.
       if (data.tenantId !== tenantId) {
         throw new UnrecoverableError(

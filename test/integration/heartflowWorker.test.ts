@@ -107,6 +107,30 @@ describe('heartflow worker', () => {
     expect(mention.body.data.status).toBe('replied');
   });
 
+  it("gathers a busy tenant's busy stream into a pass about every second, answering every message", async () => {
+    await startPool();
+    // 60 mentions in 3 s on one stream (20/s: a busy tenant, a hot stream), each sent on its own.
+    const sent: Promise<{ body: { data: { message_id: string } } }>[] = [];
+    for (let i = 0; i < 60; i++) {
+      sent.push(send({ message: `@麦麦 热闹${i}`, chat_stream_id: 'hot-1', platform: 'qq' }, 0));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const ids = (await Promise.all(sent)).map((r) => r.body.data.message_id);
+    await waitFor(async () => {
+      const { rows } = await app.t.admin<{ n: string }>(
+        `SELECT count(*) AS n FROM messages WHERE tenant_id = 'acme' AND message_id = ANY($1) AND status = 'replied'`,
+        [ids],
+      );
+      return Number(rows[0]?.n) === 60 ? true : undefined;
+    });
+    const calls = await app.t.admin<{ n: string }>(
+      `SELECT count(*) AS n FROM llm_usage WHERE tenant_id = 'acme' AND chat_stream_id = 'hot-1' AND request_type = 'replyer'`,
+    );
+    // Answered one by one, that would be about 60 passes and calls; gathered, one pass per second
+    // once the tenant counts as busy (its rate estimate needs most of a second to get there).
+    expect(Number(calls.rows[0]?.n)).toBeLessThanOrEqual(25);
+  });
+
   it('coalesces a burst of mentions in one stream into a few LLM calls, answering every one', async () => {
     // Queue the burst before any worker runs, then let the pool loose on it.
     const sent = await Promise.all(
@@ -125,7 +149,8 @@ describe('heartflow worker', () => {
       return Number(rows[0]?.n) === 30 ? true : undefined;
     });
     const calls = await app.t.admin<{ n: string }>(
-      `SELECT count(*) AS n FROM llm_usage WHERE tenant_id = 'acme' AND chat_stream_id = 'burst-1'`,
+      // Reply calls only: a memory job of the stream may call the model too.
+      `SELECT count(*) AS n FROM llm_usage WHERE tenant_id = 'acme' AND chat_stream_id = 'burst-1' AND request_type = 'replyer'`,
     );
     const replies = await app.t.admin<{ n: string }>(
       `SELECT count(*) AS n FROM messages WHERE tenant_id = 'acme' AND chat_stream_id = 'burst-1' AND direction = 'out'`,
