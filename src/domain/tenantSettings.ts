@@ -10,7 +10,7 @@ export const SchedulingSettings = z.strictObject({
    * Most jobs of this tenant running at once across all workers. Default 1000: in effect no cap,
    * so a lone tenant gets the whole capacity; weights share it when tenants compete.
    */
-  max_concurrency: z.number().int().positive().max(10_000).default(1000),
+  max_concurrency: z.number().int().positive().max(10_000).default(10),
   /** At most `max` jobs started per `duration_ms`. */
   rate_limit: z
     .strictObject({ max: z.number().int().positive(), duration_ms: z.number().int().positive() })
