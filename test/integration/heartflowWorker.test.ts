@@ -110,12 +110,12 @@ describe('heartflow worker', () => {
   it("gathers a busy tenant's busy stream into a pass about every second, answering every message", async () => {
     await startPool();
     // 60 mentions in 3 s on one stream (20/s: a busy tenant, a hot stream), each sent on its own.
-    const sent: Promise<{ body: { data: { message_id: string } } }>[] = [];
+    const sent: ReturnType<typeof send>[] = [];
     for (let i = 0; i < 60; i++) {
       sent.push(send({ message: `@麦麦 热闹${i}`, chat_stream_id: 'hot-1', platform: 'qq' }, 0));
       await new Promise((r) => setTimeout(r, 50));
     }
-    const ids = (await Promise.all(sent)).map((r) => r.body.data.message_id);
+    const ids = (await Promise.all(sent)).map((r) => r.body.data.message_id as string);
     await waitFor(async () => {
       const { rows } = await app.t.admin<{ n: string }>(
         `SELECT count(*) AS n FROM messages WHERE tenant_id = 'acme' AND message_id = ANY($1) AND status = 'replied'`,
