@@ -76,9 +76,9 @@ const SETTINGS = {
 };
 const TARGETS = {
   quiet_p99_ms: 50,
-  quiet_p99_ratio: 2,
+  quiet_p99_ratio: 1.5,
   jain: 0.99,
-  share_error: 0.05,
+  share_error: 0.02,
   throughput_ratio: 0.95,
   round_trips_per_job: 3,
 };

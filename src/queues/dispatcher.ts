@@ -45,9 +45,12 @@ export interface DispatcherOptions {
 
 /**
  * Fetches of one tenant's queue out at once once its last two found a job (a backlog, most
- * likely); otherwise one, so a tenant with a job or two costs no burst of empty fetches.
+ * likely); otherwise one, so a tenant with a job or two costs no burst of empty fetches. While
+ * this many are out the tenant is held out of the round and loses its turn: with 4, a weight-3
+ * tenant (24 picks a turn at quantum 8) was held often enough to lose up to 2 % of its share
+ * (bench:fairness, 3:2:1); with 16, under 1 %.
  */
-const FETCH_AHEAD = 4;
+const FETCH_AHEAD = 16;
 
 /**
  * A queue's jobs by state, read in one call after a fetch found nothing: `[ready, delayed, active,
