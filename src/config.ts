@@ -103,6 +103,12 @@ const EnvSchema = z.object({
   INGRESS_MAX_IN_FLIGHT: z.coerce.number().int().min(1).default(1024),
   /** Event-loop delay (p99 over the last half second) at which an API process counts as overloaded, ms. Default 200. */
   INGRESS_MAX_LOOP_DELAY_MS: z.coerce.number().int().min(1).default(200),
+  /**
+   * A 429 for rate or load is held a random time up to this before it is sent, so that refused
+   * clients retrying after `Retry-After` spread out instead of coming back together, ms. 0 = at
+   * once. Default 1000.
+   */
+  INGRESS_REFUSAL_JITTER_MS: z.coerce.number().int().min(0).max(10_000).default(1000),
   /** Per-statement timeout inside tenant units of work, ms. Default 15000. */
   DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().positive().default(15000),
   /** Failed logins per account (tenant + username) per window before 429. Default 10. */
@@ -139,7 +145,11 @@ export interface Config {
   readonly workerConcurrency: number;
   /** LLM calls of one tenant in flight across all worker processes. */
   readonly llmMaxConcurrencyPerTenant: number;
-  readonly ingress: { readonly maxInFlight: number; readonly maxLoopDelayMs: number };
+  readonly ingress: {
+    readonly maxInFlight: number;
+    readonly maxLoopDelayMs: number;
+    readonly refusalJitterMs: number;
+  };
   readonly accessTokenTtlSeconds: number;
   readonly refreshTokenTtlSeconds: number;
   readonly login: {
@@ -221,6 +231,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     ingress: Object.freeze({
       maxInFlight: e.INGRESS_MAX_IN_FLIGHT,
       maxLoopDelayMs: e.INGRESS_MAX_LOOP_DELAY_MS,
+      refusalJitterMs: e.INGRESS_REFUSAL_JITTER_MS,
     }),
     accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL_SECONDS,
     refreshTokenTtlSeconds: e.REFRESH_TOKEN_TTL_SECONDS,

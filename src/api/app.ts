@@ -192,6 +192,6 @@ export function createApp(deps: Dependencies): express.Express {
   app.use('/api/v1', v1);
 
   app.use((_req: Request, res: Response) => sendError(res, 404, 'NOT_FOUND', 'no such route'));
-  app.use(errorHandler(deps.logger));
+  app.use(errorHandler(deps.logger, { refusalJitterMs: deps.config.ingress.refusalJitterMs }));
   return app;
 }

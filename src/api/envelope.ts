@@ -49,8 +49,28 @@ export function sendError(
   });
 }
 
+/**
+ * How long a refusal for rate or load (429 `RATE_LIMIT_EXCEEDED`) is held before it is sent: a
+ * random share of `jitterMs`. Clients that all retry `Retry-After` seconds after their refusal
+ * (a pool of senders hitting a rate limit together) then come back spread over that time instead
+ * of together, and the process meets a steady trickle rather than a burst every second, in which
+ * every other tenant's request would queue. Quota refusals (retry in hours) are sent at once.
+ */
+export function refusalDelayMs(err: unknown, jitterMs: number, random: () => number): number {
+  if (!(err instanceof RateLimitError) || err.code !== 'RATE_LIMIT_EXCEEDED' || jitterMs <= 0) return 0;
+  return Math.floor(random() * jitterMs);
+}
+
+export interface ErrorHandlerOptions {
+  /** See `refusalDelayMs`; 0 sends refusals at once. */
+  refusalJitterMs?: number;
+  random?: () => number;
+}
+
 /** The one place where errors become responses. Unknown errors are logged and never leak details. */
-export function errorHandler(logger: Logger) {
+export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}) {
+  const jitterMs = options.refusalJitterMs ?? 0;
+  const random = options.random ?? Math.random;
   return (thrown: unknown, _req: Request, res: Response, next: NextFunction): void => {
     if (res.headersSent) return next(thrown);
     // Any layer may meet a Redis outage (authentication, caches, queues): it is a 503, not a 500.
@@ -60,7 +80,14 @@ export function errorHandler(logger: Logger) {
     }
     if (err instanceof MaiHiveError) {
       if (err.status >= 500) logger.error({ err, request_id: requestIdOf(res) }, 'request failed');
-      return sendError(res, err.status, err.code, err.message, err.details);
+      const delay = refusalDelayMs(err, jitterMs, random);
+      if (delay === 0) return sendError(res, err.status, err.code, err.message, err.details);
+      const timer = setTimeout(() => {
+        if (!res.writableEnded && !res.destroyed)
+          sendError(res, err.status, err.code, err.message, err.details);
+      }, delay);
+      res.once('close', () => clearTimeout(timer));
+      return;
     }
     logger.error({ err, request_id: requestIdOf(res) }, 'unhandled error');
     sendError(res, 500, 'INTERNAL_ERROR', 'internal error');

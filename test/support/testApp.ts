@@ -73,6 +73,8 @@ export async function startTestApp(
     MAIHIVE_SECRET_KEY: TEST_SECRET_KEY,
     REDIS_PREFIX: redisHandle.prefix.replace(/:$/, '').replace(/:/g, '.'),
     LOG_LEVEL: 'silent',
+    // Refusals at once: tests of limits assert on them, and waiting would only slow them down.
+    INGRESS_REFUSAL_JITTER_MS: '0',
     ...options.env,
   });
   const composition = await compose({
