@@ -108,7 +108,7 @@ describe('queue administration', () => {
       completed: 0,
       paused: false,
       weight: 1,
-      max_concurrency: 1000,
+      max_concurrency: 10,
       rate_limit: null,
       max_queue_size: 10000,
       kinds: { heartflow: { waiting: 2, paused: false }, memory: { waiting: 0 } },

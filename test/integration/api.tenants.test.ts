@@ -117,7 +117,7 @@ describe('tenant creation', () => {
       max_agents: 3,
       max_chat_streams: 1000,
       allowed_platforms: ['qq'],
-      scheduling: { weight: 1, max_concurrency: 1000 },
+      scheduling: { weight: 1, max_concurrency: 10 },
     });
     const { rows } = await app.t.admin('SELECT agent_id FROM agents WHERE tenant_id = $1', ['with_settings']);
     expect(rows).toEqual([{ agent_id: 'default' }]);

@@ -68,6 +68,9 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const adminUrl = withDatabase(serverUrl, name);
   const appUrl = withDatabase(serverUrl, name, appRole);
   const adminPool = new pg.Pool({ connectionString: adminUrl, max: 2 });
+  // pool.end() resolves before its sockets have closed; DROP DATABASE … WITH (FORCE) in close()
+  // may then terminate one, and the pool re-emits that as an 'error' event.
+  adminPool.on('error', () => undefined);
   const logger = createLogger({ level: 'silent' });
   const opened: Database[] = [];
   const openDatabase = (options: { poolMax?: number; connectTimeoutMs?: number } = {}) => {
