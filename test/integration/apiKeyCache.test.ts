@@ -4,47 +4,27 @@
  * (and cached it) moments before. The second "process" is a second composition with an app of
  * its own, on the same database and Redis prefix.
  */
-import { once } from 'node:events';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-
-import { createApp } from '../../src/api/app';
-import { compose } from '../../src/composition';
-import { testEnv } from '../support/env';
+import { type SecondProcess, startSecondProcess } from '../support/secondProcess';
 import { startTestApp, type TestApp } from '../support/testApp';
 
 let app: TestApp;
-let other: Awaited<ReturnType<typeof compose>>;
-let otherServer: Server;
-let otherUrl: string;
+let other: SecondProcess;
 let token: string;
 
 beforeAll(async () => {
   app = await startTestApp();
   await app.t.admin(`INSERT INTO tenants (tenant_id, name) VALUES ('acme', 'Acme')`);
   token = await app.tokenFor({ role: 'tenant_admin', tenantId: 'acme' });
-  other = await compose({
-    config: app.deps.config,
-    logger: app.t.logger,
-    databaseUrl: app.t.appUrl,
-    redisUrl: testEnv('redisUrl'),
-  });
-  otherServer = createApp(other.deps).listen(0, '127.0.0.1');
-  await once(otherServer, 'listening');
-  otherUrl = `http://127.0.0.1:${(otherServer.address() as AddressInfo).port}`;
+  other = await startSecondProcess(app, { http: true });
 });
 
 afterAll(async () => {
-  await new Promise<void>((resolve) => {
-    otherServer.close(() => resolve());
-    otherServer.closeAllConnections();
-  });
   await other.close();
   await app.close();
 });
 
 async function meThroughOther(apiKey: string): Promise<number> {
-  const res = await fetch(`${otherUrl}/api/v1/auth/me`, { headers: { 'x-api-key': apiKey } });
+  const res = await fetch(`${other.url!}/api/v1/auth/me`, { headers: { 'x-api-key': apiKey } });
   return res.status;
 }
 
