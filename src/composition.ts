@@ -14,6 +14,7 @@ import { type Clock, systemClock } from './domain/clock';
 import { watchAgentChanges } from './ingress/agentLookup';
 import { ChannelHub } from './ingress/channelHub';
 import { OutcomeWaiters } from './ingress/outcomeWaiters';
+import { RateRefusals } from './ingress/rateRefusals';
 import type { SecretBox } from './llm/secretBox';
 import { serverSecretBox } from './llm/serverSecretBox';
 import type { Logger } from './logger';
@@ -89,6 +90,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
     channels,
     outcomes: new OutcomeWaiters(channels, keys),
     ingress,
+    rateRefusals: new RateRefusals(),
     tokens: new TokenService({
       ...tokenKeys,
       accessTtlSeconds: config.accessTokenTtlSeconds,

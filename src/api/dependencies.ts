@@ -9,6 +9,7 @@ import type { SecretSealer } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
 import type { ChannelHub } from '../ingress/channelHub';
 import type { OutcomeWaiters } from '../ingress/outcomeWaiters';
+import type { RateRefusals } from '../ingress/rateRefusals';
 import type { Logger } from '../logger';
 import type { Keyspace } from '../queues/names';
 import type { TenantQueues } from '../queues/tenantQueues';
@@ -29,6 +30,8 @@ export interface Dependencies {
   readonly outcomes: OutcomeWaiters;
   /** Fair overload control of this API process (per-tenant in-flight limits, shedding). */
   readonly ingress: IngressGate;
+  /** Rate buckets this process saw empty: sends needing them are refused without a round trip. */
+  readonly rateRefusals: RateRefusals;
   readonly tokens: TokenService;
   readonly tenants: TenantDirectory;
   /** API keys as authentication reads them, cached in Redis. */

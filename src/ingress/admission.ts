@@ -8,6 +8,7 @@ import type { TenantQueues } from '../queues/tenantQueues';
 import { IDEMPOTENCY_TTL_SECONDS, type IdempotencyRecord, parseIdempotencyRecord } from './idempotency';
 import { DAILY_COUNTER_TTL_SECONDS, secondsUntilUtcMidnight, utcDay } from './quotas';
 import { TOKEN_BUCKETS_LUA } from './rateLimiter';
+import type { RateRefusals } from './rateRefusals';
 import { RedisScript } from './redisScript';
 
 /**
@@ -86,15 +87,40 @@ export interface AdmissionDeps {
   redis: Redis;
   keys: Keyspace;
   queues: TenantQueues;
+  /** Buckets this process saw empty: refused again without a round trip until they refill. */
+  rateRefusals: RateRefusals;
+}
+
+function rateLimitExceeded(which: 'tenant' | 'credential', waitMs: number, settings: TenantSettings) {
+  return new RateLimitError(
+    'RATE_LIMIT_EXCEEDED',
+    `${which} rate limit exceeded`,
+    Math.max(1, Math.ceil(waitMs / 1000)),
+    {
+      limit: which,
+      rate_per_second:
+        which === 'tenant' ? settings.rate_limit_per_second : settings.credential_rate_limit_per_second,
+      retry_after_ms: waitMs,
+    },
+  );
 }
 
 /**
- * Runs the admission script. Throws `RateLimitError` (rate, quota, queue size) or `ForbiddenError`
- * (chat stream limit, via `limitReached`); returns `unseeded` when the tenant's known-stream set must be loaded first.
+ * Runs the admission script, unless this process already knows one of the send's rate buckets is
+ * empty. Throws `RateLimitError` (rate, quota, queue size) or `ForbiddenError` (chat stream limit,
+ * via `limitReached`); returns `unseeded` when the tenant's known-stream set must be loaded first.
  */
 export async function admit(deps: AdmissionDeps, r: AdmissionRequest): Promise<Admission> {
   const { keys } = deps;
   const { settings } = r;
+  const buckets = [
+    keys.rateBucket(r.tenantId, 'tenant'),
+    keys.rateBucket(r.tenantId, `credential:${r.credential}`),
+  ] as const;
+  // Wall-clock time, like the buckets' (Redis `TIME`); `r.now` is the application clock.
+  const known = deps.rateRefusals.refusal(buckets, Date.now());
+  if (known)
+    throw rateLimitExceeded(known.bucket === buckets[0] ? 'tenant' : 'credential', known.waitMs, settings);
   const queue = deps.queues.queue(r.tenantId, 'heartflow');
   const idemKey = keys.idempotency(r.tenantId, r.record.agent_id, r.idempotencyId ?? '');
   const counterKey = keys.quotaCounter(r.tenantId, 'messages', utcDay(r.now));
@@ -102,8 +128,7 @@ export async function admit(deps: AdmissionDeps, r: AdmissionRequest): Promise<A
   const reply = (await ADMIT.run(
     deps.redis,
     [
-      keys.rateBucket(r.tenantId, 'tenant'),
-      keys.rateBucket(r.tenantId, `credential:${r.credential}`),
+      ...buckets,
       idemKey,
       counterKey,
       keys.knownStreams(r.tenantId),
@@ -144,17 +169,8 @@ export async function admit(deps: AdmissionDeps, r: AdmissionRequest): Promise<A
     case 'rate': {
       const which = reply[1] === 1 ? 'tenant' : 'credential';
       const waitMs = Number(reply[2]);
-      throw new RateLimitError(
-        'RATE_LIMIT_EXCEEDED',
-        `${which} rate limit exceeded`,
-        Math.max(1, Math.ceil(waitMs / 1000)),
-        {
-          limit: which,
-          rate_per_second:
-            which === 'tenant' ? settings.rate_limit_per_second : settings.credential_rate_limit_per_second,
-          retry_after_ms: waitMs,
-        },
-      );
+      deps.rateRefusals.remember(buckets[which === 'tenant' ? 0 : 1], Date.now(), waitMs);
+      throw rateLimitExceeded(which, waitMs, settings);
     }
     case 'quota':
       throw new RateLimitError(

@@ -265,6 +265,25 @@ describe('limits', () => {
     expect((await send({ message: '3' }, { token: other })).status).toBe(200);
   });
 
+  it('refuses an emptied credential again without asking Redis until its bucket refills', async () => {
+    const t = await newTenant({ credential_rate_limit_per_second: 1 });
+    expect((await send({ message: '1' }, { token: t.token })).status).toBe(200);
+    const limited = await send({ message: '2' }, { token: t.token });
+    expect(limited.status).toBe(429);
+    const waitMs = Number(limited.body.error?.details?.retry_after_ms);
+    expect(waitMs).toBeGreaterThan(0);
+    // Refill every bucket of the tenant behind the process's back: only the process's memory of
+    // the refusal can still refuse the next send.
+    const buckets = await app.deps.redis.keys(`${app.deps.keys.rateBucket(t.tenantId, '')}*`);
+    expect(buckets.length).toBeGreaterThan(0);
+    await app.deps.redis.del(...buckets);
+    const remembered = await send({ message: '3' }, { token: t.token });
+    expect(remembered.status).toBe(429);
+    expect(remembered.body.error?.details).toMatchObject({ limit: 'credential' });
+    await new Promise((r) => setTimeout(r, waitMs + 50));
+    expect((await send({ message: '4' }, { token: t.token })).status).toBe(200);
+  });
+
   it('answers 429 QUOTA_EXCEEDED until UTC midnight once the daily quota is spent', async () => {
     const t = await newTenant({ quotas: { daily_messages: 2 } });
     expect((await send({ message: '1' }, { token: t.token })).status).toBe(200);
