@@ -18,7 +18,8 @@
  * rate) next to it. About 12 minutes.
  *
  * Knobs: BENCH_TOPOLOGIES (`single,split`), BENCH_PHASE_MS (30000), BENCH_FLOOD_BATCH_SENDERS (4),
- * BENCH_FLOOD_SINGLE_SENDERS (200), BENCH_FLOOD_IGNORE_RETRY_AFTER (0), BENCH_SOLO (1),
+ * BENCH_FLOOD_SINGLE_SENDERS (200), BENCH_FLOOD_IGNORE_RETRY_AFTER (0), BENCH_NOISY_RATE (0: the
+ * default send rates; else the noisy tenant's and its key's messages/s), BENCH_SOLO (1),
  * BENCH_CHART_OUT (also write the chart there), BENCH_SERVER_ENV (`K=V,K=V`: extra server environment), BENCH_CPU_PROF=1 (V8 CPU profiles of the server
  * processes next to their logs).
  */
@@ -58,6 +59,11 @@ const SETTINGS = {
     single_senders: env('BENCH_FLOOD_SINGLE_SENDERS', 200),
     streams: 20,
     ignore_retry_after: env('BENCH_FLOOD_IGNORE_RETRY_AFTER', 0) === 1,
+    /**
+     * Send rate (messages/s) the operator grants the noisy tenant and its API key; 0 keeps the
+     * defaults (200 per tenant, 100 per credential), so the flood then meets its rate limit first.
+     */
+    rate_per_second: env('BENCH_NOISY_RATE', 0),
   },
   solo: env('BENCH_SOLO', 1) === 1,
   drain_max_ms: 300_000,
@@ -193,7 +199,15 @@ async function runTopology(
     for (let i = 1; i <= SETTINGS.quiet.tenants; i++) {
       quietTenants.push(await createTenant(topology.url, bearer, `quiet${String(i).padStart(2, '0')}`));
     }
-    const noisy = await createTenant(topology.url, bearer, 'noisy');
+    const noisyRate = SETTINGS.flood.rate_per_second;
+    const noisy = await createTenant(
+      topology.url,
+      bearer,
+      'noisy',
+      noisyRate > 0
+        ? { rate_limit_per_second: noisyRate, credential_rate_limit_per_second: noisyRate }
+        : undefined,
+    );
     const operators = startOperatorProbe(topology.url, bearer);
     const quiet = startQuietTenants({
       url: topology.url,

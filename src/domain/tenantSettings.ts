@@ -7,8 +7,9 @@ export const SchedulingSettings = z.strictObject({
   /** Share of worker capacity relative to other backlogged tenants. Default 1. */
   weight: z.number().positive().max(1000).default(1),
   /**
-   * Most jobs of this tenant running at once across all workers. Default 1000: in effect no cap,
-   * so a lone tenant gets the whole capacity; weights share it when tenants compete.
+   * Most heartflow jobs of this tenant running at once across all workers. Default 10: about twice
+   * the tenant's LLM call slots; beyond that its jobs mostly wait while holding worker slots, and
+   * a flood that took every slot would make other tenants' jobs share the CPU with it.
    */
   max_concurrency: z.number().int().positive().max(10_000).default(10),
   /** At most `max` jobs started per `duration_ms`. */
