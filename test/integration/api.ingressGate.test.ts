@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 
 import { createTenant } from '../../src/db/repositories/tenants';
-import { startTestApp, type TestApp } from '../support/testApp';
+import { startTestApp, TEST_MAX_LOOP_DELAY_MS, type TestApp } from '../support/testApp';
 
 let app: TestApp;
 
@@ -69,7 +69,7 @@ describe('ingress gate', () => {
     await inProgress(3);
     // As if the event loop had just measured a long delay (the sampler is stopped for the test).
     app.deps.ingress.close();
-    app.deps.ingress.governor.setLoopDelay(10_000);
+    app.deps.ingress.governor.setLoopDelay(TEST_MAX_LOOP_DELAY_MS + 1);
     try {
       const shed = await send(heavy);
       expect(shed.status).toBe(429);
@@ -86,7 +86,7 @@ describe('ingress gate', () => {
   it('does not govern requests without a tenant (health checks, platform admins)', async () => {
     const admin = await app.tokenFor({ role: 'platform_admin' });
     app.deps.ingress.close();
-    app.deps.ingress.governor.setLoopDelay(10_000);
+    app.deps.ingress.governor.setLoopDelay(TEST_MAX_LOOP_DELAY_MS + 1);
     try {
       expect((await app.request('GET', '/health')).status).toBe(200);
       expect((await app.request('GET', '/tenants', { token: admin })).status).toBe(200);

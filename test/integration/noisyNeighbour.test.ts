@@ -78,6 +78,8 @@ beforeAll(async () => {
     MAIHIVE_DATA_DIR: dataDir,
     MAIHIVE_AUTOSTART: 'false',
     LOG_LEVEL: 'silent',
+    // What is under test is the order of work, not the ingress shedding a stalled jest process.
+    INGRESS_MAX_LOOP_DELAY_MS: '60000',
   });
   runtime = await startRuntime(config, createLogger({ level: 'silent' }), 'all');
 }, 60_000);

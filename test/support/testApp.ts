@@ -20,6 +20,9 @@ export interface TestResponse<T = unknown> {
   body: T;
 }
 
+/** Event-loop delay (ms) at which a test app counts as overloaded: far beyond any stall of a test. */
+export const TEST_MAX_LOOP_DELAY_MS = 60_000;
+
 /** The success/error envelope, loosely typed for assertions. */
 export interface Envelope {
   success: boolean;
@@ -75,6 +78,9 @@ export async function startTestApp(
     LOG_LEVEL: 'silent',
     // Refusals at once: tests of limits assert on them, and waiting would only slow them down.
     INGRESS_REFUSAL_JITTER_MS: '0',
+    // Jest on a busy machine stalls event loops for hundreds of ms: that must not shed the tests'
+    // own requests. Tests of overload set the governor's loop delay beyond this themselves.
+    INGRESS_MAX_LOOP_DELAY_MS: String(TEST_MAX_LOOP_DELAY_MS),
     ...options.env,
   });
   const composition = await compose({
