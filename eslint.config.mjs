@@ -5,7 +5,16 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['node_modules', 'dist', 'coverage', '.maihive', 'bench/results', '*.config.js', '*.config.mjs'],
+    ignores: [
+      'node_modules',
+      'dist',
+      'coverage',
+      '.maihive',
+      'bench/results',
+      '*.config.js',
+      '*.config.mjs',
+      '.dependency-cruiser.cjs',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,

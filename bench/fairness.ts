@@ -30,7 +30,7 @@ import { systemClock } from '../src/domain/clock';
 import { createLogger, type Logger } from '../src/logger';
 import { Dispatcher } from '../src/queues/dispatcher';
 import type { TenantSchedule } from '../src/queues/fairScheduler';
-import { keyspace } from '../src/queues/names';
+import { keyspace } from '../src/redis/keys';
 import { resolveServices } from '../src/services/localServices';
 import type { BenchJobData, ProducerReply, ProducerRequest } from './lib/fairProducer';
 import {

@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 
 import { Redis } from 'ioredis';
 
-import type { Dependencies } from './api/dependencies';
 import { IngressGate } from './api/http/ingressGate';
 import { ApiKeyDirectory } from './auth/apiKeyDirectory';
 import { TenantDirectory } from './auth/tenantDirectory';
@@ -10,6 +9,7 @@ import { TokenService } from './auth/tokens';
 import type { Config } from './config';
 import { Database } from './db/database';
 import { latestMigrationVersion } from './db/migrate';
+import type { Dependencies } from './dependencies';
 import { type Clock, systemClock } from './domain/clock';
 import { watchAgentChanges } from './ingress/agentLookup';
 import { ChannelHub } from './ingress/channelHub';
@@ -18,8 +18,8 @@ import { RateRefusals } from './ingress/rateRefusals';
 import type { SecretBox } from './llm/secretBox';
 import { serverSecretBox } from './llm/serverSecretBox';
 import type { Logger } from './logger';
-import { keyspace } from './queues/names';
 import { TenantQueues } from './queues/tenantQueues';
+import { keyspace } from './redis/keys';
 import { developmentSecret } from './services/privateServers';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 
-import { JwtKeyError, type JwtKeySet, readJwtKeySet } from './auth/jwtKeys';
+import { JwtKeyError, type JwtKeySet, readJwtKeySet } from './jwtKeys';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', ''])

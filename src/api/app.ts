@@ -5,10 +5,10 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import helmet from 'helmet';
 import { z } from 'zod';
 
+import { Authenticator } from '../auth/authenticate';
+import type { Dependencies } from '../dependencies';
 import { PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from '../errors';
 import type { Logger } from '../logger';
-import { Authenticator } from './auth/authenticate';
-import type { Dependencies } from './dependencies';
 import { errorHandler, type RequestLocals, sendError } from './envelope';
 import { ApiMetrics } from './http/metrics';
 import { requestId } from './requestId';
@@ -170,7 +170,7 @@ export function createApp(deps: Dependencies): express.Express {
   v1.use(baseRoutes(deps));
   // Before the authenticator: the scraper's METRICS_TOKEN bearer is not a JWT.
   v1.use(metricsRoutes(deps, metrics));
-  v1.use(authenticator.middleware());
+  v1.use(authenticateRequests(authenticator));
   // Admission before the body is read: a request the gate turns away costs no parse.
   v1.use(deps.ingress.middleware());
   v1.use(requireJson);
@@ -194,4 +194,14 @@ export function createApp(deps: Dependencies): express.Express {
   app.use((_req: Request, res: Response) => sendError(res, 404, 'NOT_FOUND', 'no such route'));
   app.use(errorHandler(deps.logger, { refusalJitterMs: deps.config.ingress.refusalJitterMs }));
   return app;
+}
+
+/** Sets `res.locals.principal` (undefined: anonymous) before any route runs. */
+function authenticateRequests(authenticator: Authenticator) {
+  return (req: Request, res: Response, next: NextFunction) => {
+    authenticator.authenticate(req).then((principal) => {
+      res.locals.principal = principal;
+      next();
+    }, next);
+  };
 }

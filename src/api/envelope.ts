@@ -2,7 +2,7 @@ import type { NextFunction, Request, Response } from 'express';
 
 import { MaiHiveError, RateLimitError, ServiceUnavailableError } from '../errors';
 import type { Logger } from '../logger';
-import { mapRedisError } from '../queues/redisAvailability';
+import { mapRedisError } from '../redis/availability';
 
 /** `res.locals` as the middlewares of this app fill it. */
 export interface RequestLocals {

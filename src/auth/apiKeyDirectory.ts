@@ -1,10 +1,10 @@
 import type { Redis } from 'ioredis';
 
-import type { TenantRole } from '../api/auth/principal';
 import type { Database } from '../db/database';
 import { type ApiKeyRow, findApiKey } from '../db/repositories/apiKeys';
 import { createIsolationContext } from '../domain/isolationContext';
-import type { Keyspace } from '../queues/names';
+import type { TenantRole } from '../domain/roles';
+import type { Keyspace } from '../redis/keys';
 
 /** What authentication needs of an API key: the secret's hash, the role, and whether it still counts. */
 export interface ApiKeyFacts {

@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
 
 import { RateLimitError } from '../errors';
-import { RedisScript } from '../ingress/redisScript';
-import { encodeId } from '../queues/names';
+import { encodeId } from '../redis/keys';
+import { RedisScript } from '../redis/redisScript';
 
 /**
  * Failed-login throttling in Redis: failures counted per account (tenant + username, whether or
@@ -17,7 +17,7 @@ import { encodeId } from '../queues/names';
  * account's counter, which would let an attacker interleave guesses with a known login.
  *
  * The keys share the `{login}` hash tag so that the one script runs on Redis Cluster; logins are
- * rare enough for one slot. They are built here rather than in `queues/names.ts` because they
+ * rare enough for one slot. They are built here rather than in `redis/keys.ts` because they
  * belong to no tenant's keyspace (the IP key cannot), and they expire on their own.
  */
 const BOOK = new RedisScript(`

@@ -1,6 +1,5 @@
 import type { Redis } from 'ioredis';
 
-import type { Role } from '../api/auth/principal';
 import type { Database } from '../db/database';
 import {
   findPlatformRefreshToken,
@@ -18,8 +17,9 @@ import { findPlatformUser, findUser } from '../db/repositories/users';
 import type { Clock } from '../domain/clock';
 import { newId } from '../domain/ids';
 import { createIsolationContext, isIdentifier } from '../domain/isolationContext';
+import type { Role } from '../domain/roles';
 import { UnauthorizedError } from '../errors';
-import type { Keyspace } from '../queues/names';
+import type { Keyspace } from '../redis/keys';
 import type { TenantDirectory } from './tenantDirectory';
 import { makeOpaqueSecret, parseOpaqueSecret, secretMatches, type TokenService } from './tokens';
 

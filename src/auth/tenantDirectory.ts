@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 
 import type { Database } from '../db/database';
 import { getTenant, type TenantRow } from '../db/repositories/tenants';
-import type { Keyspace } from '../queues/names';
+import type { Keyspace } from '../redis/keys';
 
 /** What the ingress needs to know about a tenant on every request, cached in Redis. */
 export interface TenantMeta {

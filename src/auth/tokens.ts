@@ -2,10 +2,10 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 import { errors as joseErrors, type JWTHeaderParameters, jwtVerify, SignJWT } from 'jose';
 
-import type { Role } from '../api/auth/principal';
 import { newId } from '../domain/ids';
+import type { Role } from '../domain/roles';
 import { UnauthorizedError } from '../errors';
-import { type JwtKey, type JwtKeySet, publicJwks } from './jwtKeys';
+import { type JwtKey, type JwtKeySet, publicJwks } from '../jwtKeys';
 
 export const JWT_ISSUER = 'maihive';
 export const JWT_AUDIENCE = 'maihive-api';

@@ -1,24 +1,23 @@
 import { createHash } from 'node:crypto';
 
-import { tenantMetaOf } from '../api/auth/authenticate';
-import { SENDERS } from '../api/auth/principal';
-import { agentScope, type HeaderSource, tenantScope } from '../api/auth/scope';
-import type { Dependencies } from '../api/dependencies';
+import { tenantMetaOf } from '../auth/authenticate';
+import { SENDERS } from '../auth/principal';
+import { agentScope, type HeaderSource, tenantScope } from '../auth/scope';
 import { newId } from '../domain/ids';
 import { createIsolationContext, isIdentifier } from '../domain/isolationContext';
 import { effectiveSettingsOf } from '../domain/tenantSettings';
 import { ForbiddenError, NotFoundError, ServiceUnavailableError, ValidationError } from '../errors';
-import { Deadline, mapRedisError, withDeadline } from '../queues/redisAvailability';
+import { streamEventPublication } from '../queues/messageEvents';
 import { AnnouncementError, type HeartflowJobData } from '../queues/tenantQueues';
+import { Deadline, mapRedisError, withDeadline } from '../redis/availability';
 import { admit } from './admission';
 import { lookupAgent } from './agentLookup';
 import { contentPolicyEnabled, findPolicyViolation } from './contentPolicy';
 import { idempotencyIdOf, type IdempotencyRecord } from './idempotency';
 import { seedKnownStreams } from './knownStreams';
-import { streamEventPublication } from './messageEvents';
 import { readMessageStatus } from './messageLookup';
 import type { Expectation } from './outcomeWaiters';
-import type { SendCaller, SendInput, SendResult } from './types';
+import type { IngressDeps, SendCaller, SendInput, SendResult } from './types';
 import { awaitOutcome, expectOutcome, waitForOutcome } from './waitForOutcome';
 
 /** Longest message, in characters after trimming (API.md). */
@@ -161,7 +160,7 @@ function jobData(
  * message's id and `duplicate: true` and enqueues nothing.
  */
 export async function acceptMessage(
-  deps: Dependencies,
+  deps: IngressDeps,
   caller: SendCaller,
   input: SendInput,
   options: AcceptOptions = {},

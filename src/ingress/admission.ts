@@ -1,15 +1,15 @@
 import type { Redis } from 'ioredis';
 
+import { DAILY_COUNTER_TTL_SECONDS, secondsUntilUtcMidnight, utcDay } from '../domain/quotaPeriods';
 import { limitReached } from '../domain/tenantLimits';
 import type { TenantSettings } from '../domain/tenantSettings';
 import { RateLimitError } from '../errors';
-import type { Keyspace } from '../queues/names';
 import type { TenantQueues } from '../queues/tenantQueues';
+import type { Keyspace } from '../redis/keys';
+import { RedisScript } from '../redis/redisScript';
 import { IDEMPOTENCY_TTL_SECONDS, type IdempotencyRecord, parseIdempotencyRecord } from './idempotency';
-import { DAILY_COUNTER_TTL_SECONDS, secondsUntilUtcMidnight, utcDay } from './quotas';
 import { TOKEN_BUCKETS_LUA } from './rateLimiter';
 import type { RateRefusals } from './rateRefusals';
-import { RedisScript } from './redisScript';
 
 /**
  * Every check of a send that needs shared state, in ONE Redis round trip (one Lua script, atomic):

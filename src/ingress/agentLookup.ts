@@ -8,7 +8,7 @@ import {
 } from '../db/repositories/agentAccounts';
 import { getAgent } from '../db/repositories/agents';
 import { createIsolationContext } from '../domain/isolationContext';
-import type { Keyspace } from '../queues/names';
+import type { Keyspace } from '../redis/keys';
 import type { ChannelHub } from './channelHub';
 
 /** What a send needs to know about its agent. */

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 
 import type { Logger } from '../logger';
-import { mapRedisError, withDeadline } from '../queues/redisAvailability';
+import { mapRedisError, withDeadline } from '../redis/availability';
 
 export type ChannelListener = (message: string) => void;
 

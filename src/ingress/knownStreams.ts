@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Database } from '../db/database';
 import { allChatStreamIds } from '../db/repositories/chatStreams';
 import { createIsolationContext } from '../domain/isolationContext';
-import type { Keyspace } from '../queues/names';
+import type { Keyspace } from '../redis/keys';
 
 /**
  * The set `keys.knownStreams(tenant)` lets a send check `max_chat_streams` without PostgreSQL. It

@@ -3,8 +3,8 @@ import type { Job } from 'bullmq';
 import type { Database } from '../db/database';
 import { getMessage, type MessageRow, type MessageStatus } from '../db/repositories/messages';
 import type { IsolationContext } from '../domain/isolationContext';
-import { mapRedisError, withDeadline } from '../queues/redisAvailability';
 import type { HeartflowJobData, TenantQueues } from '../queues/tenantQueues';
+import { mapRedisError, withDeadline } from '../redis/availability';
 
 /** `GET /chat/messages/{id}/status` (API.md § Chat and messages). */
 export interface MessageStatusView {

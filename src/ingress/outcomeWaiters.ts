@@ -1,6 +1,6 @@
-import type { Keyspace } from '../queues/names';
+import { type MessageDoneEvent, parseMessageDone } from '../queues/messageEvents';
+import type { Keyspace } from '../redis/keys';
 import type { ChannelHub } from './channelHub';
-import { type MessageDoneEvent, parseMessageDone } from './messageEvents';
 
 /** Interest in one message's outcome, registered before its job is enqueued. */
 export interface Expectation {

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 
-import { RedisScript } from './redisScript';
+import { RedisScript } from '../redis/redisScript';
 
 /**
  * Token buckets in Redis. A bucket holds at most one second's worth of tokens (`rate`, at least 1)

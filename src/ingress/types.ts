@@ -1,4 +1,33 @@
-import type { Principal } from '../api/auth/principal';
+import type { Redis } from 'ioredis';
+
+import type { Principal } from '../auth/principal';
+import type { TenantDirectory } from '../auth/tenantDirectory';
+import type { Database } from '../db/database';
+import type { Clock } from '../domain/clock';
+import type { Logger } from '../logger';
+import type { TenantQueues } from '../queues/tenantQueues';
+import type { Keyspace } from '../redis/keys';
+import type { OutcomeWaiters } from './outcomeWaiters';
+import type { RateRefusals } from './rateRefusals';
+
+/**
+ * What the send path uses of the process's long-lived parts; the composition's `Dependencies`
+ * has them all (declared here so that the ingress does not import the layers above it).
+ */
+export interface IngressDeps {
+  readonly logger: Logger;
+  readonly db: Database;
+  /** Shared non-blocking Redis connection (commands, queue adds). */
+  readonly redis: Redis;
+  readonly keys: Keyspace;
+  readonly queues: TenantQueues;
+  readonly tenants: TenantDirectory;
+  /** `?wait` requests waiting for their messages' outcomes. */
+  readonly outcomes: OutcomeWaiters;
+  /** Rate buckets this process saw empty: sends needing them are refused without a round trip. */
+  readonly rateRefusals: RateRefusals;
+  readonly clock: Clock;
+}
 
 /**
  * One inbound message as every entry point (`POST /chat/send`, its batch form, the OneBot and

@@ -1,9 +1,8 @@
-import type { Dependencies } from '../api/dependencies';
 import { createIsolationContext } from '../domain/isolationContext';
-import { isFinalStatus, type MessageDoneEvent } from './messageEvents';
+import { isFinalStatus, type MessageDoneEvent } from '../queues/messageEvents';
 import { type MessageStatusView, readMessageStatus } from './messageLookup';
 import type { Expectation } from './outcomeWaiters';
-import type { SendResult } from './types';
+import type { IngressDeps, SendResult } from './types';
 
 /** Longest `?wait` a client may ask for, ms (API.md). */
 export const MAX_WAIT_MS = 30_000;
@@ -25,7 +24,7 @@ function withOutcome(result: SendResult, o: Outcome): SendResult {
   };
 }
 
-function readStatus(deps: Dependencies, result: SendResult): Promise<MessageStatusView | undefined> {
+function readStatus(deps: IngressDeps, result: SendResult): Promise<MessageStatusView | undefined> {
   const ctx = createIsolationContext({ tenantId: result.tenant_id });
   return readMessageStatus(deps, ctx, result.message_id).catch((err: unknown) => {
     deps.logger.warn({ err, message_id: result.message_id }, 'status read while waiting failed');
@@ -39,7 +38,7 @@ function readStatus(deps: Dependencies, result: SendResult): Promise<MessageStat
  * answers without waiting rather than fail.
  */
 export async function expectOutcome(
-  deps: Dependencies,
+  deps: IngressDeps,
   tenantId: string,
   messageId: string,
 ): Promise<Expectation | undefined> {
@@ -60,7 +59,7 @@ export async function expectOutcome(
  * would invite a resend.
  */
 export async function awaitOutcome(
-  deps: Dependencies,
+  deps: IngressDeps,
   result: SendResult,
   expectation: Expectation,
   waitMs: number,
@@ -91,7 +90,7 @@ export async function awaitOutcome(
  * reads the status, so an outcome published in between is not missed.
  */
 export async function waitForOutcome(
-  deps: Dependencies,
+  deps: IngressDeps,
   result: SendResult,
   waitMs: number,
 ): Promise<SendResult> {

@@ -3,8 +3,8 @@ import { performance } from 'node:perf_hooks';
 
 import type { Redis } from 'ioredis';
 
-import { RedisScript } from '../ingress/redisScript';
-import type { Keyspace } from '../queues/names';
+import type { Keyspace } from '../redis/keys';
+import { RedisScript } from '../redis/redisScript';
 import { LlmError } from './types';
 
 /**

@@ -2,11 +2,11 @@ import type { Redis } from 'ioredis';
 
 import type { LlmUsageRecord } from '../db/repositories/llmUsage';
 import type { Clock } from '../domain/clock';
+import { DAILY_COUNTER_TTL_SECONDS, secondsUntilUtcMidnight, utcDay } from '../domain/quotaPeriods';
 import type { TenantSettings } from '../domain/tenantSettings';
 import { RateLimitError } from '../errors';
-import { DAILY_COUNTER_TTL_SECONDS, secondsUntilUtcMidnight, utcDay } from '../ingress/quotas';
-import { RedisScript } from '../ingress/redisScript';
-import type { Keyspace } from '../queues/names';
+import type { Keyspace } from '../redis/keys';
+import { RedisScript } from '../redis/redisScript';
 
 /** The two LLM quotas of `TenantSettings.quotas`. */
 export type LlmQuotaName = 'daily_llm_requests' | 'monthly_tokens';

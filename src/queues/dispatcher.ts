@@ -13,10 +13,11 @@ import {
 import type { Redis } from 'ioredis';
 
 import type { Clock } from '../domain/clock';
-import { RedisScript } from '../ingress/redisScript';
 import type { Logger } from '../logger';
+import { type Keyspace } from '../redis/keys';
+import { RedisScript } from '../redis/redisScript';
 import { FairScheduler, mulberry32, type TenantSchedule } from './fairScheduler';
-import { type JobKind, type Keyspace, tenantQueueName } from './names';
+import { type JobKind, tenantQueueName } from './names';
 
 export interface DispatcherOptions {
   kind: JobKind;

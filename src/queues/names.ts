@@ -1,24 +1,12 @@
+import { decodeId, encodeId } from '../redis/keys';
+
 /**
- * The one module that builds queue names and Redis keys. Every name carries the tenant, so a key
- * can never be shared between tenants, and every queue name carries a Redis Cluster hash tag so
- * that one queue's keys live in one slot.
- *
- * Identifiers may contain `:`, which BullMQ forbids in queue names and which would make keys
- * ambiguous, so they are percent-encoded (`:` → `%3A`; the other identifier characters are safe).
+ * The one module that builds queue names. Every name carries the tenant (encoded as in
+ * `src/redis/keys.ts`), so a queue is never shared between tenants, and a Redis Cluster hash tag,
+ * so that one queue's keys live in one slot.
  */
 export const JOB_KINDS = ['heartflow', 'memory', 'stats', 'delivery'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
-
-/** Prefix of every MaiHive key; BullMQ's `prefix` option uses it too. */
-export const KEY_PREFIX = 'mh';
-
-export function encodeId(id: string): string {
-  return id.replace(/%/g, '%25').replace(/:/g, '%3A');
-}
-
-export function decodeId(encoded: string): string {
-  return encoded.replace(/%3A/g, ':').replace(/%25/g, '%');
-}
 
 /** BullMQ queue name of a tenant's queue of one kind, e.g. `{acme}.heartflow`. */
 export function tenantQueueName(tenantId: string, kind: JobKind): string {
@@ -31,77 +19,3 @@ export function parseTenantQueueName(name: string): { tenantId: string; kind: Jo
   if (!m || !(JOB_KINDS as readonly string[]).includes(m[2]!)) return undefined;
   return { tenantId: decodeId(m[1]!), kind: m[2] as JobKind };
 }
-
-/** Escapes Redis glob metacharacters, so that a name is matched literally by SCAN MATCH. */
-function escapeGlob(s: string): string {
-  return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
-}
-
-/**
- * Keys outside BullMQ, built for one key prefix (`REDIS_PREFIX`, default `mh`; tests use one per
- * file). Every key of a tenant carries the tenant's hash tag.
- */
-export function keyspace(prefix: string = KEY_PREFIX) {
-  const tenant = (tenantId: string) => `${prefix}:{${encodeId(tenantId)}}`;
-  return Object.freeze({
-    prefix,
-    /** Cached status and settings of a tenant. */
-    tenantMeta: (tenantId: string) => `${tenant(tenantId)}:meta`,
-    /** Cached facts of an API key (hash, role, agent, expiry, revoked), see `ApiKeyDirectory`. */
-    apiKey: (tenantId: string, keyId: string) => `${tenant(tenantId)}:apikey:${encodeId(keyId)}`,
-    /** A revoked access token id, kept until the token would have expired. */
-    revokedToken: (jti: string) => `${prefix}:revoked:jti:${jti}`,
-    /** A revoked refresh-token family: access tokens issued in it stop working too. */
-    revokedFamily: (familyId: string) => `${prefix}:revoked:fam:${familyId}`,
-    /** Idempotency record of a send: client message id → message id, 24 h. */
-    idempotency: (tenantId: string, agentId: string, clientMessageId: string) =>
-      `${tenant(tenantId)}:idem:${encodeId(agentId)}:${clientMessageId}`,
-    /** Token bucket of a tenant or of one credential. */
-    rateBucket: (tenantId: string, subject: string) => `${tenant(tenantId)}:rate:${subject}`,
-    /** Daily/monthly usage counters of a tenant. */
-    quotaCounter: (tenantId: string, name: string, period: string) =>
-      `${tenant(tenantId)}:quota:${name}:${period}`,
-    /**
-     * Holders of the tenant's LLM call slots across processes (sorted set: holder id → lease
-     * expiry, ms of the Redis clock); see `RedisLlmConcurrency`.
-     */
-    llmSlots: (tenantId: string) => `${tenant(tenantId)}:llm:slots`,
-    /** Chat streams known to exist for a tenant (set), for the `max_chat_streams` check at send time. */
-    knownStreams: (tenantId: string) => `${tenant(tenantId)}:streams`,
-    /** Pub/sub channel of a chat stream's events (SSE fan-out across API processes). */
-    streamEvents: (tenantId: string, chatStreamId: string) =>
-      `${tenant(tenantId)}:events:${encodeId(chatStreamId)}`,
-    /** "Someone is answering this chat stream" lock of the heartflow worker. */
-    streamLock: (tenantId: string, chatStreamId: string) =>
-      `${tenant(tenantId)}:lock:${encodeId(chatStreamId)}`,
-    /** Set while a chat stream's lock is held when a job stored a message the holder must still see. */
-    streamDirty: (tenantId: string, chatStreamId: string) =>
-      `${tenant(tenantId)}:dirty:${encodeId(chatStreamId)}`,
-    /** When a chat stream's last heartflow pass ended (ms), to tell a busy stream from a quiet one. */
-    streamLastPass: (tenantId: string, chatStreamId: string) =>
-      `${tenant(tenantId)}:lastpass:${encodeId(chatStreamId)}`,
-    /** Set of tenants whose queue of a kind may have work; the dispatchers' discovery list. */
-    activeTenants: (kind: string) => `${prefix}:active:${kind}`,
-    /** Pub/sub channel waking the dispatchers when a tenant's queue of a kind gets work. */
-    workAvailable: (kind: string) => `${prefix}:wake:${kind}`,
-    /**
-     * Pub/sub channel announcing that an operator changed a tenant's scheduling settings (the
-     * message is the tenant id); dispatchers re-read that tenant's schedule.
-     */
-    scheduleChanged: () => `${prefix}:schedule`,
-    /**
-     * Pub/sub channel announcing that an agent was changed or deleted (message: JSON
-     * `{tenant_id, agent_id}`); every API process drops its cached copy.
-     */
-    agentChanged: () => `${prefix}:agents`,
-    /** Pub/sub channel announcing that a message reached a final status (long-poll `?wait`). */
-    messageDone: (tenantId: string) => `${tenant(tenantId)}:done`,
-    /**
-     * SCAN MATCH pattern of every key above that belongs to one tenant (tenant deletion). It does
-     * not match other tenants' keys, nor BullMQ's queue keys (`{tenant}.kind:…`, see TenantQueues).
-     */
-    tenantKeysPattern: (tenantId: string) => `${escapeGlob(tenant(tenantId))}:*`,
-  });
-}
-
-export type Keyspace = ReturnType<typeof keyspace>;

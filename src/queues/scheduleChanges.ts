@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis';
 
 import type { TenantSettings } from '../domain/tenantSettings';
-import { JOB_KINDS, type Keyspace } from './names';
+import { type Keyspace } from '../redis/keys';
+import { JOB_KINDS } from './names';
 import type { TenantQueues } from './tenantQueues';
 
 type Scheduling = TenantSettings['scheduling'];

@@ -1,8 +1,9 @@
 import { Job, type JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 
-import { RedisScript } from '../ingress/redisScript';
-import { JOB_KINDS, type JobKind, type Keyspace, keyspace, tenantQueueName } from './names';
+import { type Keyspace, keyspace } from '../redis/keys';
+import { RedisScript } from '../redis/redisScript';
+import { JOB_KINDS, type JobKind, tenantQueueName } from './names';
 
 /** Payload of a heartflow job: one inbound message, everything the worker needs to store and answer it. */
 export interface HeartflowJobData {

@@ -3,8 +3,8 @@ import type { Redis } from 'ioredis';
 import type { TenantDirectory } from '../auth/tenantDirectory';
 import type { Database } from '../db/database';
 import { deleteTenant, getTenantForUpdate, updateTenant } from '../db/repositories/tenants';
-import type { Keyspace } from '../queues/names';
 import type { TenantQueues } from '../queues/tenantQueues';
+import type { Keyspace } from '../redis/keys';
 
 export interface TenantDeletionDeps {
   db: Database;

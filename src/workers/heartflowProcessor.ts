@@ -30,14 +30,14 @@ import {
 import { createIsolationContext, type IsolationContext } from '../domain/isolationContext';
 import { shouldEnqueueMemory } from '../domain/memory/trigger';
 import { mulberry32, seedFromString } from '../domain/random';
-import { publishMessageDone, publishStreamEvent } from '../ingress/messageEvents';
 import { agentLlmSettings } from '../llm/agentSettings';
 import type { LlmClient } from '../llm/llmClient';
 import { LlmQuotaExceededError } from '../llm/llmQuota';
 import type { SecretBox } from '../llm/secretBox';
 import type { Logger } from '../logger';
-import type { Keyspace } from '../queues/names';
+import { publishMessageDone, publishStreamEvent } from '../queues/messageEvents';
 import type { HeartflowJobData, TenantQueues } from '../queues/tenantQueues';
+import type { Keyspace } from '../redis/keys';
 import { emojiFor } from './emojiFallback';
 import {
   BUSY_TENANT_JOBS_PER_S,

@@ -1,8 +1,8 @@
 import { type Job, type JobsOptions, UnrecoverableError } from 'bullmq';
 
 import { bucketStart, type Granularity } from '../domain/usageBuckets';
-import { encodeId } from '../queues/names';
 import type { TenantQueues } from '../queues/tenantQueues';
+import { encodeId } from '../redis/keys';
 
 /**
  * Payloads of the memory, stats and delivery jobs and the helpers that enqueue them. Each helper

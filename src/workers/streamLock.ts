@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 
 import type { Redis } from 'ioredis';
 
-import { RedisScript } from '../ingress/redisScript';
+import { RedisScript } from '../redis/redisScript';
 
 /**
  * Takes the lock if free. KEYS: lock, last pass end. ARGV: token, ttl ms. Returns

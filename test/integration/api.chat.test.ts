@@ -4,8 +4,8 @@ import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 
 import { createTenant } from '../../src/db/repositories/tenants';
-import { publishMessageDone } from '../../src/ingress/messageEvents';
-import { secondsUntilUtcMidnight } from '../../src/ingress/quotas';
+import { secondsUntilUtcMidnight } from '../../src/domain/quotaPeriods';
+import { publishMessageDone } from '../../src/queues/messageEvents';
 import { tenantQueueName } from '../../src/queues/names';
 import type { HeartflowJobData } from '../../src/queues/tenantQueues';
 import { testEnv } from '../support/env';

@@ -6,7 +6,7 @@ import { type LlmCallRequest, LlmClient } from '../../src/llm/llmClient';
 import { LlmConcurrencyTimeoutError, RedisLlmConcurrency } from '../../src/llm/llmConcurrency';
 import { LlmError, LlmSettings } from '../../src/llm/types';
 import { createLogger } from '../../src/logger';
-import { keyspace } from '../../src/queues/names';
+import { keyspace } from '../../src/redis/keys';
 import { testEnv } from '../support/env';
 import { OpenAiStub } from '../support/openaiStub';
 import { startTestApp } from '../support/testApp';

@@ -1,5 +1,5 @@
-import { keyspace } from '../../src/queues/names';
 import { type HeartflowJobData, TenantQueues } from '../../src/queues/tenantQueues';
+import { keyspace } from '../../src/redis/keys';
 import { createTestRedis } from '../support/testDatabase';
 
 const handle = createTestRedis();

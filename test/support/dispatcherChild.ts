@@ -10,7 +10,7 @@ import { systemClock } from '../../src/domain/clock';
 import { createLogger } from '../../src/logger';
 import { Dispatcher } from '../../src/queues/dispatcher';
 import type { TenantSchedule } from '../../src/queues/fairScheduler';
-import { keyspace } from '../../src/queues/names';
+import { keyspace } from '../../src/redis/keys';
 import { type ChildJobData, recordKeys } from './dispatcherRecord';
 
 const START = `

@@ -3,11 +3,11 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import { createApp } from '../../src/api/app';
-import type { Role } from '../../src/api/auth/principal';
-import type { Dependencies } from '../../src/api/dependencies';
 import { compose } from '../../src/composition';
 import { loadConfig } from '../../src/config';
+import type { Dependencies } from '../../src/dependencies';
 import type { Clock } from '../../src/domain/clock';
+import type { Role } from '../../src/domain/roles';
 import type { SecretBox } from '../../src/llm/secretBox';
 import { createTestDatabase, createTestRedis, type TestDatabase } from './testDatabase';
 

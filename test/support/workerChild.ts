@@ -8,7 +8,7 @@ import { TenantDirectory } from '../../src/auth/tenantDirectory';
 import { Database } from '../../src/db/database';
 import { systemClock } from '../../src/domain/clock';
 import { createLogger } from '../../src/logger';
-import { keyspace } from '../../src/queues/names';
+import { keyspace } from '../../src/redis/keys';
 import { startWorkerPool } from '../../src/workers/workerPool';
 
 async function main(): Promise<void> {

@@ -3,8 +3,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { JwtKeyError, parseJwtKeySet, publicJwks, readJwtKeySet } from '../../src/auth/jwtKeys';
 import { ConfigError, loadConfig } from '../../src/config';
+import { JwtKeyError, parseJwtKeySet, publicJwks, readJwtKeySet } from '../../src/jwtKeys';
 
 type Jwk = Record<string, unknown>;
 

@@ -1,11 +1,5 @@
-import {
-  decodeId,
-  encodeId,
-  JOB_KINDS,
-  keyspace,
-  parseTenantQueueName,
-  tenantQueueName,
-} from '../../src/queues/names';
+import { JOB_KINDS, parseTenantQueueName, tenantQueueName } from '../../src/queues/names';
+import { decodeId, encodeId, keyspace } from '../../src/redis/keys';
 
 const redisKeys = keyspace('mh');
 

@@ -2,7 +2,6 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey
 
 import { SignJWT } from 'jose';
 
-import { parseJwtKeySet } from '../../src/auth/jwtKeys';
 import {
   hashSecret,
   JWT_AUDIENCE,
@@ -13,6 +12,7 @@ import {
   TokenService,
 } from '../../src/auth/tokens';
 import { UnauthorizedError } from '../../src/errors';
+import { parseJwtKeySet } from '../../src/jwtKeys';
 
 const SECRET = 'unit-test-secret-that-is-at-least-32-bytes';
 const T0 = Date.UTC(2030, 0, 1);

@@ -2,10 +2,10 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 
 import type { Request } from 'express';
 
+import { Authenticator } from '../../auth/authenticate';
+import type { Principal } from '../../auth/principal';
+import type { Dependencies } from '../../dependencies';
 import { ForbiddenError, UnauthorizedError } from '../../errors';
-import type { Dependencies } from '../dependencies';
-import { Authenticator } from './authenticate';
-import type { Principal } from './principal';
 
 type GateDeps = Pick<
   Dependencies,

@@ -2,11 +2,11 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 import type { NextFunction, Request, Response } from 'express';
 
+import { tenantMetaOf } from '../../auth/authenticate';
+import type { Principal } from '../../auth/principal';
 import { effectiveSettingsOf } from '../../domain/tenantSettings';
 import { RateLimitError } from '../../errors';
 import { IngressGovernor, type IngressGovernorOptions } from '../../ingress/ingressGovernor';
-import { tenantMetaOf } from '../auth/authenticate';
-import type { Principal } from '../auth/principal';
 
 /** How often the event-loop delay is read and handed to the governor, ms. */
 const SAMPLE_MS = 500;

@@ -1,7 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-import type { Dependencies } from '../dependencies';
+import type { Dependencies } from '../../dependencies';
 
 /**
  * Most tenants whose queues one scrape reads (one Redis round trip each). The active set holds

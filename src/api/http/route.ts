@@ -2,8 +2,9 @@ import { extendZodWithOpenApi, type OpenAPIRegistry, type RouteConfig } from '@a
 import type { NextFunction, Request, Response, Router } from 'express';
 import { z } from 'zod';
 
+import type { Principal } from '../../auth/principal';
+import type { Role } from '../../domain/roles';
 import { ForbiddenError, UnauthorizedError, ValidationError } from '../../errors';
-import type { Principal, Role } from '../auth/principal';
 import { sendOk } from '../envelope';
 
 // Route modules call `.openapi()` on their schemas while being imported, before `app.ts` runs its

@@ -1,11 +1,11 @@
 import type { Request } from 'express';
 
+import type { Principal } from '../../auth/principal';
+import { type TenantScope, tenantScope } from '../../auth/scope';
 import type { TenantMeta } from '../../auth/tenantDirectory';
+import type { Dependencies } from '../../dependencies';
 import { effectiveSettings, type TenantSettings } from '../../domain/tenantSettings';
 import { NotFoundError } from '../../errors';
-import type { Principal } from '../auth/principal';
-import { type TenantScope, tenantScope } from '../auth/scope';
-import type { Dependencies } from '../dependencies';
 
 export interface ResolvedTenant extends TenantScope {
   meta: TenantMeta;

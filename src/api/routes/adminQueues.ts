@@ -1,7 +1,9 @@
 import { z } from 'zod';
 
+import { tenantScope } from '../../auth/scope';
 import { getTenantForUpdate, listTenants, updateTenant } from '../../db/repositories/tenants';
 import { IDENTIFIER_PATTERN } from '../../domain/isolationContext';
+import type { Role } from '../../domain/roles';
 import { effectiveSettings, SchedulingSettings, type TenantSettings } from '../../domain/tenantSettings';
 import { NotFoundError } from '../../errors';
 import { JOB_KINDS, type JobKind } from '../../queues/names';
@@ -17,8 +19,6 @@ import {
   tenantQueueState,
 } from '../../queues/queueAdmin';
 import { applyQueueCaps, publishScheduleChange, readQueueCaps } from '../../queues/scheduleChanges';
-import type { Role } from '../auth/principal';
-import { tenantScope } from '../auth/scope';
 import { pageQuery, pageWindow, pagination, PaginationSchema } from '../http/pagination';
 import { route } from '../http/route';
 import { resolveTenant } from '../http/tenantContext';

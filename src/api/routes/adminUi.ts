@@ -4,10 +4,10 @@ import { ExpressAdapter } from '@bull-board/express';
 import type { NextFunction, Request, Response } from 'express';
 import { z } from 'zod';
 
+import type { Principal } from '../../auth/principal';
 import { recentTenantIds } from '../../db/repositories/tenants';
 import { UnauthorizedError } from '../../errors';
 import { PlatformAdminGate, requirePlatformAdmin } from '../auth/platformAdmin';
-import type { Principal } from '../auth/principal';
 import { route } from '../http/route';
 import type { RouteContext } from './context';
 

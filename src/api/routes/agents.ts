@@ -1,6 +1,8 @@
 import type { Request } from 'express';
 import { z } from 'zod';
 
+import { type Principal, TENANT_MEMBERS, TENANT_WRITERS } from '../../auth/principal';
+import { agentScope } from '../../auth/scope';
 import type { TenantDb } from '../../db/database';
 import { accountsClaimedByOthers, replaceAgentAccounts } from '../../db/repositories/agentAccounts';
 import {
@@ -28,8 +30,6 @@ import { assertPlatformAllowed, limitReached } from '../../domain/tenantLimits';
 import type { TenantSettings } from '../../domain/tenantSettings';
 import { ConflictError, NotFoundError, ValidationError } from '../../errors';
 import { announceAgentChange } from '../../ingress/agentLookup';
-import { type Principal, TENANT_MEMBERS, TENANT_WRITERS } from '../auth/principal';
-import { agentScope } from '../auth/scope';
 import { pageQuery, pageWindow, pagination, PaginationSchema } from '../http/pagination';
 import { route } from '../http/route';
 import { resolveTenant } from '../http/tenantContext';

@@ -3,6 +3,7 @@ import { z } from 'zod';
 
 import { verifyLogin } from '../../auth/login';
 import { LoginThrottle } from '../../auth/loginThrottle';
+import { ANY_ROLE, permissionsOf, type Principal, TENANT_WRITERS } from '../../auth/principal';
 import { RefreshTokens, type Session } from '../../auth/refreshTokens';
 import type { TenantMeta } from '../../auth/tenantDirectory';
 import { makeOpaqueSecret } from '../../auth/tokens';
@@ -10,6 +11,7 @@ import { getAgent } from '../../db/repositories/agents';
 import { createApiKey, listApiKeys, type PublicApiKey, revokeApiKey } from '../../db/repositories/apiKeys';
 import { newId } from '../../domain/ids';
 import { createIsolationContext, IDENTIFIER_PATTERN } from '../../domain/isolationContext';
+import { ROLES } from '../../domain/roles';
 import {
   type FieldIssue,
   IsolationViolationError,
@@ -17,7 +19,6 @@ import {
   UnauthorizedError,
   ValidationError,
 } from '../../errors';
-import { ANY_ROLE, permissionsOf, type Principal, ROLES, TENANT_WRITERS } from '../auth/principal';
 import { pageQuery, pageWindow, pagination, PaginationSchema } from '../http/pagination';
 import { route } from '../http/route';
 import { resolveTenant } from '../http/tenantContext';

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 
-import type { Dependencies } from '../dependencies';
+import type { Dependencies } from '../../dependencies';
 import { sendError, sendOk } from '../envelope';
 
 type ComponentStatus = 'healthy' | 'unhealthy';

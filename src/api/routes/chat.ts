@@ -1,9 +1,9 @@
+import { type Principal, SENDERS, TENANT_MEMBERS } from '../../auth/principal';
 import { historyPage, type HistoryRow } from '../../db/repositories/messages';
 import { MaiHiveError, NotFoundError, RateLimitError, ValidationError } from '../../errors';
 import { acceptMessage } from '../../ingress/acceptMessage';
 import { readMessage, readMessageStatus, viewFromRow } from '../../ingress/messageLookup';
 import type { SendCaller } from '../../ingress/types';
-import { type Principal, SENDERS, TENANT_MEMBERS } from '../auth/principal';
 import { parseWith, route } from '../http/route';
 import { readContext, requireChatStream } from './chatAccess';
 import { chatEventsRoutes } from './chatEvents';

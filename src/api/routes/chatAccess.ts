@@ -1,11 +1,11 @@
+import type { Principal } from '../../auth/principal';
+import { type HeaderSource, tenantScope } from '../../auth/scope';
 import { getChatStream } from '../../db/repositories/chatStreams';
+import type { Dependencies } from '../../dependencies';
 import { createIsolationContext, type IsolationContext } from '../../domain/isolationContext';
 import { NotFoundError } from '../../errors';
 import { isKnownStream } from '../../ingress/knownStreams';
-import { mapRedisError } from '../../queues/redisAvailability';
-import type { Principal } from '../auth/principal';
-import { type HeaderSource, tenantScope } from '../auth/scope';
-import type { Dependencies } from '../dependencies';
+import { mapRedisError } from '../../redis/availability';
 
 /**
  * The context a chat read runs in: the caller's tenant (`X-Tenant-ID` for platform admins), and,

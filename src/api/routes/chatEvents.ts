@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
-import type { StreamEvent } from '../../ingress/messageEvents';
-import { TENANT_MEMBERS } from '../auth/principal';
+import { TENANT_MEMBERS } from '../../auth/principal';
+import type { StreamEvent } from '../../queues/messageEvents';
 import { route } from '../http/route';
 import { readContext, requireChatStream } from './chatAccess';
 import { StreamParams } from './chatSchemas';

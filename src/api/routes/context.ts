@@ -1,7 +1,7 @@
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import type { Router } from 'express';
 
-import type { Dependencies } from '../dependencies';
+import type { Dependencies } from '../../dependencies';
 
 /** What a route module gets to mount its routes (see `http/route.ts`). */
 export interface RouteContext {

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 
+import type { Dependencies } from '../../dependencies';
 import { PlatformAdminGate } from '../auth/platformAdmin';
-import type { Dependencies } from '../dependencies';
 import type { ApiMetrics } from '../http/metrics';
 
 /**

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 
+import { SENDERS, TENANT_MEMBERS, TENANT_WRITERS } from '../../auth/principal';
+import { agentScope } from '../../auth/scope';
 import { requireAgent } from '../../db/repositories/agents';
 import {
   type ChatStreamRow,
@@ -14,8 +16,6 @@ import { lockTenantResource } from '../../db/repositories/tenantLocks';
 import { createIsolationContext, IDENTIFIER_PATTERN } from '../../domain/isolationContext';
 import { assertPlatformAllowed, limitReached } from '../../domain/tenantLimits';
 import { ConflictError, NotFoundError } from '../../errors';
-import { SENDERS, TENANT_MEMBERS, TENANT_WRITERS } from '../auth/principal';
-import { agentScope } from '../auth/scope';
 import { pageQuery, pageWindow, pagination, PaginationSchema } from '../http/pagination';
 import { route } from '../http/route';
 import { resolveTenant } from '../http/tenantContext';

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
+import { ANY_ROLE } from '../../auth/principal';
 import { countTenants } from '../../db/repositories/tenants';
-import { ANY_ROLE } from '../auth/principal';
 import { route } from '../http/route';
 import type { RouteContext } from './context';
 

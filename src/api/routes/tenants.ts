@@ -1,6 +1,8 @@
 import { z } from 'zod';
 
 import { hashPassword } from '../../auth/passwords';
+import { TENANT_MEMBERS } from '../../auth/principal';
+import { tenantScope } from '../../auth/scope';
 import {
   createTenant,
   deleteTenant,
@@ -17,8 +19,6 @@ import { effectiveSettings, TenantSettings } from '../../domain/tenantSettings';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../errors';
 import { applyQueueCaps, publishScheduleChange } from '../../queues/scheduleChanges';
 import { deleteTenantEverywhere } from '../../tenants/tenantDeletion';
-import { TENANT_MEMBERS } from '../auth/principal';
-import { tenantScope } from '../auth/scope';
 import { pageQuery, pageWindow, pagination, PaginationSchema } from '../http/pagination';
 import { route, zodToValidationError } from '../http/route';
 import { resolveTenant } from '../http/tenantContext';

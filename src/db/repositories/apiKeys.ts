@@ -1,4 +1,4 @@
-import type { TenantRole } from '../../api/auth/principal';
+import type { TenantRole } from '../../domain/roles';
 import type { TenantDb } from '../database';
 
 export interface ApiKeyRow {

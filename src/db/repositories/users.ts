@@ -1,4 +1,4 @@
-import type { TenantRole } from '../../api/auth/principal';
+import type { TenantRole } from '../../domain/roles';
 import type { PlatformDb, TenantDb } from '../database';
 
 export interface UserRow {

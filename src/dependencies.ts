@@ -1,19 +1,19 @@
 import type { Redis } from 'ioredis';
 
-import type { ApiKeyDirectory } from '../auth/apiKeyDirectory';
-import type { TenantDirectory } from '../auth/tenantDirectory';
-import type { TokenService } from '../auth/tokens';
-import type { Config } from '../config';
-import type { Database } from '../db/database';
-import type { SecretSealer } from '../domain/agentConfig';
-import type { Clock } from '../domain/clock';
-import type { ChannelHub } from '../ingress/channelHub';
-import type { OutcomeWaiters } from '../ingress/outcomeWaiters';
-import type { RateRefusals } from '../ingress/rateRefusals';
-import type { Logger } from '../logger';
-import type { Keyspace } from '../queues/names';
-import type { TenantQueues } from '../queues/tenantQueues';
-import type { IngressGate } from './http/ingressGate';
+import type { IngressGate } from './api/http/ingressGate';
+import type { ApiKeyDirectory } from './auth/apiKeyDirectory';
+import type { TenantDirectory } from './auth/tenantDirectory';
+import type { TokenService } from './auth/tokens';
+import type { Config } from './config';
+import type { Database } from './db/database';
+import type { SecretSealer } from './domain/agentConfig';
+import type { Clock } from './domain/clock';
+import type { ChannelHub } from './ingress/channelHub';
+import type { OutcomeWaiters } from './ingress/outcomeWaiters';
+import type { RateRefusals } from './ingress/rateRefusals';
+import type { Logger } from './logger';
+import type { TenantQueues } from './queues/tenantQueues';
+import type { Keyspace } from './redis/keys';
 
 /** Everything the HTTP layer needs, built once by the runtime (or a test) and passed down. */
 export interface Dependencies {

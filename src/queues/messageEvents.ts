@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 
-import type { Keyspace } from '../queues/names';
-import type { Publication } from '../queues/tenantQueues';
+import type { Keyspace } from '../redis/keys';
+import type { Publication } from './tenantQueues';
 
 /**
  * The events of a chat stream, fanned out over Redis pub/sub (`keys.streamEvents`) to the SSE

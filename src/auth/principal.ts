@@ -1,6 +1,4 @@
-export const ROLES = ['platform_admin', 'tenant_admin', 'operator', 'agent', 'reader'] as const;
-export type Role = (typeof ROLES)[number];
-export type TenantRole = Exclude<Role, 'platform_admin'>;
+import { type Role, ROLES } from '../domain/roles';
 
 /** Role groups used by route declarations. */
 export const ANY_ROLE: readonly Role[] = ROLES;

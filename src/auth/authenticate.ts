@@ -1,15 +1,15 @@
-import type { NextFunction, Request, Response } from 'express';
 import type { Redis } from 'ioredis';
 
-import type { ApiKeyDirectory } from '../../auth/apiKeyDirectory';
-import type { TenantDirectory, TenantMeta } from '../../auth/tenantDirectory';
-import { parseOpaqueSecret, secretMatches, type TokenService } from '../../auth/tokens';
-import type { Database } from '../../db/database';
-import { touchApiKey } from '../../db/repositories/apiKeys';
-import { createIsolationContext, isIdentifier } from '../../domain/isolationContext';
-import { UnauthorizedError } from '../../errors';
-import type { Keyspace } from '../../queues/names';
+import type { Database } from '../db/database';
+import { touchApiKey } from '../db/repositories/apiKeys';
+import { createIsolationContext, isIdentifier } from '../domain/isolationContext';
+import { UnauthorizedError } from '../errors';
+import type { Keyspace } from '../redis/keys';
+import type { ApiKeyDirectory } from './apiKeyDirectory';
 import type { Principal } from './principal';
+import type { HeaderSource } from './scope';
+import type { TenantDirectory, TenantMeta } from './tenantDirectory';
+import { parseOpaqueSecret, secretMatches, type TokenService } from './tokens';
 
 export interface AuthenticatorDeps {
   tokens: TokenService;
@@ -54,7 +54,7 @@ export function tenantMetaOf(principal: Principal, tenantId: string): TenantMeta
 }
 
 /**
- * Establishes `res.locals.principal` from `Authorization: Bearer <JWT>` or `X-API-Key`. Any
+ * Establishes the principal of a request from `Authorization: Bearer <JWT>` or `X-API-Key`. Any
  * presented credential that fails (bad signature, expired, revoked, tenant suspended or deleted)
  * is the same 401; no credential leaves the request anonymous, which routes then refuse, unless
  * `LEGACY_ANONYMOUS` makes it the default tenant's agent.
@@ -65,16 +65,8 @@ export class Authenticator {
 
   constructor(private readonly deps: AuthenticatorDeps) {}
 
-  middleware() {
-    return (req: Request, res: Response, next: NextFunction) => {
-      this.authenticate(req).then((principal) => {
-        res.locals.principal = principal;
-        next();
-      }, next);
-    };
-  }
-
-  async authenticate(req: Request): Promise<Principal | undefined> {
+  /** `req`: the request's headers (an Express request, in the API). */
+  async authenticate(req: HeaderSource): Promise<Principal | undefined> {
     const authorization = req.header('authorization');
     const apiKey = req.header('x-api-key');
     if (authorization !== undefined) {

@@ -1,5 +1,5 @@
-import { isIdentifier } from '../../domain/isolationContext';
-import { IsolationViolationError, ValidationError } from '../../errors';
+import { isIdentifier } from '../domain/isolationContext';
+import { IsolationViolationError, ValidationError } from '../errors';
 import type { Principal } from './principal';
 
 /** Where request headers are read from: an Express request, or the headers an adapter passed on. */
