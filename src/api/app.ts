@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 
-import { extendZodWithOpenApi, OpenApiGeneratorV3, OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
+import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import helmet from 'helmet';
 import { z } from 'zod';
@@ -10,7 +10,9 @@ import type { Dependencies } from '../dependencies';
 import { PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from '../errors';
 import type { Logger } from '../logger';
 import { errorHandler, type RequestLocals, sendError } from './envelope';
+import { docsRoutes } from './http/docsPage';
 import { ApiMetrics } from './http/metrics';
+import { createOpenApiRegistry, generateOpenApiDocument } from './http/openapiDocument';
 import { requestId } from './requestId';
 import { baseRoutes } from './routes/base';
 import { mountRoutes } from './routes/index';
@@ -129,38 +131,10 @@ export function createApp(deps: Dependencies): express.Express {
     legacyAnonymous: deps.config.legacyAnonymous,
     now: () => deps.clock.now(),
   });
-  const registry = new OpenAPIRegistry();
-  registry.registerComponent('securitySchemes', 'bearer', {
-    type: 'http',
-    scheme: 'bearer',
-    bearerFormat: 'JWT',
-  });
-  registry.registerComponent('securitySchemes', 'apiKey', {
-    type: 'apiKey',
-    in: 'header',
-    name: 'X-API-Key',
-  });
-
+  const registry = createOpenApiRegistry();
   // The public token keys as a plain JWKS document (what JWT libraries fetch), not enveloped like
   // the API's answers, and served before the authenticator: verifiers need no credentials.
   const jwksJson = JSON.stringify(deps.tokens.publicKeys());
-  registry.registerPath({
-    method: 'get',
-    path: '/api/v1/auth/jwks.json',
-    summary: 'Public keys verifying access tokens (JWKS, not enveloped; empty with HS256)',
-    tags: ['Auth'],
-    security: [],
-    responses: {
-      200: {
-        description: 'JWK set',
-        content: {
-          'application/json': {
-            schema: z.object({ keys: z.array(z.record(z.string(), z.string())) }),
-          },
-        },
-      },
-    },
-  });
   app.get('/api/v1/auth/jwks.json', (_req, res) => {
     res.setHeader('Cache-Control', 'public, max-age=300');
     res.type('json').send(jwksJson);
@@ -177,11 +151,7 @@ export function createApp(deps: Dependencies): express.Express {
   v1.use(express.json({ limit: deps.config.maxBodyBytes, strict: true }));
   v1.use(bodyParserErrors);
   mountRoutes({ router: v1, registry, deps });
-  const openapi = new OpenApiGeneratorV3(registry.definitions).generateDocument({
-    openapi: '3.0.3',
-    info: { title: 'MaiHive API', version: deps.version },
-    servers: [{ url: '/' }],
-  });
+  const openapi = generateOpenApiDocument(registry, deps.version);
   const openapiJson = JSON.stringify(openapi);
   const openapiTag = `"${createHash('sha1').update(openapiJson).digest('base64url')}"`;
   app.get('/api/v1/openapi.json', (_req, res) => {
@@ -189,6 +159,7 @@ export function createApp(deps: Dependencies): express.Express {
     res.setHeader('ETag', openapiTag);
     res.type('json').send(openapiJson);
   });
+  app.use(docsRoutes(deps.version));
   app.use('/api/v1', v1);
 
   app.use((_req: Request, res: Response) => sendError(res, 404, 'NOT_FOUND', 'no such route'));

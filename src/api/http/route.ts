@@ -1,4 +1,4 @@
-import { extendZodWithOpenApi, type OpenAPIRegistry, type RouteConfig } from '@asteasolutions/zod-to-openapi';
+import { extendZodWithOpenApi, type OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import type { NextFunction, Request, Response, Router } from 'express';
 import { z } from 'zod';
 
@@ -6,6 +6,7 @@ import type { Principal } from '../../auth/principal';
 import type { Role } from '../../domain/roles';
 import { ForbiddenError, UnauthorizedError, ValidationError } from '../../errors';
 import { sendOk } from '../envelope';
+import { documentOperation, type ErrorStatus, type RequestHeader } from './openapiOperation';
 
 // Route modules call `.openapi()` on their schemas while being imported, before `app.ts` runs its
 // own body; extending here (idempotent) makes that order irrelevant.
@@ -35,6 +36,8 @@ export interface RouteSpec<
   method: 'get' | 'post' | 'put' | 'delete';
   /** Express-style path relative to `/api/v1`, e.g. `/tenants/:tenant_id`. */
   path: string;
+  /** Stable name of the operation in the OpenAPI document: generated clients call it by this. */
+  operationId: string;
   summary: string;
   tag: string;
   /** Roles allowed; `public` needs no credentials. */
@@ -42,6 +45,12 @@ export interface RouteSpec<
   params?: P;
   query?: Q;
   body?: B;
+  /** Request headers the handler reads (documented as header parameters). */
+  headers?: readonly RequestHeader[];
+  /** Error statuses beyond those that follow from the route's kind (see `documentOperation`). */
+  errors?: readonly ErrorStatus[];
+  /** The success answer's media type when it is not the JSON envelope (documentation only). */
+  produces?: 'text/event-stream';
   /** Schema of `data` in the success envelope (documentation only). */
   response?: z.ZodType;
   /** Success status for documentation; handlers may override per call. Default 200. */
@@ -70,61 +79,6 @@ export function parseWith<S extends z.ZodType>(
   return result.data;
 }
 
-function openApiPath(path: string): string {
-  return `/api/v1${path.replace(/:([A-Za-z_]+)/g, '{$1}')}`;
-}
-
-const envelope = (data: z.ZodType) =>
-  z.object({
-    success: z.literal(true),
-    data,
-    message: z.string(),
-    timestamp: z.string(),
-    request_id: z.string(),
-  });
-
-const errorEnvelope = z
-  .object({
-    success: z.literal(false),
-    error: z.object({
-      code: z.string(),
-      message: z.string(),
-      details: z.record(z.string(), z.unknown()).optional(),
-    }),
-    timestamp: z.string(),
-    request_id: z.string(),
-  })
-  .openapi('Error');
-
-function document(
-  registry: OpenAPIRegistry,
-  spec: RouteSpec<z.ZodType | undefined, z.ZodType | undefined, z.ZodType | undefined>,
-) {
-  const request: RouteConfig['request'] = {};
-  if (spec.params instanceof z.ZodObject) request.params = spec.params;
-  if (spec.query instanceof z.ZodObject) request.query = spec.query;
-  if (spec.body) request.body = { content: { 'application/json': { schema: spec.body } } };
-  const errorResponse = {
-    description: 'error envelope',
-    content: { 'application/json': { schema: errorEnvelope } },
-  };
-  registry.registerPath({
-    method: spec.method,
-    path: openApiPath(spec.path),
-    summary: spec.summary,
-    tags: [spec.tag],
-    security: spec.auth === 'public' ? [] : [{ bearer: [] }, { apiKey: [] }],
-    request,
-    responses: {
-      [spec.status ?? 200]: {
-        description: 'success envelope',
-        content: { 'application/json': { schema: envelope(spec.response ?? z.unknown()) } },
-      },
-      default: errorResponse,
-    },
-  });
-}
-
 /**
  * Mounts a route and documents it from the same zod schemas: authorisation by role, validation of
  * params/query/body (unknown body fields rejected), then the handler, whose result is wrapped in
@@ -135,7 +89,7 @@ export function route<
   Q extends z.ZodType | undefined = undefined,
   B extends z.ZodType | undefined = undefined,
 >(router: Router, registry: OpenAPIRegistry, spec: RouteSpec<P, Q, B>): void {
-  document(registry, spec);
+  documentOperation(registry, { ...spec, isPublic: spec.auth === 'public' });
   router[spec.method](spec.path, (req: Request, res: Response, next: NextFunction) => {
     const run = async () => {
       const principal = res.locals.principal as Principal | undefined;

@@ -103,8 +103,10 @@ export function adaptersRoutes({ router, registry, deps }: RouteContext): void {
   route(router, registry, {
     method: 'post',
     path: '/adapters/onebot/v11',
+    operationId: 'onebotEvent',
+    headers: ['X-Tenant-ID', 'X-Agent-ID', 'Idempotency-Key'],
     summary: 'Receive a OneBot v11 event (NapCat / go-cqhttp HTTP POST)',
-    tag: 'Chat',
+    tag: 'Adapters',
     auth: SENDERS,
     query: waitQuery,
     body: oneBotEnvelopeSchema,
@@ -132,8 +134,10 @@ export function adaptersRoutes({ router, registry, deps }: RouteContext): void {
   route(router, registry, {
     method: 'post',
     path: '/adapters/maim',
+    operationId: 'maimMessage',
+    headers: ['X-Tenant-ID', 'X-Agent-ID', 'Idempotency-Key'],
     summary: 'Receive a maim_message MessageBase (MaiBot adapters)',
-    tag: 'Chat',
+    tag: 'Adapters',
     auth: SENDERS,
     query: waitQuery,
     body: maimMessageSchema,

@@ -123,6 +123,8 @@ export function adminQueuesRoutes(ctx: RouteContext): void {
   route(router, registry, {
     method: 'get',
     path: '/admin/queues',
+    operationId: 'listQueues',
+    headers: ['X-Tenant-ID'],
     summary: "Every tenant's queue counts and scheduling (tenant admins and operators: their own)",
     tag: TAG,
     auth: QUEUE_MANAGERS,
@@ -149,6 +151,8 @@ export function adminQueuesRoutes(ctx: RouteContext): void {
   route(router, registry, {
     method: 'get',
     path: '/admin/queues/:tenant_id',
+    operationId: 'getTenantQueues',
+    headers: ['X-Tenant-ID'],
     summary: "A tenant's queue counts per kind, scheduling, and the caps BullMQ enforces",
     tag: TAG,
     auth: QUEUE_MANAGERS,
@@ -167,6 +171,8 @@ export function adminQueuesRoutes(ctx: RouteContext): void {
   route(router, registry, {
     method: 'post',
     path: '/admin/queues/:tenant_id/pause',
+    operationId: 'pauseTenantQueues',
+    headers: ['X-Tenant-ID'],
     summary: 'Pause every queue of a tenant: running jobs finish, no new job starts',
     tag: TAG,
     auth: QUEUE_MANAGERS,
@@ -182,6 +188,8 @@ export function adminQueuesRoutes(ctx: RouteContext): void {
   route(router, registry, {
     method: 'post',
     path: '/admin/queues/:tenant_id/resume',
+    operationId: 'resumeTenantQueues',
+    headers: ['X-Tenant-ID'],
     summary: 'Resume every queue of a tenant and wake the workers',
     tag: TAG,
     auth: QUEUE_MANAGERS,
@@ -197,6 +205,8 @@ export function adminQueuesRoutes(ctx: RouteContext): void {
   route(router, registry, {
     method: 'get',
     path: '/admin/queues/:tenant_id/jobs',
+    operationId: 'listQueueJobs',
+    headers: ['X-Tenant-ID'],
     summary: "A page of a tenant's jobs in one state (newest first)",
     tag: TAG,
     auth: QUEUE_MANAGERS,
@@ -233,6 +243,9 @@ export function adminQueuesRoutes(ctx: RouteContext): void {
   route(router, registry, {
     method: 'post',
     path: '/admin/queues/:tenant_id/jobs/:job_id/retry',
+    operationId: 'retryQueueJob',
+    headers: ['X-Tenant-ID'],
+    errors: [409],
     summary: 'Retry one failed job with fresh attempts (409 when it is not failed)',
     tag: TAG,
     auth: QUEUE_MANAGERS,
@@ -249,6 +262,8 @@ export function adminQueuesRoutes(ctx: RouteContext): void {
   route(router, registry, {
     method: 'post',
     path: '/admin/queues/:tenant_id/retry-failed',
+    operationId: 'retryFailedJobs',
+    headers: ['X-Tenant-ID'],
     summary: 'Retry every failed job of a tenant (of one kind, or all kinds)',
     tag: TAG,
     auth: QUEUE_MANAGERS,
@@ -265,6 +280,8 @@ export function adminQueuesRoutes(ctx: RouteContext): void {
   route(router, registry, {
     method: 'delete',
     path: '/admin/queues/:tenant_id/jobs',
+    operationId: 'cleanQueueJobs',
+    headers: ['X-Tenant-ID'],
     summary: 'Remove completed or failed jobs older than `older_than_ms`',
     tag: TAG,
     auth: QUEUE_MANAGERS,
@@ -287,6 +304,8 @@ export function adminQueuesRoutes(ctx: RouteContext): void {
   route(router, registry, {
     method: 'put',
     path: '/admin/tenants/:tenant_id/scheduling',
+    operationId: 'updateTenantScheduling',
+    headers: ['X-Tenant-ID'],
     summary: "Replace a tenant's scheduling settings and apply them to its queues (platform admins)",
     tag: TAG,
     auth: ['platform_admin'],

@@ -50,6 +50,8 @@ export function adminUiRoutes(ctx: RouteContext): void {
   route(router, registry, {
     method: 'post',
     path: '/admin/ui/session',
+    operationId: 'createAdminUiSession',
+    errors: [401],
     summary: "Open a dashboard session: the platform admin's access token as an HttpOnly cookie",
     tag: 'Queue administration',
     auth: 'public',
@@ -72,6 +74,7 @@ export function adminUiRoutes(ctx: RouteContext): void {
   route(router, registry, {
     method: 'delete',
     path: '/admin/ui/session',
+    operationId: 'deleteAdminUiSession',
     summary: 'Close the dashboard session (clears the cookie)',
     tag: 'Queue administration',
     auth: 'public',

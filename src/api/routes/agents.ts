@@ -150,6 +150,9 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
   route(router, registry, {
     method: 'post',
     path: '/agents',
+    operationId: 'createAgent',
+    headers: ['X-Tenant-ID'],
+    errors: [409],
     summary: 'Create an agent (within the tenant’s max_agents)',
     tag: TAG,
     auth: TENANT_WRITERS,
@@ -187,6 +190,8 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
   route(router, registry, {
     method: 'get',
     path: '/agents',
+    operationId: 'listAgents',
+    headers: ['X-Tenant-ID'],
     summary: 'List the tenant’s agents (an agent credential sees its own agent only)',
     tag: TAG,
     auth: TENANT_MEMBERS,
@@ -216,6 +221,8 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
   route(router, registry, {
     method: 'get',
     path: '/agents/:agent_id',
+    operationId: 'getAgent',
+    headers: ['X-Tenant-ID', 'X-Agent-ID'],
     summary: 'An agent (secrets masked)',
     tag: TAG,
     auth: TENANT_MEMBERS,
@@ -231,6 +238,9 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
   route(router, registry, {
     method: 'put',
     path: '/agents/:agent_id',
+    operationId: 'updateAgent',
+    headers: ['X-Tenant-ID', 'X-Agent-ID'],
+    errors: [409],
     summary: 'Update an agent: name, description, platform, status, config (merged)',
     tag: TAG,
     auth: TENANT_WRITERS,
@@ -267,6 +277,8 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
   route(router, registry, {
     method: 'delete',
     path: '/agents/:agent_id',
+    operationId: 'deleteAgent',
+    headers: ['X-Tenant-ID', 'X-Agent-ID'],
     summary: 'Delete an agent with its chat streams, messages and memories (not the default agent)',
     tag: TAG,
     auth: TENANT_WRITERS,
@@ -301,6 +313,8 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
   route(router, registry, {
     method: 'get',
     path: '/agents/:agent_id/config',
+    operationId: 'getAgentConfig',
+    headers: ['X-Tenant-ID', 'X-Agent-ID'],
     summary: 'An agent’s config: bot accounts, persona, reply style, LLM and delivery (secrets masked)',
     tag: TAG,
     auth: TENANT_MEMBERS,
@@ -316,6 +330,9 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
   route(router, registry, {
     method: 'put',
     path: '/agents/:agent_id/config',
+    operationId: 'updateAgentConfig',
+    headers: ['X-Tenant-ID', 'X-Agent-ID'],
+    errors: [409],
     summary: 'Change an agent’s config (keys given replace, null removes; "***" keeps a secret)',
     tag: TAG,
     auth: TENANT_WRITERS,

@@ -155,6 +155,8 @@ export function authRoutes({ router, registry, deps }: RouteContext): void {
   route(router, registry, {
     method: 'post',
     path: '/auth/login',
+    operationId: 'login',
+    errors: [401, 429],
     summary: 'Log in with username and password (no tenant_id: platform admin); failures are throttled (429)',
     tag: TAG,
     auth: 'public',
@@ -187,6 +189,8 @@ export function authRoutes({ router, registry, deps }: RouteContext): void {
   route(router, registry, {
     method: 'post',
     path: '/auth/refresh',
+    operationId: 'refreshToken',
+    errors: [401],
     summary: 'Exchange a refresh token for a new pair (rotation; re-use revokes the family)',
     tag: TAG,
     auth: 'public',
@@ -203,6 +207,8 @@ export function authRoutes({ router, registry, deps }: RouteContext): void {
   route(router, registry, {
     method: 'post',
     path: '/auth/logout',
+    operationId: 'logout',
+    errors: [401],
     summary: 'Revoke the presented access token and its refresh-token family',
     tag: TAG,
     auth: ANY_ROLE,
@@ -226,6 +232,7 @@ export function authRoutes({ router, registry, deps }: RouteContext): void {
   route(router, registry, {
     method: 'get',
     path: '/auth/me',
+    operationId: 'getMe',
     summary: 'The caller: identity, role, tenant, agent and permissions',
     tag: TAG,
     auth: ANY_ROLE,
@@ -253,6 +260,8 @@ export function authRoutes({ router, registry, deps }: RouteContext): void {
   route(router, registry, {
     method: 'post',
     path: '/auth/api-keys',
+    operationId: 'createApiKey',
+    headers: ['X-Tenant-ID'],
     summary: 'Create an API key (the secret is returned once)',
     tag: TAG,
     auth: TENANT_WRITERS,
@@ -301,6 +310,8 @@ export function authRoutes({ router, registry, deps }: RouteContext): void {
   route(router, registry, {
     method: 'get',
     path: '/auth/api-keys',
+    operationId: 'listApiKeys',
+    headers: ['X-Tenant-ID'],
     summary: "List the tenant's API keys (never their secrets)",
     tag: TAG,
     auth: TENANT_WRITERS,
@@ -327,6 +338,8 @@ export function authRoutes({ router, registry, deps }: RouteContext): void {
   route(router, registry, {
     method: 'delete',
     path: '/auth/api-keys/:key_id',
+    operationId: 'revokeApiKey',
+    headers: ['X-Tenant-ID'],
     summary: 'Revoke an API key (effective at the next request)',
     tag: TAG,
     auth: TENANT_WRITERS,

@@ -79,6 +79,8 @@ export function chatRoutes(ctx: RouteContext): void {
   route(router, registry, {
     method: 'post',
     path: '/chat/send',
+    operationId: 'sendMessage',
+    headers: ['X-Tenant-ID', 'X-Agent-ID', 'Idempotency-Key'],
     summary: 'Send a message (answers once it is durably queued; ?wait holds for the outcome)',
     tag: 'Chat',
     auth: SENDERS,
@@ -100,6 +102,8 @@ export function chatRoutes(ctx: RouteContext): void {
   route(router, registry, {
     method: 'post',
     path: '/chat/send/batch',
+    operationId: 'sendMessageBatch',
+    headers: ['X-Tenant-ID', 'X-Agent-ID'],
     summary: 'Send up to 100 messages; each succeeds or fails on its own',
     tag: 'Chat',
     auth: SENDERS,
@@ -138,6 +142,8 @@ export function chatRoutes(ctx: RouteContext): void {
   route(router, registry, {
     method: 'get',
     path: '/chat/messages/:message_id/status',
+    operationId: 'getMessageStatus',
+    headers: ['X-Tenant-ID'],
     summary: "A message's processing status and outcome",
     tag: 'Chat',
     auth: TENANT_MEMBERS,
@@ -153,6 +159,8 @@ export function chatRoutes(ctx: RouteContext): void {
   route(router, registry, {
     method: 'get',
     path: '/chat/messages/:message_id',
+    operationId: 'getMessage',
+    headers: ['X-Tenant-ID'],
     summary: 'A message with its reply (or its queued job while not stored yet)',
     tag: 'Chat',
     auth: TENANT_MEMBERS,
@@ -168,6 +176,8 @@ export function chatRoutes(ctx: RouteContext): void {
   route(router, registry, {
     method: 'get',
     path: '/chat/:chat_stream_id/messages',
+    operationId: 'listStreamMessages',
+    headers: ['X-Tenant-ID'],
     summary: "A chat stream's history, newest first, with a `before` cursor",
     tag: 'Chat',
     auth: TENANT_MEMBERS,

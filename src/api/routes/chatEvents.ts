@@ -21,6 +21,9 @@ export function chatEventsRoutes({ router, registry, deps }: RouteContext): void
   route(router, registry, {
     method: 'get',
     path: '/chat/streams/:chat_stream_id/events',
+    operationId: 'streamEvents',
+    headers: ['X-Tenant-ID'],
+    produces: 'text/event-stream',
     summary: 'Server-Sent Events: message.received, message.replied, message.no_reply, message.failed',
     tag: 'Chat',
     auth: TENANT_MEMBERS,

@@ -94,6 +94,9 @@ export function streamsRoutes({ router, registry, deps }: RouteContext): void {
   route(router, registry, {
     method: 'post',
     path: '/chat/streams',
+    operationId: 'createStream',
+    headers: ['X-Tenant-ID', 'X-Agent-ID'],
+    errors: [409],
     summary: 'Create a chat stream ahead of its first message (within max_chat_streams)',
     tag: TAG,
     auth: SENDERS,
@@ -145,6 +148,8 @@ export function streamsRoutes({ router, registry, deps }: RouteContext): void {
   route(router, registry, {
     method: 'get',
     path: '/chat/streams',
+    operationId: 'listStreams',
+    headers: ['X-Tenant-ID', 'X-Agent-ID'],
     summary: 'List chat streams, newest first, by platform, status and agent',
     tag: TAG,
     auth: TENANT_MEMBERS,
@@ -188,6 +193,8 @@ export function streamsRoutes({ router, registry, deps }: RouteContext): void {
   route(router, registry, {
     method: 'get',
     path: '/chat/streams/:chat_stream_id',
+    operationId: 'getStream',
+    headers: ['X-Tenant-ID'],
     summary: 'A chat stream with its message count',
     tag: TAG,
     auth: TENANT_MEMBERS,
@@ -216,6 +223,8 @@ export function streamsRoutes({ router, registry, deps }: RouteContext): void {
   route(router, registry, {
     method: 'delete',
     path: '/chat/streams/:chat_stream_id',
+    operationId: 'deleteStream',
+    headers: ['X-Tenant-ID'],
     summary: 'Delete a chat stream and its messages',
     tag: TAG,
     auth: TENANT_WRITERS,

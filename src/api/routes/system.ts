@@ -20,6 +20,7 @@ export function systemRoutes(ctx: RouteContext): void {
   route(router, registry, {
     method: 'get',
     path: '/system/info',
+    operationId: 'getSystemInfo',
     summary: 'Version, platforms and tenant count of this installation',
     tag: 'Base',
     auth: ANY_ROLE,

@@ -45,6 +45,9 @@ export function tenantUsersRoutes({ router, registry, deps }: RouteContext): voi
   route(router, registry, {
     method: 'post',
     path: '/tenants/:tenant_id/users',
+    operationId: 'createTenantUser',
+    headers: ['X-Tenant-ID'],
+    errors: [409],
     summary: 'Create a user of the tenant',
     tag: TAG,
     auth: MANAGERS,
@@ -77,6 +80,8 @@ export function tenantUsersRoutes({ router, registry, deps }: RouteContext): voi
   route(router, registry, {
     method: 'get',
     path: '/tenants/:tenant_id/users',
+    operationId: 'listTenantUsers',
+    headers: ['X-Tenant-ID'],
     summary: 'List the users of the tenant (never a password hash)',
     tag: TAG,
     auth: MANAGERS,

@@ -153,6 +153,7 @@ export function tenantsRoutes(ctx: RouteContext): void {
   route(router, registry, {
     method: 'get',
     path: '/tenants',
+    operationId: 'listTenants',
     summary: 'List tenants with their agent and chat-stream counts',
     tag: TAG,
     auth: ['platform_admin'],
@@ -185,6 +186,8 @@ export function tenantsRoutes(ctx: RouteContext): void {
   route(router, registry, {
     method: 'post',
     path: '/tenants',
+    operationId: 'createTenant',
+    errors: [409],
     summary: 'Create a tenant (with its default agent, and optionally a first tenant admin)',
     tag: TAG,
     auth: ['platform_admin'],
@@ -239,6 +242,8 @@ export function tenantsRoutes(ctx: RouteContext): void {
   route(router, registry, {
     method: 'get',
     path: '/tenants/:tenant_id',
+    operationId: 'getTenant',
+    headers: ['X-Tenant-ID'],
     summary: 'A tenant: platform admins any, members their own',
     tag: TAG,
     auth: TENANT_MEMBERS,
@@ -260,6 +265,8 @@ export function tenantsRoutes(ctx: RouteContext): void {
   route(router, registry, {
     method: 'put',
     path: '/tenants/:tenant_id',
+    operationId: 'updateTenant',
+    headers: ['X-Tenant-ID'],
     summary: 'Update a tenant (tenant admins: name and description only)',
     tag: TAG,
     auth: ['platform_admin', 'tenant_admin'],
@@ -302,6 +309,8 @@ export function tenantsRoutes(ctx: RouteContext): void {
   route(router, registry, {
     method: 'delete',
     path: '/tenants/:tenant_id',
+    operationId: 'deleteTenant',
+    headers: ['X-Tenant-ID'],
     summary: 'Delete a tenant: every row, queue and Redis key of it (not the default tenant)',
     tag: TAG,
     auth: ['platform_admin'],
@@ -325,6 +334,8 @@ export function tenantsRoutes(ctx: RouteContext): void {
   route(router, registry, {
     method: 'get',
     path: '/tenants/:tenant_id/statistics',
+    operationId: 'getTenantStatistics',
+    headers: ['X-Tenant-ID'],
     summary: "A tenant's counts, LLM usage and recent activity",
     tag: TAG,
     auth: TENANT_MEMBERS,
