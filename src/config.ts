@@ -121,6 +121,80 @@ const EnvSchema = z.object({
 
 export type Env = z.infer<typeof EnvSchema>;
 
+/** A variable's rule in words and a value that passes it: every configuration error quotes both. */
+interface VariableRule {
+  rule: string;
+  example: string;
+}
+
+/**
+ * The rules of every variable, for people: a start-up that stops names the variable, its rule and
+ * an example in one line, and the README's table states the same rules (a unit test holds both to
+ * this table).
+ */
+export const VARIABLE_RULES: { readonly [K in keyof Env]-?: VariableRule } = {
+  NODE_ENV: { rule: 'one of development, test, production', example: 'production' },
+  DATABASE_URL: {
+    rule: 'a URL postgres://user[:password]@host:port/database',
+    example: 'postgres://maihive_app@127.0.0.1:5432/maihive',
+  },
+  DATABASE_ADMIN_URL: {
+    rule: 'a URL postgres://user[:password]@host:port/database',
+    example: 'postgres://postgres@127.0.0.1:5432/maihive',
+  },
+  MAIHIVE_APP_ROLE: {
+    rule: 'a role name: a lower-case letter or _, then up to 62 lower-case letters, digits or _',
+    example: 'maihive_app',
+  },
+  REDIS_URL: { rule: 'a URL redis://[:password@]host:port[/db]', example: 'redis://127.0.0.1:6379' },
+  HOST: { rule: 'a host name or IP address to listen on', example: '0.0.0.0' },
+  PORT: { rule: 'an integer from 0 to 65535 (0: any free port)', example: '8080' },
+  JWT_SECRET: { rule: 'at least 32 characters', example: '$(openssl rand -hex 32)' },
+  JWT_KEYS_FILE: {
+    rule: 'the path of a readable JWKS file whose keys each have a kid',
+    example: '/etc/maihive/jwks.json',
+  },
+  JWT_ACTIVE_KID: {
+    rule: 'the kid of a key with its private part in JWT_KEYS_FILE (set JWT_KEYS_FILE too)',
+    example: '2026-12',
+  },
+  MAIHIVE_SECRET_KEY: { rule: 'at least 32 characters', example: '$(openssl rand -hex 32)' },
+  MAIHIVE_SECRET_KEY_PREVIOUS: {
+    rule: 'comma-separated former keys, each at least 32 characters',
+    example: '<former key>,<older key>',
+  },
+  MAIHIVE_BOOTSTRAP_ADMIN: {
+    rule: 'username:password, the username an identifier ([A-Za-z0-9][A-Za-z0-9_.:-]*), the password not empty',
+    example: 'admin:change-me-now',
+  },
+  LEGACY_ANONYMOUS: { rule: 'true or false (also 1/0, yes/no)', example: 'false' },
+  LOG_LEVEL: { rule: 'one of fatal, error, warn, info, debug, trace, silent', example: 'info' },
+  MAX_BODY_BYTES: { rule: 'a positive integer (bytes)', example: '1048576' },
+  METRICS_TOKEN: { rule: 'at least 16 characters', example: '$(openssl rand -hex 16)' },
+  MAIHIVE_DATA_DIR: { rule: 'a directory path', example: '/var/lib/maihive' },
+  MAIHIVE_AUTOSTART: { rule: 'true or false (also 1/0, yes/no)', example: 'false' },
+  DB_POOL_MAX: { rule: 'an integer from 1 to 500', example: '20' },
+  DB_CONNECT_TIMEOUT_MS: { rule: 'a positive integer (ms)', example: '5000' },
+  REDIS_PREFIX: { rule: '1 to 64 characters from A-Z a-z 0-9 _ . -', example: 'mh' },
+  ACCESS_TOKEN_TTL_SECONDS: { rule: 'an integer of at least 30 (seconds)', example: '3600' },
+  REFRESH_TOKEN_TTL_SECONDS: { rule: 'an integer of at least 60 (seconds)', example: '2592000' },
+  WORKER_CONCURRENCY: { rule: 'an integer from 1 to 1000', example: '20' },
+  LLM_MAX_CONCURRENCY_PER_TENANT: { rule: 'an integer from 1 to 1000', example: '4' },
+  INGRESS_MAX_IN_FLIGHT: { rule: 'a positive integer', example: '1024' },
+  INGRESS_MAX_LOOP_DELAY_MS: { rule: 'a positive integer (ms)', example: '200' },
+  INGRESS_REFUSAL_JITTER_MS: { rule: 'an integer from 0 to 10000 (ms)', example: '1000' },
+  DB_STATEMENT_TIMEOUT_MS: { rule: 'a positive integer (ms)', example: '15000' },
+  LOGIN_MAX_FAILURES_PER_USER: { rule: 'a positive integer', example: '10' },
+  LOGIN_MAX_FAILURES_PER_IP: { rule: 'a positive integer', example: '50' },
+  LOGIN_FAILURE_WINDOW_SECONDS: { rule: 'a positive integer (seconds)', example: '900' },
+};
+
+/** One line naming the variable, what is wrong, its rule and an example value. */
+export function configIssue(variable: keyof Env, problem: string): { variable: string; issue: string } {
+  const { rule, example } = VARIABLE_RULES[variable];
+  return { variable, issue: `${variable} ${problem}: must be ${rule} (e.g. ${variable}=${example})` };
+}
+
 export interface Config {
   readonly env: Env['NODE_ENV'];
   readonly databaseUrl: string | undefined;
@@ -164,14 +238,31 @@ export interface Config {
   };
 }
 
+/** A configuration that cannot start; `message` is one line naming every bad variable, its rule and an example. */
 export class ConfigError extends Error {
-  constructor(
-    message: string,
-    readonly issues: { variable: string; issue: string }[],
-  ) {
-    super(message);
+  constructor(readonly issues: { variable: string; issue: string }[]) {
+    super(`invalid configuration: ${issues.map((i) => i.issue).join('; ')}`);
     this.name = 'ConfigError';
   }
+}
+
+/** Variables whose values are never echoed in errors (secrets, URLs that may hold a password). */
+const SECRET_VARIABLES = new Set<string>([
+  'JWT_SECRET',
+  'MAIHIVE_SECRET_KEY',
+  'MAIHIVE_SECRET_KEY_PREVIOUS',
+  'METRICS_TOKEN',
+  'MAIHIVE_BOOTSTRAP_ADMIN',
+  'DATABASE_URL',
+  'DATABASE_ADMIN_URL',
+  'REDIS_URL',
+]);
+
+/** "is invalid" with what was given: the value itself, or only its length for a secret. */
+function invalidValue(variable: string, value: string | undefined): string {
+  if (value === undefined) return 'is invalid';
+  if (SECRET_VARIABLES.has(variable)) return `is invalid (${value.length} characters given)`;
+  return `is invalid (got ${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)})`;
 }
 
 /** Parses the environment once; throws `ConfigError` naming every bad variable. */
@@ -180,19 +271,18 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const cleaned = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = EnvSchema.safeParse(cleaned);
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => ({ variable: i.path.join('.'), issue: i.message }));
-    throw new ConfigError(`invalid environment: ${issues.map((i) => i.variable).join(', ')}`, issues);
+    const variables = [...new Set(parsed.error.issues.map((i) => String(i.path[0]) as keyof Env))];
+    const issues = variables.map((v) => configIssue(v, invalidValue(v, cleaned[v])));
+    throw new ConfigError(issues);
   }
   const e = parsed.data;
   if (e.NODE_ENV === 'production' && !e.JWT_SECRET && !e.JWT_KEYS_FILE) {
-    throw new ConfigError('JWT_SECRET is required in production', [
-      { variable: 'JWT_SECRET', issue: 'required when NODE_ENV=production (or JWT_KEYS_FILE)' },
+    throw new ConfigError([
+      configIssue('JWT_SECRET', 'is required when NODE_ENV=production and JWT_KEYS_FILE is unset'),
     ]);
   }
   if (e.JWT_ACTIVE_KID !== undefined && e.JWT_KEYS_FILE === undefined) {
-    throw new ConfigError('JWT_ACTIVE_KID needs JWT_KEYS_FILE', [
-      { variable: 'JWT_ACTIVE_KID', issue: 'only meaningful with JWT_KEYS_FILE' },
-    ]);
+    throw new ConfigError([configIssue('JWT_ACTIVE_KID', 'is set without JWT_KEYS_FILE')]);
   }
   let jwtKeys: JwtKeySet | undefined;
   if (e.JWT_KEYS_FILE !== undefined) {
@@ -200,9 +290,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       jwtKeys = readJwtKeySet(e.JWT_KEYS_FILE, e.JWT_ACTIVE_KID);
     } catch (err) {
       if (!(err instanceof JwtKeyError)) throw err;
-      throw new ConfigError(`invalid JWT_KEYS_FILE: ${err.message}`, [
-        { variable: 'JWT_KEYS_FILE', issue: err.message },
-      ]);
+      throw new ConfigError([configIssue('JWT_KEYS_FILE', `cannot be used (${err.message})`)]);
     }
   }
   const [adminUser, ...rest] = e.MAIHIVE_BOOTSTRAP_ADMIN?.split(':') ?? [];

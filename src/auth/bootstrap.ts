@@ -1,9 +1,9 @@
-import { type Config, ConfigError } from '../config';
+import { type Config, ConfigError, configIssue } from '../config';
 import type { Database } from '../db/database';
 import { ensurePlatformUser, findPlatformUser } from '../db/repositories/users';
 import { isIdentifier } from '../domain/isolationContext';
 import type { Logger } from '../logger';
-import { hashPassword } from './passwords';
+import { hashPassword, verifyPassword } from './passwords';
 
 /**
  * Creates a platform admin unless one of that name exists (its password is then left alone).
@@ -29,15 +29,20 @@ export async function ensureBootstrapAdmin(db: Database, config: Config, logger:
   const admin = config.bootstrapAdmin;
   if (!admin) return false;
   if (!isIdentifier(admin.username)) {
-    throw new ConfigError('invalid MAIHIVE_BOOTSTRAP_ADMIN', [
-      {
-        variable: 'MAIHIVE_BOOTSTRAP_ADMIN',
-        issue: 'the username must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$',
-      },
-    ]);
+    throw new ConfigError([configIssue('MAIHIVE_BOOTSTRAP_ADMIN', 'names an invalid username')]);
   }
   const created = await createPlatformAdmin(db, admin.username, admin.password);
-  if (created) logger.info({ username: admin.username }, 'bootstrap platform admin created');
-  else logger.debug({ username: admin.username }, 'bootstrap platform admin already exists');
-  return created;
+  if (created) {
+    logger.info({ username: admin.username }, 'bootstrap platform admin created');
+    return true;
+  }
+  const existing = await db.withPlatform((p) => findPlatformUser(p, admin.username));
+  if (existing && !(await verifyPassword(admin.password, existing.password_hash))) {
+    // The stored password wins: start-up must not reset an admin's password behind their back.
+    logger.warn(
+      { username: admin.username, variable: 'MAIHIVE_BOOTSTRAP_ADMIN' },
+      'MAIHIVE_BOOTSTRAP_ADMIN names an existing platform admin with a different password: the stored password is kept. Log in with it, or remove MAIHIVE_BOOTSTRAP_ADMIN (or set it to the stored password) to silence this',
+    );
+  } else logger.debug({ username: admin.username }, 'bootstrap platform admin already exists');
+  return false;
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 
-import { type Config, ConfigError } from '../config';
+import { type Config, ConfigError, configIssue } from '../config';
 import { developmentSecret } from '../services/privateServers';
 import { SecretBox } from './secretBox';
 
@@ -16,9 +16,7 @@ export function serverSecretBox(config: Config): SecretBox {
 function serverSecretKey(config: Config): string {
   if (config.secretKey) return config.secretKey;
   if (config.env === 'production') {
-    throw new ConfigError('MAIHIVE_SECRET_KEY is required in production', [
-      { variable: 'MAIHIVE_SECRET_KEY', issue: 'required when NODE_ENV=production' },
-    ]);
+    throw new ConfigError([configIssue('MAIHIVE_SECRET_KEY', 'is required when NODE_ENV=production')]);
   }
   return developmentSecret(config.dataDir, 'secret-key', () => randomBytes(48).toString('base64url'));
 }

@@ -4,6 +4,7 @@ import { ensureBootstrapAdmin } from '../../src/auth/bootstrap';
 import { hashPassword } from '../../src/auth/passwords';
 import { hashSecret, JWT_AUDIENCE, JWT_ISSUER, parseOpaqueSecret } from '../../src/auth/tokens';
 import { loadConfig } from '../../src/config';
+import { createLogger } from '../../src/logger';
 import { startTestApp, type TestApp } from '../support/testApp';
 
 const PASSWORD = 'correct horse battery staple';
@@ -610,7 +611,24 @@ describe('bootstrap admin', () => {
     const config = loadConfig({ NODE_ENV: 'test', MAIHIVE_BOOTSTRAP_ADMIN: 'boot:first-password' });
     expect(await ensureBootstrapAdmin(app.deps.db, config, app.t.logger)).toBe(true);
     const again = loadConfig({ NODE_ENV: 'test', MAIHIVE_BOOTSTRAP_ADMIN: 'boot:second-password' });
-    expect(await ensureBootstrapAdmin(app.deps.db, again, app.t.logger)).toBe(false);
+    const lines: { level: number; msg: string; username?: string }[] = [];
+    const captured = createLogger({
+      level: 'debug',
+      destination: { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) },
+    });
+    expect(await ensureBootstrapAdmin(app.deps.db, again, captured)).toBe(false);
+    // A conflict is said at warn, with what to do; the password is not in it.
+    const warned = lines.filter((l) => l.level === 40);
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatchObject({ username: 'boot' });
+    expect(warned[0]!.msg).toMatch(
+      /different password.*stored password is kept.*remove MAIHIVE_BOOTSTRAP_ADMIN/,
+    );
+    expect(JSON.stringify(lines)).not.toContain('second-password');
+    // The same password again is no conflict.
+    lines.length = 0;
+    expect(await ensureBootstrapAdmin(app.deps.db, config, captured)).toBe(false);
+    expect(lines.filter((l) => l.level >= 40)).toEqual([]);
     const { rows } = await app.t.admin(`SELECT username FROM platform_users WHERE username = 'boot'`);
     expect(rows).toHaveLength(1);
     expect((await login({ username: 'boot', password: 'first-password' })).status).toBe(200);

@@ -1,4 +1,7 @@
-import { ConfigError, loadConfig } from '../../src/config';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { ConfigError, type Env, loadConfig, VARIABLE_RULES } from '../../src/config';
 
 describe('loadConfig', () => {
   it('applies the documented defaults', () => {
@@ -63,5 +66,99 @@ describe('loadConfig', () => {
 
   it('treats empty values as unset', () => {
     expect(loadConfig({ DATABASE_URL: '', PORT: '' }).port).toBe(8080);
+  });
+
+  /** A value each variable refuses (HOST and MAIHIVE_DATA_DIR take any string). */
+  const INVALID: Partial<Record<keyof Env, string>> = {
+    NODE_ENV: 'prod',
+    DATABASE_URL: 'not a url',
+    DATABASE_ADMIN_URL: 'nope',
+    MAIHIVE_APP_ROLE: 'Bad-Role',
+    REDIS_URL: 'redis host',
+    PORT: '70000',
+    JWT_SECRET: 'short',
+    JWT_KEYS_FILE: '/nonexistent/maihive-jwks.json',
+    JWT_ACTIVE_KID: 'k1',
+    MAIHIVE_SECRET_KEY: 'short',
+    MAIHIVE_SECRET_KEY_PREVIOUS: 'short',
+    MAIHIVE_BOOTSTRAP_ADMIN: 'nocolon',
+    LEGACY_ANONYMOUS: 'maybe',
+    LOG_LEVEL: 'loud',
+    MAX_BODY_BYTES: '-1',
+    METRICS_TOKEN: 'short',
+    MAIHIVE_AUTOSTART: 'perhaps',
+    DB_POOL_MAX: '0',
+    DB_CONNECT_TIMEOUT_MS: 'soon',
+    REDIS_PREFIX: 'has space',
+    ACCESS_TOKEN_TTL_SECONDS: '5',
+    REFRESH_TOKEN_TTL_SECONDS: '10',
+    WORKER_CONCURRENCY: '0',
+    LLM_MAX_CONCURRENCY_PER_TENANT: '2000',
+    INGRESS_MAX_IN_FLIGHT: '0',
+    INGRESS_MAX_LOOP_DELAY_MS: 'x',
+    INGRESS_REFUSAL_JITTER_MS: '20000',
+    DB_STATEMENT_TIMEOUT_MS: '-5',
+    LOGIN_MAX_FAILURES_PER_USER: '0',
+    LOGIN_MAX_FAILURES_PER_IP: '0',
+    LOGIN_FAILURE_WINDOW_SECONDS: '0',
+  };
+  const ANY_STRING = ['HOST', 'MAIHIVE_DATA_DIR'];
+
+  it('has a rule and an example for every variable, and a refused value for every variable that can be wrong', () => {
+    const variables = Object.keys(VARIABLE_RULES);
+    expect(variables.length).toBeGreaterThan(30);
+    expect([...Object.keys(INVALID), ...ANY_STRING].sort()).toEqual([...variables].sort());
+  });
+
+  it.each(Object.entries(INVALID))(
+    'stops on a bad %s with one line naming it, its rule and an example',
+    (variable, value) => {
+      let caught: unknown;
+      try {
+        loadConfig({ [variable]: value });
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).toBeInstanceOf(ConfigError);
+      const { message, issues } = caught as ConfigError;
+      const { rule, example } = VARIABLE_RULES[variable as keyof Env];
+      expect(issues.map((i) => i.variable)).toEqual([variable]);
+      expect(message).not.toContain('\n');
+      expect(message).toContain(`${variable} `);
+      expect(message).toContain(`must be ${rule}`);
+      expect(message).toContain(`(e.g. ${variable}=${example})`);
+    },
+  );
+
+  it('never echoes a secret value in the error', () => {
+    const secret = 'hunter2-is-not-long-enough';
+    expect(() => loadConfig({ JWT_SECRET: secret })).toThrow(/26 characters given/);
+    expect(() => loadConfig({ JWT_SECRET: secret })).not.toThrow(new RegExp(secret));
+    expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/got "eighty"/);
+  });
+
+  it('takes every literal example value it gives', () => {
+    const literal = Object.entries(VARIABLE_RULES).filter(
+      ([v, r]) => !/^[$<]/.test(r.example) && v !== 'JWT_KEYS_FILE' && v !== 'JWT_ACTIVE_KID',
+    );
+    expect(literal.length).toBeGreaterThan(25);
+    for (const [variable, { example }] of literal) {
+      expect({
+        variable,
+        ok: (() => loadConfig({ JWT_SECRET: 'x'.repeat(32), [variable]: example }))() !== undefined,
+      }).toEqual({
+        variable,
+        ok: true,
+      });
+    }
+  });
+
+  it('states every variable and its rule in the README', () => {
+    const readme = readFileSync(path.join(__dirname, '../../README.md'), 'utf8');
+    for (const [variable, { rule }] of Object.entries(VARIABLE_RULES)) {
+      const row = readme.split('\n').find((line) => line.startsWith(`| \`${variable}\` |`));
+      expect({ variable, row: row !== undefined }).toEqual({ variable, row: true });
+      expect(row).toContain(rule.replace(/\|/g, '\\|'));
+    }
   });
 });

@@ -133,6 +133,6 @@ describe('JWT key files', () => {
     }
     expect(caught).toBeInstanceOf(ConfigError);
     expect((caught as ConfigError).issues.map((i) => i.variable)).toEqual(['JWT_KEYS_FILE']);
-    expect(() => loadConfig({ JWT_ACTIVE_KID: 'a' })).toThrow(/JWT_ACTIVE_KID needs JWT_KEYS_FILE/);
+    expect(() => loadConfig({ JWT_ACTIVE_KID: 'a' })).toThrow(/JWT_ACTIVE_KID is set without JWT_KEYS_FILE/);
   });
 });
