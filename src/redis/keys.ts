@@ -83,10 +83,15 @@ export function keyspace(prefix: string = KEY_PREFIX) {
     /** Pub/sub channel announcing that a message reached a final status (long-poll `?wait`). */
     messageDone: (tenantId: string) => `${tenant(tenantId)}:done`,
     /**
-     * SCAN MATCH pattern of every key above that belongs to one tenant (tenant deletion). It does
-     * not match other tenants' keys, nor BullMQ's queue keys (`{tenant}.kind:…`, see TenantQueues).
+     * SCAN MATCH pattern of every key above that belongs to one tenant. It does not match other
+     * tenants' keys, nor BullMQ's queue keys (`{tenant}.kind:…`, see TenantQueues).
      */
     tenantKeysPattern: (tenantId: string) => `${escapeGlob(tenant(tenantId))}:*`,
+    /**
+     * SCAN MATCH pattern of every key with the tenant's hash tag: the keys above and its BullMQ
+     * queues' keys (tenant deletion). Ids cannot hold `}`, so no other tenant's key matches.
+     */
+    tenantHashTagPattern: (tenantId: string) => `${escapeGlob(tenant(tenantId))}*`,
   });
 }
 

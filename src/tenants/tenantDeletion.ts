@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { TenantDirectory } from '../auth/tenantDirectory';
 import type { Database } from '../db/database';
 import { deleteTenant, getTenantForUpdate, updateTenant } from '../db/repositories/tenants';
+import { JOB_KINDS } from '../queues/names';
 import type { TenantQueues } from '../queues/tenantQueues';
 import type { Keyspace } from '../redis/keys';
 
@@ -34,12 +35,14 @@ async function deleteMatching(redis: Redis, pattern: string): Promise<number> {
 }
 
 /**
- * Removes a tenant from everywhere: its queues and jobs, its Redis keys, and its row (which
- * cascades to every row of every tenant table). Undefined when the tenant does not exist.
+ * Removes a tenant from everywhere: its queues and jobs, every Redis key with its hash tag, its
+ * entries in the dispatchers' shared sets, and its row (which cascades to every row of every
+ * tenant table). Undefined when the tenant does not exist.
  *
  * Order matters for retries: the tenant is suspended first (its credentials stop at once, in every
  * process), then Redis is cleaned, and the row goes last. If a step fails the tenant stays,
- * suspended, and the same DELETE can simply be repeated.
+ * suspended, and the same DELETE can simply be repeated. Redis is swept once more after the row is
+ * gone, for what a worker that was finishing one of the tenant's jobs wrote meanwhile.
  */
 export async function deleteTenantEverywhere(
   deps: TenantDeletionDeps,
@@ -53,9 +56,15 @@ export async function deleteTenantEverywhere(
   if (!exists) return undefined;
   await deps.tenants.invalidate(tenantId);
   await deps.queues.obliterateTenant(tenantId);
-  const redisKeys = await deleteMatching(deps.redis, deps.keys.tenantKeysPattern(tenantId));
+  const sweep = async () => {
+    const shared = deps.redis.pipeline();
+    for (const kind of JOB_KINDS) shared.srem(deps.keys.activeTenants(kind), tenantId);
+    await shared.exec();
+    return deleteMatching(deps.redis, deps.keys.tenantHashTagPattern(tenantId));
+  };
+  const redisKeys = await sweep();
   await deps.db.withPlatform((db) => deleteTenant(db, tenantId));
   // A request between the suspension and now may have cached the suspended meta again.
   await deps.tenants.invalidate(tenantId);
-  return { redisKeys };
+  return { redisKeys: redisKeys + (await sweep()) };
 }
