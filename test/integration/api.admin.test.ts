@@ -558,7 +558,7 @@ describe('queue dashboard', () => {
     expect(forged.status).toBe(401);
   });
 
-  it("opens a cookie session for a platform admin and lists active tenants' heartflow queues", async () => {
+  it("opens a cookie session for a platform admin and lists active tenants' queues of every kind", async () => {
     const t = await newTenant();
     await enqueue(t.tenantId, 'msg_ui1');
     const session = await app.request('POST', '/admin/ui/session', { body: { access_token: admin } });
@@ -574,6 +574,10 @@ describe('queue dashboard', () => {
     const page = await fetch(`${app.url}/api/v1/admin/ui`, { headers: { cookie } });
     expect(page.status).toBe(200);
     const html = await page.text();
+    // Nothing loads from another host: the board's web-font link is gone and the policy says so.
+    expect(html).not.toMatch(/https?:\/\//);
+    expect(page.headers.get('content-security-policy')).toMatch(/default-src 'self'/);
+    expect(page.headers.get('content-security-policy')).not.toMatch(/https:/);
     // The board's own scripts load through the same gate, with the same cookie.
     const script = /src="(static\/js\/main\.[^"]+\.js)"/.exec(html)?.[1];
     expect(script).toBeDefined();
@@ -587,7 +591,11 @@ describe('queue dashboard', () => {
     const api = await app.request('GET', '/admin/ui/api/queues', { headers: { cookie } });
     expect(api.status).toBe(200);
     const names = JSON.stringify(api.body);
-    expect(names).toContain(tenantQueueName(t.tenantId, 'heartflow'));
+    for (const kind of JOB_KINDS) expect(names).toContain(tenantQueueName(t.tenantId, kind));
+    // Workers are not counted by client name (the dispatchers share one backend): no false badge.
+    const queues = (api.body as unknown as { queues: { name: string; hasWorkers: boolean | null }[] }).queues;
+    const heartflow = queues.find((q) => q.name === tenantQueueName(t.tenantId, 'heartflow'));
+    expect(heartflow?.hasWorkers ?? null).toBeNull();
 
     const closed = await app.request('DELETE', '/admin/ui/session');
     expect(closed.status).toBe(200);

@@ -8,6 +8,7 @@ import type { Principal } from '../../auth/principal';
 import { recentTenantIds } from '../../db/repositories/tenants';
 import { UnauthorizedError } from '../../errors';
 import { PlatformAdminGate, requirePlatformAdmin } from '../auth/platformAdmin';
+import { JOB_KINDS, type JobKind } from '../../queues/names';
 import { route } from '../http/route';
 import type { RouteContext } from './context';
 
@@ -17,7 +18,37 @@ export const ADMIN_UI_PATH = '/api/v1/admin/ui';
 export const ADMIN_UI_COOKIE = 'maihive_admin';
 
 /** Tenants of the active set shown at most (in id order), besides the most recent ones. */
-const MAX_ACTIVE_SHOWN = 200;
+const MAX_ACTIVE_SHOWN = 100;
+
+const KIND_DESCRIPTIONS: Record<JobKind, string> = {
+  heartflow: 'Messages to answer',
+  memory: 'Memory extraction',
+  stats: 'Usage statistics',
+  delivery: 'Reply deliveries (webhooks, OneBot)',
+};
+
+/** Where the board shows waiting work: BullMQ files a job with a priority as "prioritized". */
+const WAITING_NOTE =
+  'Every MaiHive job has a priority, so jobs waiting their turn are listed under PRIORITIZED (BullMQ keeps WAITING for jobs without one).';
+
+/**
+ * The board's own page loads IBM Plex from fonts.googleapis.com; operators' browsers should make
+ * no request outside this server, so the link is dropped (the page falls back to system fonts).
+ */
+const OUTSIDE_FONTS = /<link[^>]+href="https:\/\/fonts\.googleapis\.com[^>]*>/g;
+
+/** Nothing but this server: scripts, styles (the board sets some inline), fonts, images, API calls. */
+const BOARD_CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "font-src 'self' data:",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "frame-ancestors 'none'",
+  "base-uri 'self'",
+  "form-action 'self'",
+].join('; ');
 /** Most recently created tenants shown, whether or not they have work. */
 const RECENT_SHOWN = 50;
 
@@ -90,7 +121,16 @@ export function adminUiRoutes(ctx: RouteContext): void {
   const board = createBullBoard({
     queues: [],
     serverAdapter,
-    options: { uiConfig: { boardTitle: 'MaiHive queues' } },
+    options: {
+      uiConfig: {
+        boardTitle: 'MaiHive queues',
+        // The board counts BullMQ Workers by their Redis client names; MaiHive's dispatchers serve
+        // every tenant's queues from one shared backend, so it would show "No workers" while they
+        // are busy. `/admin/queues` says what the dispatchers hold.
+        showWorkers: false,
+        overview: { groupByDelimiter: true },
+      },
+    },
   });
 
   // One heartflow queue per tenant would be thousands of entries; the board shows the tenants
@@ -105,12 +145,15 @@ export function adminUiRoutes(ctx: RouteContext): void {
     ]);
     const tenantIds = [...new Set([...active.sort().slice(0, MAX_ACTIVE_SHOWN), ...recent])];
     board.replaceQueues(
-      tenantIds.map(
-        (tenantId) =>
-          new BullMQAdapter(deps.queues.queue(tenantId, 'heartflow'), {
-            displayName: `${tenantId} · heartflow`,
-            description: `heartflow jobs of tenant ${tenantId}`,
-          }),
+      tenantIds.flatMap((tenantId) =>
+        JOB_KINDS.map(
+          (kind) =>
+            new BullMQAdapter(deps.queues.queue(tenantId, kind), {
+              displayName: `${tenantId}.${kind}`,
+              delimiter: '.',
+              description: `${KIND_DESCRIPTIONS[kind]} of tenant ${tenantId}. ${WAITING_NOTE}`,
+            }),
+        ),
       ),
     );
   };
@@ -137,6 +180,12 @@ export function adminUiRoutes(ctx: RouteContext): void {
     '/admin/ui',
     (req: Request, res: Response, next: NextFunction) => {
       authorize(req, res).then(() => next(), next);
+    },
+    (_req: Request, res: Response, next: NextFunction) => {
+      res.setHeader('Content-Security-Policy', BOARD_CSP);
+      const send = res.send.bind(res);
+      res.send = (body?: unknown) => send(typeof body === 'string' ? body.replace(OUTSIDE_FONTS, '') : body);
+      next();
     },
     serverAdapter.getRouter() as (req: Request, res: Response, next: NextFunction) => void,
   );
