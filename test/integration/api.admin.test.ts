@@ -537,7 +537,7 @@ describe('tenant scheduling', () => {
 });
 
 describe('queue dashboard', () => {
-  it('serves the board to a platform admin and refuses everyone else', async () => {
+  it('serves the board to a platform admin and refuses agents, readers and anonymous callers', async () => {
     const t = await newTenant();
     const page = await fetch(`${app.url}/api/v1/admin/ui`, { headers: { authorization: `Bearer ${admin}` } });
     expect(page.status).toBe(200);
@@ -547,7 +547,7 @@ describe('queue dashboard', () => {
     const anonymous = await app.request('GET', '/admin/ui');
     expect(anonymous.status).toBe(401);
     expect(anonymous.body.error?.code).toBe('UNAUTHORIZED');
-    for (const token of [t.admin, t.operator]) {
+    for (const token of [t.agent, t.reader]) {
       const res = await app.request('GET', '/admin/ui', { token });
       expect(res.status).toBe(403);
       expect(res.body.error?.code).toBe('FORBIDDEN');
@@ -604,12 +604,56 @@ describe('queue dashboard', () => {
 
   it('refuses a session for other roles and for bad tokens', async () => {
     const t = await newTenant();
-    const tenantAdmin = await app.request('POST', '/admin/ui/session', { body: { access_token: t.admin } });
-    expect(tenantAdmin.status).toBe(403);
-    expect(tenantAdmin.headers.get('set-cookie')).toBeNull();
+    for (const token of [t.agent, t.reader]) {
+      const refused = await app.request('POST', '/admin/ui/session', { body: { access_token: token } });
+      expect(refused.status).toBe(403);
+      expect(refused.headers.get('set-cookie')).toBeNull();
+    }
     const bogus = await app.request('POST', '/admin/ui/session', { body: { access_token: 'bogus' } });
     expect(bogus.status).toBe(401);
     const extra = await app.request('POST', '/admin/ui/session', { body: { access_token: admin, x: 1 } });
     expect(extra.status).toBe(400);
+  });
+
+  it("shows a tenant admin or operator their own tenant's queues only, read-only", async () => {
+    const mine = await newTenant();
+    const other = await newTenant();
+    await enqueue(mine.tenantId, 'msg_mine');
+    await enqueue(other.tenantId, 'msg_other');
+    for (const token of [mine.admin, mine.operator]) {
+      const session = await app.request('POST', '/admin/ui/session', { body: { access_token: token } });
+      expect(session.status).toBe(200);
+      const cookie = (session.headers.get('set-cookie') ?? '').split(';')[0]!;
+      const page = await fetch(`${app.url}/api/v1/admin/ui`, { headers: { cookie } });
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain(`MaiHive · ${mine.tenantId}`);
+
+      const api = await app.request('GET', '/admin/ui/api/queues', { headers: { cookie } });
+      expect(api.status).toBe(200);
+      const queues = (api.body as unknown as { queues: { name: string; readOnlyMode: boolean }[] }).queues;
+      expect(queues.map((q) => q.name).sort()).toEqual(
+        JOB_KINDS.map((k) => tenantQueueName(mine.tenantId, k)).sort(),
+      );
+      expect(queues.every((q) => q.readOnlyMode)).toBe(true);
+      expect(JSON.stringify(api.body)).not.toContain(other.tenantId);
+
+      // Nothing changes through it: neither the board's own actions nor another tenant's queue.
+      const pause = await app.request(
+        'PUT',
+        `/admin/ui/api/queues/${encodeURIComponent(tenantQueueName(mine.tenantId, 'heartflow'))}/pause`,
+        {
+          headers: { cookie },
+        },
+      );
+      expect(pause.status).toBe(403);
+      expect(await app.deps.queues.queue(mine.tenantId, 'heartflow').isPaused()).toBe(false);
+      const theirs = await app.request(
+        'GET',
+        `/admin/ui/api/queues/${encodeURIComponent(tenantQueueName(other.tenantId, 'heartflow'))}`,
+        { headers: { cookie } },
+      );
+      expect(theirs.status).toBeGreaterThanOrEqual(400);
+      expect(JSON.stringify(theirs.body)).not.toContain('msg_other');
+    }
   });
 });

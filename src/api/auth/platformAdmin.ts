@@ -41,12 +41,17 @@ export class PlatformAdminGate {
 
   /** An access token presented elsewhere than the headers: signature, expiry and revocation, then role. */
   async fromAccessToken(token: string): Promise<Principal> {
+    return requirePlatformAdmin(await this.accessTokenPrincipal(token));
+  }
+
+  /** Whoever an access token presented elsewhere than the headers names (signature, expiry, revocation). */
+  async accessTokenPrincipal(token: string): Promise<Principal> {
     const claims = await this.deps.tokens.verifyAccessToken(token);
     const keys = [this.deps.keys.revokedToken(claims.jti)];
     if (claims.fam) keys.push(this.deps.keys.revokedFamily(claims.fam));
     const revoked = await this.deps.redis.mget(...keys);
     if (revoked.some((v) => v !== null)) throw new UnauthorizedError();
-    return requirePlatformAdmin({
+    return {
       kind: claims.role === 'platform_admin' ? 'platform_admin' : 'user',
       subject: claims.sub,
       role: claims.role,
@@ -54,7 +59,7 @@ export class PlatformAdminGate {
       agentId: claims.agent_id,
       tokenId: claims.jti,
       expiresAt: claims.exp,
-    });
+    };
   }
 
   /** True when `presented` is the configured `METRICS_TOKEN` (compared in constant time). */

@@ -1,35 +1,21 @@
-import { createBullBoard } from '@bull-board/api';
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
-import { ExpressAdapter } from '@bull-board/express';
 import type { NextFunction, Request, Response } from 'express';
 import { z } from 'zod';
 
 import type { Principal } from '../../auth/principal';
 import { recentTenantIds } from '../../db/repositories/tenants';
-import { UnauthorizedError } from '../../errors';
-import { PlatformAdminGate, requirePlatformAdmin } from '../auth/platformAdmin';
-import { JOB_KINDS, type JobKind } from '../../queues/names';
+import type { Role } from '../../domain/roles';
+import { ForbiddenError, UnauthorizedError } from '../../errors';
+import { PlatformAdminGate } from '../auth/platformAdmin';
 import { route } from '../http/route';
+import { ADMIN_UI_PATH, createBoard, tenantBoardQueues, TenantBoards } from './boardQueues';
 import type { RouteContext } from './context';
 
-/** Where the dashboard lives; the cookie is scoped to it and nothing else. */
-export const ADMIN_UI_PATH = '/api/v1/admin/ui';
-/** Name of the dashboard's session cookie (the platform admin's access token). */
+export { ADMIN_UI_PATH } from './boardQueues';
+/** Name of the dashboard's session cookie (the viewer's access token). */
 export const ADMIN_UI_COOKIE = 'maihive_admin';
 
 /** Tenants of the active set shown at most (in id order), besides the most recent ones. */
 const MAX_ACTIVE_SHOWN = 100;
-
-const KIND_DESCRIPTIONS: Record<JobKind, string> = {
-  heartflow: 'Messages to answer',
-  memory: 'Memory extraction',
-  stats: 'Usage statistics',
-  delivery: 'Reply deliveries (webhooks, OneBot)',
-};
-
-/** Where the board shows waiting work: BullMQ files a job with a priority as "prioritized". */
-const WAITING_NOTE =
-  'Every MaiHive job has a priority, so jobs waiting their turn are listed under PRIORITIZED (BullMQ keeps WAITING for jobs without one).';
 
 /**
  * The board's own page loads IBM Plex from fonts.googleapis.com; operators' browsers should make
@@ -67,7 +53,8 @@ function cookieValue(header: string | undefined, name: string): string | undefin
 }
 
 /**
- * The queue dashboard (bull-board) at `/admin/ui`, for platform admins only. A browser cannot add
+ * The queue dashboard (bull-board) at `/admin/ui`: every tenant's queues for platform admins, a
+ * read-only board of their own tenant's queues for tenant admins and operators. A browser cannot add
  * a bearer header to page loads, so besides `Authorization` the board accepts the admin's access
  * token in a cookie that `POST /admin/ui/session` sets: HttpOnly (no script reads it),
  * SameSite=Strict (no other site's page can send it, which is what keeps the board's own
@@ -83,13 +70,13 @@ export function adminUiRoutes(ctx: RouteContext): void {
     path: '/admin/ui/session',
     operationId: 'createAdminUiSession',
     errors: [401],
-    summary: "Open a dashboard session: the platform admin's access token as an HttpOnly cookie",
+    summary: "Open a dashboard session: the viewer's access token as an HttpOnly cookie",
     tag: 'Queue administration',
     auth: 'public',
     body: z.strictObject({ access_token: z.string().min(1).max(4096) }),
     response: z.object({ expires_at: z.string() }),
     handler: async ({ body, req, res }) => {
-      const admin = await gate.fromAccessToken(body.access_token);
+      const admin = requireDashboardRole(await viewer(await gate.accessTokenPrincipal(body.access_token)));
       const expiresAtMs = (admin.expiresAt ?? 0) * 1000;
       res.cookie(ADMIN_UI_COOKIE, body.access_token, {
         httpOnly: true,
@@ -116,22 +103,8 @@ export function adminUiRoutes(ctx: RouteContext): void {
     },
   });
 
-  const serverAdapter = new ExpressAdapter();
-  serverAdapter.setBasePath(ADMIN_UI_PATH);
-  const board = createBullBoard({
-    queues: [],
-    serverAdapter,
-    options: {
-      uiConfig: {
-        boardTitle: 'MaiHive queues',
-        // The board counts BullMQ Workers by their Redis client names; MaiHive's dispatchers serve
-        // every tenant's queues from one shared backend, so it would show "No workers" while they
-        // are busy. `/admin/queues` says what the dispatchers hold.
-        showWorkers: false,
-        overview: { groupByDelimiter: true },
-      },
-    },
-  });
+  const { board, router: platformBoard } = createBoard('MaiHive queues', []);
+  const tenantBoards = new TenantBoards(deps.queues);
 
   // One heartflow queue per tenant would be thousands of entries; the board shows the tenants
   // with recent work (the dispatchers' active set) and the newest tenants. The list is rebuilt on
@@ -144,28 +117,23 @@ export function adminUiRoutes(ctx: RouteContext): void {
       deps.db.withPlatform((db) => recentTenantIds(db, RECENT_SHOWN)),
     ]);
     const tenantIds = [...new Set([...active.sort().slice(0, MAX_ACTIVE_SHOWN), ...recent])];
-    board.replaceQueues(
-      tenantIds.flatMap((tenantId) =>
-        JOB_KINDS.map(
-          (kind) =>
-            new BullMQAdapter(deps.queues.queue(tenantId, kind), {
-              displayName: `${tenantId}.${kind}`,
-              delimiter: '.',
-              description: `${KIND_DESCRIPTIONS[kind]} of tenant ${tenantId}. ${WAITING_NOTE}`,
-            }),
-        ),
-      ),
-    );
+    board.replaceQueues(tenantIds.flatMap((tenantId) => tenantBoardQueues(deps.queues, tenantId, false)));
   };
 
-  const authorize = async (req: Request, res: Response): Promise<void> => {
-    const principal = res.locals.principal as Principal | undefined;
+  /** The board this request may see: all tenants for platform admins, else the caller's own, read-only. */
+  const boardFor = async (req: Request, res: Response) => {
+    let principal = res.locals.principal as Principal | undefined;
     // Headers, when present, were authenticated like on any route; otherwise the cookie speaks.
-    if (principal && principal.kind !== 'legacy_anonymous') requirePlatformAdmin(principal);
-    else {
+    if (!principal || principal.kind === 'legacy_anonymous') {
       const token = cookieValue(req.header('cookie'), ADMIN_UI_COOKIE);
       if (token === undefined) throw new UnauthorizedError();
-      await gate.fromAccessToken(token);
+      principal = await viewer(await gate.accessTokenPrincipal(token));
+    }
+    requireDashboardRole(principal);
+    if (principal.role !== 'platform_admin') {
+      if (req.method !== 'GET' && req.method !== 'HEAD')
+        throw new ForbiddenError("a tenant's dashboard is read-only");
+      return tenantBoards.router(principal.tenantId!);
     }
     // Scripts, styles and fonts do not read the queue list.
     if (!req.path.startsWith('/static/')) {
@@ -174,19 +142,37 @@ export function adminUiRoutes(ctx: RouteContext): void {
       });
       await refreshing;
     }
+    return platformBoard;
   };
 
-  router.use(
-    '/admin/ui',
-    (req: Request, res: Response, next: NextFunction) => {
-      authorize(req, res).then(() => next(), next);
-    },
-    (_req: Request, res: Response, next: NextFunction) => {
+  /** A cookie's principal of a tenant role must belong to an active tenant, as at the authenticator. */
+  const viewer = async (principal: Principal): Promise<Principal> => {
+    if (principal.role === 'platform_admin') return principal;
+    const meta = principal.tenantId === undefined ? undefined : await deps.tenants.get(principal.tenantId);
+    if (!meta || meta.status !== 'active') throw new UnauthorizedError();
+    return principal;
+  };
+
+  router.use('/admin/ui', (req: Request, res: Response, next: NextFunction) => {
+    boardFor(req, res).then((board) => {
       res.setHeader('Content-Security-Policy', BOARD_CSP);
       const send = res.send.bind(res);
       res.send = (body?: unknown) => send(typeof body === 'string' ? body.replace(OUTSIDE_FONTS, '') : body);
-      next();
-    },
-    serverAdapter.getRouter() as (req: Request, res: Response, next: NextFunction) => void,
-  );
+      board(req, res, next);
+    }, next);
+  });
+}
+
+/** Who may open the dashboard: platform admins (every tenant), tenant admins and operators (their own). */
+const DASHBOARD_ROLES: readonly Role[] = ['platform_admin', 'tenant_admin', 'operator'];
+
+function requireDashboardRole(principal: Principal | undefined): Principal {
+  if (!principal || principal.kind === 'legacy_anonymous') throw new UnauthorizedError();
+  if (
+    !DASHBOARD_ROLES.includes(principal.role) ||
+    (principal.role !== 'platform_admin' && !principal.tenantId)
+  ) {
+    throw new ForbiddenError('platform admins, tenant admins and operators only');
+  }
+  return principal;
 }
