@@ -6,7 +6,6 @@ import {
   type Job,
   type JobJson,
   Queue,
-  UnrecoverableError,
   Worker,
   type WorkerOptions,
 } from 'bullmq';
@@ -18,6 +17,7 @@ import { type Keyspace } from '../redis/keys';
 import { RedisScript } from '../redis/redisScript';
 import { FairScheduler, mulberry32, type TenantSchedule } from './fairScheduler';
 import { type JobKind, tenantQueueName } from './names';
+import { asBullmqFailure, retryDecision } from './retryDecision';
 
 export interface DispatcherOptions {
   kind: JobKind;
@@ -383,11 +383,13 @@ export class Dispatcher {
       }
       const { error } = outcome;
       this.o.logger.warn({ err: error, tenant_id: tenantId, job_id: job.id }, 'job failed');
-      const next = await job.moveToFailed(error, token, fetchNext);
-      if (!(error instanceof UnrecoverableError) && job.attemptsMade < (job.opts.attempts ?? 1)) {
-        // Retries wait in `delayed`; look at the tenant again when the backoff is over.
-        this.scheduler.markBacklogged(tenantId);
-      }
+      const decision = retryDecision(error, {
+        attemptsMade: job.attemptsMade,
+        attempts: job.opts.attempts ?? 1,
+      });
+      const next = await job.moveToFailed(asBullmqFailure(error, decision), token, fetchNext);
+      // Retries wait in `delayed`; look at the tenant again when the backoff is over.
+      if (decision === 'retry') this.scheduler.markBacklogged(tenantId);
       return fetchNext ? await this.tenants.get(tenantId)!.worker.jobFrom(next, token) : undefined;
     } catch (err) {
       // Lock lost (the stalled check gave the job to someone else) or Redis failed: the job is

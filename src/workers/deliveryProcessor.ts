@@ -1,4 +1,4 @@
-import { type Job, UnrecoverableError } from 'bullmq';
+import type { Job } from 'bullmq';
 
 import type { Database } from '../db/database';
 import { getAgent } from '../db/repositories/agents';
@@ -14,7 +14,7 @@ import { webhookSignatureHeaders } from '../delivery/signature';
 import { storedAgentConfig, type StoredAgentDeliverySettings } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
 import { createIsolationContext } from '../domain/isolationContext';
-import { MaiHiveError } from '../errors';
+import { MaiHiveError, UnrecoverableJobError } from '../errors';
 import type { SecretBox } from '../llm/secretBox';
 import type { Logger } from '../logger';
 import type { TenantQueues } from '../queues/tenantQueues';
@@ -115,7 +115,7 @@ type Loaded = { target: Target } | { skip: Extract<DeliveryOutcome, { status: 's
  * to sign.
  *
  * Failures are thrown for BullMQ to handle: `WebhookDeliveryError` is retried with the job's
- * exponential backoff, `UnrecoverableError` is not. The attempt that gives up (a refusal, or the
+ * exponential backoff, `UnrecoverableJobError` is not. The attempt that gives up (a refusal, or the
  * last attempt) first writes the dead letter operators list and retry.
  */
 export async function processDeliveryJob(
@@ -162,7 +162,7 @@ export async function processDeliveryJob(
     await deps.db.withTenant(ctx, (db) =>
       markDeadLetter(db, { ...record, httpStatus: null, error: UNOPENABLE_SECRET }),
     );
-    throw new UnrecoverableError(UNOPENABLE_SECRET);
+    throw new UnrecoverableJobError(UNOPENABLE_SECRET);
   }
   const sent = await post(
     deps,
@@ -187,7 +187,7 @@ export async function processDeliveryJob(
     );
   }
   log.warn({ host, http_status: sent.status, err: sent.error, final }, 'webhook delivery failed');
-  if (sent.kind === 'give_up') throw new UnrecoverableError(`webhook refused the delivery: ${sent.error}`);
+  if (sent.kind === 'give_up') throw new UnrecoverableJobError(`webhook refused the delivery: ${sent.error}`);
   throw new WebhookDeliveryError(`webhook delivery failed: ${sent.error}`, sent.status);
 }
 

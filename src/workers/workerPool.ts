@@ -1,4 +1,3 @@
-import { UnrecoverableError } from 'bullmq';
 import { Redis } from 'ioredis';
 
 import type { TenantDirectory } from '../auth/tenantDirectory';
@@ -18,6 +17,7 @@ import { deliveryJobRunner } from './deliveryProcessor';
 import { processHeartflowJob } from './heartflowProcessor';
 import { type SweepJobData, TenantHeat } from './hotStreams';
 import { InboundWriter } from './inboundWriter';
+import { assertJobTenant } from './jobs';
 import { memoryJobRunner } from './memoryProcessor';
 import { statsJobRunner } from './statsProcessor';
 
@@ -114,14 +114,8 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     kind: 'heartflow',
     concurrency: o.concurrency,
     process: (job, tenantId) => {
-      const data = job.data as HeartflowJobData | SweepJobData;
-      // The queue a job sits in decides its tenant; a payload naming another is never run.
-      if (data.tenantId !== tenantId) {
-        throw new UnrecoverableError(
-          `job ${job.id} of tenant ${tenantId}'s queue names tenant ${data.tenantId}`,
-        );
-      }
-      return processHeartflowJob(heartflowDeps, data);
+      assertJobTenant(job, tenantId);
+      return processHeartflowJob(heartflowDeps, job.data as HeartflowJobData | SweepJobData);
     },
   });
   const dispatchers = [
