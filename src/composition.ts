@@ -14,6 +14,7 @@ import { type Clock, systemClock } from './domain/clock';
 import { watchAgentChanges } from './ingress/agentLookup';
 import { ChannelHub } from './ingress/channelHub';
 import { OutcomeWaiters } from './ingress/outcomeWaiters';
+import { closeAll, closeAllAtOnce } from './lifecycle';
 import type { SecretBox } from './llm/secretBox';
 import { serverSecretBox } from './llm/serverSecretBox';
 import type { Logger } from './logger';
@@ -37,7 +38,7 @@ export interface Composition {
   readonly deps: Dependencies;
   /** The server's box for stored secrets; workers open agents' LLM API keys with it. */
   readonly secretBox: SecretBox;
-  /** Closes queues, Redis and the pool; runs every step even if one fails. */
+  /** Closes queues, Redis and the pool; runs every step even if one fails. Idempotent (same promise). */
   close(): Promise<void>;
 }
 
@@ -102,13 +103,15 @@ export async function compose(options: CompositionOptions): Promise<Composition>
     startedAt: clock.now(),
     expectedSchemaVersion: await latestMigrationVersion(),
   };
+  let closing: Promise<void> | undefined;
   return {
     deps,
     secretBox,
-    async close() {
-      ingress.close();
-      await Promise.allSettled([queues.close(), channels.close()]);
-      await Promise.allSettled([redis.quit().catch(() => redis.disconnect()), db.close()]);
-    },
+    close: () =>
+      (closing ??= closeAll([
+        () => ingress.close(),
+        () => closeAllAtOnce([() => queues.close(), () => channels.close()]),
+        () => closeAllAtOnce([() => redis.quit().catch(() => redis.disconnect()), () => db.close()]),
+      ])),
   };
 }

@@ -12,6 +12,7 @@ import {
 import type { Redis } from 'ioredis';
 
 import type { Clock } from '../domain/clock';
+import { closeAll, closeAllAtOnce } from '../lifecycle';
 import type { Logger } from '../logger';
 import { type Keyspace } from '../redis/keys';
 import { RedisScript } from '../redis/redisScript';
@@ -131,6 +132,7 @@ export class Dispatcher {
   private sleepTimer: NodeJS.Timeout | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
   private stopping = false;
+  private closing: Promise<void> | undefined;
   private readonly lockDurationMs: number;
   readonly counters: DispatcherCounters = { fetches: 0, fetchHits: 0, chains: 0, chainHits: 0, settles: 0 };
 
@@ -170,19 +172,30 @@ export class Dispatcher {
     this.wake();
   }
 
-  /** Stops fetching, lets running jobs finish (BullMQ releases the rest when their locks lapse), closes. */
-  async close(): Promise<void> {
-    if (this.stopping) return;
+  /**
+   * Stops fetching, lets running jobs finish (BullMQ releases the rest when their locks lapse),
+   * closes. Every call returns the same promise, settled when all of that is done.
+   */
+  close(): Promise<void> {
+    return (this.closing ??= this.shutdown());
+  }
+
+  private async shutdown(): Promise<void> {
     this.stopping = true;
     clearInterval(this.refreshTimer);
     clearTimeout(this.sleepTimer);
     // Jobs and fetches may add to `running` while it is awaited (a fetch starts its job).
     while (this.running.size > 0) await Promise.allSettled([...this.running]);
-    await Promise.allSettled([...this.tenants.values()].flatMap((t) => [t.worker.close(), t.queue.close()]));
+    // A registration still reading its schedule either adds its tenant now or gives up.
+    await Promise.allSettled([...this.registrations.values()]);
+    const tenants = [...this.tenants.values()];
     this.tenants.clear();
     this.registrations.clear();
-    await this.root?.close();
-    this.subscriber?.disconnect();
+    await closeAll([
+      () => closeAllAtOnce(tenants.flatMap((t) => [() => t.worker.close(), () => t.queue.close()])),
+      () => this.root?.close(),
+      () => this.subscriber?.disconnect(),
+    ]);
   }
 
   snapshot() {
@@ -222,7 +235,10 @@ export class Dispatcher {
   }
 
   private async register(tenantId: string): Promise<TenantEntry> {
-    this.scheduler.setTenant(tenantId, await this.o.scheduleOf(tenantId));
+    const schedule = await this.o.scheduleOf(tenantId);
+    // Closed meanwhile: a worker made now would never be closed, and its stalled check would run on.
+    if (this.stopping) throw new Error('the dispatcher is closing');
+    this.scheduler.setTenant(tenantId, schedule);
     const rootBackend = this.root!.getBackend();
     const name = tenantQueueName(tenantId, this.o.kind);
     // A sibling of the root backend: same command and blocking connections, another queue's keys.
@@ -254,7 +270,9 @@ export class Dispatcher {
         this.scheduler.markBacklogged(tenantId);
         this.wake();
       })
-      .catch((err: unknown) => this.o.logger.warn({ err, tenant_id: tenantId }, 'cannot schedule tenant'));
+      .catch((err: unknown) => {
+        if (!this.stopping) this.o.logger.warn({ err, tenant_id: tenantId }, 'cannot schedule tenant');
+      });
   }
 
   private async refresh(): Promise<void> {

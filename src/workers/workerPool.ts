@@ -4,6 +4,7 @@ import type { TenantDirectory } from '../auth/tenantDirectory';
 import type { Database } from '../db/database';
 import type { Clock } from '../domain/clock';
 import { effectiveSettings } from '../domain/tenantSettings';
+import { closeAll, closeAllAtOnce } from '../lifecycle';
 import { LlmClient } from '../llm/llmClient';
 import { RedisLlmConcurrency } from '../llm/llmConcurrency';
 import { RedisLlmQuota } from '../llm/llmQuota';
@@ -45,6 +46,7 @@ export interface WorkerPoolOptions {
 export interface WorkerPool {
   /** The heartflow dispatcher (the others serve memory, stats and delivery jobs). */
   readonly dispatcher: Dispatcher;
+  /** Closes the dispatchers, the queues and the connection, each even if one fails; idempotent (same promise). */
   close(): Promise<void>;
 }
 
@@ -161,12 +163,14 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     connection.disconnect();
     throw err;
   }
+  let closing: Promise<void> | undefined;
   return {
     dispatcher,
-    async close() {
-      await Promise.allSettled(dispatchers.map((d) => d.close()));
-      await queues.close();
-      await connection.quit().catch(() => connection.disconnect());
-    },
+    close: () =>
+      (closing ??= closeAll([
+        () => closeAllAtOnce(dispatchers.map((d) => () => d.close())),
+        () => queues.close(),
+        () => connection.quit().catch(() => connection.disconnect()),
+      ])),
   };
 }
