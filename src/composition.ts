@@ -62,7 +62,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
     connectTimeout: 3000,
     commandTimeout: 3000,
   });
-  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  redis.on('error', (err) => logger.warn({ err }, 'redis connection error'));
   // Without an offline queue, commands sent before the connection is up would fail: wait for it.
   await redis.connect();
   const keys = keyspace(config.redisPrefix);

@@ -27,8 +27,11 @@ export interface DispatcherOptions {
   keys: Keyspace;
   /** Jobs run at once in this process. */
   concurrency: number;
-  /** Runs a job; `tenantId` is the tenant whose queue it came from (the only one it may act for). */
-  process: (job: Job, tenantId: string) => Promise<unknown>;
+  /**
+   * Runs a job; `tenantId` is the tenant whose queue it came from (the only one it may act for),
+   * `log` a child of `logger` carrying `kind`, `tenant_id` and `job_id`.
+   */
+  process: (job: Job, tenantId: string, log: Logger) => Promise<unknown>;
   /** A tenant's scheduling settings (weight, caps); called when a tenant is first seen and on refresh. */
   scheduleOf: (tenantId: string) => Promise<TenantSchedule>;
   logger: Logger;
@@ -151,7 +154,7 @@ export class Dispatcher {
   async start(): Promise<void> {
     const base = this.workerOptions();
     this.root = new Worker(`{_dispatch}.${this.o.kind}`, null, base);
-    this.root.on('error', (err) => this.o.logger.warn({ err: err.message }, 'dispatcher worker error'));
+    this.root.on('error', (err) => this.o.logger.warn({ err, kind: this.o.kind }, 'dispatcher worker error'));
     await this.root.waitUntilReady();
     this.subscriber = this.o.connection.duplicate();
     this.subscriber.on('error', () => undefined);
@@ -245,7 +248,7 @@ export class Dispatcher {
     const shared: BackendFactory = (queueName) => rootBackend.forQueue(queueName, this.o.keys.prefix);
     const worker = new TenantWorker(name, null, this.workerOptions(), shared);
     worker.on('error', (err) =>
-      this.o.logger.warn({ err: err.message, tenant_id: tenantId }, 'tenant worker error'),
+      this.o.logger.warn({ err, kind: this.o.kind, tenant_id: tenantId }, 'tenant worker error'),
     );
     const queue = new Queue(name, { connection: this.o.connection, prefix: this.o.keys.prefix });
     queue.on('error', () => undefined);
@@ -378,7 +381,8 @@ export class Dispatcher {
       job.extendLock(token, this.lockDurationMs).catch(() => undefined);
     }, this.lockDurationMs / 2);
     try {
-      return { ok: true, result: await this.o.process(job, tenantId) };
+      const log = this.o.logger.child({ kind: this.o.kind, tenant_id: tenantId, job_id: job.id });
+      return { ok: true, result: await this.o.process(job, tenantId, log) };
     } catch (err) {
       return { ok: false, error: err instanceof Error ? err : new Error(String(err)) };
     } finally {
@@ -400,7 +404,10 @@ export class Dispatcher {
         return fetchNext ? await this.tenants.get(tenantId)!.worker.jobFrom(next, token) : undefined;
       }
       const { error } = outcome;
-      this.o.logger.warn({ err: error, tenant_id: tenantId, job_id: job.id }, 'job failed');
+      this.o.logger.warn(
+        { err: error, kind: this.o.kind, tenant_id: tenantId, job_id: job.id },
+        'job failed',
+      );
       const decision = retryDecision(error, {
         attemptsMade: job.attemptsMade,
         attempts: job.opts.attempts ?? 1,
@@ -412,7 +419,10 @@ export class Dispatcher {
     } catch (err) {
       // Lock lost (the stalled check gave the job to someone else) or Redis failed: the job is
       // BullMQ's to recover; this slot just moves on.
-      this.o.logger.error({ err, tenant_id: tenantId, job_id: job.id }, 'cannot finish job');
+      this.o.logger.error(
+        { err, kind: this.o.kind, tenant_id: tenantId, job_id: job.id },
+        'cannot finish job',
+      );
       return undefined;
     }
   }

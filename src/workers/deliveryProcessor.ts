@@ -134,7 +134,6 @@ export async function processDeliveryJob(
     return { target: { message, url: delivery.webhook_url, delivery } };
   });
   const log = deps.logger.child({
-    tenant_id: data.tenantId,
     agent_id: data.agentId,
     message_id: data.messageId,
     attempt: attempt.attempt,
@@ -235,9 +234,9 @@ async function post(
 
 /** The Dispatcher's `process` for delivery jobs: the attempt number comes from BullMQ. */
 export function deliveryJobRunner(deps: DeliveryDeps) {
-  return (job: Job, tenantId: string): Promise<DeliveryOutcome> => {
+  return (job: Job, tenantId: string, log: Logger = deps.logger): Promise<DeliveryOutcome> => {
     assertJobTenant(job, tenantId);
-    return processDeliveryJob(deps, job.data as DeliveryJobData, attemptOf(job));
+    return processDeliveryJob({ ...deps, logger: log }, job.data as DeliveryJobData, attemptOf(job));
   };
 }
 

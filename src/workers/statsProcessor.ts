@@ -59,7 +59,7 @@ export async function processStatsJob(deps: StatsDeps, data: StatsJobData): Prom
     return buckets.length;
   });
   deps.logger.debug(
-    { tenant_id: data.tenantId, granularity: data.granularity, bucket_start: start.toISOString(), agents },
+    { granularity: data.granularity, bucket_start: start.toISOString(), agents },
     'usage bucket recomputed',
   );
   return { granularity: data.granularity, bucketStart: start.toISOString(), agents };
@@ -67,8 +67,8 @@ export async function processStatsJob(deps: StatsDeps, data: StatsJobData): Prom
 
 /** The Dispatcher's `process` for stats jobs. */
 export function statsJobRunner(deps: StatsDeps) {
-  return (job: Job, tenantId: string): Promise<StatsJobResult> => {
+  return (job: Job, tenantId: string, log: Logger = deps.logger): Promise<StatsJobResult> => {
     assertJobTenant(job, tenantId);
-    return processStatsJob(deps, job.data as StatsJobData);
+    return processStatsJob({ ...deps, logger: log }, job.data as StatsJobData);
   };
 }

@@ -66,7 +66,7 @@ export async function scheduleOf(tenants: TenantDirectory, tenantId: string): Pr
 export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool> {
   // BullMQ's workers need commands that wait through reconnects rather than fail.
   const connection = new Redis(o.redisUrl, { maxRetriesPerRequest: null });
-  connection.on('error', (err) => o.logger.warn({ err: err.message }, 'worker redis connection error'));
+  connection.on('error', (err) => o.logger.warn({ err }, 'worker redis connection error'));
   // Every LLM call of the pool (heartflow and memory jobs) is metered against the tenant's quotas.
   const quota = new RedisLlmQuota({
     redis: connection,
@@ -115,9 +115,12 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     ...common,
     kind: 'heartflow',
     concurrency: o.concurrency,
-    process: (job, tenantId) => {
+    process: (job, tenantId, log) => {
       assertJobTenant(job, tenantId);
-      return processHeartflowJob(heartflowDeps, job.data as HeartflowJobData | SweepJobData);
+      return processHeartflowJob(
+        { ...heartflowDeps, logger: log },
+        job.data as HeartflowJobData | SweepJobData,
+      );
     },
   });
   const dispatchers = [

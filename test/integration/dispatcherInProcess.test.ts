@@ -1,5 +1,7 @@
+import type { Job } from 'bullmq';
+
 import { systemClock } from '../../src/domain/clock';
-import { createLogger } from '../../src/logger';
+import { createLogger, type Logger } from '../../src/logger';
 import { Dispatcher } from '../../src/queues/dispatcher';
 import { TenantQueues } from '../../src/queues/tenantQueues';
 import { keyspace } from '../../src/redis/keys';
@@ -13,7 +15,7 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-function dispatcher(process: () => Promise<unknown>): Dispatcher {
+function dispatcher(process: (job: Job, tenantId: string, log: Logger) => Promise<unknown>): Dispatcher {
   return new Dispatcher({
     kind: 'stats',
     connection: redis,
@@ -55,5 +57,31 @@ describe('Dispatcher.close', () => {
     release();
     await expect(first).resolves.toBeUndefined();
     expect(d.close()).toBe(first);
+  });
+});
+
+describe('the logger a processor gets', () => {
+  it('is a child carrying the kind, the tenant and the job id', async () => {
+    let bindings: Record<string, unknown> | undefined;
+    let jobId: string | undefined;
+    let done = () => undefined as void;
+    const ran = new Promise<void>((resolve) => (done = resolve));
+    const d = dispatcher((job, _tenantId, log) => {
+      bindings = log.bindings();
+      jobId = job.id;
+      done();
+      return Promise.resolve();
+    });
+    await d.start();
+    const queues = new TenantQueues(redis, prefix);
+    try {
+      await queues.queue('globex', 'stats').add('stats', { tenantId: 'globex' });
+      await queues.announce('globex', 'stats');
+      await ran;
+    } finally {
+      await queues.close();
+      await d.close();
+    }
+    expect(bindings).toMatchObject({ kind: 'stats', tenant_id: 'globex', job_id: jobId });
   });
 });
