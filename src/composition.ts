@@ -15,6 +15,7 @@ import { watchAgentChanges } from './ingress/agentLookup';
 import { ChannelHub } from './ingress/channelHub';
 import { OutcomeWaiters } from './ingress/outcomeWaiters';
 import { RateRefusals } from './ingress/rateRefusals';
+import { closeAll, closeAllAtOnce } from './lifecycle';
 import type { SecretBox } from './llm/secretBox';
 import { serverSecretBox } from './llm/serverSecretBox';
 import type { Logger } from './logger';
@@ -38,7 +39,7 @@ export interface Composition {
   readonly deps: Dependencies;
   /** The server's box for stored secrets; workers open agents' LLM API keys with it. */
   readonly secretBox: SecretBox;
-  /** Closes queues, Redis and the pool; runs every step even if one fails. */
+  /** Closes queues, Redis and the pool; runs every step even if one fails. Idempotent (same promise). */
   close(): Promise<void>;
 }
 
@@ -62,7 +63,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
     connectTimeout: 3000,
     commandTimeout: 3000,
   });
-  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  redis.on('error', (err) => logger.warn({ err }, 'redis connection error'));
   // Without an offline queue, commands sent before the connection is up would fail: wait for it.
   await redis.connect();
   const keys = keyspace(config.redisPrefix);
@@ -104,13 +105,15 @@ export async function compose(options: CompositionOptions): Promise<Composition>
     startedAt: clock.now(),
     expectedSchemaVersion: await latestMigrationVersion(),
   };
+  let closing: Promise<void> | undefined;
   return {
     deps,
     secretBox,
-    async close() {
-      ingress.close();
-      await Promise.allSettled([queues.close(), channels.close()]);
-      await Promise.allSettled([redis.quit().catch(() => redis.disconnect()), db.close()]);
-    },
+    close: () =>
+      (closing ??= closeAll([
+        () => ingress.close(),
+        () => closeAllAtOnce([() => queues.close(), () => channels.close()]),
+        () => closeAllAtOnce([() => redis.quit().catch(() => redis.disconnect()), () => db.close()]),
+      ])),
   };
 }

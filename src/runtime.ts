@@ -8,6 +8,7 @@ import { compose } from './composition';
 import type { Config } from './config';
 import { Database } from './db/database';
 import { migrate } from './db/migrate';
+import { closeAll } from './lifecycle';
 import { sealStoredAgentKeys } from './llm/agentKeys';
 import type { Logger } from './logger';
 import { resolveServices } from './services/localServices';
@@ -22,19 +23,6 @@ export interface Runtime {
   /** Base URL of the HTTP server; empty for the worker role. */
   readonly url: string;
   close(): Promise<void>;
-}
-
-/** Runs the cleanup steps in order, each even when an earlier one failed; reports the first failure. */
-async function closeAll(steps: (() => Promise<unknown>)[]): Promise<void> {
-  const failures: unknown[] = [];
-  for (const step of steps) {
-    try {
-      await step();
-    } catch (err) {
-      failures.push(err);
-    }
-  }
-  if (failures.length > 0) throw new AggregateError(failures, 'shutdown failed');
 }
 
 /**

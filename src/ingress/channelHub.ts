@@ -86,7 +86,7 @@ export class ChannelHub {
       commandTimeout: undefined,
       maxRetriesPerRequest: null,
     });
-    subscriber.on('error', (err: Error) => this.logger.warn({ err: err.message }, 'redis subscriber error'));
+    subscriber.on('error', (err: Error) => this.logger.warn({ err }, 'redis subscriber error'));
     subscriber.on('message', (channel: string, message: string) => {
       for (const listener of this.listeners.get(channel) ?? []) {
         try {

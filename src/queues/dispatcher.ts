@@ -6,18 +6,19 @@ import {
   type Job,
   type JobJson,
   Queue,
-  UnrecoverableError,
   Worker,
   type WorkerOptions,
 } from 'bullmq';
 import type { Redis } from 'ioredis';
 
 import type { Clock } from '../domain/clock';
+import { closeAll, closeAllAtOnce } from '../lifecycle';
 import type { Logger } from '../logger';
 import { type Keyspace } from '../redis/keys';
 import { RedisScript } from '../redis/redisScript';
 import { FairScheduler, mulberry32, type TenantSchedule } from './fairScheduler';
 import { type JobKind, tenantQueueName } from './names';
+import { asBullmqFailure, retryDecision } from './retryDecision';
 
 export interface DispatcherOptions {
   kind: JobKind;
@@ -26,8 +27,11 @@ export interface DispatcherOptions {
   keys: Keyspace;
   /** Jobs run at once in this process. */
   concurrency: number;
-  /** Runs a job; `tenantId` is the tenant whose queue it came from (the only one it may act for). */
-  process: (job: Job, tenantId: string) => Promise<unknown>;
+  /**
+   * Runs a job; `tenantId` is the tenant whose queue it came from (the only one it may act for),
+   * `log` a child of `logger` carrying `kind`, `tenant_id` and `job_id`.
+   */
+  process: (job: Job, tenantId: string, log: Logger) => Promise<unknown>;
   /** A tenant's scheduling settings (weight, caps); called when a tenant is first seen and on refresh. */
   scheduleOf: (tenantId: string) => Promise<TenantSchedule>;
   logger: Logger;
@@ -131,6 +135,7 @@ export class Dispatcher {
   private sleepTimer: NodeJS.Timeout | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
   private stopping = false;
+  private closing: Promise<void> | undefined;
   private readonly lockDurationMs: number;
   readonly counters: DispatcherCounters = { fetches: 0, fetchHits: 0, chains: 0, chainHits: 0, settles: 0 };
 
@@ -149,7 +154,7 @@ export class Dispatcher {
   async start(): Promise<void> {
     const base = this.workerOptions();
     this.root = new Worker(`{_dispatch}.${this.o.kind}`, null, base);
-    this.root.on('error', (err) => this.o.logger.warn({ err: err.message }, 'dispatcher worker error'));
+    this.root.on('error', (err) => this.o.logger.warn({ err, kind: this.o.kind }, 'dispatcher worker error'));
     await this.root.waitUntilReady();
     this.subscriber = this.o.connection.duplicate();
     this.subscriber.on('error', () => undefined);
@@ -170,19 +175,30 @@ export class Dispatcher {
     this.wake();
   }
 
-  /** Stops fetching, lets running jobs finish (BullMQ releases the rest when their locks lapse), closes. */
-  async close(): Promise<void> {
-    if (this.stopping) return;
+  /**
+   * Stops fetching, lets running jobs finish (BullMQ releases the rest when their locks lapse),
+   * closes. Every call returns the same promise, settled when all of that is done.
+   */
+  close(): Promise<void> {
+    return (this.closing ??= this.shutdown());
+  }
+
+  private async shutdown(): Promise<void> {
     this.stopping = true;
     clearInterval(this.refreshTimer);
     clearTimeout(this.sleepTimer);
     // Jobs and fetches may add to `running` while it is awaited (a fetch starts its job).
     while (this.running.size > 0) await Promise.allSettled([...this.running]);
-    await Promise.allSettled([...this.tenants.values()].flatMap((t) => [t.worker.close(), t.queue.close()]));
+    // A registration still reading its schedule either adds its tenant now or gives up.
+    await Promise.allSettled([...this.registrations.values()]);
+    const tenants = [...this.tenants.values()];
     this.tenants.clear();
     this.registrations.clear();
-    await this.root?.close();
-    this.subscriber?.disconnect();
+    await closeAll([
+      () => closeAllAtOnce(tenants.flatMap((t) => [() => t.worker.close(), () => t.queue.close()])),
+      () => this.root?.close(),
+      () => this.subscriber?.disconnect(),
+    ]);
   }
 
   snapshot() {
@@ -222,14 +238,17 @@ export class Dispatcher {
   }
 
   private async register(tenantId: string): Promise<TenantEntry> {
-    this.scheduler.setTenant(tenantId, await this.o.scheduleOf(tenantId));
+    const schedule = await this.o.scheduleOf(tenantId);
+    // Closed meanwhile: a worker made now would never be closed, and its stalled check would run on.
+    if (this.stopping) throw new Error('the dispatcher is closing');
+    this.scheduler.setTenant(tenantId, schedule);
     const rootBackend = this.root!.getBackend();
     const name = tenantQueueName(tenantId, this.o.kind);
     // A sibling of the root backend: same command and blocking connections, another queue's keys.
     const shared: BackendFactory = (queueName) => rootBackend.forQueue(queueName, this.o.keys.prefix);
     const worker = new TenantWorker(name, null, this.workerOptions(), shared);
     worker.on('error', (err) =>
-      this.o.logger.warn({ err: err.message, tenant_id: tenantId }, 'tenant worker error'),
+      this.o.logger.warn({ err, kind: this.o.kind, tenant_id: tenantId }, 'tenant worker error'),
     );
     const queue = new Queue(name, { connection: this.o.connection, prefix: this.o.keys.prefix });
     queue.on('error', () => undefined);
@@ -254,7 +273,9 @@ export class Dispatcher {
         this.scheduler.markBacklogged(tenantId);
         this.wake();
       })
-      .catch((err: unknown) => this.o.logger.warn({ err, tenant_id: tenantId }, 'cannot schedule tenant'));
+      .catch((err: unknown) => {
+        if (!this.stopping) this.o.logger.warn({ err, tenant_id: tenantId }, 'cannot schedule tenant');
+      });
   }
 
   private async refresh(): Promise<void> {
@@ -360,7 +381,8 @@ export class Dispatcher {
       job.extendLock(token, this.lockDurationMs).catch(() => undefined);
     }, this.lockDurationMs / 2);
     try {
-      return { ok: true, result: await this.o.process(job, tenantId) };
+      const log = this.o.logger.child({ kind: this.o.kind, tenant_id: tenantId, job_id: job.id });
+      return { ok: true, result: await this.o.process(job, tenantId, log) };
     } catch (err) {
       return { ok: false, error: err instanceof Error ? err : new Error(String(err)) };
     } finally {
@@ -382,17 +404,25 @@ export class Dispatcher {
         return fetchNext ? await this.tenants.get(tenantId)!.worker.jobFrom(next, token) : undefined;
       }
       const { error } = outcome;
-      this.o.logger.warn({ err: error, tenant_id: tenantId, job_id: job.id }, 'job failed');
-      const next = await job.moveToFailed(error, token, fetchNext);
-      if (!(error instanceof UnrecoverableError) && job.attemptsMade < (job.opts.attempts ?? 1)) {
-        // Retries wait in `delayed`; look at the tenant again when the backoff is over.
-        this.scheduler.markBacklogged(tenantId);
-      }
+      this.o.logger.warn(
+        { err: error, kind: this.o.kind, tenant_id: tenantId, job_id: job.id },
+        'job failed',
+      );
+      const decision = retryDecision(error, {
+        attemptsMade: job.attemptsMade,
+        attempts: job.opts.attempts ?? 1,
+      });
+      const next = await job.moveToFailed(asBullmqFailure(error, decision), token, fetchNext);
+      // Retries wait in `delayed`; look at the tenant again when the backoff is over.
+      if (decision === 'retry') this.scheduler.markBacklogged(tenantId);
       return fetchNext ? await this.tenants.get(tenantId)!.worker.jobFrom(next, token) : undefined;
     } catch (err) {
       // Lock lost (the stalled check gave the job to someone else) or Redis failed: the job is
       // BullMQ's to recover; this slot just moves on.
-      this.o.logger.error({ err, tenant_id: tenantId, job_id: job.id }, 'cannot finish job');
+      this.o.logger.error(
+        { err, kind: this.o.kind, tenant_id: tenantId, job_id: job.id },
+        'cannot finish job',
+      );
       return undefined;
     }
   }

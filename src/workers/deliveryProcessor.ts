@@ -1,4 +1,4 @@
-import { type Job, UnrecoverableError } from 'bullmq';
+import type { Job } from 'bullmq';
 
 import type { Database } from '../db/database';
 import { getAgent } from '../db/repositories/agents';
@@ -14,7 +14,7 @@ import { webhookSignatureHeaders } from '../delivery/signature';
 import { storedAgentConfig, type StoredAgentDeliverySettings } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
 import { createIsolationContext } from '../domain/isolationContext';
-import { MaiHiveError } from '../errors';
+import { MaiHiveError, UnrecoverableJobError } from '../errors';
 import type { SecretBox } from '../llm/secretBox';
 import type { Logger } from '../logger';
 import type { TenantQueues } from '../queues/tenantQueues';
@@ -115,7 +115,7 @@ type Loaded = { target: Target } | { skip: Extract<DeliveryOutcome, { status: 's
  * to sign.
  *
  * Failures are thrown for BullMQ to handle: `WebhookDeliveryError` is retried with the job's
- * exponential backoff, `UnrecoverableError` is not. The attempt that gives up (a refusal, or the
+ * exponential backoff, `UnrecoverableJobError` is not. The attempt that gives up (a refusal, or the
  * last attempt) first writes the dead letter operators list and retry.
  */
 export async function processDeliveryJob(
@@ -134,7 +134,6 @@ export async function processDeliveryJob(
     return { target: { message, url: delivery.webhook_url, delivery } };
   });
   const log = deps.logger.child({
-    tenant_id: data.tenantId,
     agent_id: data.agentId,
     message_id: data.messageId,
     attempt: attempt.attempt,
@@ -162,7 +161,7 @@ export async function processDeliveryJob(
     await deps.db.withTenant(ctx, (db) =>
       markDeadLetter(db, { ...record, httpStatus: null, error: UNOPENABLE_SECRET }),
     );
-    throw new UnrecoverableError(UNOPENABLE_SECRET);
+    throw new UnrecoverableJobError(UNOPENABLE_SECRET);
   }
   const sent = await post(
     deps,
@@ -187,7 +186,7 @@ export async function processDeliveryJob(
     );
   }
   log.warn({ host, http_status: sent.status, err: sent.error, final }, 'webhook delivery failed');
-  if (sent.kind === 'give_up') throw new UnrecoverableError(`webhook refused the delivery: ${sent.error}`);
+  if (sent.kind === 'give_up') throw new UnrecoverableJobError(`webhook refused the delivery: ${sent.error}`);
   throw new WebhookDeliveryError(`webhook delivery failed: ${sent.error}`, sent.status);
 }
 
@@ -235,9 +234,9 @@ async function post(
 
 /** The Dispatcher's `process` for delivery jobs: the attempt number comes from BullMQ. */
 export function deliveryJobRunner(deps: DeliveryDeps) {
-  return (job: Job, tenantId: string): Promise<DeliveryOutcome> => {
+  return (job: Job, tenantId: string, log: Logger = deps.logger): Promise<DeliveryOutcome> => {
     assertJobTenant(job, tenantId);
-    return processDeliveryJob(deps, job.data as DeliveryJobData, attemptOf(job));
+    return processDeliveryJob({ ...deps, logger: log }, job.data as DeliveryJobData, attemptOf(job));
   };
 }
 

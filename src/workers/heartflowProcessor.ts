@@ -420,14 +420,11 @@ async function produceReply(
     if (err instanceof LlmQuotaExceededError) {
       // Not a fault: the message is `failed` with the quota as its reason, and the job is done.
       deps.logger.info(
-        { tenant_id: ctx.tenantId, message_id: target.message_id, quota: err.quota, limit: err.limit },
+        { message_id: target.message_id, quota: err.quota, limit: err.limit },
         'reply refused: tenant LLM quota exceeded',
       );
     } else {
-      deps.logger.warn(
-        { err, tenant_id: ctx.tenantId, message_id: target.message_id },
-        'reply generation failed',
-      );
+      deps.logger.warn({ err, message_id: target.message_id }, 'reply generation failed');
     }
     return { text: null, tokens: null, error: (err as Error).message, usage };
   }

@@ -1,6 +1,7 @@
-import { type Job, type JobsOptions, UnrecoverableError } from 'bullmq';
+import type { Job, JobsOptions } from 'bullmq';
 
 import { bucketStart, type Granularity } from '../domain/usageBuckets';
+import { UnrecoverableJobError } from '../errors';
 import type { TenantQueues } from '../queues/tenantQueues';
 import { encodeId } from '../redis/keys';
 
@@ -186,6 +187,8 @@ export function attemptOf(job: Pick<Job, 'attemptsMade' | 'opts'>): JobAttempt {
 export function assertJobTenant(job: Pick<Job, 'id' | 'data'>, tenantId: string): void {
   const named = (job.data as { tenantId?: unknown } | null)?.tenantId;
   if (named !== tenantId) {
-    throw new UnrecoverableError(`job ${job.id} of tenant ${tenantId}'s queue names tenant ${String(named)}`);
+    throw new UnrecoverableJobError(
+      `job ${job.id} of tenant ${tenantId}'s queue names tenant ${String(named)}`,
+    );
   }
 }

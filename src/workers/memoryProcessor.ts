@@ -169,10 +169,7 @@ export async function processMemoryJob(deps: MemoryDeps, data: MemoryJobData): P
   const run: RunContext = { deps, ctx, setup, settings, upTo: setup.upTo, result };
   await extractFacts(run);
   await writeSummaries(run);
-  deps.logger.debug(
-    { tenant_id: ctx.tenantId, chat_stream_id: chatStreamId, ...result },
-    'memory job finished',
-  );
+  deps.logger.debug({ chat_stream_id: chatStreamId, ...result }, 'memory job finished');
   return result;
 }
 
@@ -250,7 +247,7 @@ async function extractCandidates(
     const parsed = parseExtraction(answer.content, sources, ectx);
     if (parsed.ok) return { candidates: parsed.candidates, usage: answer.usage };
     run.deps.logger.warn(
-      { tenant_id: run.ctx.tenantId, chat_stream_id: run.ctx.chatStreamId, reason: parsed.reason },
+      { chat_stream_id: run.ctx.chatStreamId, reason: parsed.reason },
       'memory extraction answer unusable; using heuristics',
     );
     return { candidates: extractHeuristicMemories(sources, ectx), usage: answer.usage };
@@ -260,7 +257,7 @@ async function extractCandidates(
     }
     if (!(err instanceof LlmError)) throw err;
     run.deps.logger.warn(
-      { tenant_id: run.ctx.tenantId, chat_stream_id: run.ctx.chatStreamId, kind: err.kind, err: err.message },
+      { chat_stream_id: run.ctx.chatStreamId, llm_error_kind: err.kind, err },
       'memory extraction call failed; using heuristics',
     );
     return { candidates: extractHeuristicMemories(sources, ectx), usage: err.usage };
@@ -380,7 +377,7 @@ async function summarise(
     if (err instanceof LlmQuotaExceededError) return { draft: heuristic, usage: [], extractor: 'heuristic' };
     if (!(err instanceof LlmError)) throw err;
     run.deps.logger.warn(
-      { tenant_id: run.ctx.tenantId, chat_stream_id: run.ctx.chatStreamId, kind: err.kind, err: err.message },
+      { chat_stream_id: run.ctx.chatStreamId, llm_error_kind: err.kind, err },
       'summary call failed; using the heuristic summary',
     );
     return { draft: heuristic, usage: err.usage, extractor: 'heuristic' };
@@ -389,8 +386,8 @@ async function summarise(
 
 /** The Dispatcher's `process` for memory jobs. */
 export function memoryJobRunner(deps: MemoryDeps) {
-  return (job: Job, tenantId: string): Promise<MemoryJobResult> => {
+  return (job: Job, tenantId: string, log: Logger = deps.logger): Promise<MemoryJobResult> => {
     assertJobTenant(job, tenantId);
-    return processMemoryJob(deps, job.data as MemoryJobData);
+    return processMemoryJob({ ...deps, logger: log }, job.data as MemoryJobData);
   };
 }

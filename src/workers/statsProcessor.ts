@@ -1,5 +1,4 @@
 import type { Job } from 'bullmq';
-import { UnrecoverableError } from 'bullmq';
 
 import type { Database } from '../db/database';
 import {
@@ -10,6 +9,7 @@ import {
 } from '../db/repositories/usageStats';
 import { createIsolationContext } from '../domain/isolationContext';
 import { BUCKET_MS, bucketStart, latencyPercentiles } from '../domain/usageBuckets';
+import { UnrecoverableJobError } from '../errors';
 import type { Logger } from '../logger';
 import { assertJobTenant, type StatsJobData } from './jobs';
 
@@ -33,7 +33,9 @@ export interface StatsJobResult {
 export async function processStatsJob(deps: StatsDeps, data: StatsJobData): Promise<StatsJobResult> {
   const size = BUCKET_MS[data.granularity];
   if (size === undefined || bucketStart(data.bucketStart, data.granularity) !== data.bucketStart) {
-    throw new UnrecoverableError(`stats job for an unaligned ${data.granularity} bucket ${data.bucketStart}`);
+    throw new UnrecoverableJobError(
+      `stats job for an unaligned ${data.granularity} bucket ${data.bucketStart}`,
+    );
   }
   const start = new Date(data.bucketStart);
   const end = new Date(data.bucketStart + size);
@@ -57,7 +59,7 @@ export async function processStatsJob(deps: StatsDeps, data: StatsJobData): Prom
     return buckets.length;
   });
   deps.logger.debug(
-    { tenant_id: data.tenantId, granularity: data.granularity, bucket_start: start.toISOString(), agents },
+    { granularity: data.granularity, bucket_start: start.toISOString(), agents },
     'usage bucket recomputed',
   );
   return { granularity: data.granularity, bucketStart: start.toISOString(), agents };
@@ -65,8 +67,8 @@ export async function processStatsJob(deps: StatsDeps, data: StatsJobData): Prom
 
 /** The Dispatcher's `process` for stats jobs. */
 export function statsJobRunner(deps: StatsDeps) {
-  return (job: Job, tenantId: string): Promise<StatsJobResult> => {
+  return (job: Job, tenantId: string, log: Logger = deps.logger): Promise<StatsJobResult> => {
     assertJobTenant(job, tenantId);
-    return processStatsJob(deps, job.data as StatsJobData);
+    return processStatsJob({ ...deps, logger: log }, job.data as StatsJobData);
   };
 }

@@ -1,10 +1,10 @@
-import { UnrecoverableError } from 'bullmq';
 import { Redis } from 'ioredis';
 
 import type { TenantDirectory } from '../auth/tenantDirectory';
 import type { Database } from '../db/database';
 import type { Clock } from '../domain/clock';
 import { effectiveSettings } from '../domain/tenantSettings';
+import { closeAll, closeAllAtOnce } from '../lifecycle';
 import { LlmClient } from '../llm/llmClient';
 import { RedisLlmConcurrency } from '../llm/llmConcurrency';
 import { RedisLlmQuota } from '../llm/llmQuota';
@@ -18,6 +18,7 @@ import { deliveryJobRunner } from './deliveryProcessor';
 import { processHeartflowJob } from './heartflowProcessor';
 import { type SweepJobData, TenantHeat } from './hotStreams';
 import { InboundWriter } from './inboundWriter';
+import { assertJobTenant } from './jobs';
 import { memoryJobRunner } from './memoryProcessor';
 import { statsJobRunner } from './statsProcessor';
 
@@ -45,6 +46,7 @@ export interface WorkerPoolOptions {
 export interface WorkerPool {
   /** The heartflow dispatcher (the others serve memory, stats and delivery jobs). */
   readonly dispatcher: Dispatcher;
+  /** Closes the dispatchers, the queues and the connection, each even if one fails; idempotent (same promise). */
   close(): Promise<void>;
 }
 
@@ -64,7 +66,7 @@ export async function scheduleOf(tenants: TenantDirectory, tenantId: string): Pr
 export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool> {
   // BullMQ's workers need commands that wait through reconnects rather than fail.
   const connection = new Redis(o.redisUrl, { maxRetriesPerRequest: null });
-  connection.on('error', (err) => o.logger.warn({ err: err.message }, 'worker redis connection error'));
+  connection.on('error', (err) => o.logger.warn({ err }, 'worker redis connection error'));
   // Every LLM call of the pool (heartflow and memory jobs) is metered against the tenant's quotas.
   const quota = new RedisLlmQuota({
     redis: connection,
@@ -113,15 +115,12 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     ...common,
     kind: 'heartflow',
     concurrency: o.concurrency,
-    process: (job, tenantId) => {
-      const data = job.data as HeartflowJobData | SweepJobData;
-      // The queue a job sits in decides its tenant; a payload naming another is never run.
-      if (data.tenantId !== tenantId) {
-        throw new UnrecoverableError(
-          `job ${job.id} of tenant ${tenantId}'s queue names tenant ${data.tenantId}`,
-        );
-      }
-      return processHeartflowJob(heartflowDeps, data);
+    process: (job, tenantId, log) => {
+      assertJobTenant(job, tenantId);
+      return processHeartflowJob(
+        { ...heartflowDeps, logger: log },
+        job.data as HeartflowJobData | SweepJobData,
+      );
     },
   });
   const dispatchers = [
@@ -167,12 +166,14 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     connection.disconnect();
     throw err;
   }
+  let closing: Promise<void> | undefined;
   return {
     dispatcher,
-    async close() {
-      await Promise.allSettled(dispatchers.map((d) => d.close()));
-      await queues.close();
-      await connection.quit().catch(() => connection.disconnect());
-    },
+    close: () =>
+      (closing ??= closeAll([
+        () => closeAllAtOnce(dispatchers.map((d) => () => d.close())),
+        () => queues.close(),
+        () => connection.quit().catch(() => connection.disconnect()),
+      ])),
   };
 }

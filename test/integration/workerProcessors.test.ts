@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { type Job, QueueEvents, UnrecoverableError, Worker } from 'bullmq';
+import { type Job, QueueEvents, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 
 import type { Database } from '../../src/db/database';
@@ -12,9 +12,11 @@ import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyWebhookSignature } from '../.
 import { AgentConfig, AgentConfigPatch, applyAgentConfigPatch } from '../../src/domain/agentConfig';
 import { createIsolationContext } from '../../src/domain/isolationContext';
 import { percentile } from '../../src/domain/usageBuckets';
+import { UnrecoverableJobError } from '../../src/errors';
 import { LlmClient } from '../../src/llm/llmClient';
 import { SecretBox } from '../../src/llm/secretBox';
 import { tenantQueueName } from '../../src/queues/names';
+import { asBullmqFailure, retryDecision } from '../../src/queues/retryDecision';
 import { TenantQueues } from '../../src/queues/tenantQueues';
 import {
   type DeliveryDeps,
@@ -422,7 +424,7 @@ describe('stats jobs', () => {
         { db: t.db, logger: t.logger },
         { tenantId: 'acme', granularity: 'minute', bucketStart: M + 1 },
       ),
-    ).rejects.toBeInstanceOf(UnrecoverableError);
+    ).rejects.toBeInstanceOf(UnrecoverableJobError);
   });
 
   it('collapses a burst of stats triggers into one delayed job per bucket', async () => {
@@ -686,7 +688,7 @@ describe('delivery jobs', () => {
     const err = await processDeliveryJob(wrongKey, data(id), { attempt: 1, maxAttempts: 6 }).catch(
       (e: unknown) => e,
     );
-    expect(err).toBeInstanceOf(UnrecoverableError);
+    expect(err).toBeInstanceOf(UnrecoverableJobError);
     expect((err as Error).message).toMatch(/webhook secret cannot be opened with MAIHIVE_SECRET_KEY/);
     expect(receiver.received).toHaveLength(0);
     expect(await deliveryRow(id)).toMatchObject({ status: 'dead_letter', last_http_status: null });
@@ -696,7 +698,7 @@ describe('delivery jobs', () => {
     receiver.answer([404]);
     const id = await reply();
     await expect(processDeliveryJob(deps, data(id), { attempt: 1, maxAttempts: 6 })).rejects.toBeInstanceOf(
-      UnrecoverableError,
+      UnrecoverableJobError,
     );
     expect(await deliveryRow(id)).toMatchObject({
       status: 'dead_letter',
@@ -739,7 +741,15 @@ describe('delivery jobs', () => {
     const runner = deliveryJobRunner(deps);
     const workerConnection = redis.duplicate({ maxRetriesPerRequest: null });
     const eventsConnection = redis.duplicate({ maxRetriesPerRequest: null });
-    const worker = new Worker(name, (job: Job) => runner(job, 'acme'), {
+    // The retry-or-fail decision the dispatcher applies to what the processor throws.
+    const decided = (job: Job) =>
+      runner(job, 'acme').catch((err: Error) => {
+        throw asBullmqFailure(
+          err,
+          retryDecision(err, { attemptsMade: job.attemptsMade, attempts: job.opts.attempts ?? 1 }),
+        );
+      });
+    const worker = new Worker(name, decided, {
       connection: workerConnection,
       prefix: bullPrefix,
     });
