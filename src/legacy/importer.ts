@@ -1,0 +1,273 @@
+import type { Database, TenantDb } from '../db/database';
+import { createIsolationContext, type IsolationContext } from '../domain/isolationContext';
+import { detectGeneration } from './detect';
+import {
+  advanceCheckpoint,
+  agentAccountIds,
+  agentExists,
+  type Checkpoint,
+  insertRows,
+  readCheckpoints,
+} from './importRepository';
+import type { MapContext, MapResult } from './mapping/common';
+import type { Generation, SourceTableSpec } from './mapping/generation';
+import type { ProgressSink } from './progress';
+import { silentProgress } from './progress';
+import { type NoHomeTable, planSource, type SourcePlan } from './sourcePlan';
+import { quoteIdent, type SourceRow, SqliteSource } from './sqliteSource';
+import { type TargetName, type TargetRow, TARGETS } from './targets';
+
+export interface ImportOptions {
+  /** Path of the MaiBot SQLite file. */
+  sqlitePath: string;
+  tenantId: string;
+  agentId: string;
+  /** Platform of rows that name none. Default `qq`. */
+  defaultPlatform?: string;
+  /** Read and map everything, write nothing. */
+  dryRun?: boolean;
+  /** Source rows per transaction. Default 5000. */
+  batchSize?: number;
+  /** The bot's own user ids (its messages become replies); default: agent accounts, then inferred. */
+  botUserIds?: readonly string[];
+  /** Stops between batches (Ctrl-C); what was committed stays, a re-run continues. */
+  signal?: AbortSignal;
+  progress?: ProgressSink;
+}
+
+/** One source table's outcome: rows read, new rows written, rows skipped and why. */
+export interface TableReport {
+  source: string;
+  target: string;
+  read: number;
+  imported: number;
+  skipped: Record<string, number>;
+}
+
+export interface ImportReport {
+  generation: Generation['name'];
+  dryRun: boolean;
+  tables: TableReport[];
+  noHome: NoHomeTable[];
+  botUserIds: string[];
+  botIdsFrom: string;
+  /** Source rows handled by this run (read), and the time it took. */
+  rowsRead: number;
+  elapsedMs: number;
+  /** True when the signal stopped the run before the end. */
+  interrupted: boolean;
+}
+
+/** The tenant or agent to import into does not exist. */
+export class ImportTargetError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ImportTargetError';
+  }
+}
+
+export const ORPHAN_CHATS = '(recreated chats)';
+
+/** Opens and checks the source, detects its generation and plans it; throws before any write. */
+export async function openSource(
+  db: Database,
+  ctx: IsolationContext,
+  options: Pick<ImportOptions, 'sqlitePath' | 'agentId' | 'defaultPlatform' | 'botUserIds'>,
+): Promise<{ source: SqliteSource; plan: SourcePlan }> {
+  const source = await SqliteSource.open(options.sqlitePath);
+  try {
+    const generation = detectGeneration(source.tables());
+    const accounts = await db.withTenant(ctx, async (tx) => {
+      if (!(await agentExists(tx, options.agentId))) {
+        throw new ImportTargetError(
+          `tenant ${ctx.tenantId} has no agent ${options.agentId} (or the tenant does not exist)`,
+        );
+      }
+      return agentAccountIds(tx, options.agentId);
+    });
+    const given =
+      options.botUserIds && options.botUserIds.length > 0
+        ? options.botUserIds
+        : accounts.map((a) => a.accountId);
+    const plan = planSource(source, generation, {
+      agentId: options.agentId,
+      defaultPlatform: options.defaultPlatform ?? 'qq',
+      botUserIds: given,
+    });
+    return { source, plan };
+  } catch (err) {
+    source.close();
+    throw err;
+  }
+}
+
+export function importContext(tenantId: string, agentId: string): IsolationContext {
+  return createIsolationContext({ tenantId, agentId });
+}
+
+/**
+ * Imports a MaiBot database into one agent of one tenant: chats first (with chats that rows still
+ * refer to recreated), then each table with a home, a batch per transaction, each batch advancing
+ * that table's checkpoint in the same transaction. Re-running continues after the last committed
+ * batch; rows already there are left alone (`ON CONFLICT DO NOTHING`), so nothing is imported twice.
+ */
+export async function importMaiBot(db: Database, options: ImportOptions): Promise<ImportReport> {
+  const started = Date.now();
+  const ctx = importContext(options.tenantId, options.agentId);
+  const { source, plan } = await openSource(db, ctx, options);
+  const progress = options.progress ?? silentProgress;
+  const dryRun = options.dryRun === true;
+  const batchSize = options.batchSize ?? 5000;
+  const generation = plan.generation;
+  const tables: TableReport[] = [];
+  let rowsRead = 0;
+  let interrupted = false;
+  try {
+    const checkpoints = dryRun
+      ? new Map<string, Checkpoint>()
+      : await db.withTenant(ctx, (tx) => readCheckpoints(tx, options.agentId));
+
+    const chatSpec: SourceTableSpec = {
+      source: generation.chats.table,
+      targets: ['chat_streams'],
+      map: (row) => {
+        const mapped = generation.mapChat(row, plan.context);
+        return mapped
+          ? { rows: { chat_streams: [mapped] } }
+          : { skip: `chat without ${generation.chats.idColumn}` };
+      },
+    };
+    const specs = [chatSpec, ...plan.tables];
+    for (const [i, spec] of specs.entries()) {
+      if (options.signal?.aborted) {
+        interrupted = true;
+        break;
+      }
+      const report = await importTable(db, ctx, source, spec, plan.context, {
+        generation: generation.name,
+        checkpoint: checkpoints.get(spec.source),
+        batchSize,
+        dryRun,
+        progress,
+        signal: options.signal,
+      });
+      rowsRead += report.read;
+      tables.push(report);
+      if (options.signal?.aborted) {
+        interrupted = true;
+        break;
+      }
+      // Chats that rows refer to but the chats table lacks: before the first table that needs them.
+      if (i === 0) {
+        const imported = dryRun
+          ? plan.orphanChats.length
+          : await db.withTenant(
+              ctx,
+              async (tx) => (await insertRows(tx, TARGETS.chat_streams, plan.orphanChats)).length,
+            );
+        tables.push({
+          source: ORPHAN_CHATS,
+          target: 'chat_streams',
+          read: plan.orphanChats.length,
+          imported,
+          skipped: {},
+        });
+      }
+    }
+  } finally {
+    source.close();
+  }
+  return {
+    generation: generation.name,
+    dryRun,
+    tables,
+    noHome: [...plan.noHome],
+    botUserIds: [...plan.context.botUserIds],
+    botIdsFrom: plan.botIdsFrom,
+    rowsRead,
+    elapsedMs: Date.now() - started,
+    interrupted,
+  };
+}
+
+interface TableRun {
+  generation: string;
+  checkpoint: Checkpoint | undefined;
+  batchSize: number;
+  dryRun: boolean;
+  progress: ProgressSink;
+  signal: AbortSignal | undefined;
+}
+
+/** Rows of one batch mapped, grouped by target (each key once), with skip reasons counted. */
+export function mapBatch(
+  rows: readonly SourceRow[],
+  spec: SourceTableSpec,
+  ctx: MapContext,
+): { byTarget: Map<TargetName, TargetRow[]>; skipped: Record<string, number> } {
+  const byTarget = new Map<TargetName, Map<string, TargetRow>>(spec.targets.map((t) => [t, new Map()]));
+  const skipped: Record<string, number> = {};
+  for (const row of rows) {
+    const result: MapResult = spec.map(row, ctx);
+    if ('skip' in result) {
+      skipped[result.skip] = (skipped[result.skip] ?? 0) + 1;
+      continue;
+    }
+    for (const [target, mapped] of Object.entries(result.rows)) {
+      const bucket = byTarget.get(target as TargetName);
+      for (const r of mapped) bucket?.set(r.key, r);
+    }
+  }
+  return {
+    byTarget: new Map([...byTarget].map(([t, m]) => [t, [...m.values()]])),
+    skipped,
+  };
+}
+
+async function importTable(
+  db: Database,
+  ctx: IsolationContext,
+  source: SqliteSource,
+  spec: SourceTableSpec,
+  mapCtx: MapContext,
+  run: TableRun,
+): Promise<TableReport> {
+  const primary = spec.targets[spec.targets.length - 1]!;
+  const report: TableReport = { source: spec.source, target: primary, read: 0, imported: 0, skipped: {} };
+  const after = run.checkpoint?.lastSourceId ?? 0;
+  const remaining = Number(
+    source.query(`SELECT count(*) AS n FROM ${quoteIdent(spec.source)} WHERE rowid > ?`, [after])[0]
+      ?.n ?? 0,
+  );
+  run.progress.start(spec.source, remaining);
+  for (const rows of source.scan(spec.source, run.batchSize, after)) {
+    const { byTarget, skipped } = mapBatch(rows, spec, mapCtx);
+    let imported: number;
+    if (run.dryRun) {
+      imported = byTarget.get(primary)?.length ?? 0;
+    } else {
+      imported = await db.withTenant(ctx, async (tx: TenantDb) => {
+        let n = 0;
+        for (const target of spec.targets) {
+          const keys = await insertRows(tx, TARGETS[target], byTarget.get(target) ?? []);
+          if (target === primary) n = keys.length;
+        }
+        await advanceCheckpoint(tx, ctx.agentId!, spec.source, run.generation, {
+          lastSourceId: rows[rows.length - 1]!.rowid,
+          read: rows.length,
+          imported: n,
+          skipped,
+        });
+        return n;
+      });
+    }
+    report.read += rows.length;
+    report.imported += imported;
+    for (const [reason, n] of Object.entries(skipped))
+      report.skipped[reason] = (report.skipped[reason] ?? 0) + n;
+    run.progress.advance(spec.source, rows.length);
+    if (run.signal?.aborted) break;
+  }
+  run.progress.finish(spec.source);
+  return report;
+}
