@@ -28,6 +28,8 @@ export interface ImportOptions {
   dryRun?: boolean;
   /** Source rows per transaction. Default 5000. */
   batchSize?: number;
+  /** Batch transactions in flight at once (each a pooled connection). Default 3. */
+  concurrency?: number;
   /** The bot's own user ids (its messages become replies); default: agent accounts, then inferred. */
   botUserIds?: readonly string[];
   /** Stops between batches (Ctrl-C); what was committed stays, a re-run continues. */
@@ -147,6 +149,7 @@ export async function importMaiBot(db: Database, options: ImportOptions): Promis
         generation: generation.name,
         checkpoint: checkpoints.get(spec.source),
         batchSize,
+        concurrency: options.concurrency ?? 3,
         dryRun,
         progress,
         signal: options.signal,
@@ -194,6 +197,7 @@ interface TableRun {
   generation: string;
   checkpoint: Checkpoint | undefined;
   batchSize: number;
+  concurrency: number;
   dryRun: boolean;
   progress: ProgressSink;
   signal: AbortSignal | undefined;
@@ -236,38 +240,65 @@ async function importTable(
   const report: TableReport = { source: spec.source, target: primary, read: 0, imported: 0, skipped: {} };
   const after = run.checkpoint?.lastSourceId ?? 0;
   const remaining = Number(
-    source.query(`SELECT count(*) AS n FROM ${quoteIdent(spec.source)} WHERE rowid > ?`, [after])[0]
-      ?.n ?? 0,
+    source.query(`SELECT count(*) AS n FROM ${quoteIdent(spec.source)} WHERE rowid > ?`, [after])[0]?.n ?? 0,
   );
   run.progress.start(spec.source, remaining);
-  for (const rows of source.scan(spec.source, run.batchSize, after)) {
-    const { byTarget, skipped } = mapBatch(rows, spec, mapCtx);
-    let imported: number;
-    if (run.dryRun) {
-      imported = byTarget.get(primary)?.length ?? 0;
-    } else {
-      imported = await db.withTenant(ctx, async (tx: TenantDb) => {
-        let n = 0;
-        for (const target of spec.targets) {
-          const keys = await insertRows(tx, TARGETS[target], byTarget.get(target) ?? []);
-          if (target === primary) n = keys.length;
-        }
-        await advanceCheckpoint(tx, ctx.agentId!, spec.source, run.generation, {
-          lastSourceId: rows[rows.length - 1]!.rowid,
-          read: rows.length,
-          imported: n,
-          skipped,
-        });
-        return n;
-      });
+
+  // Batches are written up to `concurrency` at a time while the next ones are read and mapped.
+  // A table's checkpoint only ever covers batches that all committed: each batch's transaction
+  // sets it to the end of the unbroken run of committed batches (this one counted, as it commits
+  // with it). Rows of a batch that committed past that point are read again by a resumed run and
+  // conflict (`ON CONFLICT DO NOTHING` on deterministic keys), so nothing is lost or doubled.
+  const batches: { end: number; done: boolean }[] = [];
+  const lowWater = (self: { end: number }) => {
+    let mark = after;
+    for (const b of batches) {
+      if (!b.done && b !== self) break;
+      mark = b.end;
     }
+    return mark;
+  };
+  const inFlight = new Set<Promise<void>>();
+  let failure: Error | undefined;
+  const writeBatch = async (rows: readonly SourceRow[], entry: { end: number; done: boolean }) => {
+    const { byTarget, skipped } = mapBatch(rows, spec, mapCtx);
+    const imported = run.dryRun
+      ? (byTarget.get(primary)?.length ?? 0)
+      : await db.withTenant(ctx, async (tx: TenantDb) => {
+          let n = 0;
+          for (const target of spec.targets) {
+            const keys = await insertRows(tx, TARGETS[target], byTarget.get(target) ?? []);
+            if (target === primary) n = keys.length;
+          }
+          await advanceCheckpoint(tx, ctx.agentId!, spec.source, run.generation, {
+            lastSourceId: lowWater(entry),
+            read: rows.length,
+            imported: n,
+            skipped,
+          });
+          return n;
+        });
+    entry.done = true;
     report.read += rows.length;
     report.imported += imported;
     for (const [reason, n] of Object.entries(skipped))
       report.skipped[reason] = (report.skipped[reason] ?? 0) + n;
     run.progress.advance(spec.source, rows.length);
-    if (run.signal?.aborted) break;
+  };
+  for (const rows of source.scan(spec.source, run.batchSize, after)) {
+    if (failure !== undefined || run.signal?.aborted) break;
+    const entry = { end: rows[rows.length - 1]!.rowid, done: false };
+    batches.push(entry);
+    const task: Promise<void> = writeBatch(rows, entry)
+      .catch((err: unknown) => {
+        failure ??= err instanceof Error ? err : new Error(String(err));
+      })
+      .finally(() => inFlight.delete(task));
+    inFlight.add(task);
+    if (inFlight.size >= run.concurrency) await Promise.race(inFlight);
   }
+  await Promise.all(inFlight);
+  if (failure !== undefined) throw failure;
   run.progress.finish(spec.source);
   return report;
 }

@@ -5,7 +5,7 @@
  */
 import type { MapContext, StreamRef } from './mapping/common';
 import type { Generation, SourceTableSpec } from './mapping/generation';
-import { quoteIdent,type SourceRow, type SqliteSource, type SqlValue } from './sqliteSource';
+import { quoteIdent, type SourceRow, type SqliteSource, type SqlValue } from './sqliteSource';
 import type { TargetRow } from './targets';
 
 export interface NoHomeTable {

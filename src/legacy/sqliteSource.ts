@@ -97,10 +97,14 @@ export class SqliteSource {
     );
     try {
       stmt.bind([after, limit]);
+      // Column names once per page and rows as arrays: getAsObject asks for the names every row.
+      const names = stmt.getColumnNames();
       const rows: SourceRow[] = [];
       while (stmt.step()) {
-        const obj = stmt.getAsObject();
-        rows.push({ ...obj, rowid: Number(obj.__rowid) });
+        const values = stmt.get();
+        const obj: Record<string, SqlValue> = {};
+        for (let i = 1; i < names.length; i++) obj[names[i]!] = values[i] ?? null;
+        rows.push({ ...obj, rowid: Number(values[0]) });
       }
       return rows;
     } finally {

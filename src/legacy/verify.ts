@@ -7,7 +7,7 @@ import { readRows } from './importRepository';
 import type { SourceTableSpec } from './mapping/generation';
 import type { SourcePlan } from './sourcePlan';
 import type { SqliteSource } from './sqliteSource';
-import { type ColumnKind, type TargetName, type TargetRow, TARGETS,type TargetTable } from './targets';
+import { type ColumnKind, type TargetName, type TargetRow, TARGETS, type TargetTable } from './targets';
 
 /** One line of the verification table: a source table against the rows it maps to here. */
 export interface VerifyLine {
