@@ -70,7 +70,8 @@ export function createProgress(out: ProgressOutput, now: () => number = Date.now
       const s = tables.get(table);
       if (!s) return;
       s.done += rows;
-      if (tty || now() - s.lastLineAt >= PLAIN_INTERVAL_MS) render(table, s, false);
+      // Plain output: a line every few seconds; the table's last line is finish()'s.
+      if (tty || (s.done < s.total && now() - s.lastLineAt >= PLAIN_INTERVAL_MS)) render(table, s, false);
     },
     finish(table) {
       const s = tables.get(table);

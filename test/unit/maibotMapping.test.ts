@@ -3,7 +3,7 @@ import { fromDateTime, identifier, type MapContext } from '../../src/legacy/mapp
 import { llmStatus } from '../../src/legacy/mapping/shared';
 import { mapChatStreamV0, mapMessageV0, mapPersonInfoV0, orphanChatV0 } from '../../src/legacy/mapping/v0';
 import { mapChatSessionV1, mapMessageV1 } from '../../src/legacy/mapping/v1';
-import { formatDuration, progressLine } from '../../src/legacy/progress';
+import { createProgress, formatDuration, progressLine } from '../../src/legacy/progress';
 import { checkSqliteHeader, SourceFileError, type SourceRow } from '../../src/legacy/sqliteSource';
 import { canonical } from '../../src/legacy/verify';
 
@@ -240,5 +240,32 @@ describe('progress', () => {
       'messages         100% 1000/1000  500 rows/s  ETA 0s',
     );
     expect(formatDuration(3725)).toBe('1h02m');
+  });
+});
+
+describe('progress output', () => {
+  it('redraws one line on a terminal and writes throttled plain lines otherwise', () => {
+    let clock = 0;
+    const tty: string[] = [];
+    const bar = createProgress({ write: (s: string) => tty.push(s), isTTY: true }, () => clock);
+    bar.start('messages', 100);
+    clock = 1000;
+    bar.advance('messages', 50);
+    bar.finish('messages');
+    expect(tty.every((s) => s.startsWith('\r'))).toBe(true);
+    expect(tty[tty.length - 1]).toMatch(/\[#+-*\]\s+50% 50\/100 .*\n$/);
+
+    const plain: string[] = [];
+    const lines = createProgress({ write: (s: string) => plain.push(s) }, () => clock);
+    lines.start('messages', 100);
+    for (let i = 0; i < 9; i++) {
+      clock += 500;
+      lines.advance('messages', 10);
+    }
+    lines.advance('messages', 10);
+    lines.finish('messages');
+    // 5 s of advances: a line at 2 s and at 4 s, then the final line
+    expect(plain).toHaveLength(3);
+    expect(plain[plain.length - 1]).toMatch(/^messages\s+100% 100\/100/);
   });
 });
