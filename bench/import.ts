@@ -42,6 +42,7 @@ async function main(): Promise<void> {
       logger,
     });
     const startedAt = new Date();
+    const loadBefore = os.loadavg()[0];
     const runs = [];
     try {
       for (const [name, build] of [
@@ -91,6 +92,8 @@ async function main(): Promise<void> {
         cpu_model: cpus[0]?.model ?? 'unknown',
         os: `${os.type()} ${os.release()} ${os.arch()}`,
         node: process.version,
+        // The machine is shared: the 1-minute load average before and after, for context.
+        load_avg_1m: { before: loadBefore, after: os.loadavg()[0] },
       },
       dataset: { messages: MESSAGES, chats: CHATS },
       target_rows_per_s: TARGET_ROWS_PER_S,
