@@ -88,6 +88,56 @@ export async function readRows(
   return rows;
 }
 
+/** Of `values` of the target's natural column, those rows here hold: value → that row's key. */
+export async function naturalHolders(
+  db: TenantDb,
+  target: TargetTable,
+  values: readonly string[],
+): Promise<Map<string, string>> {
+  if (target.natural === undefined || values.length === 0) return new Map();
+  const natural = pg.escapeIdentifier(target.natural);
+  const { rows } = await db.query<{ natural: string; key: string }>(
+    `SELECT ${natural} AS natural, ${target.keySql} AS key FROM ${pg.escapeIdentifier(target.table)}
+     WHERE tenant_id = $1 AND ${natural} = ANY($2::text[])`,
+    [db.ctx.tenantId, values],
+  );
+  return new Map(rows.map((r) => [r.natural, r.key]));
+}
+
+/**
+ * Splits rows into those to insert and those whose natural value another row holds (here, or
+ * earlier in the same list). The reason is fixed text, so that skips add up per reason.
+ */
+export function withoutNaturalDuplicates(
+  target: TargetTable,
+  rows: readonly TargetRow[],
+  holders: ReadonlyMap<string, string>,
+): { rows: TargetRow[]; skipped: number; reason: string } {
+  const reason = `${target.natural ?? ''} already used by another ${target.table} row`;
+  if (target.natural === undefined) return { rows: [...rows], skipped: 0, reason };
+  const taken = new Map(holders);
+  const kept: TargetRow[] = [];
+  for (const row of rows) {
+    const value = row.values[target.natural];
+    if (typeof value !== 'string') {
+      kept.push(row);
+      continue;
+    }
+    const holder = taken.get(value);
+    if (holder !== undefined && holder !== row.key) continue;
+    taken.set(value, row.key);
+    kept.push(row);
+  }
+  return { rows: kept, skipped: rows.length - kept.length, reason };
+}
+
+/** The natural values of rows (strings only). */
+export function naturalValues(target: TargetTable, rows: readonly TargetRow[]): string[] {
+  if (target.natural === undefined) return [];
+  const natural = target.natural;
+  return rows.map((r) => r.values[natural]).filter((v): v is string => typeof v === 'string');
+}
+
 export interface Checkpoint {
   sourceTable: string;
   generation: string;
@@ -171,6 +221,19 @@ export async function agentExists(db: TenantDb, agentId: string): Promise<boolea
     agentId,
   ]);
   return rows.length > 0;
+}
+
+/** Chat streams of the tenant among `ids`, with the agent and platform they belong to. */
+export async function existingStreams(
+  db: TenantDb,
+  ids: readonly string[],
+): Promise<{ chatStreamId: string; agentId: string; platform: string }[]> {
+  if (ids.length === 0) return [];
+  const { rows } = await db.query<{ chat_stream_id: string; agent_id: string; platform: string }>(
+    'SELECT chat_stream_id, agent_id, platform FROM chat_streams WHERE tenant_id = $1 AND chat_stream_id = ANY($2::text[]) ORDER BY chat_stream_id',
+    [db.ctx.tenantId, ids],
+  );
+  return rows.map((r) => ({ chatStreamId: r.chat_stream_id, agentId: r.agent_id, platform: r.platform }));
 }
 
 /** Bot accounts the tenant configured for the agent on a platform (to tell the bot's own messages). */

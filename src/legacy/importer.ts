@@ -6,8 +6,12 @@ import {
   agentAccountIds,
   agentExists,
   type Checkpoint,
+  existingStreams,
   insertRows,
+  naturalHolders,
+  naturalValues,
   readCheckpoints,
+  withoutNaturalDuplicates,
 } from './importRepository';
 import type { MapContext, MapResult } from './mapping/common';
 import type { Generation, SourceTableSpec } from './mapping/generation';
@@ -96,10 +100,33 @@ export async function openSource(
       defaultPlatform: options.defaultPlatform ?? 'qq',
       botUserIds: given,
     });
+    await refuseForeignStreams(db, ctx, plan);
     return { source, plan };
   } catch (err) {
     source.close();
     throw err;
+  }
+}
+
+/**
+ * A chat stream belongs to one agent and platform here. If one the import would write already
+ * belongs to another agent (another bot of the tenant in the same group) or platform, its rows
+ * could not be written: stop before writing anything, naming them. Looked up tenant-wide, since
+ * the agent's own unit of work cannot see other agents' streams.
+ */
+async function refuseForeignStreams(db: Database, ctx: IsolationContext, plan: SourcePlan): Promise<void> {
+  const wanted = new Map([...plan.context.streams.values()].map((s) => [s.chatStreamId, s.platform]));
+  const tenantWide = createIsolationContext({ tenantId: ctx.tenantId });
+  const existing = await db.withTenant(tenantWide, (tx) => existingStreams(tx, [...wanted.keys()]));
+  const foreign = existing.filter(
+    (e) => e.agentId !== ctx.agentId || e.platform !== wanted.get(e.chatStreamId),
+  );
+  if (foreign.length > 0) {
+    const named = foreign.slice(0, 5).map((f) => `${f.chatStreamId} (agent ${f.agentId}, ${f.platform})`);
+    throw new ImportTargetError(
+      `${foreign.length} chat stream(s) this import would write already belong to another agent or platform ` +
+        `of tenant ${ctx.tenantId}: ${named.join(', ')}${foreign.length > 5 ? ', …' : ''}`,
+    );
   }
 }
 
@@ -267,7 +294,13 @@ async function importTable(
       : await db.withTenant(ctx, async (tx: TenantDb) => {
           let n = 0;
           for (const target of spec.targets) {
-            const keys = await insertRows(tx, TARGETS[target], byTarget.get(target) ?? []);
+            const table = TARGETS[target];
+            const mapped = byTarget.get(target) ?? [];
+            const holders = await naturalHolders(tx, table, naturalValues(table, mapped));
+            const kept = withoutNaturalDuplicates(table, mapped, holders);
+            if (kept.skipped > 0 && target === primary)
+              skipped[kept.reason] = (skipped[kept.reason] ?? 0) + kept.skipped;
+            const keys = await insertRows(tx, table, kept.rows);
             if (target === primary) n = keys.length;
           }
           await advanceCheckpoint(tx, ctx.agentId!, spec.source, run.generation, {

@@ -29,6 +29,12 @@ export interface TargetTable {
   readonly keySql: string;
   /** Columns written, `tenant_id` excluded (it is the unit of work's tenant). */
   readonly columns: readonly TargetColumn[];
+  /**
+   * A column that is unique within the tenant besides the key (emojis: one row per image hash).
+   * A row whose value another row here already holds is skipped with a reason rather than left to
+   * conflict silently.
+   */
+  readonly natural?: string;
 }
 
 /** A mapped row: its verification key and a value per column of its target. */
@@ -130,6 +136,7 @@ export const TARGETS = {
   emojis: {
     table: 'emojis',
     keySql: 'emoji_id',
+    natural: 'image_hash',
     columns: [
       c('emoji_id', 'text'),
       c('pack_id', 'text'),

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import type { Database } from '../db/database';
 import type { IsolationContext } from '../domain/isolationContext';
 import { mapBatch, ORPHAN_CHATS } from './importer';
-import { readRows } from './importRepository';
+import { naturalHolders, naturalValues, readRows, withoutNaturalDuplicates } from './importRepository';
 import type { SourceTableSpec } from './mapping/generation';
 import type { SourcePlan } from './sourcePlan';
 import type { SqliteSource } from './sqliteSource';
@@ -15,7 +15,7 @@ export interface VerifyLine {
   target: string;
   /** Rows in the source table. */
   sourceRows: number;
-  /** Rows the mapping expects here (source rows less those skipped, each key once). */
+  /** Rows the mapping expects here (source rows less those skipped, each key once, no natural duplicates). */
   expected: number;
   /** Of those, rows found here. */
   found: number;
@@ -97,9 +97,23 @@ async function compare(
   source: string,
   sourceRows: number,
   targetName: TargetName,
-  expected: ReadonlyMap<string, TargetRow>,
+  expectedRows: ReadonlyMap<string, TargetRow>,
 ): Promise<VerifyLine> {
-  const target = TARGETS[targetName];
+  let expected = expectedRows;
+  const target: TargetTable = TARGETS[targetName];
+  // Rows the import skips because another row here holds their natural value are not expected.
+  if (target.natural !== undefined) {
+    const all = [...expected.values()];
+    const holders = new Map<string, string>();
+    const naturals = naturalValues(target, all);
+    for (let i = 0; i < naturals.length; i += READ_CHUNK) {
+      const chunk = await db.withTenant(ctx, (tx) =>
+        naturalHolders(tx, target, naturals.slice(i, i + READ_CHUNK)),
+      );
+      for (const [k, v] of chunk) holders.set(k, v);
+    }
+    expected = new Map(withoutNaturalDuplicates(target, all, holders).rows.map((r) => [r.key, r]));
+  }
   const keys = [...expected.keys()];
   const found = new Map<string, Record<string, unknown>>();
   for (let i = 0; i < keys.length; i += READ_CHUNK) {

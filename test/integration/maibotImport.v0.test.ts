@@ -70,7 +70,11 @@ describe('import-maibot, MaiBot 0.x', () => {
     expect(tables.messages).toMatchObject({ read: 10_500, imported: 10_500, skipped: {} });
     expect(tables.memory_chest).toMatchObject({ read: 50, imported: 50 });
     expect(tables.llm_usage).toMatchObject({ read: 300, imported: 300 });
-    expect(tables.emoji).toMatchObject({ read: 30, imported: 30 });
+    expect(tables.emoji).toMatchObject({
+      read: 31,
+      imported: 30,
+      skipped: { 'image_hash already used by another emojis row': 1 },
+    });
     expect(tables.action_records).toMatchObject({ read: 200, imported: 200 });
     for (const [table, n] of [
       ['person_info', 100],
@@ -137,7 +141,7 @@ describe('import-maibot, MaiBot 0.x', () => {
     });
     expect(m.m7!.content).toBe('含有空字符'); // NUL cannot be stored in text
     expect(m.m8!.interest).toBeNull();
-    expect(m.m24!.chat_stream_id).toBe(ORPHAN_CHAT);
+    expect(m.m24!.chat_stream_id).toBe('qq-g-999999'); // where MaiHive's adapters put that group
     const out = await t.admin<{ n: string }>(
       `SELECT count(*)::text n FROM messages WHERE tenant_id = 'alpha' AND direction = 'out' AND sender_user_id = $1`,
       [BOT_ID],
@@ -146,12 +150,12 @@ describe('import-maibot, MaiBot 0.x', () => {
     expect(first.botIdsFrom).toMatch(/inferred/);
     const orphan = await t.admin(
       `SELECT group_id, group_name, metadata FROM chat_streams WHERE tenant_id = 'alpha' AND chat_stream_id = $1`,
-      [ORPHAN_CHAT],
+      ['qq-g-999999'],
     );
     expect(orphan.rows[0]).toMatchObject({
       group_id: '999999',
       group_name: '已解散的群😢',
-      metadata: { maibot: { recreated: true } },
+      metadata: { maibot: { recreated: true, stream_id: ORPHAN_CHAT } },
     });
     const emoji = await t.admin(
       `SELECT description FROM emojis WHERE tenant_id = 'alpha' ORDER BY emoji_id LIMIT 1`,

@@ -15,7 +15,7 @@ import {
   ORPHAN_CHATS,
 } from '../../src/legacy/importer';
 import { verifyImport } from '../../src/legacy/verify';
-import { BOT_ID, buildMaiBotV1, ORPHAN_CHAT } from '../support/maibotFixture';
+import { BOT_ID, buildMaiBotV1 } from '../support/maibotFixture';
 import { tenantSnapshot } from '../support/tenantSnapshot';
 import { createTestDatabase, type TestDatabase } from '../support/testDatabase';
 
@@ -90,7 +90,7 @@ describe('import-maibot, MaiBot 1.x', () => {
     expect(m.rows[0]).toMatchObject({ reply_to: 'mm23', segments: [] }); // every 6th has no raw content
     expect(m.rows[1]).toMatchObject({
       platform: 'qq',
-      chat_stream_id: ORPHAN_CHAT,
+      chat_stream_id: 'qq-g-888888',
       agent_id: 'mai',
       reply_to: null,
       segments: [{ type: 'maibot_raw_msgpack', data: Buffer.from([0x92, 0xa4, 45, 0]).toString('base64') }],
@@ -138,5 +138,15 @@ describe('import-maibot, MaiBot 1.x', () => {
     // Only the recreated chats are offered again (and conflict): every table resumed at its end.
     expect(again.tables.filter((x) => x.read !== 0).map((x) => x.source)).toEqual([ORPHAN_CHATS]);
     expect(await tenantSnapshot(t, 'two')).toEqual(two);
+  });
+
+  it('refuses, writing nothing, when the chats already belong to another agent of the tenant', async () => {
+    const before = await tenantSnapshot(t, 'one');
+    await expect(
+      importMaiBot(t.db, { sqlitePath: file, tenantId: 'one', agentId: 'default' }),
+    ).rejects.toThrow(
+      /23 chat stream\(s\) this import would write already belong to another agent or platform of tenant one: qq-g-800000 \(agent mai, qq\)/,
+    );
+    expect(await tenantSnapshot(t, 'one')).toEqual(before);
   });
 });

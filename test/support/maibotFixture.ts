@@ -309,6 +309,24 @@ export async function buildMaiBotV0(
       i % 2 ? t0 + 500 : null,
     ]),
   );
+  // The same picture saved twice under two paths: one emoji here (unique by image hash).
+  insertAll(db, 'INSERT INTO emoji VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)', [
+    [
+      31,
+      'data/emoji/copy-of-0.png',
+      'png',
+      hex(0xe000, 64),
+      '重复的表情',
+      0,
+      1,
+      0,
+      '开心',
+      t0 + 99,
+      null,
+      0,
+      null,
+    ],
+  ]);
   insertAll(
     db,
     'INSERT INTO action_records VALUES (?,?,?,?,?,?,?,?,?,?,?,?)',

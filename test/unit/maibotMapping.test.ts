@@ -68,12 +68,12 @@ describe('0.x mapping', () => {
       ctx,
     );
     expect(mapped?.values).toMatchObject({
-      chat_stream_id: '0123456789abcdef0123456789abcdef',
+      chat_stream_id: 'qq-g-123', // the stream MaiHive's adapters use for that group
       agent_id: 'bot',
       chat_type: 'group',
       group_name: '测试群🎉',
       created_at: new Date(1717000000500),
-      metadata: { maibot: { user_nickname: '小明' } },
+      metadata: { maibot: { stream_id: '0123456789abcdef0123456789abcdef', user_nickname: '小明' } },
     });
     expect((mapped?.values.metadata as { maibot: object }).maibot).not.toHaveProperty('user_cardname');
   });

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 
+import { chatStreamIdFor } from '../../adapters/types';
 import type { SqlValue } from '../sqliteSource';
 import type { TargetRow } from '../targets';
 
@@ -95,6 +96,22 @@ export function fromDateTime(value: SqlValue | undefined): Date | null {
 /** A MaiBot id as an identifier here: kept when valid (md5 hex always is), else a stable hash. */
 export function identifier(raw: string): string {
   return IDENTIFIER.test(raw) ? raw : `mb-${createHash('sha256').update(raw).digest('hex').slice(0, 40)}`;
+}
+
+/**
+ * The chat stream a MaiBot chat becomes: the one MaiHive's adapters put the same group or private
+ * chat in (`<platform>-g-<group_id>`, `<platform>-p-<user_id>`), so live messages continue the
+ * imported history. A chat with neither id keeps MaiBot's own id.
+ */
+export function chatStreamIdOf(
+  platform: string,
+  groupId: string | null,
+  userId: string | null,
+  maibotId: string,
+): string {
+  if (groupId) return chatStreamIdFor(platform, 'group', groupId);
+  if (userId) return chatStreamIdFor(platform, 'private', userId);
+  return identifier(maibotId);
 }
 
 export function platformOf(raw: SqlValue | undefined, fallback: string): string {

@@ -8,10 +8,10 @@ import type { SourceRow, SqlValue } from '../sqliteSource';
 import type { TargetRow } from '../targets';
 import {
   bool,
+  chatStreamIdOf,
   compact,
   fromDateTime,
   fromUnixSeconds,
-  identifier,
   importKey,
   int,
   json,
@@ -34,13 +34,15 @@ export function mapChatStreamV0(row: Readonly<Record<string, SqlValue>>, ctx: Ct
   const streamId = text(row.stream_id);
   if (!streamId) return null;
   const groupId = text(row.group_id);
+  const platform = platformOf(row.platform, ctx.defaultPlatform);
+  const chatStreamId = chatStreamIdOf(platform, groupId, text(row.user_id), streamId);
   const created = fromUnixSeconds(row.create_time);
   return {
-    key: identifier(streamId),
+    key: chatStreamId,
     values: {
-      chat_stream_id: identifier(streamId),
+      chat_stream_id: chatStreamId,
       agent_id: ctx.agentId,
-      platform: platformOf(row.platform, ctx.defaultPlatform),
+      platform,
       chat_type: groupId ? 'group' : 'private',
       group_id: groupId,
       group_name: text(row.group_name),

@@ -8,9 +8,9 @@ import type { SourceRow, SqlValue } from '../sqliteSource';
 import type { TargetRow } from '../targets';
 import {
   bool,
+  chatStreamIdOf,
   compact,
   fromDateTime,
-  identifier,
   importKey,
   int,
   json,
@@ -34,13 +34,15 @@ export function mapChatSessionV1(row: Readonly<Record<string, SqlValue>>, ctx: C
   const sessionId = text(row.session_id);
   if (!sessionId) return null;
   const groupId = text(row.group_id);
+  const platform = platformOf(row.platform, ctx.defaultPlatform);
+  const chatStreamId = chatStreamIdOf(platform, groupId, text(row.user_id), sessionId);
   const created = fromDateTime(row.created_timestamp);
   return {
-    key: identifier(sessionId),
+    key: chatStreamId,
     values: {
-      chat_stream_id: identifier(sessionId),
+      chat_stream_id: chatStreamId,
       agent_id: ctx.agentId,
-      platform: platformOf(row.platform, ctx.defaultPlatform),
+      platform,
       chat_type: groupId ? 'group' : 'private',
       group_id: groupId,
       group_name: text(row.group_name),
