@@ -19,7 +19,7 @@ const ARRAY_TYPE: Record<ColumnKind, string> = {
 const insertTexts = new Map<string, string>();
 
 /**
- * `INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING RETURNING key`: one statement per batch
+ * `INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING`: one statement per batch
  * whatever its size, and a row already there (an earlier run) is left alone. Built once per target
  * from the constant column list; identifiers are escaped all the same.
  */
@@ -40,8 +40,7 @@ function insertText(target: TargetTable): string {
   });
   const text = `INSERT INTO ${pg.escapeIdentifier(target.table)} (tenant_id, ${names.join(', ')})
     SELECT $1, ${exprs.join(', ')} FROM unnest(${arrays.join(', ')}) AS u(${names.join(', ')})
-    ON CONFLICT DO NOTHING
-    RETURNING ${target.keySql} AS key`;
+    ON CONFLICT DO NOTHING`;
   insertTexts.set(target.table, text);
   return text;
 }
@@ -50,20 +49,22 @@ function insertText(target: TargetTable): string {
 function wire(kind: ColumnKind, value: unknown): unknown {
   if (value === undefined || value === null) return null;
   if (kind === 'jsonb' || kind === 'textarr') return JSON.stringify(value);
+  // ISO text is much cheaper to produce than the driver's local-time rendering of a Date.
+  if (kind === 'ts' && value instanceof Date) return value.toISOString();
   return value;
 }
 
-/** Inserts a batch of mapped rows; returns the keys of the rows that were new. */
+/** Inserts a batch of mapped rows; returns how many were new. */
 export async function insertRows(
   db: TenantDb,
   target: TargetTable,
   rows: readonly TargetRow[],
-): Promise<string[]> {
-  if (rows.length === 0) return [];
+): Promise<number> {
+  if (rows.length === 0) return 0;
   const values: unknown[] = [db.ctx.tenantId];
   for (const col of target.columns) values.push(rows.map((r) => wire(col.kind, r.values[col.name])));
-  const { rows: inserted } = await db.query<{ key: string }>(insertText(target), values);
-  return inserted.map((r) => r.key);
+  const result = await db.query(insertText(target), values);
+  return result.rowCount ?? 0;
 }
 
 /** The rows of `target` whose key is one of `keys`, every mapped column, for verification. */

@@ -191,10 +191,7 @@ export async function importMaiBot(db: Database, options: ImportOptions): Promis
       if (i === 0) {
         const imported = dryRun
           ? plan.orphanChats.length
-          : await db.withTenant(
-              ctx,
-              async (tx) => (await insertRows(tx, TARGETS.chat_streams, plan.orphanChats)).length,
-            );
+          : await db.withTenant(ctx, async (tx) => insertRows(tx, TARGETS.chat_streams, plan.orphanChats));
         tables.push({
           source: ORPHAN_CHATS,
           target: 'chat_streams',
@@ -300,8 +297,8 @@ async function importTable(
             const kept = withoutNaturalDuplicates(table, mapped, holders);
             if (kept.skipped > 0 && target === primary)
               skipped[kept.reason] = (skipped[kept.reason] ?? 0) + kept.skipped;
-            const keys = await insertRows(tx, table, kept.rows);
-            if (target === primary) n = keys.length;
+            const inserted = await insertRows(tx, table, kept.rows);
+            if (target === primary) n = inserted;
           }
           await advanceCheckpoint(tx, ctx.agentId!, spec.source, run.generation, {
             lastSourceId: lowWater(entry),
