@@ -391,7 +391,12 @@ export async function buildMaiBotV0(
       'qq',
       String(30000 + i),
       pick(NAMES),
-      i === 2 ? '不是JSON' : JSON.stringify([`喜好:吃火锅🍲:${i}`]),
+      // i = 3: Python json.dumps escapes, half an emoji and a NUL, which jsonb refuses as they are
+      i === 2
+        ? '不是JSON'
+        : i === 3
+          ? '["\\u559c\\u597d:\\ud83d", "\\u0000x"]'
+          : JSON.stringify([`喜好:吃火锅🍲:${i}`]),
       i % 4 ? i * 1.0 : null,
       i % 4 ? t0 : null,
       null,

@@ -1,5 +1,5 @@
 import { detectGeneration, UnknownSchemaError } from '../../src/legacy/detect';
-import { fromDateTime, identifier, type MapContext } from '../../src/legacy/mapping/common';
+import { clean, fromDateTime, identifier, json, type MapContext } from '../../src/legacy/mapping/common';
 import { llmStatus } from '../../src/legacy/mapping/shared';
 import { mapChatStreamV0, mapMessageV0, mapPersonInfoV0, orphanChatV0 } from '../../src/legacy/mapping/v0';
 import { mapChatSessionV1, mapMessageV1 } from '../../src/legacy/mapping/v1';
@@ -188,6 +188,13 @@ describe('conversions', () => {
     expect(fromDateTime(1717000000)).toEqual(new Date(1717000000000));
     expect(fromDateTime('garbage')).toBeNull();
     expect(fromDateTime(null)).toBeNull();
+  });
+
+  it('cleans what PostgreSQL refuses: NUL, and half an emoji in text and in JSON', () => {
+    expect(clean('a\0b')).toBe('ab');
+    expect(clean('x\ud83dy')).toBe('x\uFFFDy');
+    expect(clean('ok😀')).toBe('ok😀');
+    expect(json('["\\ud83d", "\\u0000a", {"k": "\\ud83d\\ude00"}]')).toEqual(['\uFFFD', 'a', { k: '😀' }]);
   });
 
   it('keeps valid ids and hashes the others into a stable identifier', () => {

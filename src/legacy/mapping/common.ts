@@ -28,7 +28,19 @@ export type MapResult = { rows: Record<string, TargetRow[]> } | { skip: string }
 
 export const skip = (reason: string): MapResult => ({ skip: reason });
 
-/** Text for PostgreSQL: NUL cannot be stored in `text` or `jsonb`, so it is dropped. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * A string PostgreSQL accepts: NUL cannot be stored in `text` or `jsonb` (dropped), and a lone
+ * UTF-16 surrogate (half an emoji, e.g. from a `\ud83d` escape in MaiBot's JSON) is refused by
+ * `jsonb` and mangled in `text` (replaced by U+FFFD, as UTF-8 would).
+ */
+export function clean(s: string): string {
+  const noNul = s.includes('\0') ? s.replace(/\0/g, '') : s;
+  return noNul.replace(LONE_SURROGATE, '\uFFFD');
+}
+
+/** Text for PostgreSQL (see `clean`). */
 export function text(value: SqlValue | undefined): string | null {
   if (value === null || value === undefined) return null;
   const s =
@@ -37,7 +49,7 @@ export function text(value: SqlValue | undefined): string | null {
       : value instanceof Uint8Array
         ? Buffer.from(value).toString('utf8')
         : String(value);
-  return s.includes('\0') ? s.replace(/\0/g, '') : s;
+  return clean(s);
 }
 
 export function num(value: SqlValue | undefined): number | null {
@@ -124,7 +136,7 @@ export function json(value: SqlValue | undefined): unknown {
   const s = text(value);
   if (s === null) return null;
   try {
-    return JSON.parse(s) as unknown;
+    return JSON.parse(s, (_key, v: unknown) => (typeof v === 'string' ? clean(v) : v)) as unknown;
   } catch {
     return s;
   }
