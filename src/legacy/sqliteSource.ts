@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 
 import initSqlJs, { type Database as SqlJsDatabase } from 'sql.js';
 
@@ -55,6 +55,7 @@ export class SqliteSource {
       throw new SourceFileError(`cannot read ${path}: ${(err as Error).message}`, { cause: err });
     }
     checkSqliteHeader(bytes);
+    await refusePendingWal(path);
     const SQL = await initSqlJs();
     let db: SqlJsDatabase | undefined;
     try {
@@ -138,6 +139,24 @@ export class SqliteSource {
 
   close(): void {
     this.db.close();
+  }
+}
+
+/** Bytes of a WAL file's header: a longer one holds frames, i.e. writes not in the main file yet. */
+const WAL_HEADER_BYTES = 32;
+
+/**
+ * MaiBot runs SQLite in WAL mode: while it runs (or after a crash), recent writes live in
+ * `<file>-wal`, not in the file. sql.js reads the main file only, so it would import stale data
+ * without a word; refuse instead. A clean MaiBot shutdown checkpoints and removes the WAL.
+ */
+async function refusePendingWal(path: string): Promise<void> {
+  const wal = await stat(`${path}-wal`).catch(() => undefined);
+  if (wal && wal.size > WAL_HEADER_BYTES) {
+    throw new SourceFileError(
+      `${path}-wal holds ${wal.size} bytes of writes not yet in ${path}: stop MaiBot first (it folds them ` +
+        `in on shutdown), or run: sqlite3 ${path} 'PRAGMA wal_checkpoint(TRUNCATE)'`,
+    );
   }
 }
 

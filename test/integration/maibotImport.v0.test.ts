@@ -269,6 +269,13 @@ describe('import-maibot, MaiBot 0.x', () => {
     await expect(
       importMaiBot(t.db, { ...opts('delta'), sqlitePath: path.join(dir, 'missing.db') }),
     ).rejects.toThrow(SourceFileError);
+    // MaiBot's WAL mode: writes still in MaiBot.db-wal would be missed.
+    const walCopy = path.join(dir, 'running.db');
+    writeFileSync(walCopy, bytes);
+    writeFileSync(`${walCopy}-wal`, Buffer.alloc(4096, 1));
+    await expect(importMaiBot(t.db, { ...opts('delta'), sqlitePath: walCopy })).rejects.toThrow(
+      /running\.db-wal holds 4096 bytes of writes not yet in .*stop MaiBot first/,
+    );
     expect(await tenantSnapshot(t, 'delta')).toEqual(before);
   });
 
