@@ -155,6 +155,15 @@ export async function importMaiBot(db: Database, options: ImportOptions): Promis
     const checkpoints = dryRun
       ? new Map<string, Checkpoint>()
       : await db.withTenant(ctx, (tx) => readCheckpoints(tx, options.agentId));
+    // A 1.x database holds what MaiBot migrated from its 0.x one: importing both into one agent
+    // would import that history twice under different keys.
+    const other = [...checkpoints.values()].find((c) => c.generation !== generation.name);
+    if (other) {
+      throw new ImportTargetError(
+        `agent ${options.agentId} of tenant ${options.tenantId} already has an import from a MaiBot ${other.generation} ` +
+          `database; a ${generation.name} one would bring the same history again (import it into another agent)`,
+      );
+    }
 
     const chatSpec: SourceTableSpec = {
       source: generation.chats.table,

@@ -19,7 +19,7 @@ import {
 } from '../../src/legacy/importer';
 import { SourceFileError } from '../../src/legacy/sqliteSource';
 import { verifyImport } from '../../src/legacy/verify';
-import { BOT_ID, buildMaiBotV0, ORPHAN_CHAT } from '../support/maibotFixture';
+import { BOT_ID, buildMaiBotV0, buildMaiBotV1, ORPHAN_CHAT } from '../support/maibotFixture';
 import { importedContent, tenantSnapshot } from '../support/tenantSnapshot';
 import { createTestDatabase, type TestDatabase } from '../support/testDatabase';
 
@@ -277,6 +277,16 @@ describe('import-maibot, MaiBot 0.x', () => {
       /running\.db-wal holds 4096 bytes of writes not yet in .*stop MaiBot first/,
     );
     expect(await tenantSnapshot(t, 'delta')).toEqual(before);
+  });
+
+  it('refuses a 1.x database for an agent that has a 0.x import, writing nothing', async () => {
+    const v1 = path.join(dir, 'MaiBot-1x.db');
+    await buildMaiBotV1(v1, { chats: 3, messages: 50 });
+    const before = await tenantSnapshot(t, 'alpha');
+    await expect(importMaiBot(t.db, { ...opts('alpha'), sqlitePath: v1 })).rejects.toThrow(
+      /already has an import from a MaiBot 0\.x database; a 1\.x one would bring the same history again/,
+    );
+    expect(await tenantSnapshot(t, 'alpha')).toEqual(before);
   });
 
   it('refuses an agent the tenant does not have', async () => {
