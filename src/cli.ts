@@ -2,6 +2,10 @@ import { createPlatformAdmin } from './auth/bootstrap';
 import { ConfigError, loadConfig } from './config';
 import { Database } from './db/database';
 import { migrate } from './db/migrate';
+import { parseImportArgs, runImportCommand, UsageError } from './legacy/command';
+import { UnknownSchemaError } from './legacy/detect';
+import { ImportTargetError } from './legacy/importer';
+import { SourceFileError } from './legacy/sqliteSource';
 import { createLogger } from './logger';
 import { DependencyUnreachableError, resolveServices } from './services/localServices';
 
@@ -11,7 +15,10 @@ commands:
   migrate                                apply pending migrations with DATABASE_ADMIN_URL and grant
                                          MAIHIVE_APP_ROLE, then exit
   admin create <username> <password>     create a platform admin (migrates first when
-                                         DATABASE_ADMIN_URL is available); exits 1 if it exists`;
+                                         DATABASE_ADMIN_URL is available); exits 1 if it exists
+  import-maibot --sqlite <file> --tenant <id> --agent <id> [--platform qq] [--dry-run] [--verify-only]
+                                         import a MaiBot 0.x/1.x database into a tenant's agent, then
+                                         verify it (README § Moving in from MaiBot)`;
 
 async function runMigrate(): Promise<void> {
   const config = loadConfig();
@@ -63,6 +70,39 @@ async function runAdminCreate(username: string, password: string): Promise<numbe
   }
 }
 
+/** `import-maibot …`: migrates first when it can (the checkpoint table), then imports as the app role. */
+async function runImportMaiBot(argv: string[]): Promise<number> {
+  const args = parseImportArgs(argv);
+  const config = loadConfig();
+  const logger = createLogger({ level: config.logLevel });
+  const services = await resolveServices(config, logger);
+  try {
+    if (services.databaseAdminUrl !== services.databaseUrl) {
+      await migrate({
+        adminUrl: services.databaseAdminUrl,
+        appRole: config.appRole,
+        appPassword: config.databaseUrl ? new URL(config.databaseUrl).password || undefined : undefined,
+        logger,
+      });
+    }
+    // Batches are bigger than requests: a longer statement timeout than the API's.
+    const db = new Database({ url: services.databaseUrl, ...config.db, statementTimeoutMs: 120_000, logger });
+    const abort = new AbortController();
+    const stop = () => abort.abort();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    try {
+      return await runImportCommand(db, args, process.stdout, abort.signal);
+    } finally {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      await db.close();
+    }
+  } finally {
+    await services.close();
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, sub, ...args] = argv;
   try {
@@ -78,6 +118,8 @@ async function main(argv: string[]): Promise<number> {
         }
         return await runAdminCreate(username, password);
       }
+      case 'import-maibot':
+        return await runImportMaiBot(argv.slice(1));
       default:
         console.error(USAGE);
         return command === undefined || command === 'help' ? 0 : 2;
@@ -85,6 +127,18 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof ConfigError || err instanceof DependencyUnreachableError) {
       console.error(err.message);
+      return 1;
+    }
+    if (err instanceof UsageError) {
+      console.error(err.message);
+      return 2;
+    }
+    if (
+      err instanceof SourceFileError ||
+      err instanceof UnknownSchemaError ||
+      err instanceof ImportTargetError
+    ) {
+      console.error(`import-maibot: ${err.message}; nothing was written`);
       return 1;
     }
     console.error(err);
