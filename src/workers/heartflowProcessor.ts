@@ -27,7 +27,7 @@ import {
   storedHeartflowState,
   updateOnMessage,
 } from '../domain/heartflow';
-import { createIsolationContext, type IsolationContext } from '../domain/isolationContext';
+import { type ChatStreamContext, createChatStreamContext } from '../domain/isolationContext';
 import { shouldEnqueueMemory } from '../domain/memory/trigger';
 import { mulberry32, seedFromString } from '../domain/random';
 import { agentLlmSettings } from '../llm/agentSettings';
@@ -98,7 +98,7 @@ export async function processHeartflowJob(
   data: HeartflowJobData | SweepJobData,
 ): Promise<void> {
   if (isSweep(data)) return sweepStream(deps, data);
-  const ctx = createIsolationContext({
+  const ctx = createChatStreamContext({
     tenantId: data.tenantId,
     agentId: data.agentId,
     platform: data.platform,
@@ -155,7 +155,7 @@ export async function processHeartflowJob(
 }
 
 /** Stores one inbound message, through the pool's group commit when there is one. */
-async function storeOne(deps: HeartflowDeps, ctx: IsolationContext, inbound: InboundMessage): Promise<void> {
+async function storeOne(deps: HeartflowDeps, ctx: ChatStreamContext, inbound: InboundMessage): Promise<void> {
   if (deps.inbound) await deps.inbound.store(ctx.tenantId, inbound);
   else await deps.db.withTenant(ctx, (db) => storeInbound(db, [inbound]));
 }
@@ -175,7 +175,7 @@ function streamLock(deps: HeartflowDeps, tenantId: string, chatStreamId: string,
  * backlog), it takes the stream like any job; a stream held by someone else has its mark.
  */
 async function sweepStream(deps: HeartflowDeps, data: SweepJobData): Promise<void> {
-  const ctx = createIsolationContext({
+  const ctx = createChatStreamContext({
     tenantId: data.tenantId,
     agentId: data.agentId,
     platform: data.platform,
@@ -211,7 +211,7 @@ interface Holding {
  */
 async function holdStream(
   deps: HeartflowDeps,
-  ctx: IsolationContext,
+  ctx: ChatStreamContext,
   lock: StreamLock,
   h: Holding,
 ): Promise<void> {
@@ -225,9 +225,9 @@ async function holdStream(
         const sweep: SweepJobData = {
           sweep: true,
           tenantId: ctx.tenantId,
-          agentId: ctx.agentId!,
-          platform: ctx.platform!,
-          chatStreamId: ctx.chatStreamId!,
+          agentId: ctx.agentId,
+          platform: ctx.platform,
+          chatStreamId: ctx.chatStreamId,
           lockToken: lock.token,
           generation: h.generation,
           enableMemory: h.enableMemory,
@@ -263,11 +263,11 @@ interface StreamContext {
  */
 async function loadStream(
   db: TenantDb,
-  ctx: IsolationContext,
+  ctx: ChatStreamContext,
   store: InboundMessage | undefined,
 ): Promise<StreamContext> {
   if (store) await storeInbound(db, [store]);
-  const { pending, history } = await claimWithHistory(db, ctx.chatStreamId!, BATCH_LIMIT, HISTORY);
+  const { pending, history } = await claimWithHistory(db, ctx.chatStreamId, BATCH_LIMIT, HISTORY);
   if (pending.length === 0) {
     return {
       pending,
@@ -278,7 +278,7 @@ async function loadStream(
       memories: [],
     };
   }
-  const context = await replyContext(db, ctx.agentId!, ctx.chatStreamId!, MEMORIES);
+  const context = await replyContext(db, ctx.agentId, ctx.chatStreamId, MEMORIES);
   const parsed = AgentConfig.safeParse(context.agent?.config ?? {});
   return {
     pending,
@@ -296,7 +296,7 @@ async function loadStream(
  */
 async function answerPending(
   deps: HeartflowDeps,
-  ctx: IsolationContext,
+  ctx: ChatStreamContext,
   enableMemory: boolean,
   store?: InboundMessage,
 ): Promise<void> {
@@ -307,7 +307,7 @@ async function answerPending(
   let state = storedHeartflowState(stream.heartflow?.heartflow_state, startedAt);
   const account = stream.agentConfig.accounts.find((a) => a.platform === ctx.platform);
   const bot = {
-    accountId: account?.account_id ?? ctx.agentId!,
+    accountId: account?.account_id ?? ctx.agentId,
     nickname: account?.nickname ?? stream.agentName,
     aliases: account?.aliases ?? [],
   };
@@ -344,7 +344,7 @@ async function answerPending(
     const history =
       index === 0
         ? stream.history
-        : await deps.db.withTenant(ctx, (db) => recentMessages(db, ctx.chatStreamId!, HISTORY));
+        : await deps.db.withTenant(ctx, (db) => recentMessages(db, ctx.chatStreamId, HISTORY));
     const reply = await produceReply(deps, ctx, stream, history, decision, target);
     await storeBatch(deps, ctx, enableMemory, stream.agentConfig, {
       decision,
@@ -367,7 +367,7 @@ interface Reply {
 
 async function produceReply(
   deps: HeartflowDeps,
-  ctx: IsolationContext,
+  ctx: ChatStreamContext,
   stream: StreamContext,
   history: MessageRow[],
   decision: HeartflowDecision,
@@ -400,7 +400,7 @@ async function produceReply(
   try {
     const result = await deps.llm.complete({
       tenantId: ctx.tenantId,
-      agentId: ctx.agentId!,
+      agentId: ctx.agentId,
       platform: ctx.platform,
       chatStreamId: ctx.chatStreamId,
       messageId: target.message_id,
@@ -446,7 +446,7 @@ interface BatchResult {
  */
 async function storeBatch(
   deps: HeartflowDeps,
-  ctx: IsolationContext,
+  ctx: ChatStreamContext,
   enableMemory: boolean,
   agentConfig: AgentConfig,
   b: BatchResult,
@@ -474,9 +474,9 @@ async function storeBatch(
   const reply: NewMessage | undefined = answered
     ? {
         messageId: replyId,
-        agentId: ctx.agentId!,
-        platform: ctx.platform!,
-        chatStreamId: ctx.chatStreamId!,
+        agentId: ctx.agentId,
+        platform: ctx.platform,
+        chatStreamId: ctx.chatStreamId,
         direction: 'out',
         content: b.reply.text!,
         replyTo: b.target.message_id,
@@ -486,14 +486,14 @@ async function storeBatch(
     : undefined;
   await deps.db.withTenant(ctx, (db) =>
     storeBatchOutcome(db, {
-      chatStreamId: ctx.chatStreamId!,
+      chatStreamId: ctx.chatStreamId,
       usage: b.reply.usage,
       reply,
       action: {
         actionId: `${b.target.message_id}.a`,
-        agentId: ctx.agentId!,
-        platform: ctx.platform!,
-        chatStreamId: ctx.chatStreamId!,
+        agentId: ctx.agentId,
+        platform: ctx.platform,
+        chatStreamId: ctx.chatStreamId,
         messageId: b.target.message_id,
         actionName: b.decision.action,
         actionData: {
@@ -530,9 +530,9 @@ async function storeBatch(
             : 'message.no_reply',
       message_id: o.messageId,
       tenant_id: ctx.tenantId,
-      agent_id: ctx.agentId!,
-      platform: ctx.platform!,
-      chat_stream_id: ctx.chatStreamId!,
+      agent_id: ctx.agentId,
+      platform: ctx.platform,
+      chat_stream_id: ctx.chatStreamId,
       at: new Date(finishedAt).toISOString(),
       response: o.response,
       error: o.error,
@@ -554,7 +554,7 @@ async function storeBatch(
  */
 async function enqueueFollowUps(
   queues: TenantQueues,
-  ctx: IsolationContext,
+  ctx: ChatStreamContext,
   b: BatchResult,
   replyId: string | null,
   finishedAt: number,
@@ -562,9 +562,9 @@ async function enqueueFollowUps(
 ): Promise<void> {
   const where = {
     tenantId: ctx.tenantId,
-    agentId: ctx.agentId!,
-    platform: ctx.platform!,
-    chatStreamId: ctx.chatStreamId!,
+    agentId: ctx.agentId,
+    platform: ctx.platform,
+    chatStreamId: ctx.chatStreamId,
   };
   const messages = b.covered.map((m) => ({ messageId: m.message_id, content: m.content }));
   if (shouldEnqueueMemory({ enableMemory, messages })) {
@@ -576,7 +576,7 @@ async function enqueueFollowUps(
   const enqueued = [...minutes].map((minute) => enqueueStats(queues, ctx.tenantId, minute, finishedAt));
   if (replyId) {
     enqueued.push(
-      enqueueDelivery(queues, { tenantId: ctx.tenantId, agentId: ctx.agentId!, messageId: replyId }),
+      enqueueDelivery(queues, { tenantId: ctx.tenantId, agentId: ctx.agentId, messageId: replyId }),
     );
   }
   await Promise.all(enqueued);
