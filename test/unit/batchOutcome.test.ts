@@ -1,6 +1,6 @@
 import type { MessageRow } from '../../src/db/repositories/messages';
 import type { HeartflowDecision } from '../../src/domain/heartflow';
-import { batchOutcomes,type BatchResult } from '../../src/workers/batchOutcome';
+import { batchOutcomes, type BatchResult } from '../../src/workers/batchOutcome';
 
 const T0 = Date.UTC(2030, 0, 1, 10, 0, 0);
 
