@@ -8,6 +8,19 @@ export interface FieldIssue {
   issue: string;
 }
 
+/**
+ * Node's socket error codes meaning the server (PostgreSQL or Redis) is down, restarting, or
+ * refusing connections: a 503 with `Retry-After`, not a bug.
+ */
+export const CONNECTION_FAILURE_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+
 export abstract class MaiHiveError extends Error {
   abstract readonly code: string;
   abstract readonly status: number;

@@ -9,7 +9,7 @@ import type { ApiKeyDirectory } from './apiKeyDirectory';
 import type { Principal } from './principal';
 import type { HeaderSource } from './scope';
 import type { TenantDirectory, TenantMeta } from './tenantDirectory';
-import { parseOpaqueSecret, secretMatches, type TokenService } from './tokens';
+import { type AccessClaims, parseOpaqueSecret, secretMatches, type TokenService } from './tokens';
 
 export interface AuthenticatorDeps {
   tokens: TokenService;
@@ -39,6 +39,30 @@ export const LEGACY_PRINCIPAL: Principal = Object.freeze({
   tenantId: 'default',
   agentId: 'default',
 });
+
+/**
+ * The Redis keys whose presence revokes an access token: its own id, and its refresh-token
+ * family's (a logout or a detected refresh-token reuse). Read on every use of the token.
+ */
+export function revocationKeys(keys: Keyspace, claims: Pick<AccessClaims, 'jti' | 'fam'>): string[] {
+  return claims.fam
+    ? [keys.revokedToken(claims.jti), keys.revokedFamily(claims.fam)]
+    : [keys.revokedToken(claims.jti)];
+}
+
+/** The principal of a verified, unrevoked access token. */
+export function principalOfToken(claims: AccessClaims): Principal {
+  return {
+    kind: claims.role === 'platform_admin' ? 'platform_admin' : 'user',
+    subject: claims.sub,
+    role: claims.role,
+    tenantId: claims.tenant_id,
+    agentId: claims.agent_id,
+    tokenId: claims.jti,
+    ...(claims.fam ? { familyId: claims.fam } : {}),
+    expiresAt: claims.exp,
+  };
+}
 
 /**
  * The tenant meta the authenticator read for a principal it made, so that the rest of the same
@@ -88,23 +112,13 @@ export class Authenticator {
     if (claims.role !== 'platform_admin' && !isIdentifier(tenantId)) throw new UnauthorizedError();
     // Revocation (token, family) and the tenant's cached meta in one round trip, on every request:
     // a logout or a suspension takes effect at once.
-    const keys = [this.deps.keys.revokedToken(claims.jti)];
-    if (claims.fam) keys.push(this.deps.keys.revokedFamily(claims.fam));
+    const keys = revocationKeys(this.deps.keys, claims);
     if (tenantId !== undefined) keys.push(this.deps.tenants.cacheKey(tenantId));
     const values = await this.deps.redis.mget(...keys);
     const cachedMeta = tenantId === undefined ? null : (values.pop() ?? null);
     if (values.some((v) => v !== null)) throw new UnauthorizedError();
     const tenant = tenantId === undefined ? undefined : await this.requireActiveTenant(tenantId, cachedMeta);
-    const principal: Principal = {
-      kind: claims.role === 'platform_admin' ? 'platform_admin' : 'user',
-      subject: claims.sub,
-      role: claims.role,
-      tenantId: claims.tenant_id,
-      agentId: claims.agent_id,
-      tokenId: claims.jti,
-      ...(claims.fam ? { familyId: claims.fam } : {}),
-      expiresAt: claims.exp,
-    };
+    const principal = principalOfToken(claims);
     if (tenant) tenantMetaSeen.set(principal, tenant);
     return principal;
   }

@@ -1,14 +1,11 @@
-import { ConflictError, IsolationViolationError, MaiHiveError, ServiceUnavailableError } from '../errors';
+import {
+  ConflictError,
+  CONNECTION_FAILURE_CODES,
+  IsolationViolationError,
+  MaiHiveError,
+  ServiceUnavailableError,
+} from '../errors';
 
-// Connection-level failures: the server is down, restarting, or refusing connections.
-const UNAVAILABLE_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-]);
 const UNAVAILABLE_SQLSTATES = new Set([
   '57P01',
   '57P02',
@@ -36,7 +33,7 @@ export function mapDatabaseError(err: unknown): unknown {
   const e = err as PgLikeError;
   const message = e.message ?? '';
   if (
-    (e.code && (UNAVAILABLE_CODES.has(e.code) || UNAVAILABLE_SQLSTATES.has(e.code))) ||
+    (e.code && (CONNECTION_FAILURE_CODES.has(e.code) || UNAVAILABLE_SQLSTATES.has(e.code))) ||
     // pg's own client-side failures: no connection in time, connection lost, no answer in time.
     /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|Query read timeout|is not queryable/i.test(
       message,

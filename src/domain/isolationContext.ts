@@ -66,6 +66,25 @@ export function createIsolationContext(input: IsolationContextInput): IsolationC
   return Object.freeze({ tenantId, agentId, platform, chatStreamId, level, scope: parts.join('/') });
 }
 
+/** A context at the full T+A+C+P level: one chat stream of one agent on one platform. */
+export interface ChatStreamContext extends IsolationContext {
+  readonly agentId: string;
+  readonly platform: string;
+  readonly chatStreamId: string;
+  readonly level: 'T+A+C+P';
+}
+
+/** `createIsolationContext` with every dimension given, typed as the full scope it then is. */
+export function createChatStreamContext(input: {
+  tenantId: string;
+  agentId: string;
+  platform: string;
+  chatStreamId: string;
+}): ChatStreamContext {
+  // All four present and validated: the level is T+A+C+P and none of them is undefined.
+  return createIsolationContext(input) as ChatStreamContext;
+}
+
 /** A context narrowed further (e.g. a tenant credential selecting an agent); the result is validated anew. */
 export function narrowContext(
   ctx: IsolationContext,

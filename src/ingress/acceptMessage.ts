@@ -1,14 +1,14 @@
 import { createHash } from 'node:crypto';
 
 import { tenantMetaOf } from '../auth/authenticate';
-import { SENDERS } from '../auth/principal';
+import { type Principal, SENDERS } from '../auth/principal';
 import { agentScope, type HeaderSource, tenantScope } from '../auth/scope';
 import { newId } from '../domain/ids';
 import { createIsolationContext, isIdentifier } from '../domain/isolationContext';
-import { effectiveSettingsOf } from '../domain/tenantSettings';
+import { effectiveSettingsOf, type TenantSettings } from '../domain/tenantSettings';
 import { ForbiddenError, NotFoundError, ServiceUnavailableError, ValidationError } from '../errors';
 import { streamEventPublication } from '../queues/messageEvents';
-import { AnnouncementError, type HeartflowJobData } from '../queues/tenantQueues';
+import { AnnouncementError, type HeartflowJobData, type Publication } from '../queues/tenantQueues';
 import { Deadline, mapRedisError, withDeadline } from '../redis/availability';
 import { admit } from './admission';
 import { lookupAgent } from './agentLookup';
@@ -150,6 +150,86 @@ function jobData(
   };
 }
 
+/** Where a send goes, once the tenant, its settings and the agent allow it. */
+interface SendTarget {
+  settings: TenantSettings;
+  platform: string;
+  chatStreamId: string;
+}
+
+/**
+ * The first stage of a send: the tenant (active), its content policy, the agent (active), the
+ * platform (allowed) and the chat stream; every identifier validated.
+ */
+async function resolveTarget(
+  deps: IngressDeps,
+  principal: Principal,
+  input: SendInput,
+  scope: { tenantId: string; agentId: string; inBudget: <T>(p: Promise<T>, what?: string) => Promise<T> },
+): Promise<SendTarget> {
+  const { tenantId, agentId, inBudget } = scope;
+  // Authentication read the caller's own tenant a moment ago (same round trip as the revocation
+  // check); a platform admin or a legacy caller sending for a tenant reads it here.
+  const meta = tenantMetaOf(principal, tenantId) ?? (await inBudget(deps.tenants.get(tenantId)));
+  if (!meta) throw new NotFoundError('TENANT_NOT_FOUND', 'no such tenant');
+  if (meta.status !== 'active') {
+    throw new ForbiddenError('the tenant is suspended', { details: { reason: 'tenant_suspended' } });
+  }
+  // The directory hands out one frozen meta per distinct cached value: parsed once per change.
+  const settings = effectiveSettingsOf(meta.settings);
+  if (contentPolicyEnabled(settings)) {
+    const violation = findPolicyViolation(input.message);
+    if (violation) {
+      throw new ValidationError(
+        'the message was rejected by the content policy',
+        [{ path: 'message', issue: violation.description }],
+        { reason: 'content_policy', rule: violation.rule },
+      );
+    }
+  }
+
+  const agent = await inBudget(lookupAgent(deps.db, tenantId, agentId, deps.clock.now()), 'PostgreSQL');
+  if (!agent) throw new NotFoundError('AGENT_NOT_FOUND', 'no such agent', { agent_id: agentId });
+  if (agent.status !== 'active') {
+    throw new ForbiddenError('the agent is inactive', { details: { reason: 'agent_inactive' } });
+  }
+  const platform = input.platform ?? agent.defaultPlatform ?? 'default';
+  if (settings.allowed_platforms.length > 0 && !settings.allowed_platforms.includes(platform)) {
+    throw new ForbiddenError('the tenant does not allow this platform', {
+      details: { reason: 'platform_not_allowed', platform },
+    });
+  }
+  const chatStreamId = input.chatStreamId ?? deriveChatStreamId(platform, input.senderInfo);
+  // Validates every dimension once more: adapters and derived ids come this way too.
+  createIsolationContext({ tenantId, agentId, platform, chatStreamId });
+  return { settings, platform, chatStreamId };
+}
+
+/**
+ * The last stage of a send: the job and its announcement (wake-up, `message.received`) in one
+ * round trip. A failure before the job is stored gives the admission back (`release`).
+ */
+async function enqueueAdmitted(
+  deps: IngressDeps,
+  data: HeartflowJobData,
+  received: Publication,
+  release: () => Promise<unknown>,
+  inBudget: <T>(p: Promise<T>) => Promise<T>,
+): Promise<void> {
+  try {
+    await inBudget(deps.queues.enqueueHeartflow(data, [received]));
+  } catch (err) {
+    // Once the job is stored, a failure must not release the idempotency record, or a retry of
+    // this send would enqueue the message a second time.
+    if (!(err instanceof AnnouncementError)) {
+      await withDeadline(release(), 1000, 'Redis').catch((releaseErr: unknown) =>
+        deps.logger.warn({ err: releaseErr, message_id: data.messageId }, 'admission release failed'),
+      );
+    }
+    throw err;
+  }
+}
+
 /**
  * The ingress of one message, shared by `POST /chat/send`, its batch form and the adapters:
  * scope → tenant → content policy → agent → platform → one admission round trip to Redis
@@ -178,40 +258,11 @@ export async function acceptMessage(
   let expecting: Promise<Expectation | undefined> | undefined;
 
   try {
-    // Authentication read the caller's own tenant a moment ago (same round trip as the revocation
-    // check); a platform admin or a legacy caller sending for a tenant reads it here.
-    const meta = tenantMetaOf(principal, tenantId) ?? (await inBudget(deps.tenants.get(tenantId)));
-    if (!meta) throw new NotFoundError('TENANT_NOT_FOUND', 'no such tenant');
-    if (meta.status !== 'active') {
-      throw new ForbiddenError('the tenant is suspended', { details: { reason: 'tenant_suspended' } });
-    }
-    // The directory hands out one frozen meta per distinct cached value: parsed once per change.
-    const settings = effectiveSettingsOf(meta.settings);
-    if (contentPolicyEnabled(settings)) {
-      const violation = findPolicyViolation(input.message);
-      if (violation) {
-        throw new ValidationError(
-          'the message was rejected by the content policy',
-          [{ path: 'message', issue: violation.description }],
-          { reason: 'content_policy', rule: violation.rule },
-        );
-      }
-    }
-
-    const agent = await inBudget(lookupAgent(deps.db, tenantId, agentId, deps.clock.now()), 'PostgreSQL');
-    if (!agent) throw new NotFoundError('AGENT_NOT_FOUND', 'no such agent', { agent_id: agentId });
-    if (agent.status !== 'active') {
-      throw new ForbiddenError('the agent is inactive', { details: { reason: 'agent_inactive' } });
-    }
-    const platform = input.platform ?? agent.defaultPlatform ?? 'default';
-    if (settings.allowed_platforms.length > 0 && !settings.allowed_platforms.includes(platform)) {
-      throw new ForbiddenError('the tenant does not allow this platform', {
-        details: { reason: 'platform_not_allowed', platform },
-      });
-    }
-    const chatStreamId = input.chatStreamId ?? deriveChatStreamId(platform, input.senderInfo);
-    // Validates every dimension once more: adapters and derived ids come this way too.
-    createIsolationContext({ tenantId, agentId, platform, chatStreamId });
+    const { settings, platform, chatStreamId } = await resolveTarget(deps, principal, input, {
+      tenantId,
+      agentId,
+      inBudget,
+    });
 
     const now = deps.clock.now();
     const record: IdempotencyRecord = {
@@ -257,20 +308,7 @@ export async function acceptMessage(
       content: input.message,
       sender_info: { ...input.senderInfo },
     });
-    // The job and its announcement (wake-up, `message.received`) in one round trip.
-    try {
-      await inBudget(deps.queues.enqueueHeartflow(data, [received]));
-    } catch (err) {
-      // Once the job is stored, a failure must not release the idempotency record, or a retry of
-      // this send would enqueue the message a second time.
-      if (!(err instanceof AnnouncementError)) {
-        const release = admission.release;
-        await withDeadline(release(), 1000, 'Redis').catch((releaseErr: unknown) =>
-          deps.logger.warn({ err: releaseErr, message_id: record.message_id }, 'admission release failed'),
-        );
-      }
-      throw err;
-    }
+    await enqueueAdmitted(deps, data, received, admission.release, inBudget);
 
     budget.clear();
     const result = resultOf(record, tenantId, false);

@@ -202,6 +202,21 @@ function asLlmError(err: unknown): LlmError {
   return new LlmError('server_error', `provider failed: ${message}`, { cause: err });
 }
 
+/** What every attempt of one `complete` call shares. */
+interface CallState {
+  req: LlmCallRequest;
+  provider: LlmProvider;
+  remote: boolean;
+  apiKey: string | undefined;
+  /** Failed attempts so far, for the final error. */
+  failures: LlmAttemptFailure[];
+  /** One row per HTTP call, as they happen. */
+  usage: LlmUsageRecord[];
+}
+
+type AttemptOutcome =
+  { ok: true; result: ProviderResult; latencyMs: number } | { ok: false; error: LlmError; latencyMs: number };
+
 /**
  * The one way MaiHive calls a language model. Per call: quota hooks, the tenant's slot in this
  * process, then each model of `settings.models` (least penalised first) with up to `max_retries`
@@ -371,27 +386,13 @@ export class LlmClient {
       if (req.db) await recordLlmUsage(req.db, full);
     };
 
+    const call: CallState = { req, provider, remote, apiKey, failures, usage };
     let last: LlmError | undefined;
     for (const model of models) {
       for (let retry = 0; ; retry++) {
-        const slot = await this.takeSlot(req, remote, failures, usage);
-        const started = performance.now();
-        let r: ProviderResult;
-        try {
-          r = await provider.complete({
-            model,
-            messages: req.messages,
-            temperature: s.temperature,
-            maxTokens: s.max_tokens,
-            timeoutMs: s.timeout_ms,
-            requestType: req.requestType,
-            baseUrl: s.base_url,
-            apiKey,
-            hints: req.hints,
-          });
-        } catch (err) {
-          this.releaseSlot(slot, req);
-          const e = asLlmError(err);
+        const a = await this.attempt(call, model);
+        if (!a.ok) {
+          const e = a.error;
           last = e;
           const policy = FAILURE_POLICY[e.kind];
           failures.push({ model, kind: e.kind, httpStatus: e.httpStatus, message: e.message });
@@ -403,7 +404,7 @@ export class LlmClient {
             promptTokens: 0,
             completionTokens: 0,
             cost: 0,
-            latencyMs: Math.round(performance.now() - started),
+            latencyMs: a.latencyMs,
             status: e.kind === 'timeout' ? 'timeout' : 'error',
             error: e.message.slice(0, MAX_USAGE_ERROR),
           });
@@ -418,9 +419,8 @@ export class LlmClient {
           await this.sleep(waitMs);
           continue;
         }
-        // Outside the try: a failed usage write is the caller's database error, not a model failure to retry.
-        const latencyMs = Math.round(performance.now() - started);
-        this.releaseSlot(slot, req);
+        // A failed usage write below is the caller's database error, not a model failure to retry.
+        const { result: r, latencyMs } = a;
         const cost = costOf(s, r.promptTokens, r.completionTokens);
         this.penalties.succeed(penaltyKey(model));
         await record({
@@ -438,6 +438,37 @@ export class LlmClient {
       }
     }
     throw this.finalError(last ?? new LlmError('rejected', 'no model configured'), failures, usage);
+  }
+
+  /**
+   * One HTTP call to one model, holding a concurrency slot for just that call. A provider failure
+   * is returned (the caller's retry policy decides), not thrown; waiting for a slot in vain throws.
+   */
+  private async attempt(call: CallState, model: string): Promise<AttemptOutcome> {
+    const { req, provider } = call;
+    const s = req.settings;
+    const slot = await this.takeSlot(req, call.remote, call.failures, call.usage);
+    const started = performance.now();
+    let result: ProviderResult;
+    try {
+      result = await provider.complete({
+        model,
+        messages: req.messages,
+        temperature: s.temperature,
+        maxTokens: s.max_tokens,
+        timeoutMs: s.timeout_ms,
+        requestType: req.requestType,
+        baseUrl: s.base_url,
+        apiKey: call.apiKey,
+        hints: req.hints,
+      });
+    } catch (err) {
+      this.releaseSlot(slot, req);
+      return { ok: false, error: asLlmError(err), latencyMs: Math.round(performance.now() - started) };
+    }
+    const latencyMs = Math.round(performance.now() - started);
+    this.releaseSlot(slot, req);
+    return { ok: true, result, latencyMs };
   }
 
   private finalError(last: LlmError, attempts: LlmAttemptFailure[], usage: LlmUsageRecord[]): LlmError {

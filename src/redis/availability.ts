@@ -1,16 +1,8 @@
-import { MaiHiveError, ServiceUnavailableError } from '../errors';
+import { CONNECTION_FAILURE_CODES, MaiHiveError, ServiceUnavailableError } from '../errors';
 
 /** Seconds a client is told to wait (`Retry-After`) when Redis is unreachable. */
 export const REDIS_RETRY_AFTER_SECONDS = 5;
 
-const UNAVAILABLE_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-]);
 // ioredis client-side failures (no connection, offline queue disabled, command timeout, retries
 // spent) and server replies that mean "not now" (loading, failover, cluster reconfiguring).
 const UNAVAILABLE_MESSAGE =
@@ -20,7 +12,7 @@ const UNAVAILABLE_MESSAGE =
 export function isRedisUnavailable(err: unknown): boolean {
   if (err instanceof MaiHiveError || typeof err !== 'object' || err === null) return false;
   const e = err as { code?: unknown; name?: unknown; message?: unknown };
-  if (typeof e.code === 'string' && UNAVAILABLE_CODES.has(e.code)) return true;
+  if (typeof e.code === 'string' && CONNECTION_FAILURE_CODES.has(e.code)) return true;
   if (e.name === 'MaxRetriesPerRequestError' || e.name === 'ConnectionClosedError') return true;
   return typeof e.message === 'string' && UNAVAILABLE_MESSAGE.test(e.message);
 }

@@ -5,7 +5,12 @@ import pg from 'pg';
 
 import type { Config } from '../config';
 import type { Logger } from '../logger';
-import { type PrivateServer, startPrivatePostgres, startPrivateRedis } from './privateServers';
+import {
+  postgresReachable,
+  type PrivateServer,
+  startPrivatePostgres,
+  startPrivateRedis,
+} from './privateServers';
 
 /** The conventional local servers, tried when no URL is configured (Debian's default ports). */
 export const CONVENTIONAL_POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -42,24 +47,13 @@ export interface ResolveOptions {
   database?: string;
 }
 
-export async function postgresReachable(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    await client.query('SELECT 1');
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
+/** ms a configured or conventional server gets to answer before it counts as absent. */
+const REACHABLE_TIMEOUT_MS = 3000;
 
 export async function redisReachable(url: string): Promise<boolean> {
   const redis = new Redis(url, {
     lazyConnect: true,
-    connectTimeout: 3000,
+    connectTimeout: REACHABLE_TIMEOUT_MS,
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
   });
@@ -124,7 +118,7 @@ export async function resolveServices(
     const database = options.database ?? 'maihive';
     let adminUrl = config.databaseAdminUrl;
     let appUrl = config.databaseUrl;
-    if (adminUrl && !(await postgresReachable(adminUrl))) {
+    if (adminUrl && !(await postgresReachable(adminUrl, REACHABLE_TIMEOUT_MS))) {
       if (!config.autostart) throw new DependencyUnreachableError('PostgreSQL', 'DATABASE_ADMIN_URL');
       logger.warn('DATABASE_ADMIN_URL is unreachable; starting a private PostgreSQL instead');
       adminUrl = undefined;
@@ -135,7 +129,7 @@ export async function resolveServices(
         if (!appUrl) throw new DependencyUnreachableError('PostgreSQL', 'DATABASE_URL');
       } else {
         let serverUrl = CONVENTIONAL_POSTGRES_URL;
-        if (!(await postgresReachable(serverUrl))) {
+        if (!(await postgresReachable(serverUrl, REACHABLE_TIMEOUT_MS))) {
           const pgServer = await startPrivatePostgres({
             ...(options.ephemeral ? {} : { dataDir: path.join(config.dataDir, 'pg') }),
             logger,
@@ -150,7 +144,7 @@ export async function resolveServices(
       }
     }
     const databaseUrl = appUrl ?? withUser(adminUrl!, config.appRole);
-    if (!config.autostart && !(await postgresReachable(databaseUrl)) && !adminUrl) {
+    if (!config.autostart && !(await postgresReachable(databaseUrl, REACHABLE_TIMEOUT_MS)) && !adminUrl) {
       throw new DependencyUnreachableError('PostgreSQL', 'DATABASE_URL');
     }
 

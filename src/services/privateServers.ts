@@ -100,8 +100,9 @@ async function waitUntil(
   throw new Error(`${what} did not become ready within 60 s: ${log()}`);
 }
 
-async function answersQuery(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+/** Whether PostgreSQL at `url` accepts a connection and answers `SELECT 1` within `timeoutMs`. */
+export async function postgresReachable(url: string, timeoutMs: number): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs });
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -187,7 +188,7 @@ export async function startPrivatePostgres(options: PostgresOptions): Promise<Pr
   // readiness is a real query, not a TCP connect.
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   await waitUntil(
-    () => answersQuery(url),
+    () => postgresReachable(url, 2000),
     child,
     'private PostgreSQL',
     () => output,

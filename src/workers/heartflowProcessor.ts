@@ -4,15 +4,12 @@ import type { Database, TenantDb } from '../db/database';
 import {
   claimWithHistory,
   type InboundMessage,
-  type OutcomeRow,
   type ReplyContext,
   replyContext,
-  storeBatchOutcome,
   storeInbound,
   type StreamHeartflow,
 } from '../db/repositories/heartflow';
-import type { LlmUsageRecord } from '../db/repositories/llmUsage';
-import { type MessageRow, type NewMessage, recentMessages } from '../db/repositories/messages';
+import { type MessageRow, recentMessages } from '../db/repositories/messages';
 import { AgentConfig } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
 import {
@@ -27,17 +24,16 @@ import {
   storedHeartflowState,
   updateOnMessage,
 } from '../domain/heartflow';
-import { createIsolationContext, type IsolationContext } from '../domain/isolationContext';
-import { shouldEnqueueMemory } from '../domain/memory/trigger';
+import { type ChatStreamContext, createChatStreamContext } from '../domain/isolationContext';
 import { mulberry32, seedFromString } from '../domain/random';
 import { agentLlmSettings } from '../llm/agentSettings';
 import type { LlmClient } from '../llm/llmClient';
 import { LlmQuotaExceededError } from '../llm/llmQuota';
 import type { SecretBox } from '../llm/secretBox';
 import type { Logger } from '../logger';
-import { publishMessageDone, publishStreamEvent } from '../queues/messageEvents';
 import type { HeartflowJobData, TenantQueues } from '../queues/tenantQueues';
 import type { Keyspace } from '../redis/keys';
+import { type Reply, storeBatch } from './batchOutcome';
 import { emojiFor } from './emojiFallback';
 import {
   BUSY_TENANT_JOBS_PER_S,
@@ -50,7 +46,6 @@ import {
   type TenantHeat,
 } from './hotStreams';
 import type { InboundWriter } from './inboundWriter';
-import { enqueueDelivery, enqueueMemory, enqueueStats } from './jobs';
 import { StreamLock } from './streamLock';
 
 export interface HeartflowDeps {
@@ -98,7 +93,7 @@ export async function processHeartflowJob(
   data: HeartflowJobData | SweepJobData,
 ): Promise<void> {
   if (isSweep(data)) return sweepStream(deps, data);
-  const ctx = createIsolationContext({
+  const ctx = createChatStreamContext({
     tenantId: data.tenantId,
     agentId: data.agentId,
     platform: data.platform,
@@ -155,7 +150,7 @@ export async function processHeartflowJob(
 }
 
 /** Stores one inbound message, through the pool's group commit when there is one. */
-async function storeOne(deps: HeartflowDeps, ctx: IsolationContext, inbound: InboundMessage): Promise<void> {
+async function storeOne(deps: HeartflowDeps, ctx: ChatStreamContext, inbound: InboundMessage): Promise<void> {
   if (deps.inbound) await deps.inbound.store(ctx.tenantId, inbound);
   else await deps.db.withTenant(ctx, (db) => storeInbound(db, [inbound]));
 }
@@ -175,7 +170,7 @@ function streamLock(deps: HeartflowDeps, tenantId: string, chatStreamId: string,
  * backlog), it takes the stream like any job; a stream held by someone else has its mark.
  */
 async function sweepStream(deps: HeartflowDeps, data: SweepJobData): Promise<void> {
-  const ctx = createIsolationContext({
+  const ctx = createChatStreamContext({
     tenantId: data.tenantId,
     agentId: data.agentId,
     platform: data.platform,
@@ -211,7 +206,7 @@ interface Holding {
  */
 async function holdStream(
   deps: HeartflowDeps,
-  ctx: IsolationContext,
+  ctx: ChatStreamContext,
   lock: StreamLock,
   h: Holding,
 ): Promise<void> {
@@ -225,9 +220,9 @@ async function holdStream(
         const sweep: SweepJobData = {
           sweep: true,
           tenantId: ctx.tenantId,
-          agentId: ctx.agentId!,
-          platform: ctx.platform!,
-          chatStreamId: ctx.chatStreamId!,
+          agentId: ctx.agentId,
+          platform: ctx.platform,
+          chatStreamId: ctx.chatStreamId,
           lockToken: lock.token,
           generation: h.generation,
           enableMemory: h.enableMemory,
@@ -263,11 +258,11 @@ interface StreamContext {
  */
 async function loadStream(
   db: TenantDb,
-  ctx: IsolationContext,
+  ctx: ChatStreamContext,
   store: InboundMessage | undefined,
 ): Promise<StreamContext> {
   if (store) await storeInbound(db, [store]);
-  const { pending, history } = await claimWithHistory(db, ctx.chatStreamId!, BATCH_LIMIT, HISTORY);
+  const { pending, history } = await claimWithHistory(db, ctx.chatStreamId, BATCH_LIMIT, HISTORY);
   if (pending.length === 0) {
     return {
       pending,
@@ -278,7 +273,7 @@ async function loadStream(
       memories: [],
     };
   }
-  const context = await replyContext(db, ctx.agentId!, ctx.chatStreamId!, MEMORIES);
+  const context = await replyContext(db, ctx.agentId, ctx.chatStreamId, MEMORIES);
   const parsed = AgentConfig.safeParse(context.agent?.config ?? {});
   return {
     pending,
@@ -296,7 +291,7 @@ async function loadStream(
  */
 async function answerPending(
   deps: HeartflowDeps,
-  ctx: IsolationContext,
+  ctx: ChatStreamContext,
   enableMemory: boolean,
   store?: InboundMessage,
 ): Promise<void> {
@@ -307,7 +302,7 @@ async function answerPending(
   let state = storedHeartflowState(stream.heartflow?.heartflow_state, startedAt);
   const account = stream.agentConfig.accounts.find((a) => a.platform === ctx.platform);
   const bot = {
-    accountId: account?.account_id ?? ctx.agentId!,
+    accountId: account?.account_id ?? ctx.agentId,
     nickname: account?.nickname ?? stream.agentName,
     aliases: account?.aliases ?? [],
   };
@@ -344,7 +339,7 @@ async function answerPending(
     const history =
       index === 0
         ? stream.history
-        : await deps.db.withTenant(ctx, (db) => recentMessages(db, ctx.chatStreamId!, HISTORY));
+        : await deps.db.withTenant(ctx, (db) => recentMessages(db, ctx.chatStreamId, HISTORY));
     const reply = await produceReply(deps, ctx, stream, history, decision, target);
     await storeBatch(deps, ctx, enableMemory, stream.agentConfig, {
       decision,
@@ -358,16 +353,9 @@ async function answerPending(
   }
 }
 
-interface Reply {
-  text: string | null;
-  tokens: number | null;
-  error: string | null;
-  usage: LlmUsageRecord[];
-}
-
 async function produceReply(
   deps: HeartflowDeps,
-  ctx: IsolationContext,
+  ctx: ChatStreamContext,
   stream: StreamContext,
   history: MessageRow[],
   decision: HeartflowDecision,
@@ -400,7 +388,7 @@ async function produceReply(
   try {
     const result = await deps.llm.complete({
       tenantId: ctx.tenantId,
-      agentId: ctx.agentId!,
+      agentId: ctx.agentId,
       platform: ctx.platform,
       chatStreamId: ctx.chatStreamId,
       messageId: target.message_id,
@@ -428,156 +416,4 @@ async function produceReply(
     }
     return { text: null, tokens: null, error: (err as Error).message, usage };
   }
-}
-
-interface BatchResult {
-  decision: HeartflowDecision;
-  target: MessageRow;
-  covered: MessageRow[];
-  mentionedIds: Set<string>;
-  reply: Reply;
-  state: unknown;
-  startedAt: number;
-}
-
-/**
- * Stores the reply, the action, every covered message's outcome and the stream state in one
- * statement, then enqueues the follow-ups and announces the outcomes.
- */
-async function storeBatch(
-  deps: HeartflowDeps,
-  ctx: IsolationContext,
-  enableMemory: boolean,
-  agentConfig: AgentConfig,
-  b: BatchResult,
-): Promise<void> {
-  const finishedAt = deps.clock.now();
-  const replyId = `${b.target.message_id}.r`;
-  const answered = b.reply.text !== null;
-  const failed = b.reply.error !== null;
-  const actions = [{ type: b.decision.action, reason: b.decision.reason, target: b.target.message_id }];
-  const outcomes: OutcomeRow[] = b.covered.map((m) => {
-    // Everyone who called the bot in the batch gets the batch's answer; the rest were heard.
-    const gotAnswer = answered && (m.message_id === b.target.message_id || b.mentionedIds.has(m.message_id));
-    return {
-      messageId: m.message_id,
-      status: failed ? 'failed' : gotAnswer ? 'replied' : 'no_reply',
-      response: gotAnswer ? b.reply.text : null,
-      actionsTaken:
-        m.message_id === b.target.message_id ? actions : [{ type: 'coalesced', into: b.target.message_id }],
-      tokensUsed: m.message_id === b.target.message_id ? b.reply.tokens : null,
-      queueWaitMs: Math.max(0, b.startedAt - m.created_at.getTime()),
-      processingTimeMs: finishedAt - b.startedAt,
-      error: failed ? b.reply.error : null,
-    };
-  });
-  const reply: NewMessage | undefined = answered
-    ? {
-        messageId: replyId,
-        agentId: ctx.agentId!,
-        platform: ctx.platform!,
-        chatStreamId: ctx.chatStreamId!,
-        direction: 'out',
-        content: b.reply.text!,
-        replyTo: b.target.message_id,
-        status: 'sent',
-        createdAt: new Date(finishedAt),
-      }
-    : undefined;
-  await deps.db.withTenant(ctx, (db) =>
-    storeBatchOutcome(db, {
-      chatStreamId: ctx.chatStreamId!,
-      usage: b.reply.usage,
-      reply,
-      action: {
-        actionId: `${b.target.message_id}.a`,
-        agentId: ctx.agentId!,
-        platform: ctx.platform!,
-        chatStreamId: ctx.chatStreamId!,
-        messageId: b.target.message_id,
-        actionName: b.decision.action,
-        actionData: {
-          probability: b.decision.replyProbability,
-          covered: b.covered.length,
-          reply_id: answered ? replyId : null,
-        },
-        reasoning: b.decision.reason,
-      },
-      outcomes,
-      state: b.state,
-    }),
-  );
-  // Store first, then announce: a waiter subscribing late finds the outcome in the table. Sent
-  // together, in order, on one connection: one round trip for the batch.
-  const announcements: Promise<void>[] = [];
-  for (const o of outcomes) {
-    const done = publishMessageDone(deps.redis, deps.keys, ctx.tenantId, {
-      message_id: o.messageId,
-      status: o.status as 'replied' | 'no_reply' | 'failed',
-      response: o.response,
-      actions_taken: o.actionsTaken,
-      tokens_used: o.tokensUsed,
-      queue_wait_ms: o.queueWaitMs,
-      processing_time_ms: o.processingTimeMs,
-      error: o.error,
-    });
-    const event = publishStreamEvent(deps.redis, deps.keys, {
-      type:
-        o.status === 'replied'
-          ? 'message.replied'
-          : o.status === 'failed'
-            ? 'message.failed'
-            : 'message.no_reply',
-      message_id: o.messageId,
-      tenant_id: ctx.tenantId,
-      agent_id: ctx.agentId!,
-      platform: ctx.platform!,
-      chat_stream_id: ctx.chatStreamId!,
-      at: new Date(finishedAt).toISOString(),
-      response: o.response,
-      error: o.error,
-    });
-    announcements.push(done, event);
-  }
-  await Promise.all(announcements);
-  // After the announcements: nobody waits for these. Only an agent with a webhook has replies
-  // to deliver (the delivery job checks again).
-  const deliverable = answered && agentConfig.delivery?.webhook_url !== undefined;
-  if (deps.queues)
-    await enqueueFollowUps(deps.queues, ctx, b, deliverable ? replyId : null, finishedAt, enableMemory);
-}
-
-/**
- * After a batch is stored: memory extraction when the batch says something memorable (or on a
- * sample), the usage buckets its messages and LLM calls fall into, and the webhook delivery of the
- * reply. Job ids derive from the batch, so a retried batch enqueues nothing twice.
- */
-async function enqueueFollowUps(
-  queues: TenantQueues,
-  ctx: IsolationContext,
-  b: BatchResult,
-  replyId: string | null,
-  finishedAt: number,
-  enableMemory: boolean,
-): Promise<void> {
-  const where = {
-    tenantId: ctx.tenantId,
-    agentId: ctx.agentId!,
-    platform: ctx.platform!,
-    chatStreamId: ctx.chatStreamId!,
-  };
-  const messages = b.covered.map((m) => ({ messageId: m.message_id, content: m.content }));
-  if (shouldEnqueueMemory({ enableMemory, messages })) {
-    await enqueueMemory(queues, { ...where, upToMessageId: b.covered[b.covered.length - 1]!.message_id });
-  }
-  const minutes = new Set(
-    [...b.covered.map((m) => m.created_at.getTime()), finishedAt].map((t) => t - (t % 60_000)),
-  );
-  const enqueued = [...minutes].map((minute) => enqueueStats(queues, ctx.tenantId, minute, finishedAt));
-  if (replyId) {
-    enqueued.push(
-      enqueueDelivery(queues, { tenantId: ctx.tenantId, agentId: ctx.agentId!, messageId: replyId }),
-    );
-  }
-  await Promise.all(enqueued);
 }

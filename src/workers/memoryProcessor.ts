@@ -18,7 +18,7 @@ import {
 } from '../db/repositories/memoryExtraction';
 import { type AgentConfig, storedAgentConfig } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
-import { createIsolationContext, type IsolationContext } from '../domain/isolationContext';
+import { type ChatStreamContext, createChatStreamContext } from '../domain/isolationContext';
 import {
   buildExtractionPrompt,
   buildHeuristicSummary,
@@ -94,15 +94,15 @@ function cursorOfMessage(m: StreamMessage): StreamCursor {
 
 function insertOf(
   c: MemoryCandidate,
-  ctx: IsolationContext,
+  ctx: ChatStreamContext,
   metadata: Record<string, unknown>,
 ): MemoryInsert {
   return {
     memoryId: c.memoryId,
-    agentId: ctx.agentId!,
+    agentId: ctx.agentId,
     scope: c.scope,
-    platform: ctx.platform!,
-    chatStreamId: ctx.chatStreamId!,
+    platform: ctx.platform,
+    chatStreamId: ctx.chatStreamId,
     title: c.title,
     content: c.content,
     memoryType: c.memoryType,
@@ -135,7 +135,7 @@ interface JobSetup {
  * ability, so the heuristics do (and they stand in whenever the model fails or answers garbage).
  */
 export async function processMemoryJob(deps: MemoryDeps, data: MemoryJobData): Promise<MemoryJobResult> {
-  const ctx = createIsolationContext({
+  const ctx = createChatStreamContext({
     tenantId: data.tenantId,
     agentId: data.agentId,
     platform: data.platform,
@@ -175,7 +175,7 @@ export async function processMemoryJob(deps: MemoryDeps, data: MemoryJobData): P
 
 interface RunContext {
   deps: MemoryDeps;
-  ctx: IsolationContext;
+  ctx: ChatStreamContext;
   setup: JobSetup;
   settings: LlmSettings;
   upTo: StreamCursor;
@@ -184,9 +184,9 @@ interface RunContext {
 
 function extractionContext(run: RunContext): ExtractionContext {
   return {
-    agentId: run.ctx.agentId!,
-    platform: run.ctx.platform!,
-    chatStreamId: run.ctx.chatStreamId!,
+    agentId: run.ctx.agentId,
+    platform: run.ctx.platform,
+    chatStreamId: run.ctx.chatStreamId,
     chatType: run.setup.chatType,
     policy: run.deps.policy ?? DEFAULT_SCOPE_POLICY,
   };
@@ -199,7 +199,7 @@ async function extractFacts(run: RunContext): Promise<void> {
   for (;;) {
     const batch = await deps.db.withTenant(ctx, (db) =>
       streamMessagesBetween(db, {
-        chatStreamId: ctx.chatStreamId!,
+        chatStreamId: ctx.chatStreamId,
         after,
         upTo: run.upTo,
         inboundOnly: true,
@@ -217,7 +217,7 @@ async function extractFacts(run: RunContext): Promise<void> {
         candidates.map((c) => insertOf(c, ctx, {})),
       );
       run.result.stored += inserted.length;
-      await advanceScannedCursor(db, ctx.chatStreamId!, cursorOfMessage(last));
+      await advanceScannedCursor(db, ctx.chatStreamId, cursorOfMessage(last));
     });
     run.result.scanned += batch.length;
     after = cursorOfMessage(last);
@@ -236,7 +236,7 @@ async function extractCandidates(
   try {
     const answer = await run.deps.llm.complete({
       tenantId: run.ctx.tenantId,
-      agentId: run.ctx.agentId!,
+      agentId: run.ctx.agentId,
       platform: run.ctx.platform,
       chatStreamId: run.ctx.chatStreamId,
       messageId: last.messageId,
@@ -271,7 +271,7 @@ async function writeSummaries(run: RunContext): Promise<void> {
   for (let i = 0; i < (deps.maxSummariesPerJob ?? 5); i++) {
     const chunk = await deps.db.withTenant(ctx, async (db) => {
       const pending = await countInboundBetween(db, {
-        chatStreamId: ctx.chatStreamId!,
+        chatStreamId: ctx.chatStreamId,
         after: from,
         upTo: run.upTo,
       });
@@ -282,7 +282,7 @@ async function writeSummaries(run: RunContext): Promise<void> {
       );
       if (due === 0) return undefined;
       const inbound = await streamMessagesBetween(db, {
-        chatStreamId: ctx.chatStreamId!,
+        chatStreamId: ctx.chatStreamId,
         after: from,
         upTo: run.upTo,
         inboundOnly: true,
@@ -292,7 +292,7 @@ async function writeSummaries(run: RunContext): Promise<void> {
       if (!last) return undefined;
       // The bot's messages between the chunk's inbound ones belong to the conversation too.
       const lines = await streamMessagesBetween(db, {
-        chatStreamId: ctx.chatStreamId!,
+        chatStreamId: ctx.chatStreamId,
         after: from,
         upTo: cursorOfMessage(last),
         inboundOnly: false,
@@ -316,7 +316,7 @@ async function writeSummaries(run: RunContext): Promise<void> {
     const to = cursorOfMessage(chunk.last);
     const summary: MemoryCandidate = {
       memoryId: summaryMemoryId(
-        { agentId: ctx.agentId!, chatStreamId: ctx.chatStreamId! },
+        { agentId: ctx.agentId, chatStreamId: ctx.chatStreamId },
         first.message_id,
         chunk.last.message_id,
         first.created_at.getTime(),
@@ -335,7 +335,7 @@ async function writeSummaries(run: RunContext): Promise<void> {
     const won = await deps.db.withTenant(ctx, async (db) => {
       for (const u of usage) await recordLlmUsage(db, u);
       // Compare-and-set: a job that summarised these messages first wins; this one stores nothing.
-      if (!(await advanceSummarizedCursor(db, ctx.chatStreamId!, from, to))) return false;
+      if (!(await advanceSummarizedCursor(db, ctx.chatStreamId, from, to))) return false;
       const inserted = await insertMemoriesIfAbsent(db, [
         insertOf(summary, ctx, { message_count: chunk.inbound.length, keywords: draft.keywords }),
       ]);
@@ -362,7 +362,7 @@ async function summarise(
   try {
     const answer = await run.deps.llm.complete({
       tenantId: run.ctx.tenantId,
-      agentId: run.ctx.agentId!,
+      agentId: run.ctx.agentId,
       platform: run.ctx.platform,
       chatStreamId: run.ctx.chatStreamId,
       messageId: lastMessageId,

@@ -1,3 +1,4 @@
+import type { Job } from 'bullmq';
 import { Redis } from 'ioredis';
 
 import type { TenantDirectory } from '../auth/tenantDirectory';
@@ -12,10 +13,11 @@ import type { SecretBox } from '../llm/secretBox';
 import type { Logger } from '../logger';
 import { Dispatcher } from '../queues/dispatcher';
 import type { TenantSchedule } from '../queues/fairScheduler';
+import type { JobKind } from '../queues/names';
 import { type HeartflowJobData, TenantQueues } from '../queues/tenantQueues';
 import type { Keyspace } from '../redis/keys';
 import { deliveryJobRunner } from './deliveryProcessor';
-import { processHeartflowJob } from './heartflowProcessor';
+import { type HeartflowDeps, processHeartflowJob } from './heartflowProcessor';
 import { type SweepJobData, TenantHeat } from './hotStreams';
 import { InboundWriter } from './inboundWriter';
 import { assertJobTenant } from './jobs';
@@ -88,7 +90,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     ...(o.secretBox ? { secretBox: o.secretBox } : {}),
   });
   const queues = new TenantQueues(connection, o.keys.prefix);
-  const heartflowDeps = {
+  const heartflowDeps: HeartflowDeps = {
     db: o.db,
     redis: connection,
     keys: o.keys,
@@ -110,50 +112,11 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     ...(o.lockDurationMs ? { lockDurationMs: o.lockDurationMs } : {}),
     ...(o.stalledIntervalMs ? { stalledIntervalMs: o.stalledIntervalMs } : {}),
   };
-  const followUps = o.followUpConcurrency ?? 4;
-  const dispatcher = new Dispatcher({
-    ...common,
-    kind: 'heartflow',
-    concurrency: o.concurrency,
-    process: (job, tenantId, log) => {
-      assertJobTenant(job, tenantId);
-      return processHeartflowJob(
-        { ...heartflowDeps, logger: log },
-        job.data as HeartflowJobData | SweepJobData,
-      );
-    },
-  });
+  const kinds = jobKinds(o, heartflowDeps, llm);
+  const dispatcher = new Dispatcher({ ...common, kind: 'heartflow', ...kinds.heartflow });
   const dispatchers = [
     dispatcher,
-    new Dispatcher({
-      ...common,
-      kind: 'memory',
-      concurrency: followUps,
-      process: memoryJobRunner({
-        db: o.db,
-        llm,
-        logger: o.logger,
-        clock: o.clock,
-        ...(o.secretBox ? { secretBox: o.secretBox } : {}),
-      }),
-    }),
-    new Dispatcher({
-      ...common,
-      kind: 'stats',
-      concurrency: followUps,
-      process: statsJobRunner({ db: o.db, logger: o.logger }),
-    }),
-    new Dispatcher({
-      ...common,
-      kind: 'delivery',
-      concurrency: followUps,
-      process: deliveryJobRunner({
-        db: o.db,
-        logger: o.logger,
-        clock: o.clock,
-        ...(o.secretBox ? { secretBox: o.secretBox } : {}),
-      }),
-    }),
+    ...FOLLOW_UP_KINDS.map((kind) => new Dispatcher({ ...common, kind, ...kinds[kind] })),
   ];
   const started: Dispatcher[] = [];
   try {
@@ -175,5 +138,45 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
         () => queues.close(),
         () => connection.quit().catch(() => connection.disconnect()),
       ])),
+  };
+}
+
+/** The kinds served after the heartflow, in the order their dispatchers start. */
+const FOLLOW_UP_KINDS = ['memory', 'stats', 'delivery'] as const satisfies readonly JobKind[];
+
+/** How one job kind is served: its jobs running at once in this process, and its processor. */
+interface KindServing {
+  concurrency: number;
+  process: (job: Job, tenantId: string, log: Logger) => Promise<unknown>;
+}
+
+/** The table of job kinds the pool serves; every processor runs only for its queue's tenant. */
+function jobKinds(
+  o: WorkerPoolOptions,
+  heartflowDeps: HeartflowDeps,
+  llm: LlmClient,
+): Record<JobKind, KindServing> {
+  const followUps = o.followUpConcurrency ?? 4;
+  const sealed = o.secretBox ? { secretBox: o.secretBox } : {};
+  return {
+    heartflow: {
+      concurrency: o.concurrency,
+      process: (job, tenantId, log) => {
+        assertJobTenant(job, tenantId);
+        return processHeartflowJob(
+          { ...heartflowDeps, logger: log },
+          job.data as HeartflowJobData | SweepJobData,
+        );
+      },
+    },
+    memory: {
+      concurrency: followUps,
+      process: memoryJobRunner({ db: o.db, llm, logger: o.logger, clock: o.clock, ...sealed }),
+    },
+    stats: { concurrency: followUps, process: statsJobRunner({ db: o.db, logger: o.logger }) },
+    delivery: {
+      concurrency: followUps,
+      process: deliveryJobRunner({ db: o.db, logger: o.logger, clock: o.clock, ...sealed }),
+    },
   };
 }

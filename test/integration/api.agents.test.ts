@@ -2,13 +2,8 @@ import { findAgentByAccount } from '../../src/db/repositories/agentAccounts';
 import { requireAgent } from '../../src/db/repositories/agents';
 import { createIsolationContext } from '../../src/domain/isolationContext';
 import { NotFoundError } from '../../src/errors';
+import { created } from '../support/fixtures';
 import { startTestApp, type TestApp } from '../support/testApp';
-
-/** Arrange steps outside tests cannot use expect: a failed setup throws instead. */
-function created<T extends { status: number; body: unknown }>(res: T): T {
-  if (res.status !== 201) throw new Error(`setup request failed: ${res.status} ${JSON.stringify(res.body)}`);
-  return res;
-}
 
 let app: TestApp;
 let platformAdmin: string;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 
 import { createTenant } from '../../src/db/repositories/tenants';
-import type { HeartflowJobData } from '../../src/queues/tenantQueues';
+import { heartflowJobData } from '../support/fixtures';
 import { startTestApp, type TestApp } from '../support/testApp';
 
 const METRICS_TOKEN = 'scrape-token-0123456789abcdef';
@@ -21,26 +21,6 @@ async function newTenant() {
   const tenantId = `m-${randomBytes(4).toString('hex')}`;
   await app.deps.db.withPlatform((db) => createTenant(db, { tenantId, name: tenantId }));
   return tenantId;
-}
-
-function jobData(tenantId: string, messageId: string): HeartflowJobData {
-  return {
-    messageId,
-    tenantId,
-    agentId: 'default',
-    platform: 'qq',
-    chatStreamId: 'c1',
-    chatType: 'group',
-    content: 'hello',
-    clientMessageId: null,
-    replyTo: null,
-    sender: { userId: 'u1', nickname: null, cardname: null, groupId: null, groupName: null },
-    segments: [],
-    mentioned: false,
-    options: { enableMemory: true, enableEmoji: true, priority: 'normal' },
-    receivedAt: Date.now(),
-    source: 'http',
-  };
 }
 
 /** The value of one sample line, e.g. `name{a="b"} 3`, or undefined when absent. */
@@ -89,8 +69,8 @@ describe('GET /system/info', () => {
 describe('GET /metrics', () => {
   it('serves Prometheus text to the METRICS_TOKEN bearer: process, HTTP and queue metrics', async () => {
     const tenantId = await newTenant();
-    await app.deps.queues.enqueueHeartflow(jobData(tenantId, 'msg_m1'));
-    await app.deps.queues.enqueueHeartflow(jobData(tenantId, 'msg_m2'));
+    await app.deps.queues.enqueueHeartflow(heartflowJobData(tenantId, 'msg_m1'));
+    await app.deps.queues.enqueueHeartflow(heartflowJobData(tenantId, 'msg_m2'));
     await app.request('GET', '/health');
     await app.request('GET', '/no/such/route');
 
@@ -125,7 +105,7 @@ describe('GET /metrics', () => {
 
   it('drops tenants that left the active set from the queue gauges', async () => {
     const tenantId = await newTenant();
-    await app.deps.queues.enqueueHeartflow(jobData(tenantId, 'msg_gone'));
+    await app.deps.queues.enqueueHeartflow(heartflowJobData(tenantId, 'msg_gone'));
     const before = await scrape({ authorization: `Bearer ${METRICS_TOKEN}` });
     expect(sample(before.text, 'maihive_queue_jobs', { tenant_id: tenantId, state: 'waiting' })).toBe(1);
     await app.deps.redis.srem(app.deps.keys.activeTenants('heartflow'), tenantId);

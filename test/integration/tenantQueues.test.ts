@@ -1,5 +1,6 @@
 import { type HeartflowJobData, TenantQueues } from '../../src/queues/tenantQueues';
 import { keyspace } from '../../src/redis/keys';
+import { heartflowJobData } from '../support/fixtures';
 import { createTestRedis } from '../support/testDatabase';
 
 const handle = createTestRedis();
@@ -11,24 +12,13 @@ afterAll(async () => {
   await handle.close();
 });
 
+/** A private message from an unknown sender (the shape matters less here than the ids). */
 function jobData(tenantId: string, messageId: string): HeartflowJobData {
-  return {
-    messageId,
-    tenantId,
-    agentId: 'default',
-    platform: 'qq',
-    chatStreamId: 'c1',
+  return heartflowJobData(tenantId, messageId, {
     chatType: 'private',
     content: 'hi',
-    clientMessageId: null,
-    replyTo: null,
     sender: { userId: null, nickname: null, cardname: null, groupId: null, groupName: null },
-    segments: [],
-    mentioned: false,
-    options: { enableMemory: true, enableEmoji: true, priority: 'normal' },
-    receivedAt: Date.now(),
-    source: 'http',
-  };
+  });
 }
 
 describe('the per-tenant queues of a process', () => {

@@ -1,4 +1,8 @@
-import { createIsolationContext, narrowContext } from '../../src/domain/isolationContext';
+import {
+  createChatStreamContext,
+  createIsolationContext,
+  narrowContext,
+} from '../../src/domain/isolationContext';
 import { ValidationError } from '../../src/errors';
 
 function validationFields(fn: () => unknown): string[] {
@@ -132,5 +136,31 @@ describe('createIsolationContext', () => {
         narrowContext(createIsolationContext({ tenantId: 'acme' }), { agentId: 'bad id' }),
       ),
     ).toEqual(['agent_id']);
+  });
+});
+
+describe('createChatStreamContext', () => {
+  it('builds the full T+A+C+P scope, frozen', () => {
+    const ctx = createChatStreamContext({
+      tenantId: 'acme',
+      agentId: 'bot1',
+      platform: 'qq',
+      chatStreamId: 'c_1',
+    });
+    expect(ctx).toMatchObject({ level: 'T+A+C+P', scope: 'acme/bot1/qq/c_1', chatStreamId: 'c_1' });
+    expect(Object.isFrozen(ctx)).toBe(true);
+  });
+
+  it('validates every dimension as createIsolationContext does', () => {
+    expect(
+      validationFields(() =>
+        createChatStreamContext({
+          tenantId: 'acme',
+          agentId: 'bot1',
+          platform: 'qq',
+          chatStreamId: 'bad id',
+        }),
+      ),
+    ).toEqual(['chat_stream_id']);
   });
 });

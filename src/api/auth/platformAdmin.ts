@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 
 import type { Request } from 'express';
 
-import { Authenticator } from '../../auth/authenticate';
+import { Authenticator, principalOfToken, revocationKeys } from '../../auth/authenticate';
 import type { Principal } from '../../auth/principal';
 import type { Dependencies } from '../../dependencies';
 import { ForbiddenError, UnauthorizedError } from '../../errors';
@@ -47,19 +47,9 @@ export class PlatformAdminGate {
   /** Whoever an access token presented elsewhere than the headers names (signature, expiry, revocation). */
   async accessTokenPrincipal(token: string): Promise<Principal> {
     const claims = await this.deps.tokens.verifyAccessToken(token);
-    const keys = [this.deps.keys.revokedToken(claims.jti)];
-    if (claims.fam) keys.push(this.deps.keys.revokedFamily(claims.fam));
-    const revoked = await this.deps.redis.mget(...keys);
+    const revoked = await this.deps.redis.mget(...revocationKeys(this.deps.keys, claims));
     if (revoked.some((v) => v !== null)) throw new UnauthorizedError();
-    return {
-      kind: claims.role === 'platform_admin' ? 'platform_admin' : 'user',
-      subject: claims.sub,
-      role: claims.role,
-      tenantId: claims.tenant_id,
-      agentId: claims.agent_id,
-      tokenId: claims.jti,
-      expiresAt: claims.exp,
-    };
+    return principalOfToken(claims);
   }
 
   /** True when `presented` is the configured `METRICS_TOKEN` (compared in constant time). */

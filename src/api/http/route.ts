@@ -12,13 +12,19 @@ import { documentOperation, type ErrorStatus, type RequestHeader } from './opena
 // own body; extending here (idempotent) makes that order irrelevant.
 extendZodWithOpenApi(z);
 
+/** Who may call a route: anyone (`public`), or the roles listed. */
+export type RouteAuth = 'public' | readonly Role[];
+
+/** The caller a handler sees: always there on a route that needs credentials. */
+export type PrincipalOf<A extends RouteAuth> = A extends 'public' ? Principal | undefined : Principal;
+
 /** What a handler gets: validated input, the caller, and the raw request/response for headers. */
-export interface HandlerInput<P, Q, B> {
+export interface HandlerInput<P, Q, B, A extends RouteAuth = RouteAuth> {
   params: P;
   query: Q;
   body: B;
   /** The authenticated caller; on a public route, whoever presented valid credentials (or nobody). */
-  principal: Principal | undefined;
+  principal: PrincipalOf<A>;
   req: Request;
   res: Response;
 }
@@ -32,6 +38,7 @@ export interface RouteSpec<
   P extends z.ZodType | undefined,
   Q extends z.ZodType | undefined,
   B extends z.ZodType | undefined,
+  A extends RouteAuth = RouteAuth,
 > {
   method: 'get' | 'post' | 'put' | 'delete';
   /** Express-style path relative to `/api/v1`, e.g. `/tenants/:tenant_id`. */
@@ -41,7 +48,7 @@ export interface RouteSpec<
   summary: string;
   tag: string;
   /** Roles allowed; `public` needs no credentials. */
-  auth: 'public' | readonly Role[];
+  auth: A;
   params?: P;
   query?: Q;
   body?: B;
@@ -55,7 +62,7 @@ export interface RouteSpec<
   response?: z.ZodType;
   /** Success status for documentation; handlers may override per call. Default 200. */
   status?: number;
-  handler: (input: HandlerInput<Infer<P>, Infer<Q>, Infer<B>>) => Promise<HandlerResult>;
+  handler: (input: HandlerInput<Infer<P>, Infer<Q>, Infer<B>, A>) => Promise<HandlerResult>;
 }
 
 /** Lists every failing field (`details.fields`), as API.md requires. */
@@ -88,7 +95,8 @@ export function route<
   P extends z.ZodType | undefined = undefined,
   Q extends z.ZodType | undefined = undefined,
   B extends z.ZodType | undefined = undefined,
->(router: Router, registry: OpenAPIRegistry, spec: RouteSpec<P, Q, B>): void {
+  A extends RouteAuth = RouteAuth,
+>(router: Router, registry: OpenAPIRegistry, spec: RouteSpec<P, Q, B, A>): void {
   documentOperation(registry, { ...spec, isPublic: spec.auth === 'public' });
   router[spec.method](spec.path, (req: Request, res: Response, next: NextFunction) => {
     const run = async () => {
@@ -104,7 +112,8 @@ export function route<
         params: params as Infer<P>,
         query: query as Infer<Q>,
         body: body as Infer<B>,
-        principal,
+        // Checked above: present unless the route is public.
+        principal: principal as PrincipalOf<A>,
         req,
         res,
       });

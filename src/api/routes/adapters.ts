@@ -112,7 +112,7 @@ export function adaptersRoutes({ router, registry, deps }: RouteContext): void {
     body: oneBotEnvelopeSchema,
     response: oneBotData,
     handler: async ({ body, query, principal, req, res }) => {
-      const caller = principal!;
+      const caller = principal;
       // The tenant is settled first, so a mismatched X-Tenant-ID is refused even for ignored events.
       const { tenantId } = tenantScope(caller, req);
       const outcome = oneBotToInbound(body);
@@ -143,7 +143,7 @@ export function adaptersRoutes({ router, registry, deps }: RouteContext): void {
     body: maimMessageSchema,
     response: z.union([sendData, ignoredData]),
     handler: async ({ body, query, principal, req }) => {
-      const caller = principal!;
+      const caller = principal;
       const { tenantId } = tenantScope(caller, req);
       // maim payloads carry no bot id: the agent comes from the credential or X-Agent-ID, and its
       // accounts on the message's platform tell which @-mentions name the bot.

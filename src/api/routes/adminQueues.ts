@@ -131,7 +131,7 @@ export function adminQueuesRoutes(ctx: RouteContext): void {
     query: ListQuery,
     response: z.object({ queues: z.array(TenantQueueResponse), pagination: PaginationSchema }),
     handler: async ({ query, principal, req }) => {
-      const p = principal!;
+      const p = principal;
       // A platform admin naming a tenant (X-Tenant-ID) and every tenant member see one tenant.
       if (p.role !== 'platform_admin' || req.header('x-tenant-id')) {
         const { tenantId, meta, settings } = await resolveTenant(deps, p, req);
@@ -159,7 +159,7 @@ export function adminQueuesRoutes(ctx: RouteContext): void {
     params: TenantParams,
     response: TenantQueueResponse.extend({ caps: Caps }),
     handler: async ({ params, principal, req }) => {
-      const { tenantId, meta, settings } = await resolveTenant(deps, principal!, req, params.tenant_id);
+      const { tenantId, meta, settings } = await resolveTenant(deps, principal, req, params.tenant_id);
       const [item, caps] = await Promise.all([
         tenantQueue(tenantId, meta.status, settings),
         readQueueCaps(deps.queues, tenantId),
@@ -179,7 +179,7 @@ export function adminQueuesRoutes(ctx: RouteContext): void {
     params: TenantParams,
     response: z.object({ tenant_id: z.string(), paused: z.literal(true) }),
     handler: async ({ params, principal, req }) => {
-      const { tenantId } = await resolveTenant(deps, principal!, req, params.tenant_id);
+      const { tenantId } = await resolveTenant(deps, principal, req, params.tenant_id);
       await pauseTenantQueues(deps.queues, tenantId);
       return { data: { tenant_id: tenantId, paused: true as const } };
     },
@@ -196,7 +196,7 @@ export function adminQueuesRoutes(ctx: RouteContext): void {
     params: TenantParams,
     response: z.object({ tenant_id: z.string(), paused: z.literal(false) }),
     handler: async ({ params, principal, req }) => {
-      const { tenantId } = await resolveTenant(deps, principal!, req, params.tenant_id);
+      const { tenantId } = await resolveTenant(deps, principal, req, params.tenant_id);
       await resumeTenantQueues(deps.queues, tenantId);
       return { data: { tenant_id: tenantId, paused: false as const } };
     },
@@ -220,7 +220,7 @@ export function adminQueuesRoutes(ctx: RouteContext): void {
       pagination: PaginationSchema,
     }),
     handler: async ({ params, query, principal, req }) => {
-      const { tenantId } = await resolveTenant(deps, principal!, req, params.tenant_id);
+      const { tenantId } = await resolveTenant(deps, principal, req, params.tenant_id);
       const { jobs, total: count } = await listJobs(
         deps.queues,
         tenantId,
@@ -253,7 +253,7 @@ export function adminQueuesRoutes(ctx: RouteContext): void {
     query: KindQuery,
     response: z.object({ tenant_id: z.string(), job: JobResponse }),
     handler: async ({ params, query, principal, req }) => {
-      const { tenantId } = await resolveTenant(deps, principal!, req, params.tenant_id);
+      const { tenantId } = await resolveTenant(deps, principal, req, params.tenant_id);
       const job = await retryJob(deps.queues, tenantId, query.kind, params.job_id);
       return { data: { tenant_id: tenantId, job } };
     },
@@ -271,7 +271,7 @@ export function adminQueuesRoutes(ctx: RouteContext): void {
     query: AnyKindQuery,
     response: z.object({ tenant_id: z.string(), retried: z.number(), kinds: PerKind }),
     handler: async ({ params, query, principal, req }) => {
-      const { tenantId } = await resolveTenant(deps, principal!, req, params.tenant_id);
+      const { tenantId } = await resolveTenant(deps, principal, req, params.tenant_id);
       const kinds = await retryFailedJobs(deps.queues, tenantId, kindsOf(query.kind));
       return { data: { tenant_id: tenantId, retried: total(kinds), kinds } };
     },
@@ -289,7 +289,7 @@ export function adminQueuesRoutes(ctx: RouteContext): void {
     query: CleanQuery,
     response: z.object({ tenant_id: z.string(), state: z.string(), removed: z.number(), kinds: PerKind }),
     handler: async ({ params, query, principal, req }) => {
-      const { tenantId } = await resolveTenant(deps, principal!, req, params.tenant_id);
+      const { tenantId } = await resolveTenant(deps, principal, req, params.tenant_id);
       const kinds = await cleanJobs(
         deps.queues,
         tenantId,
@@ -313,7 +313,7 @@ export function adminQueuesRoutes(ctx: RouteContext): void {
     body: SchedulingSettings,
     response: z.object({ tenant_id: z.string(), scheduling: SchedulingSettings, caps: Caps }),
     handler: async ({ params, body, principal, req }) => {
-      const { tenantId } = tenantScope(principal!, req, params.tenant_id);
+      const { tenantId } = tenantScope(principal, req, params.tenant_id);
       // PUT replaces: fields left out take their defaults, an absent rate_limit removes the limit.
       const row = await deps.db.withPlatform(async (db) => {
         const current = await getTenantForUpdate(db, tenantId);

@@ -160,7 +160,7 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
     body: CreateBody,
     response: AgentResponse,
     handler: async ({ body, principal, req }) => {
-      const { settings, tenantWide } = await agentRequest(principal!, req, body.agent_id);
+      const { settings, tenantWide } = await agentRequest(principal, req, body.agent_id);
       const config = applyAgentConfigPatch(storedAgentConfig({}), body.config ?? {}, deps.secrets);
       assertPlatformsAllowed(settings, body.platform, body.config);
       const row = await deps.db.withTenant(tenantWide, async (db) => {
@@ -198,7 +198,7 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
     query: ListQuery,
     response: z.object({ agents: z.array(ListedAgent), pagination: PaginationSchema }),
     handler: async ({ query, principal, req }) => {
-      const p = principal!;
+      const p = principal;
       const { tenantId } = await resolveTenant(deps, p, req);
       const isolation = createIsolationContext({ tenantId, agentId: p.agentId });
       const { rows, total } = await deps.db.withTenant(isolation, (db) =>
@@ -229,7 +229,7 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
     params: AgentParams,
     response: AgentResponse,
     handler: async ({ params, principal, req }) => {
-      const { agentOnly, agentId } = await agentRequest(principal!, req, params.agent_id);
+      const { agentOnly, agentId } = await agentRequest(principal, req, params.agent_id);
       const row = await deps.db.withTenant(agentOnly, (db) => requireAgent(db, agentId));
       return { data: agentBody(row) };
     },
@@ -248,11 +248,7 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
     body: UpdateBody,
     response: AgentResponse,
     handler: async ({ params, body, principal, req }) => {
-      const { tenantWide, agentId, settings, tenantId } = await agentRequest(
-        principal!,
-        req,
-        params.agent_id,
-      );
+      const { tenantWide, agentId, settings, tenantId } = await agentRequest(principal, req, params.agent_id);
       assertPlatformsAllowed(settings, body.platform, body.config);
       const row = await deps.db.withTenant(tenantWide, async (db) => {
         const current = await getAgentForUpdate(db, agentId);
@@ -285,7 +281,7 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
     params: AgentParams,
     response: z.object({ agent_id: z.string(), deleted: z.literal(true), chat_streams_removed: z.number() }),
     handler: async ({ params, principal, req }) => {
-      const { tenantWide, agentId, tenantId } = await agentRequest(principal!, req, params.agent_id);
+      const { tenantWide, agentId, tenantId } = await agentRequest(principal, req, params.agent_id);
       // Credentials without an agent fall back to `default`; it must always be there. A bad
       // target, hence 400 (as for the default tenant).
       if (agentId === DEFAULT_AGENT) {
@@ -321,7 +317,7 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
     params: AgentParams,
     response: ConfigResponse,
     handler: async ({ params, principal, req }) => {
-      const { agentOnly, agentId } = await agentRequest(principal!, req, params.agent_id);
+      const { agentOnly, agentId } = await agentRequest(principal, req, params.agent_id);
       const row = await deps.db.withTenant(agentOnly, (db) => requireAgent(db, agentId));
       return { data: { agent_id: agentId, config: maskAgentConfig(storedAgentConfig(row.config)) } };
     },
@@ -340,11 +336,7 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
     body: AgentConfigPatch,
     response: ConfigResponse,
     handler: async ({ params, body, principal, req }) => {
-      const { tenantWide, agentId, settings, tenantId } = await agentRequest(
-        principal!,
-        req,
-        params.agent_id,
-      );
+      const { tenantWide, agentId, settings, tenantId } = await agentRequest(principal, req, params.agent_id);
       assertPlatformsAllowed(settings, undefined, body);
       const config = await deps.db.withTenant(tenantWide, async (db) => {
         const current = await getAgentForUpdate(db, agentId);

@@ -214,7 +214,7 @@ export function authRoutes({ router, registry, deps }: RouteContext): void {
     auth: ANY_ROLE,
     response: z.object({ logged_out: z.literal(true), refresh_family_revoked: z.boolean() }),
     handler: async ({ principal }) => {
-      const p = principal!;
+      const p = principal;
       if (p.tokenId === undefined || p.expiresAt === undefined) {
         throw new ValidationError(
           'logout ends a token session; revoke API keys with DELETE /auth/api-keys/{key_id}',
@@ -238,7 +238,7 @@ export function authRoutes({ router, registry, deps }: RouteContext): void {
     auth: ANY_ROLE,
     response: MeResponse,
     handler: async ({ principal }) => {
-      const p = principal!;
+      const p = principal;
       const tenant = p.tenantId === undefined ? undefined : await deps.tenants.get(p.tenantId);
       return {
         data: {
@@ -269,7 +269,7 @@ export function authRoutes({ router, registry, deps }: RouteContext): void {
     body: CreateKeyBody,
     response: ApiKeyResponse.extend({ api_key: z.string() }),
     handler: async ({ body, principal, req }) => {
-      const p = principal!;
+      const p = principal;
       const tenantId = await keyTenant(p, req);
       // An agent-bound credential can only mint keys for its own agent.
       if (p.agentId !== undefined && body.agent_id !== undefined && body.agent_id !== p.agentId) {
@@ -321,7 +321,7 @@ export function authRoutes({ router, registry, deps }: RouteContext): void {
       pagination: PaginationSchema,
     }),
     handler: async ({ query, principal, req }) => {
-      const tenantId = await keyTenant(principal!, req);
+      const tenantId = await keyTenant(principal, req);
       const { rows, total } = await deps.db.withTenant(createIsolationContext({ tenantId }), (db) =>
         listApiKeys(db, pageWindow(query)),
       );
@@ -346,7 +346,7 @@ export function authRoutes({ router, registry, deps }: RouteContext): void {
     params: KeyParams,
     response: ApiKeyResponse,
     handler: async ({ params, principal, req }) => {
-      const tenantId = await keyTenant(principal!, req);
+      const tenantId = await keyTenant(principal, req);
       const key = await deps.db.withTenant(createIsolationContext({ tenantId }), (db) =>
         revokeApiKey(db, params.key_id),
       );

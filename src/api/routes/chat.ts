@@ -88,7 +88,7 @@ export function chatRoutes(ctx: RouteContext): void {
     body: SendBody,
     response: SendData,
     handler: async ({ body, query, principal, req }) => {
-      const caller = callerOf(principal!, (n) => req.header(n), true);
+      const caller = callerOf(principal, (n) => req.header(n), true);
       const data = await acceptMessage(
         deps,
         caller,
@@ -111,7 +111,7 @@ export function chatRoutes(ctx: RouteContext): void {
     response: BatchData,
     handler: async ({ body, principal, req }) => {
       // Idempotency-Key names one send; batch items use their own client_message_id.
-      const caller = callerOf(principal!, (n) => req.header(n), false);
+      const caller = callerOf(principal, (n) => req.header(n), false);
       const results: unknown[] = new Array(body.messages.length);
       let next = 0;
       // Once the tenant's rate, quota or queue refused an item, the rest would be refused too:
@@ -150,7 +150,7 @@ export function chatRoutes(ctx: RouteContext): void {
     params: MessageIdParams,
     response: StatusData,
     handler: async ({ params, principal, req }) => {
-      const status = await readMessageStatus(deps, readContext(principal!, req), params.message_id);
+      const status = await readMessageStatus(deps, readContext(principal, req), params.message_id);
       if (!status) throw new NotFoundError('NOT_FOUND', 'no such message');
       return { data: status };
     },
@@ -167,7 +167,7 @@ export function chatRoutes(ctx: RouteContext): void {
     params: MessageIdParams,
     response: MessageData,
     handler: async ({ params, principal, req }) => {
-      const message = await readMessage(deps, readContext(principal!, req), params.message_id);
+      const message = await readMessage(deps, readContext(principal, req), params.message_id);
       if (!message) throw new NotFoundError('NOT_FOUND', 'no such message');
       return { data: message };
     },
@@ -185,7 +185,7 @@ export function chatRoutes(ctx: RouteContext): void {
     query: HistoryQuery,
     response: HistoryData,
     handler: async ({ params, query, principal, req }) => {
-      const context = readContext(principal!, req);
+      const context = readContext(principal, req);
       const before = query.before === undefined ? undefined : decodeCursor(query.before);
       await requireChatStream(deps, context, params.chat_stream_id);
       // One row more than asked tells whether an older page exists.

@@ -30,7 +30,7 @@ export function chatEventsRoutes({ router, registry, deps }: RouteContext): void
     params: StreamParams,
     response: z.string().describe('text/event-stream'),
     handler: async ({ params, principal, req, res }) => {
-      const context = readContext(principal!, req);
+      const context = readContext(principal, req);
       await requireChatStream(deps, context, params.chat_stream_id);
 
       let closed = false;

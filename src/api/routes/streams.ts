@@ -104,7 +104,7 @@ export function streamsRoutes({ router, registry, deps }: RouteContext): void {
     body: CreateBody,
     response: StreamResponse,
     handler: async ({ body, principal, req }) => {
-      const p = principal!;
+      const p = principal;
       const { tenantId, settings } = await resolveTenant(deps, p, req);
       const agentId = agentScope(p, req, body.agent_id);
       assertPlatformAllowed(settings, body.platform);
@@ -156,7 +156,7 @@ export function streamsRoutes({ router, registry, deps }: RouteContext): void {
     query: ListQuery,
     response: z.object({ chat_streams: z.array(StreamResponse), pagination: PaginationSchema }),
     handler: async ({ query, principal, req }) => {
-      const p = principal!;
+      const p = principal;
       const { tenantId } = await resolveTenant(deps, p, req);
       // Only narrowed when an agent is named or the credential is bound to one (agentScope would
       // otherwise fall back to `default`).
@@ -201,7 +201,7 @@ export function streamsRoutes({ router, registry, deps }: RouteContext): void {
     params: StreamParams,
     response: StreamResponse,
     handler: async ({ params, principal, req }) => {
-      const p = principal!;
+      const p = principal;
       const { tenantId } = await resolveTenant(deps, p, req);
       const isolation = createIsolationContext({ tenantId, agentId: p.agentId });
       const found = await deps.db.withTenant(isolation, async (db) => {
@@ -231,7 +231,7 @@ export function streamsRoutes({ router, registry, deps }: RouteContext): void {
     params: StreamParams,
     response: z.object({ chat_stream_id: z.string(), deleted: z.literal(true) }),
     handler: async ({ params, principal, req }) => {
-      const p = principal!;
+      const p = principal;
       const { tenantId } = await resolveTenant(deps, p, req);
       const isolation = createIsolationContext({ tenantId, agentId: p.agentId });
       // Messages and action records go with it (foreign keys ON DELETE CASCADE).

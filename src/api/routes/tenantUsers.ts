@@ -56,7 +56,7 @@ export function tenantUsersRoutes({ router, registry, deps }: RouteContext): voi
     body: CreateUserBody,
     response: UserResponse,
     handler: async ({ params, body, principal, req }) => {
-      const { tenantId } = await resolveTenant(deps, principal!, req, params.tenant_id);
+      const { tenantId } = await resolveTenant(deps, principal, req, params.tenant_id);
       // An agent credential is bound to one agent, and users have no agent: agent credentials are
       // API keys (POST /auth/api-keys with role agent and agent_id).
       if (body.role === 'agent') {
@@ -89,7 +89,7 @@ export function tenantUsersRoutes({ router, registry, deps }: RouteContext): voi
     query: z.object(pageQuery),
     response: z.object({ users: z.array(UserResponse), pagination: PaginationSchema }),
     handler: async ({ params, query, principal, req }) => {
-      const { tenantId } = await resolveTenant(deps, principal!, req, params.tenant_id);
+      const { tenantId } = await resolveTenant(deps, principal, req, params.tenant_id);
       const { rows, total } = await deps.db.withTenant(createIsolationContext({ tenantId }), async (db) => ({
         rows: (await listUsers(db, pageWindow(query))).rows,
         total: await countUsers(db),

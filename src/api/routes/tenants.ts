@@ -253,7 +253,7 @@ export function tenantsRoutes(ctx: RouteContext): void {
       // The path names a tenant explicitly, so a member naming another tenant gets 403
       // ISOLATION_VIOLATION (API.md § Identity: "the request names another tenant"), like
       // X-Tenant-ID; the 404 rule is for objects looked up by their own id inside one's tenant.
-      const { tenantId } = tenantScope(principal!, req, params.tenant_id);
+      const { tenantId } = tenantScope(principal, req, params.tenant_id);
       const row = await deps.db.withTenant(createIsolationContext({ tenantId }), (db) =>
         getTenant(db, tenantId),
       );
@@ -274,7 +274,7 @@ export function tenantsRoutes(ctx: RouteContext): void {
     body: UpdateBody,
     response: TenantResponse,
     handler: async ({ params, body, principal, req }) => {
-      const p = principal!;
+      const p = principal;
       const { tenantId } = tenantScope(p, req, params.tenant_id);
       if (p.role !== 'platform_admin') {
         const denied = (['settings', 'status'] as const).filter((k) => body[k] !== undefined);
@@ -317,7 +317,7 @@ export function tenantsRoutes(ctx: RouteContext): void {
     params: TenantParams,
     response: z.object({ tenant_id: z.string(), deleted: z.literal(true), redis_keys_removed: z.number() }),
     handler: async ({ params, principal, req }) => {
-      const { tenantId } = tenantScope(principal!, req, params.tenant_id);
+      const { tenantId } = tenantScope(principal, req, params.tenant_id);
       // The legacy single-tenant install runs as tenant `default`; without it legacy credentials
       // and LEGACY_ANONYMOUS would have nowhere to go. A bad target, hence 400 rather than 409.
       if (tenantId === 'default') {
@@ -342,7 +342,7 @@ export function tenantsRoutes(ctx: RouteContext): void {
     params: TenantParams,
     response: StatisticsResponse,
     handler: async ({ params, principal, req }) => {
-      const p = principal!;
+      const p = principal;
       const { tenantId } = await resolveTenant(deps, p, req, params.tenant_id);
       const now = new Date(deps.clock.now());
       const dayStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
