@@ -1,11 +1,8 @@
 import { z } from 'zod';
 
-import { hashPassword } from '../../auth/passwords';
 import { TENANT_MEMBERS } from '../../auth/principal';
 import { tenantScope } from '../../auth/scope';
 import {
-  createTenant,
-  deleteTenant,
   getTenant,
   getTenantForUpdate,
   listTenants,
@@ -13,11 +10,10 @@ import {
   updateTenant,
 } from '../../db/repositories/tenants';
 import { tenantStatistics } from '../../db/repositories/tenantStatistics';
-import { createUser } from '../../db/repositories/users';
 import { createIsolationContext, IDENTIFIER_PATTERN } from '../../domain/isolationContext';
 import { effectiveSettings, TenantSettings } from '../../domain/tenantSettings';
-import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../errors';
-import { applyQueueCaps, publishScheduleChange } from '../../queues/scheduleChanges';
+import { ForbiddenError, NotFoundError, ValidationError } from '../../errors';
+import { applyTenantSchedule, createTenantWithAdmin } from '../../tenants/tenantCreation';
 import { deleteTenantEverywhere } from '../../tenants/tenantDeletion';
 import { pageQuery, pageWindow, pagination, PaginationSchema } from '../http/pagination';
 import { route, zodToValidationError } from '../http/route';
@@ -145,10 +141,7 @@ export function tenantsRoutes(ctx: RouteContext): void {
    * Puts a tenant's scheduling caps on its queues (BullMQ enforces them across processes) and
    * tells the dispatchers to re-read its weight, as `PUT /admin/tenants/{id}/scheduling` does.
    */
-  const applySchedule = async (tenantId: string, stored: unknown) => {
-    await applyQueueCaps(deps.queues, tenantId, effectiveSettings(stored).scheduling);
-    await publishScheduleChange(deps.redis, deps.keys, tenantId);
-  };
+  const applySchedule = (tenantId: string, stored: unknown) => applyTenantSchedule(deps, tenantId, stored);
 
   route(router, registry, {
     method: 'get',
@@ -197,38 +190,13 @@ export function tenantsRoutes(ctx: RouteContext): void {
       admin: z.object({ username: z.string(), role: z.literal('tenant_admin') }).nullable(),
     }),
     handler: async ({ body }) => {
-      // Hashed before anything is written: the slow step cannot fail halfway through the creation.
-      const passwordHash = body.admin ? await hashPassword(body.admin.password) : undefined;
-      const tenant = await deps.db.withPlatform(async (db) => {
-        if (await getTenant(db, body.tenant_id)) {
-          throw new ConflictError(`tenant ${body.tenant_id} already exists`, {
-            details: { tenant_id: body.tenant_id },
-          });
-        }
-        return createTenant(db, {
-          tenantId: body.tenant_id,
-          name: body.name,
-          description: body.description ?? null,
-          settings: body.settings ?? {},
-        });
+      const tenant = await createTenantWithAdmin(deps, {
+        tenantId: body.tenant_id,
+        name: body.name,
+        description: body.description ?? null,
+        settings: body.settings ?? {},
+        admin: body.admin,
       });
-      // The admin lives in a tenant table, reachable only from a tenant unit of work, so the two
-      // inserts are two transactions; if the second fails the tenant is removed again, and the
-      // request fails as a whole.
-      if (body.admin && passwordHash) {
-        const admin = body.admin;
-        try {
-          await deps.db.withTenant(createIsolationContext({ tenantId: tenant.tenant_id }), (db) =>
-            createUser(db, { username: admin.username, passwordHash, role: 'tenant_admin' }),
-          );
-        } catch (err) {
-          await deps.db.withPlatform((db) => deleteTenant(db, tenant.tenant_id));
-          throw err;
-        }
-      }
-      // The directory may hold a short-lived "missing" entry from a request made before this one.
-      await deps.tenants.invalidate(tenant.tenant_id);
-      await applySchedule(tenant.tenant_id, tenant.settings);
       return {
         status: 201,
         data: {
