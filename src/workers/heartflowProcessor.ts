@@ -13,6 +13,7 @@ import {
 } from '../db/repositories/heartflow';
 import type { LlmUsageRecord } from '../db/repositories/llmUsage';
 import { type MessageRow, type NewMessage, recentMessages } from '../db/repositories/messages';
+import { hasDeliveryRoute } from '../delivery/routes';
 import { AgentConfig } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
 import {
@@ -543,9 +544,9 @@ async function storeBatch(
     announcements.push(done, event);
   }
   await Promise.all(announcements);
-  // After the announcements: nobody waits for these. Only an agent with a webhook has replies
-  // to deliver (the delivery job checks again).
-  const deliverable = answered && agentConfig.delivery?.webhook_url !== undefined;
+  // After the announcements: nobody waits for these. Only an agent with a webhook, or a QQ reply
+  // (OneBot reverse WebSocket or HTTP API), has replies to deliver (the delivery job checks again).
+  const deliverable = answered && hasDeliveryRoute(agentConfig, ctx.platform!);
   if (deps.queues)
     await enqueueFollowUps(deps.queues, ctx, b, deliverable ? replyId : null, finishedAt, enableMemory);
 }

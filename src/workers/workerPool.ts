@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 
 import type { TenantDirectory } from '../auth/tenantDirectory';
 import type { Database } from '../db/database';
+import { OneBotRelay } from '../delivery/onebotRelay';
 import type { Clock } from '../domain/clock';
 import { effectiveSettings } from '../domain/tenantSettings';
 import { LlmClient } from '../llm/llmClient';
@@ -109,6 +110,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     ...(o.stalledIntervalMs ? { stalledIntervalMs: o.stalledIntervalMs } : {}),
   };
   const followUps = o.followUpConcurrency ?? 4;
+  const onebot = new OneBotRelay({ redis: connection, prefix: o.keys.prefix, logger: o.logger });
   const dispatcher = new Dispatcher({
     ...common,
     kind: 'heartflow',
@@ -152,6 +154,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
         db: o.db,
         logger: o.logger,
         clock: o.clock,
+        onebot,
         ...(o.secretBox ? { secretBox: o.secretBox } : {}),
       }),
     }),
@@ -164,6 +167,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     }
   } catch (err) {
     await Promise.allSettled(started.map((d) => d.close()));
+    await onebot.close();
     connection.disconnect();
     throw err;
   }
@@ -171,6 +175,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     dispatcher,
     async close() {
       await Promise.allSettled(dispatchers.map((d) => d.close()));
+      await onebot.close();
       await queues.close();
       await connection.quit().catch(() => connection.disconnect());
     },
