@@ -97,6 +97,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
     tenants: new TenantDirectory(db, redis, keys),
     apiKeys: new ApiKeyDirectory(db, redis, keys),
     secrets: secretBox,
+    adapterSecrets: secretBox,
     clock,
     version,
     startedAt: clock.now(),

@@ -35,6 +35,8 @@ export interface Dependencies {
   readonly apiKeys: ApiKeyDirectory;
   /** Seals agents' LLM API keys before they are stored; the HTTP layer never opens them. */
   readonly secrets: SecretSealer;
+  /** Opens agents' OneBot HTTP POST secrets, to check NapCat's `X-Signature` (nothing else). */
+  readonly adapterSecrets: { decrypt(sealed: string): string };
   readonly clock: Clock;
   readonly version: string;
   /** ms since the epoch when the process started. */

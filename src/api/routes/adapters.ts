@@ -3,6 +3,7 @@ import { z } from 'zod';
 
 import { maimMessageSchema, normalizeMaimMessage } from '../../adapters/maim';
 import { oneBotEnvelopeSchema, oneBotToInbound } from '../../adapters/onebot';
+import { requireOneBotSignature } from '../../adapters/onebotSignature';
 import { type InboundMessage, toSendInput } from '../../adapters/types';
 import { IsolationViolationError, NotFoundError } from '../../errors';
 import { acceptMessage } from '../../ingress/acceptMessage';
@@ -113,6 +114,7 @@ export function adaptersRoutes({ router, registry, deps }: RouteContext): void {
       const caller = principal!;
       // The tenant is settled first, so a mismatched X-Tenant-ID is refused even for ignored events.
       const { tenantId } = tenantScope(caller, req);
+      await requireOneBotSignature(deps, req, tenantId, body.self_id, caller.agentId);
       const outcome = oneBotToInbound(body);
       if (outcome.ignored) return { data: { ignored: true, reason: outcome.reason } };
       const agentId = await agentForAccount(caller, req, tenantId, outcome);
