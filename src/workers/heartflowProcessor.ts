@@ -546,7 +546,14 @@ async function storeBatch(
   await Promise.all(announcements);
   // After the announcements: nobody waits for these. Only an agent with a webhook, or a QQ reply
   // (OneBot reverse WebSocket or HTTP API), has replies to deliver (the delivery job checks again).
-  const deliverable = answered && hasDeliveryRoute(agentConfig, ctx.platform!);
+  const deliverable =
+    answered &&
+    (await hasDeliveryRoute(deps.redis, deps.keys.prefix, agentConfig, {
+      tenantId: ctx.tenantId,
+      agentId: ctx.agentId!,
+      platform: ctx.platform!,
+      chatStreamId: ctx.chatStreamId!,
+    }));
   if (deps.queues)
     await enqueueFollowUps(deps.queues, ctx, b, deliverable ? replyId : null, finishedAt, enableMemory);
 }
