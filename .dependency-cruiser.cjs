@@ -8,7 +8,7 @@
  *   api/                                                        HTTP: routes, auth middleware, envelope
  *   workers/                                                    one processor per job kind, the pool
  *   ingress/  adapters/  tenants/                               the send path; adapters; tenant deletion
- *   auth/  llm/  queues/  delivery/                             identity; LLM access; queues; signatures
+ *   auth/  llm/  queues/  delivery/                             identity; LLM access; queues; how replies leave
  *   db/  redis/  services/                                      SQL; Redis scripts, keys, availability; servers
  *   domain/                                                     pure rules, schemas, ids, clock
  *   config.ts logger.ts errors.ts lifecycle.ts jwtKeys.ts       the kernel every layer may use
@@ -77,8 +77,8 @@ module.exports = {
     ]),
     layer(
       'workers',
-      'Processors run jobs: queues bring them, db/llm/delivery do the work. They never reach into the API or the send path.',
-      ['auth/', 'llm/', 'queues/', 'delivery/', 'db/', 'redis/', 'domain/'],
+      'Processors run jobs: queues bring them, db/llm/delivery do the work (adapters/ only for its pure platform ids and message shapes). They never reach into the API or the send path.',
+      ['auth/', 'llm/', 'queues/', 'delivery/', 'adapters/', 'db/', 'redis/', 'domain/'],
     ),
     layer(
       'ingress',
@@ -111,7 +111,11 @@ module.exports = {
       'Queue names, per-tenant queues, the fair scheduler and dispatcher: BullMQ and Redis only, no SQL, no job logic.',
       ['redis/', 'domain/'],
     ),
-    layer('delivery', 'Webhook signing, pure.', ['domain/']),
+    layer(
+      'delivery',
+      "How replies leave: webhook signing, OneBot actions and routes, and the relay that reaches the API process holding a bot's socket (Redis pub/sub); adapters/ only for its pure platform ids.",
+      ['adapters/', 'redis/', 'domain/'],
+    ),
     layer('db', 'The pool, units of work and SQL; it knows the isolation context and nothing above it.', [
       'domain/',
     ]),

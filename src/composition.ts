@@ -12,7 +12,6 @@ import { latestMigrationVersion } from './db/migrate';
 import type { Dependencies } from './dependencies';
 import { type Clock, systemClock } from './domain/clock';
 import { watchAgentChanges } from './ingress/agentLookup';
-import { ChannelHub } from './ingress/channelHub';
 import { OutcomeWaiters } from './ingress/outcomeWaiters';
 import { RateRefusals } from './ingress/rateRefusals';
 import { closeAll, closeAllAtOnce } from './lifecycle';
@@ -20,6 +19,7 @@ import type { SecretBox } from './llm/secretBox';
 import { serverSecretBox } from './llm/serverSecretBox';
 import type { Logger } from './logger';
 import { TenantQueues } from './queues/tenantQueues';
+import { ChannelHub } from './redis/channelHub';
 import { keyspace } from './redis/keys';
 import { developmentSecret } from './services/privateServers';
 
@@ -100,6 +100,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
     tenants: new TenantDirectory(db, redis, keys),
     apiKeys: new ApiKeyDirectory(db, redis, keys),
     secrets: secretBox,
+    adapterSecrets: secretBox,
     clock,
     version,
     startedAt: clock.now(),

@@ -8,11 +8,11 @@ import type { Config } from './config';
 import type { Database } from './db/database';
 import type { SecretSealer } from './domain/agentConfig';
 import type { Clock } from './domain/clock';
-import type { ChannelHub } from './ingress/channelHub';
 import type { OutcomeWaiters } from './ingress/outcomeWaiters';
 import type { RateRefusals } from './ingress/rateRefusals';
 import type { Logger } from './logger';
 import type { TenantQueues } from './queues/tenantQueues';
+import type { ChannelHub } from './redis/channelHub';
 import type { Keyspace } from './redis/keys';
 
 /** Everything the HTTP layer needs, built once by the runtime (or a test) and passed down. */
@@ -38,6 +38,8 @@ export interface Dependencies {
   readonly apiKeys: ApiKeyDirectory;
   /** Seals agents' LLM API keys before they are stored; the HTTP layer never opens them. */
   readonly secrets: SecretSealer;
+  /** Opens agents' OneBot HTTP POST secrets, to check NapCat's `X-Signature` (nothing else). */
+  readonly adapterSecrets: { decrypt(sealed: string): string };
   readonly clock: Clock;
   readonly version: string;
   /** ms since the epoch when the process started. */

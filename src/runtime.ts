@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import { createApp } from './api/app';
+import { OneBotSocketServer } from './api/onebot/socketServer';
 import { ensureBootstrapAdmin } from './auth/bootstrap';
 import { compose } from './composition';
 import type { Config } from './config';
@@ -114,6 +115,10 @@ export async function startRuntime(config: Config, logger: Logger, role: Role): 
             server.closeIdleConnections();
           }),
       );
+      // NapCat's reverse WebSocket; its sockets close before the server (which waits for them).
+      const sockets = new OneBotSocketServer(deps);
+      await sockets.attach(server);
+      cleanups.unshift(() => sockets.close());
       url = `http://${config.host}:${(server.address() as AddressInfo).port}`;
     }
     logger.info({ url, role, started: services.started }, 'maihive started');

@@ -13,6 +13,7 @@ import { errorHandler, type RequestLocals, sendError } from './envelope';
 import { docsRoutes } from './http/docsPage';
 import { ApiMetrics } from './http/metrics';
 import { createOpenApiRegistry, generateOpenApiDocument } from './http/openapiDocument';
+import { keepRawBody } from './http/rawBody';
 import { requestId } from './requestId';
 import { baseRoutes } from './routes/base';
 import { mountRoutes } from './routes/index';
@@ -148,7 +149,7 @@ export function createApp(deps: Dependencies): express.Express {
   // Admission before the body is read: a request the gate turns away costs no parse.
   v1.use(deps.ingress.middleware());
   v1.use(requireJson);
-  v1.use(express.json({ limit: deps.config.maxBodyBytes, strict: true }));
+  v1.use(express.json({ limit: deps.config.maxBodyBytes, strict: true, verify: keepRawBody }));
   v1.use(bodyParserErrors);
   mountRoutes({ router: v1, registry, deps });
   const openapi = generateOpenApiDocument(registry, deps.version);

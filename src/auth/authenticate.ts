@@ -126,8 +126,9 @@ export class Authenticator {
   /**
    * The tenant's meta and the key's cached facts in one Redis round trip (no PostgreSQL unless the
    * key is not cached); `last_used_at` is written at most once a minute per key and process.
+   * Public for the adapters' WebSockets, whose clients present an API key as an access token.
    */
-  private async fromApiKey(value: string): Promise<Principal> {
+  async fromApiKey(value: string): Promise<Principal> {
     const parsed = parseOpaqueSecret('mhk', value);
     if (!parsed || !isIdentifier(parsed.tenantId) || !isIdentifier(parsed.id)) throw new UnauthorizedError();
     const { tenantId, id: keyId } = parsed;

@@ -48,7 +48,15 @@ const SealedSecret = z.string().regex(/^v\d+:[A-Za-z0-9_-]+:[A-Za-z0-9_-]+:[A-Za
  */
 const StoredAgentLlmSettings = AgentLlmSettings.extend({ api_key_encrypted: SealedSecret.optional() });
 
-/** Where replies are pushed (webhook), besides polling and SSE. */
+/** A OneBot v11 HTTP API (NapCat's "HTTP服务器") replies are sent through. */
+export const OneBotHttpSettings = z.strictObject({
+  /** `POST {base_url}/send_group_msg` etc. */
+  base_url: HttpUrl,
+  /** Sent as `Authorization: Bearer`. Write-only: reads show `***`; stored sealed (`access_token_encrypted`). */
+  access_token: z.string().min(1).max(1024).optional(),
+});
+
+/** Where replies are pushed (webhook, OneBot HTTP API), besides polling and SSE. */
 export const AgentDeliverySettings = z.strictObject({
   webhook_url: HttpUrl.optional(),
   /**
@@ -56,13 +64,25 @@ export const AgentDeliverySettings = z.strictObject({
    * `webhook_secret_encrypted` (see `sealAgentSecrets`); the delivery worker opens it to sign.
    */
   webhook_secret: z.string().min(1).max(1024).optional(),
+  onebot_http: OneBotHttpSettings.optional(),
 });
 
-/** Delivery settings as stored: the webhook secret sealed, a plaintext one only in older rows. */
+/** Delivery settings as stored: secrets sealed, plaintext ones only in older rows. */
 const StoredAgentDeliverySettings = AgentDeliverySettings.extend({
   webhook_secret_encrypted: SealedSecret.optional(),
+  onebot_http: OneBotHttpSettings.extend({ access_token_encrypted: SealedSecret.optional() }).optional(),
 });
 export type StoredAgentDeliverySettings = z.infer<typeof StoredAgentDeliverySettings>;
+
+/** How the agent's OneBot implementation (NapCat) reaches MaiHive. */
+export const AgentOneBotSettings = z.strictObject({
+  /**
+   * NapCat's HTTP client "token": events POSTed to `/adapters/onebot/v11` must then carry
+   * `X-Signature: sha1=<HMAC-SHA1(secret, body)>`. Write-only: reads show `***`; stored sealed.
+   */
+  secret: z.string().min(1).max(1024).optional(),
+});
+const StoredAgentOneBotSettings = AgentOneBotSettings.extend({ secret_encrypted: SealedSecret.optional() });
 
 export const AgentMemorySettings = z.strictObject({
   max_short_term: z.number().int().positive().max(100_000).optional(),
@@ -76,6 +96,7 @@ export const AgentConfig = z.strictObject({
   reply_style: z.string().max(2000).optional(),
   llm: StoredAgentLlmSettings.optional(),
   delivery: StoredAgentDeliverySettings.optional(),
+  onebot: StoredAgentOneBotSettings.optional(),
   memory: AgentMemorySettings.optional(),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
@@ -106,6 +127,7 @@ export const AgentConfigPatch = z
     reply_style: z.string().max(2000).nullable().optional(),
     llm: AgentLlmSettings.nullable().optional(),
     delivery: AgentDeliverySettings.nullable().optional(),
+    onebot: AgentOneBotSettings.nullable().optional(),
     memory: AgentMemorySettings.nullable().optional(),
     personality: z.string().max(8000).nullable().optional(),
     response_style: z.string().max(2000).nullable().optional(),
@@ -148,17 +170,36 @@ function llmOf(patch: AgentConfigPatch): AgentConfigPatch['llm'] {
 
 /**
  * The secrets an agent's config holds: each written in plaintext under `plain` and stored only
- * sealed under `sealed` (a plaintext one is found only in rows written before it was sealed).
+ * sealed under `sealed`, in the object at `path` (a plaintext one is found only in rows written
+ * before it was sealed). An entry nested in another's object comes after it.
  */
 export const AGENT_SECRETS = [
-  { section: 'llm', plain: 'api_key', sealed: 'api_key_encrypted' },
-  { section: 'delivery', plain: 'webhook_secret', sealed: 'webhook_secret_encrypted' },
+  { path: ['llm'], plain: 'api_key', sealed: 'api_key_encrypted' },
+  { path: ['delivery'], plain: 'webhook_secret', sealed: 'webhook_secret_encrypted' },
+  { path: ['delivery', 'onebot_http'], plain: 'access_token', sealed: 'access_token_encrypted' },
+  { path: ['onebot'], plain: 'secret', sealed: 'secret_encrypted' },
 ] as const;
 
-type SecretSection = (typeof AGENT_SECRETS)[number]['section'];
+type SecretPath = (typeof AGENT_SECRETS)[number]['path'];
 
-function sectionOf(config: AgentConfig, section: SecretSection): Record<string, unknown> | undefined {
-  return config[section];
+function sectionOf(config: object | undefined, path: SecretPath): Record<string, unknown> | undefined {
+  let at: unknown = config;
+  for (const key of path) {
+    if (typeof at !== 'object' || at === null) return undefined;
+    at = (at as Record<string, unknown>)[key];
+  }
+  return typeof at === 'object' && at !== null ? (at as Record<string, unknown>) : undefined;
+}
+
+/** `config` with the object at `path` replaced (every object on the way copied). */
+function withSection<T extends object>(config: T, path: SecretPath, value: Record<string, unknown>): T {
+  const [head, ...rest] = path;
+  const current = (config as Record<string, unknown>)[head];
+  const next =
+    rest.length === 0
+      ? value
+      : withSection((current ?? {}) as Record<string, unknown>, rest as unknown as SecretPath, value);
+  return { ...config, [head]: next };
 }
 
 /** Seals a secret for storage (`SecretBox` does; the API never opens what it sealed). */
@@ -182,6 +223,7 @@ export function applyAgentConfigPatch(
     reply_style: patch.response_style !== undefined ? patch.response_style : patch.reply_style,
     llm: llmOf(patch),
     delivery: patch.delivery,
+    onebot: patch.onebot,
     memory: patch.memory_config !== undefined ? patch.memory_config : patch.memory,
   };
   const next: Record<string, unknown> = { ...stored };
@@ -191,18 +233,24 @@ export function applyAgentConfigPatch(
   }
   // A secret given as omitted or as the mask keeps the stored one (in whichever form it is
   // stored), so a read config can be written back; a new one replaces both forms.
+  let merged = next;
   for (const f of AGENT_SECRETS) {
-    const section = given[f.section] as Record<string, unknown> | null | undefined;
-    if (!section) continue;
-    const kept = sectionOf(stored, f.section);
+    // The section as written now (entries nested in another see it with that one's secret settled).
+    if (!sectionOf(given, f.path)) continue;
+    const section = sectionOf(merged, f.path)!;
+    const kept = sectionOf(stored, f.path);
     const replaced = section[f.plain] !== undefined && section[f.plain] !== SECRET_MASK;
-    next[f.section] = withoutUndefined({
-      ...section,
-      [f.plain]: replaced ? section[f.plain] : kept?.[f.plain],
-      [f.sealed]: replaced ? undefined : kept?.[f.sealed],
-    });
+    merged = withSection(
+      merged,
+      f.path,
+      withoutUndefined({
+        ...section,
+        [f.plain]: replaced ? section[f.plain] : kept?.[f.plain],
+        [f.sealed]: replaced ? undefined : kept?.[f.sealed],
+      }),
+    );
   }
-  return sealAgentSecrets(AgentConfig.parse(next), sealer);
+  return sealAgentSecrets(AgentConfig.parse(merged), sealer);
 }
 
 /**
@@ -212,12 +260,12 @@ export function applyAgentConfigPatch(
 export function sealAgentSecrets(config: AgentConfig, sealer: SecretSealer): AgentConfig {
   let next = config;
   for (const f of AGENT_SECRETS) {
-    const section = sectionOf(next, f.section);
+    const section = sectionOf(next, f.path);
     const plaintext = section?.[f.plain];
     if (typeof plaintext !== 'string') continue;
     const rest: Record<string, unknown> = { ...section };
     delete rest[f.plain];
-    next = { ...next, [f.section]: { ...rest, [f.sealed]: sealer.encrypt(plaintext) } };
+    next = withSection(next, f.path, { ...rest, [f.sealed]: sealer.encrypt(plaintext) });
   }
   return next;
 }
@@ -232,31 +280,31 @@ export function mapSealedSecrets(
 ): AgentConfig {
   let next = config;
   for (const f of AGENT_SECRETS) {
-    const section = sectionOf(next, f.section);
+    const section = sectionOf(next, f.path);
     const sealed = section?.[f.sealed];
     if (typeof sealed !== 'string') continue;
     const changed = change(sealed);
-    if (changed !== undefined) next = { ...next, [f.section]: { ...section, [f.sealed]: changed } };
+    if (changed !== undefined) next = withSection(next, f.path, { ...section, [f.sealed]: changed });
   }
   return next;
 }
 
 /** Whether the config still holds a secret in plaintext (written before secrets were sealed). */
 export function hasPlaintextSecrets(config: AgentConfig): boolean {
-  return AGENT_SECRETS.some((f) => sectionOf(config, f.section)?.[f.plain] !== undefined);
+  return AGENT_SECRETS.some((f) => sectionOf(config, f.path)?.[f.plain] !== undefined);
 }
 
 /** The config as reads show it: secrets replaced by `***`, sealed ones included (never the ciphertext). */
 export function maskAgentConfig(config: AgentConfig): AgentConfig {
   let masked = config;
   for (const f of AGENT_SECRETS) {
-    const section = sectionOf(config, f.section);
+    const section = sectionOf(masked, f.path);
     if (!section) continue;
     const rest: Record<string, unknown> = { ...section };
     delete rest[f.plain];
     delete rest[f.sealed];
     const held = section[f.plain] !== undefined || section[f.sealed] !== undefined;
-    masked = { ...masked, [f.section]: held ? { ...rest, [f.plain]: SECRET_MASK } : rest };
+    masked = withSection(masked, f.path, held ? { ...rest, [f.plain]: SECRET_MASK } : rest);
   }
   return masked;
 }

@@ -7,14 +7,20 @@ import {
   listAgentAccounts,
 } from '../db/repositories/agentAccounts';
 import { getAgent } from '../db/repositories/agents';
+import { storedAgentConfig } from '../domain/agentConfig';
 import { createIsolationContext } from '../domain/isolationContext';
+import type { ChannelHub } from '../redis/channelHub';
 import type { Keyspace } from '../redis/keys';
-import type { ChannelHub } from './channelHub';
 
 /** What a send needs to know about its agent. */
 export interface AgentFacts {
   status: 'active' | 'inactive';
   defaultPlatform: string | null;
+  /**
+   * The agent's OneBot HTTP POST secret as stored, when it has one: sealed, or in plaintext in a
+   * row the start-up pass has not sealed yet.
+   */
+  oneBotSecret?: { sealed: string } | { plain: string } | undefined;
 }
 
 /** A bot account as the adapters need it: which agent answers as it, and how it is called. */
@@ -109,7 +115,18 @@ export function lookupAgent(
   return cacheOf(db).get(`agent/${tenantId}/${agentId}`, { tenantId, agentId }, nowMs, async () => {
     const ctx = createIsolationContext({ tenantId, agentId });
     const row = await db.withTenant(ctx, (t) => getAgent(t, agentId));
-    return row ? { status: row.status, defaultPlatform: row.default_platform } : undefined;
+    if (!row) return undefined;
+    const onebot = storedAgentConfig(row.config).onebot;
+    return {
+      status: row.status,
+      defaultPlatform: row.default_platform,
+      oneBotSecret:
+        onebot?.secret_encrypted !== undefined
+          ? { sealed: onebot.secret_encrypted }
+          : onebot?.secret !== undefined
+            ? { plain: onebot.secret }
+            : undefined,
+    };
   });
 }
 

@@ -1,6 +1,6 @@
 import { type MessageDoneEvent, parseMessageDone } from '../queues/messageEvents';
+import type { ChannelHub } from '../redis/channelHub';
 import type { Keyspace } from '../redis/keys';
-import type { ChannelHub } from './channelHub';
 
 /** Interest in one message's outcome, registered before its job is enqueued. */
 export interface Expectation {

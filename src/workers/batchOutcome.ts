@@ -4,6 +4,7 @@ import type { Database } from '../db/database';
 import { type OutcomeRow, storeBatchOutcome } from '../db/repositories/heartflow';
 import type { LlmUsageRecord } from '../db/repositories/llmUsage';
 import type { MessageRow, NewMessage } from '../db/repositories/messages';
+import { hasDeliveryRoute } from '../delivery/routes';
 import type { AgentConfig } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
 import type { HeartflowDecision } from '../domain/heartflow';
@@ -83,9 +84,16 @@ export async function storeBatch(
   );
   // Store first, then announce: a waiter subscribing late finds the outcome in the table.
   await announceOutcomes(deps, ctx, outcomes, finishedAt);
-  // After the announcements: nobody waits for these. Only an agent with a webhook has replies
-  // to deliver (the delivery job checks again).
-  const deliverable = answered && agentConfig.delivery?.webhook_url !== undefined;
+  // After the announcements: nobody waits for these. Only an agent with a webhook, or a QQ reply
+  // (OneBot reverse WebSocket or HTTP API), has replies to deliver (the delivery job checks again).
+  const deliverable =
+    answered &&
+    (await hasDeliveryRoute(deps.redis, deps.keys.prefix, agentConfig, {
+      tenantId: ctx.tenantId,
+      agentId: ctx.agentId,
+      platform: ctx.platform,
+      chatStreamId: ctx.chatStreamId,
+    }));
   if (deps.queues)
     await enqueueFollowUps(deps.queues, ctx, b, deliverable ? replyId : null, finishedAt, enableMemory);
 }

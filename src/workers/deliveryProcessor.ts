@@ -10,6 +10,7 @@ import {
   requeueDeadLetter,
 } from '../db/repositories/deliveries';
 import { getMessage, type MessageRow } from '../db/repositories/messages';
+import type { OneBotRelay } from '../delivery/onebotRelay';
 import { webhookSignatureHeaders } from '../delivery/signature';
 import { storedAgentConfig, type StoredAgentDeliverySettings } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
@@ -19,6 +20,7 @@ import type { SecretBox } from '../llm/secretBox';
 import type { Logger } from '../logger';
 import type { TenantQueues } from '../queues/tenantQueues';
 import { assertJobTenant, attemptOf, type DeliveryJobData, enqueueDelivery, type JobAttempt } from './jobs';
+import { type OneBotDeliveryOutcome, processOneBotDelivery } from './onebotDelivery';
 
 export interface DeliveryDeps {
   db: Database;
@@ -30,6 +32,8 @@ export interface DeliveryDeps {
   fetch?: typeof fetch;
   /** Opens agents' sealed webhook secrets. Without it, a delivery whose secret is sealed gives up. */
   secretBox?: SecretBox;
+  /** Reaches bots' OneBot reverse WebSockets (`delivery/onebotDelivery.ts`). */
+  onebot?: OneBotRelay;
 }
 
 export const DELIVERY_EVENT = 'message.replied';
@@ -38,7 +42,8 @@ const MAX_ERROR = 500;
 
 export type DeliveryOutcome =
   | { status: 'delivered'; httpStatus: number; attempt: number }
-  | { status: 'skipped'; reason: 'no_webhook' | 'message_not_found' | 'not_a_reply' | 'already_delivered' };
+  | { status: 'skipped'; reason: 'no_webhook' | 'message_not_found' | 'not_a_reply' | 'already_delivered' }
+  | OneBotDeliveryOutcome;
 
 /** A webhook attempt that failed in a way a later attempt may not (5xx, 408, 429, timeout, network). */
 export class WebhookDeliveryError extends MaiHiveError {
@@ -123,6 +128,9 @@ export async function processDeliveryJob(
   data: DeliveryJobData,
   attempt: JobAttempt,
 ): Promise<DeliveryOutcome> {
+  // A QQ reply goes back through OneBot when it has a route there; the webhook otherwise.
+  const oneBot = await processOneBotDelivery(deps, data, attempt);
+  if (oneBot) return oneBot;
   const ctx = createIsolationContext({ tenantId: data.tenantId, agentId: data.agentId });
   const loaded = await deps.db.withTenant(ctx, async (db): Promise<Loaded> => {
     const message = await getMessage(db, data.messageId);

@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 
 import type { TenantDirectory } from '../auth/tenantDirectory';
 import type { Database } from '../db/database';
+import { OneBotRelay } from '../delivery/onebotRelay';
 import type { Clock } from '../domain/clock';
 import { effectiveSettings } from '../domain/tenantSettings';
 import { closeAll, closeAllAtOnce } from '../lifecycle';
@@ -112,7 +113,8 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     ...(o.lockDurationMs ? { lockDurationMs: o.lockDurationMs } : {}),
     ...(o.stalledIntervalMs ? { stalledIntervalMs: o.stalledIntervalMs } : {}),
   };
-  const kinds = jobKinds(o, heartflowDeps, llm);
+  const onebot = new OneBotRelay({ redis: connection, prefix: o.keys.prefix, logger: o.logger });
+  const kinds = jobKinds(o, heartflowDeps, llm, onebot);
   const dispatcher = new Dispatcher({ ...common, kind: 'heartflow', ...kinds.heartflow });
   const dispatchers = [
     dispatcher,
@@ -126,6 +128,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     }
   } catch (err) {
     await Promise.allSettled(started.map((d) => d.close()));
+    await onebot.close();
     connection.disconnect();
     throw err;
   }
@@ -135,6 +138,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     close: () =>
       (closing ??= closeAll([
         () => closeAllAtOnce(dispatchers.map((d) => () => d.close())),
+        () => onebot.close(),
         () => queues.close(),
         () => connection.quit().catch(() => connection.disconnect()),
       ])),
@@ -155,6 +159,7 @@ function jobKinds(
   o: WorkerPoolOptions,
   heartflowDeps: HeartflowDeps,
   llm: LlmClient,
+  onebot: OneBotRelay,
 ): Record<JobKind, KindServing> {
   const followUps = o.followUpConcurrency ?? 4;
   const sealed = o.secretBox ? { secretBox: o.secretBox } : {};
@@ -176,7 +181,7 @@ function jobKinds(
     stats: { concurrency: followUps, process: statsJobRunner({ db: o.db, logger: o.logger }) },
     delivery: {
       concurrency: followUps,
-      process: deliveryJobRunner({ db: o.db, logger: o.logger, clock: o.clock, ...sealed }),
+      process: deliveryJobRunner({ db: o.db, logger: o.logger, clock: o.clock, onebot, ...sealed }),
     },
   };
 }

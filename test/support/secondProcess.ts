@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import { createApp } from '../../src/api/app';
+import { OneBotSocketServer } from '../../src/api/onebot/socketServer';
 import { compose } from '../../src/composition';
 import { testEnv } from './env';
 import type { TestApp } from './testApp';
@@ -12,6 +13,8 @@ export interface SecondProcess {
   composition: Awaited<ReturnType<typeof compose>>;
   /** Base URL of its own HTTP server, when one was asked for. */
   url: string | undefined;
+  /** Its OneBot reverse WebSocket server, with its HTTP server. */
+  sockets: OneBotSocketServer | undefined;
   close(): Promise<void>;
 }
 
@@ -31,14 +34,19 @@ export async function startSecondProcess(
     redisUrl: testEnv('redisUrl'),
   });
   let server: Server | undefined;
+  let sockets: OneBotSocketServer | undefined;
   if (options.http) {
     server = createApp(composition.deps).listen(0, '127.0.0.1');
     await once(server, 'listening');
+    sockets = new OneBotSocketServer(composition.deps);
+    await sockets.attach(server);
   }
   return {
     composition,
     url: server && `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    sockets,
     async close() {
+      await sockets?.close();
       if (server) {
         const s = server;
         await new Promise<void>((resolve) => {

@@ -12,6 +12,7 @@ import { lookupAccount, lookupAgentAccounts } from '../../ingress/agentLookup';
 import type { SendCaller, SendResult } from '../../ingress/types';
 import { sendOk } from '../envelope';
 import { route } from '../http/route';
+import { requireOneBotSignature } from '../onebot/signature';
 import type { RouteContext } from './context';
 
 /**
@@ -115,6 +116,7 @@ export function adaptersRoutes({ router, registry, deps }: RouteContext): void {
       const caller = principal;
       // The tenant is settled first, so a mismatched X-Tenant-ID is refused even for ignored events.
       const { tenantId } = tenantScope(caller, req);
+      await requireOneBotSignature(deps, req, tenantId, body.self_id, caller.agentId);
       const outcome = oneBotToInbound(body);
       if (outcome.ignored) return { data: { ignored: true, reason: outcome.reason } };
       const agentId = await agentForAccount(caller, req, tenantId, outcome);

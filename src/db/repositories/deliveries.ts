@@ -17,6 +17,8 @@ export interface DeliveryRow {
   created_at: Date;
   updated_at: Date;
   delivered_at: Date | null;
+  /** The platform's id of the reply (OneBot `message_id`), when the route returns one. */
+  platform_message_id: string | null;
 }
 
 export interface DeliveryRecord {
@@ -29,6 +31,8 @@ export interface DeliveryRecord {
   attempts: number;
   httpStatus: number | null;
   error: string | null;
+  /** The platform's id of the delivered reply (OneBot deliveries). */
+  platformMessageId?: string | null;
 }
 
 export async function getDelivery(db: TenantDb, messageId: string): Promise<DeliveryRow | undefined> {
@@ -42,12 +46,13 @@ export async function getDelivery(db: TenantDb, messageId: string): Promise<Deli
 async function upsert(db: TenantDb, status: 'delivered' | 'dead_letter', r: DeliveryRecord): Promise<void> {
   await db.query(
     `INSERT INTO deliveries (tenant_id, message_id, agent_id, platform, chat_stream_id, status, webhook_url,
-                             attempts, last_http_status, last_error, delivered_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $6 = 'delivered' THEN now() END)
+                             attempts, last_http_status, last_error, delivered_at, platform_message_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $6 = 'delivered' THEN now() END, $11)
      ON CONFLICT (tenant_id, message_id) DO UPDATE SET
        status = EXCLUDED.status, webhook_url = EXCLUDED.webhook_url, attempts = EXCLUDED.attempts,
        last_http_status = EXCLUDED.last_http_status, last_error = EXCLUDED.last_error,
-       delivered_at = EXCLUDED.delivered_at, updated_at = now()`,
+       delivered_at = EXCLUDED.delivered_at, platform_message_id = EXCLUDED.platform_message_id,
+       updated_at = now()`,
     [
       db.ctx.tenantId,
       r.messageId,
@@ -59,6 +64,7 @@ async function upsert(db: TenantDb, status: 'delivered' | 'dead_letter', r: Deli
       r.attempts,
       r.httpStatus,
       r.error,
+      r.platformMessageId ?? null,
     ],
   );
 }

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 
 import type { Logger } from '../logger';
-import { mapRedisError, withDeadline } from '../redis/availability';
+import { mapRedisError, withDeadline } from './availability';
 
 export type ChannelListener = (message: string) => void;
 
