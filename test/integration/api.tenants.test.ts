@@ -1,6 +1,7 @@
 import { createIsolationContext } from '../../src/domain/isolationContext';
 import { JOB_KINDS } from '../../src/queues/names';
-import type { HeartflowJobData } from '../../src/queues/tenantQueues';
+import { heartflowJobData } from '../support/fixtures';
+import { tenantRowCounts } from '../support/tenantSnapshot';
 import { startTestApp, type TestApp } from '../support/testApp';
 
 let app: TestApp;
@@ -29,44 +30,8 @@ function fieldsOf(res: {
   return (res.body.error?.details?.fields ?? []) as { path: string; issue: string }[];
 }
 
-function job(tenantId: string, messageId: string): HeartflowJobData {
-  return {
-    messageId,
-    tenantId,
-    agentId: 'default',
-    platform: 'qq',
-    chatStreamId: 'c1',
-    chatType: 'group',
-    content: 'hello',
-    clientMessageId: null,
-    replyTo: null,
-    sender: { userId: 'u1', nickname: null, cardname: null, groupId: null, groupName: null },
-    segments: [],
-    mentioned: false,
-    options: { enableMemory: true, enableEmoji: true, priority: 'normal' },
-    receivedAt: Date.now(),
-    source: 'http',
-  };
-}
-
 /** Rows per tenant in every table that has a tenant_id column (as the owner, past RLS). */
-async function rowsOf(tenantId: string): Promise<Record<string, number>> {
-  const { rows: tables } = await app.t.admin<{ table: string }>(
-    `SELECT c.relname AS table FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname = 'public' AND c.relkind = 'r'
-       AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
-     ORDER BY 1`,
-  );
-  const counts: Record<string, number> = {};
-  for (const { table } of tables) {
-    const { rows } = await app.t.admin<{ n: string }>(
-      `SELECT count(*) AS n FROM "${table}" WHERE tenant_id = $1`,
-      [tenantId],
-    );
-    counts[table] = Number(rows[0]?.n);
-  }
-  return counts;
-}
+const rowsOf = (tenantId: string) => tenantRowCounts(app.t, tenantId);
 
 async function redisKeysOf(tenantId: string): Promise<string[]> {
   const found: string[] = [];
@@ -411,7 +376,7 @@ describe('tenant deletion', () => {
       `INSERT INTO memory_chest (tenant_id, memory_id, agent_id, scope, content) VALUES ($1, 'mem_1', 'bot', 'agent', 'x')`,
       [tenantId],
     );
-    await app.deps.queues.enqueueHeartflow(job(tenantId, `msg_${tenantId}`));
+    await app.deps.queues.enqueueHeartflow(heartflowJobData(tenantId, `msg_${tenantId}`));
     await app.deps.redis.sadd(app.deps.keys.knownStreams(tenantId), 'c1');
   }
 

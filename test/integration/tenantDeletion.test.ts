@@ -5,6 +5,7 @@
  * tag (BullMQ's queue keys included), no trace in the dispatchers' shared sets, and no row.
  */
 import { type RuntimeHarness, startRuntimeHarness } from '../support/runtimeHarness';
+import { tenantRowCounts } from '../support/tenantSnapshot';
 
 let h: RuntimeHarness;
 
@@ -43,23 +44,7 @@ async function sharedMentions(tenantId: string): Promise<string[]> {
   return mentions;
 }
 
-async function rowsOf(tenantId: string): Promise<Record<string, number>> {
-  const { rows: tables } = await h.t.admin<{ table: string }>(
-    `SELECT c.relname AS table FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = 'public' AND c.relkind = 'r'
-        AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
-      ORDER BY 1`,
-  );
-  const counts: Record<string, number> = {};
-  for (const { table } of tables) {
-    const { rows } = await h.t.admin<{ n: number }>(
-      `SELECT count(*)::int AS n FROM "${table}" WHERE tenant_id = $1`,
-      [tenantId],
-    );
-    counts[table] = rows[0]!.n;
-  }
-  return counts;
-}
+const rowsOf = (tenantId: string) => tenantRowCounts(h.t, tenantId);
 
 describe('tenant deletion in a running system', () => {
   it('leaves no Redis key, shared-set entry or row of the tenant, and the other tenant intact', async () => {

@@ -11,6 +11,19 @@ export async function tenantTables(t: TestDatabase): Promise<string[]> {
   return rows.map((r) => r.table_name);
 }
 
+/** Per table with a tenant_id column: how many rows the tenant has there. */
+export async function tenantRowCounts(t: TestDatabase, tenantId: string): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const table of await tenantTables(t)) {
+    const { rows } = await t.admin<{ n: number }>(
+      `SELECT count(*)::int AS n FROM "${table}" WHERE tenant_id = $1`,
+      [tenantId],
+    );
+    counts[table] = rows[0]!.n;
+  }
+  return counts;
+}
+
 /** Per table: the tenant's row count and an md5 over its rows' text, in a stable order. */
 export async function tenantSnapshot(t: TestDatabase, tenantId: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
