@@ -7,6 +7,11 @@ import { JOB_KINDS, type JobKind, tenantQueueName } from './names';
 
 /** Payload of a heartflow job: one inbound message, everything the worker needs to store and answer it. */
 export interface HeartflowJobData {
+  /**
+   * Set on a job whose pass failed (the LLM failed after its retries): the messages that pass
+   * left `failed`, answered again when an operator retries the job.
+   */
+  rerun?: string[];
   messageId: string;
   tenantId: string;
   agentId: string;

@@ -20,6 +20,11 @@ export interface Reply {
   text: string | null;
   tokens: number | null;
   error: string | null;
+  /**
+   * The reply could not be generated for a fault (the LLM failed after its retries), not by policy
+   * (a spent quota): the job that answered fails, so operators see and retry it.
+   */
+  fault?: boolean;
   usage: LlmUsageRecord[];
 }
 

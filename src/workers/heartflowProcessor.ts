@@ -6,6 +6,7 @@ import {
   type InboundMessage,
   type ReplyContext,
   replyContext,
+  requeueFailed,
   storeInbound,
   type StreamHeartflow,
 } from '../db/repositories/heartflow';
@@ -91,14 +92,16 @@ const MEMORIES = 20;
 export async function processHeartflowJob(
   deps: HeartflowDeps,
   data: HeartflowJobData | SweepJobData,
-): Promise<void> {
-  if (isSweep(data)) return sweepStream(deps, data);
+): Promise<FailedAnswer[]> {
   const ctx = createChatStreamContext({
     tenantId: data.tenantId,
     agentId: data.agentId,
     platform: data.platform,
     chatStreamId: data.chatStreamId,
   });
+  // A retried job whose pass failed: its failed messages are answered again, once, by this run.
+  if (data.rerun?.length) await deps.db.withTenant(ctx, (db) => requeueFailed(db, data.rerun!));
+  if (isSweep(data)) return sweepStream(deps, data);
   const inbound: InboundMessage = {
     stream: {
       chatStreamId: data.chatStreamId,
@@ -137,10 +140,10 @@ export async function processHeartflowJob(
   let storeFirst: InboundMessage | undefined = inbound;
   if (!(fresh && (await lock.take()))) {
     await storeOne(deps, ctx, inbound);
-    if (!(await lock.takeOrMark())) return;
+    if (!(await lock.takeOrMark())) return [];
     storeFirst = undefined;
   }
-  await holdStream(deps, ctx, lock, {
+  return holdStream(deps, ctx, lock, {
     busy,
     enableMemory: data.options.enableMemory,
     storeFirst,
@@ -169,7 +172,7 @@ function streamLock(deps: HeartflowDeps, tenantId: string, chatStreamId: string,
  * and answers everything gathered meanwhile. Should the lock have expired (the sweep waited in a
  * backlog), it takes the stream like any job; a stream held by someone else has its mark.
  */
-async function sweepStream(deps: HeartflowDeps, data: SweepJobData): Promise<void> {
+async function sweepStream(deps: HeartflowDeps, data: SweepJobData): Promise<FailedAnswer[]> {
   const ctx = createChatStreamContext({
     tenantId: data.tenantId,
     agentId: data.agentId,
@@ -177,15 +180,21 @@ async function sweepStream(deps: HeartflowDeps, data: SweepJobData): Promise<voi
     chatStreamId: data.chatStreamId,
   });
   const lock = streamLock(deps, data.tenantId, data.chatStreamId, data.lockToken);
-  if (!(await lock.adopt()) && !(await lock.takeOrMark())) return;
+  if (!(await lock.adopt()) && !(await lock.takeOrMark())) return [];
   const busy = (deps.heat?.rate(data.tenantId, deps.clock.now()) ?? 0) >= BUSY_TENANT_JOBS_PER_S;
-  await holdStream(deps, ctx, lock, {
+  return holdStream(deps, ctx, lock, {
     busy,
     enableMemory: data.enableMemory,
     storeFirst: undefined,
     generation: data.generation + 1,
     gathered: true,
   });
+}
+
+/** Messages a pass could not answer for a fault (their outcome is stored `failed`), and why. */
+export interface FailedAnswer {
+  messageIds: string[];
+  error: string;
 }
 
 interface Holding {
@@ -209,8 +218,9 @@ async function holdStream(
   ctx: ChatStreamContext,
   lock: StreamLock,
   h: Holding,
-): Promise<void> {
+): Promise<FailedAnswer[]> {
   let { storeFirst, gathered } = h;
+  const failures: FailedAnswer[] = [];
   try {
     for (;;) {
       const last = lock.lastPassEndedAt;
@@ -229,12 +239,12 @@ async function holdStream(
         };
         await scheduleSweep(deps.queues, sweep, GATHER_MS);
         await lock.handOver(GATHER_MS + SWEEP_GRACE_MS);
-        return;
+        return failures;
       }
-      await answerPending(deps, ctx, h.enableMemory, storeFirst);
+      failures.push(...(await answerPending(deps, ctx, h.enableMemory, storeFirst)));
       storeFirst = undefined;
       gathered = false;
-      if (await lock.releaseUnlessDirty(deps.clock.now())) return;
+      if (await lock.releaseUnlessDirty(deps.clock.now())) return failures;
     }
   } catch (err) {
     await lock.release().catch(() => undefined);
@@ -294,10 +304,11 @@ async function answerPending(
   ctx: ChatStreamContext,
   enableMemory: boolean,
   store?: InboundMessage,
-): Promise<void> {
+): Promise<FailedAnswer[]> {
+  const failures: FailedAnswer[] = [];
   const startedAt = deps.clock.now();
   const stream = await deps.db.withTenant(ctx, (db) => loadStream(db, ctx, store));
-  if (stream.pending.length === 0) return;
+  if (stream.pending.length === 0) return failures;
   const config = storedHeartflowConfig(stream.heartflow?.heartflow_config);
   let state = storedHeartflowState(stream.heartflow?.heartflow_state, startedAt);
   const account = stream.agentConfig.accounts.find((a) => a.platform === ctx.platform);
@@ -341,16 +352,21 @@ async function answerPending(
         ? stream.history
         : await deps.db.withTenant(ctx, (db) => recentMessages(db, ctx.chatStreamId, HISTORY));
     const reply = await produceReply(deps, ctx, stream, history, decision, target);
+    const covered = batch.messages.map((b) => byId.get(b.id)!);
     await storeBatch(deps, ctx, enableMemory, stream.agentConfig, {
       decision,
       target,
-      covered: batch.messages.map((b) => byId.get(b.id)!),
+      covered,
       mentionedIds: new Set(batch.messages.filter((b) => b.mentioned).map((b) => b.id)),
       reply,
       state,
       startedAt,
     });
+    if (reply.fault && reply.error !== null) {
+      failures.push({ messageIds: covered.map((m) => m.message_id), error: reply.error });
+    }
   }
+  return failures;
 }
 
 async function produceReply(
@@ -414,6 +430,12 @@ async function produceReply(
     } else {
       deps.logger.warn({ err, message_id: target.message_id }, 'reply generation failed');
     }
-    return { text: null, tokens: null, error: (err as Error).message, usage };
+    return {
+      text: null,
+      tokens: null,
+      error: (err as Error).message,
+      fault: !(err instanceof LlmQuotaExceededError),
+      usage,
+    };
   }
 }

@@ -57,6 +57,8 @@ export class TenantHeat {
 /** A delayed pass over one chat stream, holding the stream's lock handed over under `lockToken`. */
 export interface SweepJobData {
   sweep: true;
+  /** As `HeartflowJobData.rerun`: the messages a failed pass of this sweep left `failed`. */
+  rerun?: string[];
   tenantId: string;
   agentId: string;
   platform: string;

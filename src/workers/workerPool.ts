@@ -6,6 +6,7 @@ import type { Database } from '../db/database';
 import { OneBotRelay } from '../delivery/onebotRelay';
 import type { Clock } from '../domain/clock';
 import { effectiveSettings } from '../domain/tenantSettings';
+import { UnrecoverableJobError } from '../errors';
 import { closeAll, closeAllAtOnce } from '../lifecycle';
 import { LlmClient } from '../llm/llmClient';
 import { RedisLlmConcurrency } from '../llm/llmConcurrency';
@@ -166,11 +167,17 @@ function jobKinds(
   return {
     heartflow: {
       concurrency: o.concurrency,
-      process: (job, tenantId, log) => {
+      process: async (job, tenantId, log) => {
         assertJobTenant(job, tenantId);
-        return processHeartflowJob(
-          { ...heartflowDeps, logger: log },
-          job.data as HeartflowJobData | SweepJobData,
+        const data = job.data as HeartflowJobData | SweepJobData;
+        const failed = await processHeartflowJob({ ...heartflowDeps, logger: log }, data);
+        if (failed.length === 0) return;
+        // The outcomes are stored (`failed`, with the reason) and announced; the job fails too,
+        // remembering which messages, so that operators see it and a retry answers them again.
+        const rerun = failed.flatMap((f) => f.messageIds);
+        await job.updateData({ ...data, rerun });
+        throw new UnrecoverableJobError(
+          `reply generation failed for ${rerun.length} message(s) (${rerun.join(', ')}): ${failed[0]!.error}`,
         );
       },
     },

@@ -216,6 +216,66 @@ describe('heartflow worker', () => {
     expect(createIsolationContext({ tenantId: 'acme' }).tenantId).toBe('acme');
   });
 
+  it('fails the job of a message whose reply could not be generated, and a retry answers it once', async () => {
+    stub.reset();
+    stub.on('down-model', { kind: 'error', status: 400, message: 'model not found' });
+    await app.t.admin(
+      `INSERT INTO agents (tenant_id, agent_id, name, config) VALUES ('acme', 'down', 'Down', $1)`,
+      [
+        JSON.stringify({
+          llm: { provider: 'openai', base_url: stub.baseUrl, models: ['down-model'] },
+        }),
+      ],
+    );
+    await startPool();
+    const sent = await send({
+      message: '@Down 在吗',
+      chat_stream_id: 'down-1',
+      platform: 'qq',
+      agent_id: 'down',
+    });
+    expect(sent.body.data.status).toBe('failed');
+    const messageId = sent.body.data.message_id as string;
+
+    // The failure is a failed job, with the reason, where operators look.
+    const failedJob = await waitFor(async () => {
+      const res = await app.request('GET', '/admin/queues/acme/jobs?state=failed&kind=heartflow', { token });
+      const jobs = (res.body.data as { jobs: { job_id: string; failed_reason: string | null }[] }).jobs;
+      return jobs.find((j) => j.failed_reason?.includes(messageId));
+    });
+    expect(failedJob.failed_reason).toMatch(/reply generation failed/);
+
+    // Once the model answers, a retry of that job answers the message, once.
+    stub.reset();
+    stub.on('down-model', {
+      kind: 'success',
+      content: '我在',
+      usage: { prompt_tokens: 5, completion_tokens: 2 },
+    });
+    const retried = await app.request(
+      'POST',
+      `/admin/queues/acme/jobs/${failedJob.job_id}/retry?kind=heartflow`,
+      {
+        token,
+      },
+    );
+    expect(retried.status).toBe(200);
+    await allReplied([messageId]);
+    const status = await app.request('GET', `/chat/messages/${messageId}/status`, { token });
+    expect(status.body.data).toMatchObject({ status: 'replied', response: '我在' });
+    await waitFor(async () => {
+      const res = await app.request('GET', '/admin/queues/acme/jobs?state=failed&kind=heartflow', { token });
+      const jobs = (res.body.data as { jobs: { job_id: string }[] }).jobs;
+      return jobs.some((j) => j.job_id === failedJob.job_id) ? undefined : true;
+    });
+    const replies = await app.t.admin<{ n: number }>(
+      `SELECT count(*)::int AS n FROM messages WHERE tenant_id = 'acme' AND reply_to = $1 AND direction = 'out'`,
+      [messageId],
+    );
+    expect(replies.rows[0]!.n).toBe(1);
+    expect(stub.requestsFor('down-model')).toHaveLength(1);
+  });
+
   it('recovers a job whose worker was killed mid-reply and answers it exactly once', async () => {
     stub.reset();
     // First call hangs (the worker dies waiting for it); the retry gets an answer.

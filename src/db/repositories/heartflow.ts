@@ -132,6 +132,20 @@ export interface OutcomeRow {
 }
 
 /** Final statuses of a batch's messages in one statement. */
+/**
+ * Puts messages a failed pass left `failed` back in the queue (`queued`, outcome cleared), so
+ * the next pass over their stream answers them; other statuses are left alone. Returns how many.
+ */
+export async function requeueFailed(db: TenantDb, messageIds: readonly string[]): Promise<number> {
+  const { rowCount } = await db.query(
+    `UPDATE messages SET status = 'queued', response = NULL, actions_taken = NULL, tokens_used = NULL,
+            processing_time_ms = NULL, error = NULL, processed_at = NULL
+      WHERE tenant_id = $1 AND message_id = ANY($2::text[]) AND direction = 'in' AND status = 'failed'`,
+    [db.ctx.tenantId, messageIds],
+  );
+  return rowCount ?? 0;
+}
+
 export async function setOutcomes(db: TenantDb, outcomes: readonly OutcomeRow[]): Promise<void> {
   if (outcomes.length === 0) return;
   const { text, values } = setOutcomesStatement(db.ctx.tenantId, outcomes);
