@@ -8,7 +8,6 @@ import type { SourceRow, SqlValue } from '../sqliteSource';
 import type { TargetRow } from '../targets';
 import {
   bool,
-  chatStreamIdOf,
   compact,
   fromDateTime,
   fromUnixSeconds,
@@ -26,41 +25,29 @@ import {
   text,
 } from './common';
 import type { Generation } from './generation';
-import { emojiPackRow, llmStatus, personKey, streamFor } from './shared';
+import { chatStreamRow, emojiPackRow, llmStatus, personKey, recreatedChat, streamFor } from './shared';
 
 type Ctx = Pick<MapContext, 'agentId' | 'defaultPlatform'>;
 
 export function mapChatStreamV0(row: Readonly<Record<string, SqlValue>>, ctx: Ctx): TargetRow | null {
-  const streamId = text(row.stream_id);
-  if (!streamId) return null;
-  const groupId = text(row.group_id);
-  const platform = platformOf(row.platform, ctx.defaultPlatform);
-  const chatStreamId = chatStreamIdOf(platform, groupId, text(row.user_id), streamId);
-  const created = fromUnixSeconds(row.create_time);
-  return {
-    key: chatStreamId,
-    values: {
-      chat_stream_id: chatStreamId,
-      agent_id: ctx.agentId,
-      platform,
-      chat_type: groupId ? 'group' : 'private',
-      group_id: groupId,
-      group_name: text(row.group_name),
-      user_id: text(row.user_id),
-      metadata: {
-        maibot: compact({
-          stream_id: streamId,
-          user_platform: text(row.user_platform),
-          user_nickname: text(row.user_nickname),
-          user_cardname: text(row.user_cardname),
-          group_platform: text(row.group_platform),
-        }),
-      },
-      status: 'active',
-      created_at: created ?? undefined,
-      last_active_at: fromUnixSeconds(row.last_active_time) ?? created ?? undefined,
+  const maibotId = text(row.stream_id);
+  if (!maibotId) return null;
+  return chatStreamRow(ctx.agentId, {
+    maibotId,
+    platform: platformOf(row.platform, ctx.defaultPlatform),
+    groupId: text(row.group_id),
+    groupName: text(row.group_name),
+    userId: text(row.user_id),
+    created: fromUnixSeconds(row.create_time),
+    lastActive: fromUnixSeconds(row.last_active_time),
+    maibot: {
+      stream_id: maibotId,
+      user_platform: text(row.user_platform),
+      user_nickname: text(row.user_nickname),
+      user_cardname: text(row.user_cardname),
+      group_platform: text(row.group_platform),
     },
-  };
+  });
 }
 
 /** A chat that rows refer to but `chat_streams` lacks, rebuilt from a message's `chat_info_*`. */
@@ -86,11 +73,7 @@ export function orphanChatV0(
     },
     ctx,
   )!;
-  const metadata = row.values.metadata as { maibot: Record<string, unknown> };
-  return {
-    key: row.key,
-    values: { ...row.values, metadata: { maibot: { ...metadata.maibot, recreated: true } } },
-  };
+  return recreatedChat(row);
 }
 
 export function mapMessageV0(row: SourceRow, ctx: MapContext): MapResult {

@@ -8,7 +8,6 @@ import type { SourceRow, SqlValue } from '../sqliteSource';
 import type { TargetRow } from '../targets';
 import {
   bool,
-  chatStreamIdOf,
   compact,
   fromDateTime,
   importKey,
@@ -25,42 +24,30 @@ import {
   text,
 } from './common';
 import type { Generation } from './generation';
-import { emojiPackRow, personKey, streamFor } from './shared';
+import { chatStreamRow, emojiPackRow, personKey, recreatedChat, streamFor } from './shared';
 import { mapChatHistory } from './v0';
 
 type Ctx = Pick<MapContext, 'agentId' | 'defaultPlatform'>;
 
 export function mapChatSessionV1(row: Readonly<Record<string, SqlValue>>, ctx: Ctx): TargetRow | null {
-  const sessionId = text(row.session_id);
-  if (!sessionId) return null;
-  const groupId = text(row.group_id);
-  const platform = platformOf(row.platform, ctx.defaultPlatform);
-  const chatStreamId = chatStreamIdOf(platform, groupId, text(row.user_id), sessionId);
-  const created = fromDateTime(row.created_timestamp);
-  return {
-    key: chatStreamId,
-    values: {
-      chat_stream_id: chatStreamId,
-      agent_id: ctx.agentId,
-      platform,
-      chat_type: groupId ? 'group' : 'private',
-      group_id: groupId,
-      group_name: text(row.group_name),
-      user_id: text(row.user_id),
-      metadata: {
-        maibot: compact({
-          session_id: sessionId,
-          user_nickname: text(row.user_nickname),
-          user_cardname: text(row.user_cardname),
-          account_id: text(row.account_id),
-          scope: text(row.scope),
-        }),
-      },
-      status: 'active',
-      created_at: created ?? undefined,
-      last_active_at: fromDateTime(row.last_active_timestamp) ?? created ?? undefined,
+  const maibotId = text(row.session_id);
+  if (!maibotId) return null;
+  return chatStreamRow(ctx.agentId, {
+    maibotId,
+    platform: platformOf(row.platform, ctx.defaultPlatform),
+    groupId: text(row.group_id),
+    groupName: text(row.group_name),
+    userId: text(row.user_id),
+    created: fromDateTime(row.created_timestamp),
+    lastActive: fromDateTime(row.last_active_timestamp),
+    maibot: {
+      session_id: maibotId,
+      user_nickname: text(row.user_nickname),
+      user_cardname: text(row.user_cardname),
+      account_id: text(row.account_id),
+      scope: text(row.scope),
     },
-  };
+  });
 }
 
 function orphanChatV1(
@@ -83,11 +70,7 @@ function orphanChatV1(
     },
     ctx,
   )!;
-  const metadata = row.values.metadata as { maibot: Record<string, unknown> };
-  return {
-    key: row.key,
-    values: { ...row.values, metadata: { maibot: { ...metadata.maibot, recreated: true } } },
-  };
+  return recreatedChat(row);
 }
 
 export function mapMessageV1(row: SourceRow, ctx: MapContext): MapResult {
