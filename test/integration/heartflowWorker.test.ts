@@ -12,6 +12,7 @@ import { testEnv } from '../support/env';
 import { OpenAiStub } from '../support/openaiStub';
 import { startTestApp, type TestApp } from '../support/testApp';
 import { startTestPool } from '../support/testPool';
+import { waitFor } from '../support/waitFor';
 
 let app: TestApp;
 let pool: WorkerPool | undefined;
@@ -35,19 +36,6 @@ async function stopPool(): Promise<void> {
 
 function send(body: Record<string, unknown>, wait = 10_000) {
   return app.request('POST', `/chat/send?wait=${wait}`, { token, body });
-}
-
-async function waitFor<T>(
-  probe: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** Resolves once every message of `ids` (tenant acme) is replied. */

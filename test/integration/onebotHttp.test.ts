@@ -12,6 +12,7 @@ import { oneBotSignature } from '../../src/api/onebot/signature';
 import type { WorkerPool } from '../../src/workers/workerPool';
 import { startTestApp, type TestApp } from '../support/testApp';
 import { startTestPool } from '../support/testPool';
+import { waitFor } from '../support/waitFor';
 
 const BOT_QQ = '1145141919';
 const SECRET = 'napcat-http-token';
@@ -23,19 +24,6 @@ let globexKey: string;
 
 function fixture(path: string): Record<string, unknown> {
   return JSON.parse(readFileSync(join(__dirname, '../fixtures', path), 'utf8')) as Record<string, unknown>;
-}
-
-async function waitFor<T>(
-  probe: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** POSTs an event as NapCat's HTTP client does: the body as serialised, signed when asked. */

@@ -11,6 +11,7 @@ import { FakeNapCat, groupMessageAt } from '../support/fakeNapCat';
 import { type SecondProcess, startSecondProcess } from '../support/secondProcess';
 import { startTestApp, type TestApp } from '../support/testApp';
 import { startTestPool } from '../support/testPool';
+import { waitFor } from '../support/waitFor';
 
 const BOT_QQ = '1145141919';
 let app: TestApp;
@@ -20,19 +21,6 @@ let acmeKey: string;
 let globexKey: string;
 let operatorKey: string;
 const clients: FakeNapCat[] = [];
-
-async function waitFor<T>(
-  probe: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function connect(url: string, o: Parameters<typeof FakeNapCat.connect>[1]): Promise<FakeNapCat> {
   const client = await FakeNapCat.connect(url, o);
