@@ -1,13 +1,13 @@
 import { createPlatformAdmin } from './auth/bootstrap';
-import { ConfigError, loadConfig } from './config';
+import { type Config, ConfigError, loadConfig } from './config';
 import { Database } from './db/database';
 import { migrate } from './db/migrate';
 import { parseImportArgs, runImportCommand, UsageError } from './legacy/command';
 import { UnknownSchemaError } from './legacy/detect';
 import { ImportTargetError } from './legacy/importer';
 import { SourceFileError } from './legacy/sqliteSource';
-import { createLogger } from './logger';
-import { DependencyUnreachableError, resolveServices } from './services/localServices';
+import { createLogger, type Logger } from './logger';
+import { DependencyUnreachableError, type ResolvedServices, resolveServices } from './services/localServices';
 
 const USAGE = `usage: maihive <command>
 
@@ -40,6 +40,20 @@ async function runMigrate(): Promise<void> {
   }
 }
 
+/**
+ * Applies pending migrations when the owner's connection is known apart from the app role's
+ * (always with private servers; with configured ones only when DATABASE_ADMIN_URL is given).
+ */
+async function migrateWhenOwner(config: Config, services: ResolvedServices, logger: Logger): Promise<void> {
+  if (services.databaseAdminUrl === services.databaseUrl) return;
+  await migrate({
+    adminUrl: services.databaseAdminUrl,
+    appRole: config.appRole,
+    appPassword: config.databaseUrl ? new URL(config.databaseUrl).password || undefined : undefined,
+    logger,
+  });
+}
+
 /** `admin create <username> <password>`: 0 when created, 1 when that admin already exists. */
 async function runAdminCreate(username: string, password: string): Promise<number> {
   const config = loadConfig();
@@ -47,14 +61,7 @@ async function runAdminCreate(username: string, password: string): Promise<numbe
   const services = await resolveServices(config, logger);
   try {
     // A fresh install has no platform_users table yet; migrating is idempotent.
-    if (services.databaseAdminUrl !== services.databaseUrl) {
-      await migrate({
-        adminUrl: services.databaseAdminUrl,
-        appRole: config.appRole,
-        appPassword: config.databaseUrl ? new URL(config.databaseUrl).password || undefined : undefined,
-        logger,
-      });
-    }
+    await migrateWhenOwner(config, services, logger);
     const db = new Database({ url: services.databaseUrl, ...config.db, logger });
     try {
       const created = await createPlatformAdmin(db, username, password);
@@ -77,14 +84,7 @@ async function runImportMaiBot(argv: string[]): Promise<number> {
   const logger = createLogger({ level: config.logLevel });
   const services = await resolveServices(config, logger);
   try {
-    if (services.databaseAdminUrl !== services.databaseUrl) {
-      await migrate({
-        adminUrl: services.databaseAdminUrl,
-        appRole: config.appRole,
-        appPassword: config.databaseUrl ? new URL(config.databaseUrl).password || undefined : undefined,
-        logger,
-      });
-    }
+    await migrateWhenOwner(config, services, logger);
     // Batches are bigger than requests: a longer statement timeout than the API's.
     const db = new Database({ url: services.databaseUrl, ...config.db, statementTimeoutMs: 120_000, logger });
     const abort = new AbortController();
