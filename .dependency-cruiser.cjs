@@ -12,6 +12,7 @@
  *   db/  redis/  services/                                      SQL; Redis scripts, keys, availability; servers
  *   domain/                                                     pure rules, schemas, ids, clock
  *   config.ts logger.ts errors.ts lifecycle.ts jwtKeys.ts       the kernel every layer may use
+ *   projectRoot.ts                                              (paths into the installation)
  *
  * Each rule below names one layer and lists what it may import (besides itself and the kernel);
  * anything else under `src/` is a violation. To let a layer use a new one, change its list here,
@@ -19,7 +20,14 @@
  */
 
 /** Files every layer may import; they import only each other. */
-const KERNEL = ['config\\.ts', 'logger\\.ts', 'errors\\.ts', 'lifecycle\\.ts', 'jwtKeys\\.ts'];
+const KERNEL = [
+  'config\\.ts',
+  'logger\\.ts',
+  'errors\\.ts',
+  'lifecycle\\.ts',
+  'jwtKeys\\.ts',
+  'projectRoot\\.ts',
+];
 
 /**
  * A rule: files under `src/<layer>` may import only `src/<allowed>` (folders or top-level files),
@@ -49,7 +57,7 @@ module.exports = {
     {
       name: 'kernel-is-a-leaf',
       comment:
-        'config, logger, errors, closeAll and the JWT key file parser are used everywhere, so they import none of the layers.',
+        'config, logger, errors, closeAll, the JWT key file parser and the project root are used everywhere, so they import none of the layers.',
       severity: 'error',
       from: { path: `^src/(${KERNEL.join('|')})$` },
       to: { path: '^src/', pathNot: `^src/(${KERNEL.join('|')})$` },

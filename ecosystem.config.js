@@ -1,9 +1,11 @@
-// pm2 process file: `pm2 start ecosystem.config.js`. Each role is also runnable alone with npm.
+// pm2 process file: `npm run build && npx pm2 start ecosystem.config.js`. It runs the compiled
+// output in dist/ (`npm run build`), so a production install needs no TypeScript tooling
+// (`npm ci --omit=dev`); `npm start` keeps running the sources through tsx for development.
 // Migrations run at the start of each process under an advisory lock, so instances never race.
-// TypeScript is loaded with tsx's loader (`node --import tsx`): there is no build output to deploy.
 const common = {
   interpreter: 'node',
-  node_args: '--import tsx',
+  // Stack traces point into src/*.ts through the maps tsc writes beside dist/*.js.
+  node_args: '--enable-source-maps',
   kill_timeout: 15000,
   env: { NODE_ENV: 'production' },
 };
@@ -13,7 +15,7 @@ module.exports = {
     {
       ...common,
       name: 'maihive-api',
-      script: 'src/main.ts',
+      script: 'dist/main.js',
       args: '--role api',
       // V8 sizes its heap-growing factor from the old-space limit: with the default limit (a share
       // of the machine's RAM) an API process idling at ~35 MB of live heap grew to ~240 MB RSS over
@@ -28,7 +30,7 @@ module.exports = {
     {
       ...common,
       name: 'maihive-worker',
-      script: 'src/main.ts',
+      script: 'dist/main.js',
       args: '--role worker',
       exec_mode: 'fork',
       // Each worker runs WORKER_CONCURRENCY jobs; the fair dispatcher shares them between tenants.

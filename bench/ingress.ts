@@ -46,7 +46,8 @@ function deploymentNodeFlags(): string[] {
 }
 // BENCH_CHILD_FLAGS adds flags to both children, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile.
 const EXTRA_FLAGS = (process.env.BENCH_CHILD_FLAGS ?? '').split(/\s+/).filter((f) => f !== '');
-const NODE_FLAGS = [...deploymentNodeFlags(), '--expose-gc', ...EXTRA_FLAGS];
+// The children are TypeScript (the bench's own server around src/), loaded through tsx.
+const NODE_FLAGS = [...deploymentNodeFlags(), '--import', 'tsx', '--expose-gc', ...EXTRA_FLAGS];
 
 interface Child {
   port: number;

@@ -21,10 +21,8 @@ import type { Logger } from './logger';
 import { TenantQueues } from './queues/tenantQueues';
 import { ChannelHub } from './redis/channelHub';
 import { keyspace } from './redis/keys';
+import { PACKAGE_VERSION } from './projectRoot';
 import { developmentSecret } from './services/privateServers';
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { version } = require('../package.json') as { version: string };
 
 export interface CompositionOptions {
   config: Config;
@@ -102,7 +100,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
     secrets: secretBox,
     adapterSecrets: secretBox,
     clock,
-    version,
+    version: PACKAGE_VERSION,
     startedAt: clock.now(),
     expectedSchemaVersion: await latestMigrationVersion(),
   };

@@ -4,8 +4,9 @@ import pg from 'pg';
 import Postgrator from 'postgrator';
 
 import type { Logger } from '../logger';
+import { projectPath } from '../projectRoot';
 
-export const MIGRATIONS_DIR = path.resolve(__dirname, '../../migrations');
+export const MIGRATIONS_DIR = projectPath('migrations');
 export const MIGRATIONS_TABLE = 'schemaversion';
 
 // Any fixed 64-bit key; the same one in every MaiHive process so that two never migrate at once.

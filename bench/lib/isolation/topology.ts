@@ -3,12 +3,12 @@
  *
  * - `single`: `npm start` — `src/main.ts` with every role in one process, development defaults;
  * - `split`: the apps of `ecosystem.config.js` (its script, args, node_args and env), one API
- *   instance and two workers, as pm2 runs them.
+ *   instance and two workers, as pm2 runs them: the compiled output, rebuilt from the sources first.
  *
  * Each process gets the bench's probe preloaded (`probe.ts`: CPU and event-loop delay over IPC) and
  * writes its log to a file. Nothing else differs from a user's start.
  */
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, execFileSync, fork } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import net from 'node:net';
@@ -90,7 +90,14 @@ async function startProcess(
   const child = fork(path.join(ROOT, script), args, {
     cwd: ROOT,
     env,
-    execArgv: [...nodeArgs, ...extraNodeArgs, '--import', PROBE],
+    // The probe is TypeScript: tsx's loader is added for it (it only compiles what it loads).
+    execArgv: [
+      ...nodeArgs,
+      ...extraNodeArgs,
+      ...(nodeArgs.includes('tsx') ? [] : ['--import', 'tsx']),
+      '--import',
+      PROBE,
+    ],
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   const proc: ServerProcess = { name, child, ticks: [], exited: false, exitCode: null };
@@ -178,6 +185,8 @@ export async function startTopology(name: TopologyName, e: TopologyEnv): Promise
         ),
       );
     } else {
+      // ecosystem.config.js runs the compiled output: build it from the sources being measured.
+      execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'ignore' });
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const ecosystem = require(path.join(ROOT, 'ecosystem.config.js')) as { apps: EcosystemApp[] };
       const app = (n: string) => ecosystem.apps.find((a) => a.name === n)!;
