@@ -6,6 +6,11 @@ const common = {
   interpreter: 'node',
   // Stack traces point into src/*.ts through the maps tsc writes beside dist/*.js.
   node_args: '--enable-source-maps',
+  // `pm2 reload` starts the new instance, waits for its 'ready' message (sent once it listens and
+  // its workers run; src/main.ts), then sends SIGINT to the old one, which stops accepting, finishes
+  // its requests and jobs and exits; only after kill_timeout is it killed.
+  wait_ready: true,
+  listen_timeout: 60000,
   kill_timeout: 15000,
   env: { NODE_ENV: 'production' },
 };

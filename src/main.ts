@@ -50,7 +50,13 @@ async function main(): Promise<void> {
     else logger.fatal({ err }, 'start-up failed');
     process.exit(1);
   }
-  if (signalled) shutdown(runtime);
+  if (signalled) {
+    shutdown(runtime);
+    return;
+  }
+  // pm2 (`wait_ready` in ecosystem.config.js) waits for this before it stops the old instance of a
+  // reload: the new one is listening and its workers are running.
+  process.send?.('ready');
 }
 
 void main();
