@@ -132,7 +132,9 @@ module.exports = {
       'Redis plumbing: scripts, key names, availability. No knowledge of what the keys hold.',
       [],
     ),
-    layer('services', 'Finding or starting PostgreSQL and Redis.', []),
+    layer('services', 'Finding or starting PostgreSQL and Redis (connecting through redis/connect).', [
+      'redis/connect\\.ts',
+    ]),
     layer('domain', 'Pure rules and types: the clock and the random source are passed in.', []),
   ],
   options: {

@@ -22,8 +22,15 @@ const EnvSchema = z.object({
     .string()
     .regex(/^[a-z_][a-z0-9_]{0,62}$/)
     .default('maihive_app'),
-  /** Redis URL (or a Redis Cluster seed node). Default: launcher. */
-  REDIS_URL: z.string().url().optional(),
+  /** Redis URL, or a Redis Cluster's seed nodes (`redis-cluster://h1:p1,h2:p2`; parsed in redis/connect.ts). Default: launcher. */
+  REDIS_URL: z
+    .string()
+    .refine((v) =>
+      /^rediss?-cluster:\/\/([^@/]*@)?[^,@/:]+:\d{1,5}(,[^,@/:]+:\d{1,5})*\/?$/.test(v)
+        ? true
+        : /^rediss?:\/\//.test(v) && URL.canParse(v),
+    )
+    .optional(),
   /** HTTP listen address. Default `127.0.0.1`. */
   HOST: z.string().default('127.0.0.1'),
   /** HTTP listen port; 0 picks a free one. Default `8080`. */
@@ -146,7 +153,10 @@ export const VARIABLE_RULES: { readonly [K in keyof Env]-?: VariableRule } = {
     rule: 'a role name: a lower-case letter or _, then up to 62 lower-case letters, digits or _',
     example: 'maihive_app',
   },
-  REDIS_URL: { rule: 'a URL redis://[:password@]host:port[/db]', example: 'redis://127.0.0.1:6379' },
+  REDIS_URL: {
+    rule: 'a URL redis://[:password@]host:port[/db] (rediss:// for TLS), or a cluster redis-cluster://[:password@]host:port,host:port,…',
+    example: 'redis://127.0.0.1:6379',
+  },
   HOST: { rule: 'a host name or IP address to listen on', example: '0.0.0.0' },
   PORT: { rule: 'an integer from 0 to 65535 (0: any free port)', example: '8080' },
   JWT_SECRET: { rule: 'at least 32 characters', example: '$(openssl rand -hex 32)' },

@@ -44,10 +44,14 @@ export const LEGACY_PRINCIPAL: Principal = Object.freeze({
  * The Redis keys whose presence revokes an access token: its own id, and its refresh-token
  * family's (a logout or a detected refresh-token reuse). Read on every use of the token.
  */
-export function revocationKeys(keys: Keyspace, claims: Pick<AccessClaims, 'jti' | 'fam'>): string[] {
+export function revocationKeys(
+  keys: Keyspace,
+  claims: Pick<AccessClaims, 'jti' | 'fam' | 'role' | 'tenant_id'>,
+): string[] {
+  const owner = claims.role === 'platform_admin' ? undefined : claims.tenant_id;
   return claims.fam
-    ? [keys.revokedToken(claims.jti), keys.revokedFamily(claims.fam)]
-    : [keys.revokedToken(claims.jti)];
+    ? [keys.revokedToken(owner, claims.jti), keys.revokedFamily(owner, claims.fam)]
+    : [keys.revokedToken(owner, claims.jti)];
 }
 
 /** The principal of a verified, unrevoked access token. */

@@ -128,7 +128,10 @@ export class RefreshTokens {
     }
     if (outcome.kind === 'reused') {
       // The PostgreSQL revocation has committed; now the family's access tokens.
-      await this.markFamilyRevoked(outcome.familyId);
+      await this.markFamilyRevoked(
+        parsed.tenantId === PLATFORM_MARKER ? undefined : parsed.tenantId,
+        outcome.familyId,
+      );
       throw new UnauthorizedError();
     }
     if (outcome.kind === 'invalid') throw new UnauthorizedError();
@@ -142,15 +145,19 @@ export class RefreshTokens {
     } else {
       await this.deps.db.withTenant(this.ctx(tenantId), (db) => revokeRefreshFamily(db, familyId));
     }
-    await this.markFamilyRevoked(familyId);
+    await this.markFamilyRevoked(tenantId, familyId);
   }
 
   /** Revokes one access token until it would have expired anyway. */
-  async revokeAccessToken(jti: string, expiresAtSeconds: number): Promise<void> {
+  async revokeAccessToken(
+    tenantId: string | undefined,
+    jti: string,
+    expiresAtSeconds: number,
+  ): Promise<void> {
     const remaining = expiresAtSeconds - Math.floor(this.deps.clock.now() / 1000);
     if (remaining <= 0) return;
     await this.deps.redis.set(
-      this.deps.keys.revokedToken(jti),
+      this.deps.keys.revokedToken(tenantId, jti),
       '1',
       'EX',
       remaining + REVOCATION_MARGIN_SECONDS,
@@ -226,9 +233,9 @@ export class RefreshTokens {
     };
   }
 
-  private async markFamilyRevoked(familyId: string): Promise<void> {
+  private async markFamilyRevoked(tenantId: string | undefined, familyId: string): Promise<void> {
     await this.deps.redis.set(
-      this.deps.keys.revokedFamily(familyId),
+      this.deps.keys.revokedFamily(tenantId, familyId),
       '1',
       'EX',
       this.deps.tokens.accessTtlSeconds + REVOCATION_MARGIN_SECONDS,

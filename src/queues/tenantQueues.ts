@@ -1,6 +1,7 @@
 import { Job, type JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 
+import { isCluster } from '../redis/connect';
 import { type Keyspace, keyspace } from '../redis/keys';
 import { RedisScript } from '../redis/redisScript';
 import { JOB_KINDS, type JobKind, tenantQueueName } from './names';
@@ -179,6 +180,17 @@ export class TenantQueues {
     const adding = job.addJob(client);
     const args = this.announceArgs(data.tenantId, 'heartflow', along);
     const activeTenants = this.keys.activeTenants('heartflow');
+    // On a Redis Cluster the job (the tenant's slot) and the active set (the shared one) live on
+    // different slots: no script may read both, so the announcement follows the add's answer.
+    if (isCluster(this.connection)) {
+      await adding;
+      try {
+        await ANNOUNCE.run(this.connection, [activeTenants], args);
+      } catch (err) {
+        throw new AnnouncementError(data.messageId, err);
+      }
+      return;
+    }
     const announcing = ANNOUNCE.run(this.connection, [activeTenants, queue.toKey(data.messageId)], args);
     announcing.catch(() => undefined);
     await adding;

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 
 import type { Logger } from '../logger';
 import { mapRedisError, withDeadline } from './availability';
+import { duplicateRedis } from './connect';
 
 export type ChannelListener = (message: string) => void;
 
@@ -80,7 +81,7 @@ export class ChannelHub {
     if (this.subscriber) return this.subscriber;
     // A subscriber connection may wait for its commands while reconnecting (the deadline above
     // bounds the caller), and has no per-command timeout: it sits idle between messages.
-    const subscriber = this.redis.duplicate({
+    const subscriber = duplicateRedis(this.redis, {
       enableAutoPipelining: false,
       enableOfflineQueue: true,
       commandTimeout: undefined,

@@ -29,16 +29,23 @@ function escapeGlob(s: string): string {
  */
 export function keyspace(prefix: string = KEY_PREFIX) {
   const tenant = (tenantId: string) => `${prefix}:{${encodeId(tenantId)}}`;
+  // `~` is in no tenant id (IDENTIFIER_PATTERN): the platform's tag cannot collide with a tenant's.
+  const owner = (tenantId: string | undefined) =>
+    tenantId === undefined ? `${prefix}:{~platform}` : tenant(tenantId);
   return Object.freeze({
     prefix,
     /** Cached status and settings of a tenant. */
     tenantMeta: (tenantId: string) => `${tenant(tenantId)}:meta`,
     /** Cached facts of an API key (hash, role, agent, expiry, revoked), see `ApiKeyDirectory`. */
     apiKey: (tenantId: string, keyId: string) => `${tenant(tenantId)}:apikey:${encodeId(keyId)}`,
-    /** A revoked access token id, kept until the token would have expired. */
-    revokedToken: (jti: string) => `${prefix}:revoked:jti:${jti}`,
+    /**
+     * A revoked access token id, kept until the token would have expired. Under the tenant's hash
+     * tag (platform admins': one platform tag), so that one MGET reads it with the tenant's meta.
+     */
+    revokedToken: (tenantId: string | undefined, jti: string) => `${owner(tenantId)}:revoked:jti:${jti}`,
     /** A revoked refresh-token family: access tokens issued in it stop working too. */
-    revokedFamily: (familyId: string) => `${prefix}:revoked:fam:${familyId}`,
+    revokedFamily: (tenantId: string | undefined, familyId: string) =>
+      `${owner(tenantId)}:revoked:fam:${familyId}`,
     /** Idempotency record of a send: client message id → message id, 24 h. */
     idempotency: (tenantId: string, agentId: string, clientMessageId: string) =>
       `${tenant(tenantId)}:idem:${encodeId(agentId)}:${clientMessageId}`,
@@ -66,8 +73,12 @@ export function keyspace(prefix: string = KEY_PREFIX) {
     /** When a chat stream's last heartflow pass ended (ms), to tell a busy stream from a quiet one. */
     streamLastPass: (tenantId: string, chatStreamId: string) =>
       `${tenant(tenantId)}:lastpass:${encodeId(chatStreamId)}`,
-    /** Set of tenants whose queue of a kind may have work; the dispatchers' discovery list. */
-    activeTenants: (kind: string) => `${prefix}:active:${kind}`,
+    /**
+     * Set of tenants whose queue of a kind may have work; the dispatchers' discovery list. The sets
+     * of all kinds share one hash tag, so that tenant deletion clears them in one pipeline on a
+     * Redis Cluster too.
+     */
+    activeTenants: (kind: string) => `${prefix}:{~active}:${kind}`,
     /** Pub/sub channel waking the dispatchers when a tenant's queue of a kind gets work. */
     workAvailable: (kind: string) => `${prefix}:wake:${kind}`,
     /**

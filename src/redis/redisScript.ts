@@ -7,10 +7,13 @@ import type { Redis } from 'ioredis';
  * it yet (first use, or after a restart or `SCRIPT FLUSH`): one round trip in the steady state.
  */
 export class RedisScript {
+  /** Every script defined so far (module constants): the Redis Cluster test runs them all. */
+  static readonly defined = new Set<RedisScript>();
   readonly sha: string;
 
   constructor(readonly source: string) {
     this.sha = createHash('sha1').update(source).digest('hex');
+    RedisScript.defined.add(this);
   }
 
   async run(redis: Redis, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {

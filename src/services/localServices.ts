@@ -1,10 +1,10 @@
 import path from 'node:path';
 
-import { Redis } from 'ioredis';
 import pg from 'pg';
 
 import type { Config } from '../config';
 import type { Logger } from '../logger';
+import { connectRedis } from '../redis/connect';
 import {
   postgresReachable,
   type PrivateServer,
@@ -51,7 +51,7 @@ export interface ResolveOptions {
 const REACHABLE_TIMEOUT_MS = 3000;
 
 export async function redisReachable(url: string): Promise<boolean> {
-  const redis = new Redis(url, {
+  const redis = connectRedis(url, {
     lazyConnect: true,
     connectTimeout: REACHABLE_TIMEOUT_MS,
     maxRetriesPerRequest: 0,

@@ -5,6 +5,7 @@ import type { Database } from '../db/database';
 import { deleteTenant, getTenantForUpdate, updateTenant } from '../db/repositories/tenants';
 import { JOB_KINDS } from '../queues/names';
 import type { TenantQueues } from '../queues/tenantQueues';
+import { scanEach } from '../redis/connect';
 import type { Keyspace } from '../redis/keys';
 
 export interface TenantDeletionDeps {
@@ -15,22 +16,17 @@ export interface TenantDeletionDeps {
   tenants: TenantDirectory;
 }
 
-/** Deletes every key matching a SCAN pattern, a batch at a time; returns how many went. */
+/** Deletes every key matching a SCAN pattern (on every master of a cluster); returns how many went. */
 async function deleteMatching(redis: Redis, pattern: string): Promise<number> {
   let removed = 0;
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-    cursor = next;
+  for await (const keys of scanEach(redis, pattern)) {
     // One DEL per key: in Redis Cluster a multi-key DEL must stay in one slot, and SCAN batches
     // need not. The tenant's keys share a hash tag, but this stays correct without relying on it.
-    if (keys.length > 0) {
-      const pipeline = redis.pipeline();
-      for (const key of keys) pipeline.del(key);
-      const results = (await pipeline.exec()) ?? [];
-      removed += results.filter(([err, n]) => err === null && n === 1).length;
-    }
-  } while (cursor !== '0');
+    const pipeline = redis.pipeline();
+    for (const key of keys) pipeline.del(key);
+    const results = (await pipeline.exec()) ?? [];
+    removed += results.filter(([err, n]) => err === null && n === 1).length;
+  }
   return removed;
 }
 

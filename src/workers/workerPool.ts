@@ -1,5 +1,4 @@
 import type { Job } from 'bullmq';
-import { Redis } from 'ioredis';
 
 import type { TenantDirectory } from '../auth/tenantDirectory';
 import type { Database } from '../db/database';
@@ -17,6 +16,7 @@ import { Dispatcher } from '../queues/dispatcher';
 import type { TenantSchedule } from '../queues/fairScheduler';
 import type { JobKind } from '../queues/names';
 import { type HeartflowJobData, TenantQueues } from '../queues/tenantQueues';
+import { connectRedis } from '../redis/connect';
 import type { Keyspace } from '../redis/keys';
 import { deliveryJobRunner } from './deliveryProcessor';
 import { type HeartflowDeps, processHeartflowJob } from './heartflowProcessor';
@@ -69,7 +69,7 @@ export async function scheduleOf(tenants: TenantDirectory, tenantId: string): Pr
 /** The heartflow worker pool of one process: the fair dispatcher feeding `processHeartflowJob`. */
 export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool> {
   // BullMQ's workers need commands that wait through reconnects rather than fail.
-  const connection = new Redis(o.redisUrl, { maxRetriesPerRequest: null });
+  const connection = connectRedis(o.redisUrl, { maxRetriesPerRequest: null });
   connection.on('error', (err) => o.logger.warn({ err }, 'worker redis connection error'));
   // Every LLM call of the pool (heartflow and memory jobs) is metered against the tenant's quotas.
   const quota = new RedisLlmQuota({

@@ -144,7 +144,7 @@ describe('GET /metrics', () => {
   it('refuses a revoked platform admin token', async () => {
     const token = await app.tokenFor({ role: 'platform_admin', sub: 'leaving-admin' });
     const claims = await app.deps.tokens.verifyAccessToken(token);
-    await app.deps.redis.set(app.deps.keys.revokedToken(claims.jti), '1', 'EX', 60);
+    await app.deps.redis.set(app.deps.keys.revokedToken(undefined, claims.jti), '1', 'EX', 60);
     const res = await app.request('GET', '/metrics', { token });
     expect(res.status).toBe(401);
   });

@@ -38,7 +38,7 @@ async function keysOf(tenantId: string): Promise<string[]> {
 /** The shared (untagged) keys whose members name the tenant. */
 async function sharedMentions(tenantId: string): Promise<string[]> {
   const mentions: string[] = [];
-  for (const key of await h.redis.redis.keys(`${h.prefix}:active:*`)) {
+  for (const key of await h.redis.redis.keys(`${h.prefix}:{~active}:*`)) {
     if ((await h.redis.redis.sismember(key, tenantId)) === 1) mentions.push(key);
   }
   return mentions;

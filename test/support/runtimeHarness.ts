@@ -32,9 +32,10 @@ export interface RuntimeHarness {
   close(): Promise<void>;
 }
 
-export async function startRuntimeHarness(): Promise<RuntimeHarness> {
+/** `redisUrl`: another Redis than the test server's (e.g. a private Redis Cluster). */
+export async function startRuntimeHarness(options: { redisUrl?: string } = {}): Promise<RuntimeHarness> {
   const t = await createTestDatabase();
-  const redis = createTestRedis();
+  const redis = createTestRedis(options.redisUrl);
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'maihive-runtime-'));
   const prefix = redis.prefix.replace(/:$/, '').replace(/:/g, '.');
   const config = loadConfig({
@@ -54,7 +55,9 @@ export async function startRuntimeHarness(): Promise<RuntimeHarness> {
     // Jest on a busy machine stalls event loops: that must not shed the tests' own requests.
     INGRESS_MAX_LOOP_DELAY_MS: '60000',
   });
-  const runtime = await startRuntime(config, createLogger({ level: 'silent' }), 'all');
+  // HARNESS_LOG_LEVEL=warn (or error, …) shows the runtime's log while debugging a test.
+  const level = (process.env.HARNESS_LOG_LEVEL ?? 'silent') as 'silent';
+  const runtime = await startRuntime(config, createLogger({ level }), 'all');
 
   const call: RuntimeHarness['call'] = async (method, urlPath, o = {}) => {
     const headers: Record<string, string> = {};

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import pg from 'pg';
 
 import { Database } from '../../src/db/database';
 import { createLogger, type Logger } from '../../src/logger';
+import { connectRedis, scanEach } from '../../src/redis/connect';
 import { testEnv } from './env';
 
 export interface TestDatabase {
@@ -108,27 +109,24 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   };
 }
 
-/** A Redis connection whose keys this test file owns (prefix), flushed on close. */
-export function createTestRedis(): {
+/**
+ * A Redis connection whose keys this test file owns (prefix), flushed on close. `url` defaults to
+ * the test server; a Redis Cluster URL (`redis-cluster://…`) works too.
+ */
+export function createTestRedis(url = testEnv('redisUrl')): {
   redis: Redis;
   prefix: string;
   url: string;
   close(): Promise<void>;
 } {
-  const url = testEnv('redisUrl');
   const prefix = `mhtest:${process.pid}:${randomBytes(4).toString('hex')}:`;
-  const redis = new Redis(url, { maxRetriesPerRequest: null });
+  const redis = connectRedis(url, { maxRetriesPerRequest: null });
   return {
     redis,
     prefix,
     url,
     async close() {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-        cursor = next;
-        if (keys.length > 0) await redis.del(...keys);
-      } while (cursor !== '0');
+      for await (const keys of scanEach(redis, `${prefix}*`)) for (const key of keys) await redis.del(key);
       redis.disconnect();
     },
   };

@@ -1,3 +1,4 @@
+import { isIdentifier } from '../../src/domain/isolationContext';
 import { JOB_KINDS, parseTenantQueueName, tenantQueueName } from '../../src/queues/names';
 import { decodeId, encodeId, keyspace } from '../../src/redis/keys';
 
@@ -31,7 +32,7 @@ describe('queue names and Redis keys', () => {
 
   it('puts every key under the configured prefix', () => {
     expect(keyspace('mhtest1').tenantMeta('t1')).toBe('mhtest1:{t1}:meta');
-    expect(keyspace('mhtest1').revokedToken('j')).toMatch(/^mhtest1:/);
+    expect(keyspace('mhtest1').revokedToken('t1', 'j')).toMatch(/^mhtest1:/);
   });
 
   it('tags every tenant key with its tenant', () => {
@@ -44,8 +45,16 @@ describe('queue names and Redis keys', () => {
       redisKeys.streamEvents('t1', 'chat'),
       redisKeys.messageDone('t1'),
       redisKeys.llmSlots('t1'),
+      redisKeys.revokedToken('t1', 'jti'),
+      redisKeys.revokedFamily('t1', 'fam'),
     ];
     for (const key of keys) expect(key).toContain('{t1}');
+  });
+
+  it('keeps the platform admins’ revocation keys under one tag no tenant can have', () => {
+    const platform = [redisKeys.revokedToken(undefined, 'j'), redisKeys.revokedFamily(undefined, 'f')];
+    for (const key of platform) expect(key).toContain('{~platform}');
+    expect(isIdentifier('~platform')).toBe(false);
   });
 
   it('lets tenant deletion find the LLM slot holders of its tenant only', () => {

@@ -221,10 +221,9 @@ export function authRoutes({ router, registry, deps }: RouteContext): void {
           [{ path: 'Authorization', issue: 'a Bearer access token is required' }],
         );
       }
-      await sessions.revokeAccessToken(p.tokenId, p.expiresAt);
-      if (p.familyId !== undefined) {
-        await sessions.revokeFamily(p.role === 'platform_admin' ? undefined : p.tenantId, p.familyId);
-      }
+      const owner = p.role === 'platform_admin' ? undefined : p.tenantId;
+      await sessions.revokeAccessToken(owner, p.tokenId, p.expiresAt);
+      if (p.familyId !== undefined) await sessions.revokeFamily(owner, p.familyId);
       return { data: { logged_out: true, refresh_family_revoked: p.familyId !== undefined } };
     },
   });
