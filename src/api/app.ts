@@ -13,6 +13,7 @@ import { errorHandler, type RequestLocals, sendError } from './envelope';
 import { docsRoutes } from './http/docsPage';
 import { ApiMetrics } from './http/metrics';
 import { createOpenApiRegistry, generateOpenApiDocument } from './http/openapiDocument';
+import { rejectUnsafeInput } from './http/inputSafety';
 import { keepRawBody } from './http/rawBody';
 import { requestId } from './requestId';
 import { baseRoutes } from './routes/base';
@@ -151,6 +152,7 @@ export function createApp(deps: Dependencies): express.Express {
   v1.use(requireJson);
   v1.use(express.json({ limit: deps.config.maxBodyBytes, strict: true, verify: keepRawBody }));
   v1.use(bodyParserErrors);
+  v1.use(rejectUnsafeInput);
   mountRoutes({ router: v1, registry, deps });
   const openapi = generateOpenApiDocument(registry, deps.version);
   const openapiJson = JSON.stringify(openapi);

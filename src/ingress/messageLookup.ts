@@ -86,6 +86,14 @@ export function viewFromRow(row: MessageRow): MessageView {
   };
 }
 
+/**
+ * What a client is told about a message whose job failed before the message was stored. The job's
+ * own failure reason is for operators (`GET /admin/queues/…/jobs`): it may be a database's or
+ * another internal error text, which must not reach API clients.
+ */
+const STORE_FAILED =
+  'the message could not be processed (internal error); operators see the reason in its job';
+
 function viewFromJob(job: Job<HeartflowJobData>, status: MessageStatus): MessageView {
   const d = job.data;
   return {
@@ -96,7 +104,7 @@ function viewFromJob(job: Job<HeartflowJobData>, status: MessageStatus): Message
     tokens_used: null,
     queue_wait_ms: null,
     processing_time_ms: null,
-    error: status === 'failed' ? (job.failedReason ?? null) : null,
+    error: status === 'failed' ? STORE_FAILED : null,
     tenant_id: d.tenantId,
     agent_id: d.agentId,
     platform: d.platform,
@@ -151,7 +159,7 @@ export async function readMessageStatus(
     return {
       message_id: messageId,
       status,
-      ...(status === 'failed' ? { error: job.failedReason ?? null } : {}),
+      ...(status === 'failed' ? { error: STORE_FAILED } : {}),
     };
   }
   return row ? statusFromRow(row) : undefined;

@@ -4,7 +4,7 @@ import { z } from 'zod';
 
 import type { Principal } from '../../auth/principal';
 import type { Role } from '../../domain/roles';
-import { ForbiddenError, UnauthorizedError, ValidationError } from '../../errors';
+import { ForbiddenError, IsolationViolationError, UnauthorizedError, ValidationError } from '../../errors';
 import { sendOk } from '../envelope';
 import { documentOperation, type ErrorStatus, type RequestHeader } from './openapiOperation';
 
@@ -87,6 +87,49 @@ export function parseWith<S extends z.ZodType>(
 }
 
 /**
+ * API.md: the tenant comes from the credential, and a `tenant_id` in a query or body naming
+ * another tenant is 403 ISOLATION_VIOLATION for anyone but a platform admin; an agent-bound
+ * credential naming another `agent_id` likewise. Checked here, for every route, before the route's
+ * own validation (which may not even know the field: it must not be silently ignored).
+ */
+function checkNamedContext(principal: Principal, req: Request): void {
+  const body: Record<string, unknown> =
+    typeof req.body === 'object' && req.body !== null && !Array.isArray(req.body) ? req.body : {};
+  const query = req.query as Record<string, unknown>;
+  for (const source of [query, body]) {
+    const tenant = source.tenant_id;
+    if (tenant !== undefined && principal.role !== 'platform_admin' && tenant !== principal.tenantId) {
+      throw new IsolationViolationError('the credential does not allow this tenant');
+    }
+    const agent = source.agent_id;
+    if (agent !== undefined && principal.agentId !== undefined && agent !== principal.agentId) {
+      throw new IsolationViolationError('the credential is bound to another agent');
+    }
+  }
+}
+
+/**
+ * Unknown query parameters are refused like unknown body fields (400 listing them), on routes
+ * with no query schema too. `tenant_id` naming the caller's own tenant is always allowed (API.md
+ * lets any request name it; `checkNamedContext` refused every other value).
+ */
+function rejectUnknownQuery(
+  schema: z.ZodType | undefined,
+  req: Request,
+  principal: Principal | undefined,
+): void {
+  if (schema !== undefined && !(schema instanceof z.ZodObject)) return;
+  const known = new Set(schema ? Object.keys(schema.shape as Record<string, unknown>) : []);
+  if (principal && principal.role !== 'platform_admin') known.add('tenant_id');
+  const unknown = Object.keys(req.query as Record<string, unknown>).filter((k) => !known.has(k));
+  if (unknown.length > 0) {
+    throw new ValidationError('invalid request query', [
+      { path: 'query', issue: `unknown parameter(s): ${unknown.join(', ')}` },
+    ]);
+  }
+}
+
+/**
  * Mounts a route and documents it from the same zod schemas: authorisation by role, validation of
  * params/query/body (unknown body fields rejected), then the handler, whose result is wrapped in
  * the success envelope. Errors go to the one error middleware.
@@ -105,6 +148,8 @@ export function route<
         if (!principal) throw new UnauthorizedError();
         if (!spec.auth.includes(principal.role)) throw new ForbiddenError('your role may not do this');
       }
+      if (principal && spec.auth !== 'public') checkNamedContext(principal, req);
+      rejectUnknownQuery(spec.query, req, principal);
       const params = spec.params ? parseWith(spec.params, req.params, 'params') : undefined;
       const query = spec.query ? parseWith(spec.query, req.query, 'query') : undefined;
       const body = spec.body ? parseWith(spec.body, req.body ?? {}, 'body') : undefined;

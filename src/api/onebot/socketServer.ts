@@ -24,6 +24,7 @@ import { acceptMessage } from '../../ingress/acceptMessage';
 import { lookupAccount } from '../../ingress/agentLookup';
 import type { Logger } from '../../logger';
 import { OneBotConnection } from './connection';
+import { jsonInputProblem } from '../http/inputSafety';
 
 /**
  * The OneBot v11 reverse WebSocket server (`botuniverse/onebot-11` communication/ws-reverse.md):
@@ -234,6 +235,11 @@ export class OneBotSocketServer {
     const frame = safeJson(textOf(data));
     if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
       conn.close(1007, 'frames must be JSON objects');
+      return;
+    }
+    const problem = jsonInputProblem(frame);
+    if (problem) {
+      conn.close(1007, `${problem.path}: ${problem.issue}`.slice(0, 120));
       return;
     }
     const f = frame as Record<string, unknown>;
