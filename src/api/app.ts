@@ -11,9 +11,9 @@ import { PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from
 import type { Logger } from '../logger';
 import { errorHandler, type RequestLocals, sendError } from './envelope';
 import { docsRoutes } from './http/docsPage';
+import { rejectUnsafeInput } from './http/inputSafety';
 import { ApiMetrics } from './http/metrics';
 import { createOpenApiRegistry, generateOpenApiDocument } from './http/openapiDocument';
-import { rejectUnsafeInput } from './http/inputSafety';
 import { keepRawBody } from './http/rawBody';
 import { requestId } from './requestId';
 import { baseRoutes } from './routes/base';

@@ -155,7 +155,7 @@ export async function readMessageStatus(
   if (row && row.status !== 'queued') return statusFromRow(row);
   const found = await findJob(deps.queues, ctx, messageId);
   if (found) {
-    const { job, status } = found;
+    const { status } = found;
     return {
       message_id: messageId,
       status,

@@ -93,8 +93,11 @@ export function parseWith<S extends z.ZodType>(
  * own validation (which may not even know the field: it must not be silently ignored).
  */
 function checkNamedContext(principal: Principal, req: Request): void {
-  const body: Record<string, unknown> =
-    typeof req.body === 'object' && req.body !== null && !Array.isArray(req.body) ? req.body : {};
+  const raw: unknown = req.body;
+  const body = (typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? raw : {}) as Record<
+    string,
+    unknown
+  >;
   const query = req.query as Record<string, unknown>;
   for (const source of [query, body]) {
     const tenant = source.tenant_id;
@@ -119,7 +122,7 @@ function rejectUnknownQuery(
   principal: Principal | undefined,
 ): void {
   if (schema !== undefined && !(schema instanceof z.ZodObject)) return;
-  const known = new Set(schema ? Object.keys(schema.shape as Record<string, unknown>) : []);
+  const known = new Set(schema ? Object.keys(schema.shape) : []);
   if (principal && principal.role !== 'platform_admin') known.add('tenant_id');
   const unknown = Object.keys(req.query as Record<string, unknown>).filter((k) => !known.has(k));
   if (unknown.length > 0) {

@@ -23,8 +23,8 @@ import { MaiHiveError } from '../../errors';
 import { acceptMessage } from '../../ingress/acceptMessage';
 import { lookupAccount } from '../../ingress/agentLookup';
 import type { Logger } from '../../logger';
-import { OneBotConnection } from './connection';
 import { jsonInputProblem } from '../http/inputSafety';
+import { OneBotConnection } from './connection';
 
 /**
  * The OneBot v11 reverse WebSocket server (`botuniverse/onebot-11` communication/ws-reverse.md):
