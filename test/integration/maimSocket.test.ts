@@ -8,13 +8,13 @@ import { once } from 'node:events';
 import { createServer } from 'node:net';
 
 import type { WorkerPool } from '../../src/workers/workerPool';
+import { BOT_QQ, replyIn, seedChatTenants } from '../support/chatSockets';
 import { FakeMaimAdapter, maimGroupMessage, toApiReceive } from '../support/fakeMaimAdapter';
 import { type SecondProcess, startSecondProcess } from '../support/secondProcess';
 import { startTestApp, type TestApp } from '../support/testApp';
 import { startTestPool } from '../support/testPool';
 import { waitFor } from '../support/waitFor';
 
-const BOT_QQ = '1145141919';
 const LISTENER_HOST = 'maim-acme.example.test';
 let app: TestApp;
 let other: SecondProcess;
@@ -33,29 +33,12 @@ async function connect(
   return client;
 }
 
-async function createKey(tenantId: string, body: Record<string, unknown>): Promise<string> {
-  const token = await app.tokenFor({ role: 'tenant_admin', tenantId });
-  const res = await app.request('POST', '/auth/api-keys', { token, body });
-  expect(res.status).toBe(201);
-  return res.body.data.api_key as string;
-}
-
 async function freePort(): Promise<number> {
   const server = createServer().listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as { port: number };
   await new Promise((resolve) => server.close(resolve));
   return port;
-}
-
-function replyIn(tenantId: string, chatStreamId: string): Promise<{ message_id: string; content: string }> {
-  return waitFor(async () => {
-    const { rows } = await app.t.admin<{ message_id: string; content: string }>(
-      `SELECT message_id, content FROM messages WHERE tenant_id = $1 AND chat_stream_id = $2 AND direction = 'out'`,
-      [tenantId, chatStreamId],
-    );
-    return rows[0];
-  });
 }
 
 async function clientIdsIn(tenantId: string, chatStreamId: string): Promise<string[]> {
@@ -101,22 +84,7 @@ beforeAll(async () => {
   app = await startTestApp({
     env: { MAIM_LISTENERS: `${LISTENER_HOST}=acme/bot1,:${listenerPort}=acme/bot1` },
   });
-  await app.t.admin(
-    `INSERT INTO tenants (tenant_id, name, settings) VALUES
-       ('acme', 'Acme', '{"rate_limit_per_second": 1000, "credential_rate_limit_per_second": 1000}'),
-       ('globex', 'Globex', '{}')`,
-  );
-  await app.t.admin(
-    `INSERT INTO agents (tenant_id, agent_id, name) VALUES ('acme', 'bot1', '麦麦'), ('globex', 'gbot', '小G')
-     ON CONFLICT DO NOTHING`,
-  );
-  await app.t.admin(
-    `INSERT INTO agent_accounts (tenant_id, platform, account_id, agent_id, nickname, aliases) VALUES
-       ('acme', 'qq', $1, 'bot1', '麦麦', '{}'), ('globex', 'qq', $1, 'gbot', '小G', '{}')`,
-    [BOT_QQ],
-  );
-  acmeKey = await createKey('acme', { name: 'maibot-adapter', role: 'agent', agent_id: 'bot1' });
-  globexKey = await createKey('globex', { name: 'maibot-adapter', role: 'agent', agent_id: 'gbot' });
+  ({ acmeKey, globexKey } = await seedChatTenants(app, 'maibot-adapter'));
   await app.sockets.listenOnPorts('127.0.0.1');
   other = await startSecondProcess(app, { http: true });
   pool = await startTestPool(app);
@@ -147,7 +115,7 @@ describe('maim_message plain WebSocket (0.6.x)', () => {
     const adapter = await connect(other.url!, { mode: 'plain', token: acmeKey });
     adapter.send(maimGroupMessage({ messageId: '8001', groupId: '666001' }));
     const [reply] = await adapter.waitForReplies(1);
-    const stored = await replyIn('acme', 'qq-g-666001');
+    const stored = await replyIn(app, 'acme', 'qq-g-666001');
     const group = { platform: 'qq', group_id: '666001', group_name: '技术交流群' };
     const bot = { platform: 'qq', user_id: BOT_QQ };
     expect(reply).toMatchObject({
@@ -196,7 +164,7 @@ describe('maim_message plain WebSocket (0.6.x)', () => {
     const byHost = await connect(app.url, { mode: 'plain', host: LISTENER_HOST });
     byHost.send(maimGroupMessage({ messageId: '8201', groupId: '666201' }));
     expect(await byHost.waitForReplies(1)).toHaveLength(1);
-    await replyIn('acme', 'qq-g-666201');
+    await replyIn(app, 'acme', 'qq-g-666201');
 
     const byPort = await connect(`http://127.0.0.1:${listenerPort}`, { mode: 'plain' });
     byPort.send(maimGroupMessage({ messageId: '8202', groupId: '666202' }));
@@ -231,6 +199,8 @@ describe('maim_message API-Server mode (0.6.x)', () => {
     );
     await adapter.waitFor((f) => f.type === 'sys_ack');
     expect(adapter.acksOf(msgId)).toHaveLength(1);
+    // Its reply comes here too (and not to the next test's socket).
+    expect(await adapter.waitForReplies(1)).toHaveLength(1);
   });
 
   it('acknowledges every frame, takes a re-sent frame once, and delivers the reply when the adapter acknowledges it', async () => {
@@ -238,7 +208,7 @@ describe('maim_message API-Server mode (0.6.x)', () => {
     const payload = toApiReceive(maimGroupMessage({ messageId: '9101', groupId: '777101' }), 'k');
     const msgId = adapter.sendStd(payload);
     const [reply] = await adapter.waitForReplies(1);
-    const stored = await replyIn('acme', 'qq-g-777101');
+    const stored = await replyIn(app, 'acme', 'qq-g-777101');
     const group = { platform: 'qq', group_id: '777101', group_name: '技术交流群' };
     expect(reply).toMatchObject({
       message_info: {
@@ -280,6 +250,8 @@ describe('maim_message API-Server mode (0.6.x)', () => {
       (f) => f.type === 'sys_ack' && (f.meta as { acked_msg_id?: string }).acked_msg_id === echoId,
     );
     expect((await deliveredOf('acme', stored.message_id, true)).platform_message_id).toBe('24680');
+    // The reply to the later frame comes here (and not to the next test's socket).
+    expect(await again.waitForReplies(1)).toHaveLength(1);
   });
 
   it('retries while the adapter is away and delivers once after it reconnects to another process', async () => {
@@ -290,7 +262,7 @@ describe('maim_message API-Server mode (0.6.x)', () => {
     await first.waitFor((f) => f.type === 'sys_ack');
     expect(first.acksOf(msgId)).toHaveLength(1);
     await first.close();
-    const stored = await replyIn('acme', 'qq-g-777201');
+    const stored = await replyIn(app, 'acme', 'qq-g-777201');
     await waitFor(async () => {
       const job = await app.deps.queues.queue('acme', 'delivery').getJob(`delivery.${stored.message_id}`);
       return (job?.attemptsMade ?? 0) >= 1 || undefined;
@@ -325,7 +297,7 @@ describe('tenants on maim_message sockets', () => {
     const acme = await connect(other.url!, { mode: 'plain', token: acmeKey });
     acme.send(maimGroupMessage({ messageId: '9301', groupId: '777301' }));
     await acme.waitForReplies(1);
-    const stored = await replyIn('acme', 'qq-g-777301');
+    const stored = await replyIn(app, 'acme', 'qq-g-777301');
     await deliveredOf('acme', stored.message_id);
     expect(globex.replies()).toEqual([]);
 
