@@ -254,6 +254,29 @@ describe('maim_message API-Server mode (0.6.x)', () => {
     expect(await again.waitForReplies(1)).toHaveLength(1);
   });
 
+  it('counts a reply delivered only once the adapter acknowledges its frame', async () => {
+    const adapter = await connect(app.url, { mode: 'api', token: acmeKey });
+    adapter.autoAck = false;
+    adapter.sendStd(toApiReceive(maimGroupMessage({ messageId: '9151', groupId: '777151' }), 'k'));
+    await adapter.waitForReplies(1);
+    const frame = adapter.frames.find((f) => f.type === 'sys_std')!;
+    const stored = await replyIn(app, 'acme', 'qq-g-777151');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const { rows } = await app.t.admin(
+      `SELECT 1 FROM deliveries WHERE tenant_id = 'acme' AND message_id = $1`,
+      [stored.message_id],
+    );
+    expect(rows).toEqual([]);
+    adapter.send({
+      ver: 1,
+      msg_id: 'ack-1',
+      type: 'sys_ack',
+      meta: { uuid: adapter.uuid, acked_msg_id: frame.msg_id, timestamp: Date.now() / 1000 },
+      payload: { status: 'received' },
+    });
+    expect(await deliveredOf('acme', stored.message_id)).toMatchObject({ attempts: 1 });
+  });
+
   it('retries while the adapter is away and delivers once after it reconnects to another process', async () => {
     const first = await connect(app.url, { mode: 'api', token: acmeKey });
     const msgId = first.sendStd(

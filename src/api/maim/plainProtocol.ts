@@ -57,8 +57,9 @@ export function maimPlainProtocol(ctx: ProtocolContext): SocketProtocol<MaimStat
     },
 
     deliver(conn: PeerConnection<MaimState>, action, params) {
-      if (action !== MAIM_SEND_ACTION)
+      if (action !== MAIM_SEND_ACTION || typeof params.message !== 'object' || params.message === null) {
         return Promise.resolve({ ok: false, reason: 'not_connected' } as const);
+      }
       return conn.write(params.message);
     },
   };
