@@ -93,10 +93,11 @@ module.exports = {
       'The send path below HTTP: identity and scope (auth), admission (redis), enqueue (queues). Its dependencies are declared in ingress/types.ts, not taken from the composition.',
       ['auth/', 'queues/', 'db/', 'redis/', 'domain/'],
     ),
-    layer('adapters', 'Pure translation of OneBot / maim_message payloads into one SendInput.', [
-      'ingress/types\\.ts',
-      'domain/',
-    ]),
+    layer(
+      'adapters',
+      'Pure translation of OneBot / maim_message payloads into one SendInput, and of replies into maim_message frames.',
+      ['ingress/types\\.ts', 'domain/'],
+    ),
     layer('tenants', 'Tenant lifecycle across the stores: rows, cached meta, queues and Redis keys.', [
       'auth/',
       'queues/',

@@ -10,6 +10,29 @@ const bool = z
  * Every environment variable MaiHive reads, parsed once at boot. No other module reads `process.env`.
  * Names and defaults follow `API.md` § Operations interface.
  */
+/** An operator listener of `MAIM_LISTENERS`: by Host header name, or by port. */
+export interface MaimListener {
+  host?: string;
+  port?: number;
+  tenantId: string;
+  agentId: string;
+}
+
+/** One `MAIM_LISTENERS` entry, `<host name>=<tenant>/<agent>` or `:<port>=<tenant>/<agent>`; undefined when malformed. */
+function parseListener(entry: string): MaimListener | undefined {
+  const id = '[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}';
+  const m = new RegExp(`^([^=\\s]+)=(${id})/(${id})$`).exec(entry);
+  if (!m) return undefined;
+  const [, where, tenantId, agentId] = m as unknown as [string, string, string, string];
+  if (where.startsWith(':')) {
+    const port = Number(where.slice(1));
+    return /^:\d{1,5}$/.test(where) && port >= 1 && port <= 65535 ? { port, tenantId, agentId } : undefined;
+  }
+  return /^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/.test(where)
+    ? { host: where.toLowerCase(), tenantId, agentId }
+    : undefined;
+}
+
 const EnvSchema = z.object({
   /** `development` | `test` | `production`. Production disables the private-server launcher. Default `development`. */
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
@@ -118,6 +141,27 @@ const EnvSchema = z.object({
   INGRESS_REFUSAL_JITTER_MS: z.coerce.number().int().min(0).max(10_000).default(1000),
   /** Per-statement timeout inside tenant units of work, ms. Default 15000. */
   DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().positive().default(15000),
+  /**
+   * Operator listeners of maim_message plain WebSockets whose clients send no token (the standalone
+   * MaiBot-Napcat-Adapter): comma-separated `<host name>=<tenant>/<agent>` (a socket whose Host
+   * header names the host is that agent's) or `:<port>=<tenant>/<agent>` (a socket on that port of
+   * HOST is). Default none.
+   */
+  MAIM_LISTENERS: z
+    .string()
+    .transform((v, ctx) => {
+      const listeners: MaimListener[] = [];
+      for (const entry of v.split(',').map((e) => e.trim())) {
+        const listener = entry === '' ? undefined : parseListener(entry);
+        if (!listener) {
+          ctx.addIssue({ code: 'custom', message: `bad listener ${JSON.stringify(entry)}` });
+          return z.NEVER;
+        }
+        listeners.push(listener);
+      }
+      return listeners;
+    })
+    .optional(),
   /** Failed logins per account (tenant + username) per window before 429. Default 10. */
   LOGIN_MAX_FAILURES_PER_USER: z.coerce.number().int().min(1).default(10),
   /** Failed logins per client IP per window, whatever accounts they name, before 429. Default 50. */
@@ -194,6 +238,10 @@ export const VARIABLE_RULES: { readonly [K in keyof Env]-?: VariableRule } = {
   INGRESS_MAX_LOOP_DELAY_MS: { rule: 'a positive integer (ms)', example: '200' },
   INGRESS_REFUSAL_JITTER_MS: { rule: 'an integer from 0 to 10000 (ms)', example: '1000' },
   DB_STATEMENT_TIMEOUT_MS: { rule: 'a positive integer (ms)', example: '15000' },
+  MAIM_LISTENERS: {
+    rule: 'comma-separated <host name>=<tenant>/<agent> or :<port>=<tenant>/<agent>',
+    example: 'maim-acme.example.com=acme/bot1,:18095=acme/bot2',
+  },
   LOGIN_MAX_FAILURES_PER_USER: { rule: 'a positive integer', example: '10' },
   LOGIN_MAX_FAILURES_PER_IP: { rule: 'a positive integer', example: '50' },
   LOGIN_FAILURE_WINDOW_SECONDS: { rule: 'a positive integer (seconds)', example: '900' },
@@ -236,6 +284,8 @@ export interface Config {
   };
   readonly accessTokenTtlSeconds: number;
   readonly refreshTokenTtlSeconds: number;
+  /** Operator listeners of tokenless maim_message adapters (`MAIM_LISTENERS`). */
+  readonly maimListeners: readonly MaimListener[];
   readonly login: {
     readonly maxFailuresPerUser: number;
     readonly maxFailuresPerIp: number;
@@ -333,6 +383,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     }),
     accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL_SECONDS,
     refreshTokenTtlSeconds: e.REFRESH_TOKEN_TTL_SECONDS,
+    maimListeners: Object.freeze(e.MAIM_LISTENERS ?? []),
     login: Object.freeze({
       maxFailuresPerUser: e.LOGIN_MAX_FAILURES_PER_USER,
       maxFailuresPerIp: e.LOGIN_MAX_FAILURES_PER_IP,

@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import { createApp } from './api/app';
-import { OneBotSocketServer } from './api/onebot/socketServer';
+import { SocketServer } from './api/sockets/socketServer';
 import { ensureBootstrapAdmin } from './auth/bootstrap';
 import { compose } from './composition';
 import type { Config } from './config';
@@ -115,10 +115,12 @@ export async function startRuntime(config: Config, logger: Logger, role: Role): 
             server.closeIdleConnections();
           }),
       );
-      // NapCat's reverse WebSocket; its sockets close before the server (which waits for them).
-      const sockets = new OneBotSocketServer(deps);
-      await sockets.attach(server);
+      // Chat sockets (NapCat's reverse WebSocket, MaiBot adapters' maim_message) and the operator's
+      // maim listener ports; its sockets close before the server (which waits for them).
+      const sockets = new SocketServer(deps);
       cleanups.unshift(() => sockets.close());
+      await sockets.attach(server);
+      await sockets.listenOnPorts(config.host);
       url = `http://${config.host}:${(server.address() as AddressInfo).port}`;
     }
     logger.info({ url, role, started: services.started }, 'maihive started');

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 
 import { ONEBOT_PLATFORM } from '../adapters/onebot';
 import type { AgentConfig } from '../domain/agentConfig';
-import { onebotKeys } from './onebotRelay';
+import { keyspace } from '../redis/keys';
 
 /** Where the reply is, for `hasDeliveryRoute`. */
 export interface ReplyPlace {
@@ -14,8 +14,9 @@ export interface ReplyPlace {
 
 /**
  * Whether a reply has somewhere to be pushed, so that a delivery job is worth enqueuing: the
- * agent's webhook, or, for QQ, the agent's OneBot HTTP API or the reverse WebSocket the chat's
- * messages came over (its route key, one Redis read). The job decides which, and checks again.
+ * agent's webhook, for QQ the agent's OneBot HTTP API, or the chat socket (OneBot reverse WebSocket,
+ * maim_message adapter) the chat's messages came over (its route key, one Redis read). The job
+ * decides which, and checks again.
  */
 export async function hasDeliveryRoute(
   redis: Redis,
@@ -24,7 +25,6 @@ export async function hasDeliveryRoute(
   at: ReplyPlace,
 ): Promise<boolean> {
   if (config.delivery?.webhook_url !== undefined) return true;
-  if (at.platform !== ONEBOT_PLATFORM) return false;
-  if (config.delivery?.onebot_http !== undefined) return true;
-  return (await redis.exists(onebotKeys(prefix).route(at.tenantId, at.agentId, at.chatStreamId))) === 1;
+  if (at.platform === ONEBOT_PLATFORM && config.delivery?.onebot_http !== undefined) return true;
+  return (await redis.exists(keyspace(prefix).socketRoute(at.tenantId, at.agentId, at.chatStreamId))) === 1;
 }

@@ -91,6 +91,28 @@ export function keyspace(prefix: string = KEY_PREFIX) {
      * `{tenant_id, agent_id}`); every API process drops its cached copy.
      */
     agentChanged: () => `${prefix}:agents`,
+    /**
+     * Which API process (and connection) holds the tenant's chat socket `socketId` (a OneBot bot
+     * account, or a maim_message adapter of an agent on a platform, see `delivery/socketRelay.ts`):
+     * JSON `{owner, conn}` with a short TTL the holder renews.
+     */
+    socketOwner: (tenantId: string, socketId: string) => `${tenant(tenantId)}:ws:owner:${encodeId(socketId)}`,
+    /**
+     * The chat socket a chat stream's messages last arrived on: its replies go back there. Set by
+     * the socket's ingress, read by the delivery job.
+     */
+    socketRoute: (tenantId: string, agentId: string, chatStreamId: string) =>
+      `${tenant(tenantId)}:ws:route:${encodeId(agentId)}:${encodeId(chatStreamId)}`,
+    /** Pub/sub channel of requests for one API process (deliveries, "you were replaced"). */
+    socketRelay: (ownerId: string) => `${prefix}:ws:relay:${ownerId}`,
+    /** Pub/sub channel of answers for one relay (one worker process). */
+    socketReply: (relayId: string) => `${prefix}:ws:reply:${relayId}`,
+    /**
+     * A maim_message API-Server frame id already taken from an agent's adapter: clients re-send
+     * unacknowledged frames for 300 s after a reconnect, and a re-sent frame is acknowledged only.
+     */
+    maimFrameSeen: (tenantId: string, agentId: string, msgId: string) =>
+      `${tenant(tenantId)}:maim:seen:${encodeId(agentId)}:${encodeId(msgId)}`,
     /** Pub/sub channel announcing that a message reached a final status (long-poll `?wait`). */
     messageDone: (tenantId: string) => `${tenant(tenantId)}:done`,
     /**

@@ -10,8 +10,8 @@ import {
   requeueDeadLetter,
 } from '../db/repositories/deliveries';
 import { getMessage, type MessageRow } from '../db/repositories/messages';
-import type { OneBotRelay } from '../delivery/onebotRelay';
 import { webhookSignatureHeaders } from '../delivery/signature';
+import type { SocketRelay } from '../delivery/socketRelay';
 import { storedAgentConfig, type StoredAgentDeliverySettings } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
 import { createIsolationContext } from '../domain/isolationContext';
@@ -32,8 +32,8 @@ export interface DeliveryDeps {
   fetch?: typeof fetch;
   /** Opens agents' sealed webhook secrets. Without it, a delivery whose secret is sealed gives up. */
   secretBox?: SecretBox;
-  /** Reaches bots' OneBot reverse WebSockets (`delivery/onebotDelivery.ts`). */
-  onebot?: OneBotRelay;
+  /** Reaches chat sockets: OneBot reverse WebSockets, maim_message adapters (`onebotDelivery.ts`). */
+  sockets?: SocketRelay;
 }
 
 export const DELIVERY_EVENT = 'message.replied';

@@ -1,7 +1,9 @@
 import { UnrecoverableError } from 'bullmq';
 
+import { MAIM_SEND_ACTION, maimReplyMessage, type MaimReplyTarget } from '../adapters/maimFrames';
 import { ONEBOT_PLATFORM } from '../adapters/onebot';
 import type { Database, TenantDb } from '../db/database';
+import { listAgentAccounts } from '../db/repositories/agentAccounts';
 import { getAgent } from '../db/repositories/agents';
 import { getChatStream } from '../db/repositories/chatStreams';
 import {
@@ -12,7 +14,7 @@ import {
 } from '../db/repositories/deliveries';
 import { getMessage, type MessageRow } from '../db/repositories/messages';
 import { actionVerdict, type OneBotAction, type ReplyTarget, sendAction } from '../delivery/onebotActions';
-import type { OneBotRelay } from '../delivery/onebotRelay';
+import type { SocketAction, SocketId, SocketRelay } from '../delivery/socketRelay';
 import { storedAgentConfig } from '../domain/agentConfig';
 import { createIsolationContext } from '../domain/isolationContext';
 import { MaiHiveError } from '../errors';
@@ -21,8 +23,9 @@ import type { Logger } from '../logger';
 import type { DeliveryJobData, JobAttempt } from './jobs';
 
 /**
- * Delivery of a bot reply to QQ through OneBot v11: on the reverse WebSocket of the bot account
- * the chat's messages arrived on (`onebot_ws`), else through the agent's OneBot HTTP API
+ * Delivery of a bot reply on the chat socket the chat's messages arrived on: a OneBot v11 action on
+ * the bot account's reverse WebSocket (`onebot_ws`), or a maim_message `MessageBase` on the MaiBot
+ * adapter's WebSocket (`maim_ws`); else, for QQ, through the agent's OneBot HTTP API
  * (`delivery.onebot_http`). Same durable job, retries and dead letters as the webhook
  * (`deliveryProcessor.ts`): a failed delivery is retried with the job's backoff and never runs the
  * LLM again, since the reply is already stored.
@@ -31,8 +34,8 @@ import type { DeliveryJobData, JobAttempt } from './jobs';
 export interface OneBotDeliveryDeps {
   db: Database;
   logger: Logger;
-  /** Reaches the API process holding a bot's socket; without it, only `onebot_http` is used. */
-  onebot?: OneBotRelay | undefined;
+  /** Reaches the API process holding a chat socket; without it, only `onebot_http` is used. */
+  sockets?: SocketRelay | undefined;
   /** Opens a sealed `onebot_http.access_token`. */
   secretBox?: SecretBox | undefined;
   fetch?: typeof fetch | undefined;
@@ -42,6 +45,7 @@ export interface OneBotDeliveryDeps {
 
 export type OneBotRoute =
   | { kind: 'onebot_ws'; accountId: string }
+  | { kind: 'maim_ws'; platform: string }
   | { kind: 'onebot_http'; baseUrl: string; accessToken: string | undefined };
 
 export type OneBotDeliveryOutcome =
@@ -56,7 +60,7 @@ export class OneBotDeliveryError extends MaiHiveError {
 
 interface Loaded {
   message: MessageRow;
-  target: ReplyTarget | undefined;
+  target: (ReplyTarget & Omit<MaimReplyTarget, 'quotedPlatformId'>) | undefined;
   delivered: boolean;
   http: { base_url: string; access_token?: string; access_token_encrypted?: string } | undefined;
 }
@@ -64,15 +68,18 @@ interface Loaded {
 async function load(db: TenantDb, data: DeliveryJobData): Promise<Loaded | undefined> {
   const message = await getMessage(db, data.messageId);
   if (!message || message.agent_id !== data.agentId || message.direction !== 'out') return undefined;
-  if (message.platform !== ONEBOT_PLATFORM) return undefined;
   const delivered = (await getDelivery(db, data.messageId))?.status === 'delivered';
   const http = storedAgentConfig((await getAgent(db, data.agentId))?.config).delivery?.onebot_http;
   const stream = await getChatStream(db, message.chat_stream_id);
   const quoted = message.reply_to ? await getMessage(db, message.reply_to) : undefined;
-  const target: ReplyTarget | undefined = stream && {
+  const bot = (await listAgentAccounts(db, data.agentId)).find((a) => a.platform === message.platform);
+  const target = stream && {
+    platform: message.platform,
     chatType: stream.chat_type,
     groupId: stream.group_id,
+    groupName: stream.group_name,
     userId: stream.user_id,
+    botAccountId: bot?.account_id ?? null,
     quotedPlatformId: quoted?.client_message_id ?? null,
   };
   return { message, target, delivered, http };
@@ -82,14 +89,20 @@ type Sent =
   | { kind: 'delivered'; platformMessageId: string | null }
   | { kind: 'retry' | 'give_up'; status: number | null; error: string };
 
+/**
+ * The request on the socket; a OneBot answer says whether QQ took the reply, a maim_message
+ * adapter's acknowledgement (or, in plain mode, the write) that the adapter has it.
+ */
 async function sendOnSocket(
-  relay: OneBotRelay,
+  relay: SocketRelay,
   tenantId: string,
-  accountId: string,
-  action: OneBotAction,
+  socket: SocketId,
+  action: SocketAction,
 ): Promise<Sent> {
-  const result = await relay.send(tenantId, accountId, action);
-  if (!result.ok) return { kind: 'retry', status: null, error: `socket of ${accountId}: ${result.reason}` };
+  const result = await relay.send(tenantId, socket, action);
+  const name = socket.kind === 'onebot' ? socket.accountId : `${socket.platform} adapter`;
+  if (!result.ok) return { kind: 'retry', status: null, error: `socket of ${name}: ${result.reason}` };
+  if (socket.kind === 'maim') return { kind: 'delivered', platformMessageId: null };
   return verdictOf(result.response, null);
 }
 
@@ -140,6 +153,28 @@ async function sendOverHttp(
   return verdictOf(body, s);
 }
 
+/** Where the delivery went, as the deliveries table keeps it. */
+function routeUrl(route: OneBotRoute): string {
+  if (route.kind === 'onebot_ws') return `onebot-ws://${route.accountId}`;
+  if (route.kind === 'maim_ws') return `maim-ws://${route.platform}`;
+  return route.baseUrl;
+}
+
+/** The reply as the route's request: a OneBot action, or a maim_message `MessageBase`. */
+function requestFor(
+  route: OneBotRoute,
+  target: NonNullable<Loaded['target']>,
+  message: MessageRow,
+): SocketAction | undefined {
+  if (route.kind !== 'maim_ws') return sendAction(target, message.content);
+  const reply = maimReplyMessage(target, {
+    messageId: message.message_id,
+    text: message.content,
+    time: message.created_at.getTime() / 1000,
+  });
+  return reply && { action: MAIM_SEND_ACTION, params: { message: reply } };
+}
+
 /**
  * One attempt of a OneBot delivery; undefined when the reply has no OneBot route (not a QQ reply,
  * its chat never came over the socket and the agent has no `onebot_http`): the webhook path
@@ -155,11 +190,12 @@ export async function processOneBotDelivery(
   const loaded = await deps.db.withTenant(ctx, (db) => load(db, data));
   if (!loaded) return undefined;
   const { message } = loaded;
-  const account =
-    deps.onebot && (await deps.onebot.routeOf(data.tenantId, data.agentId, message.chat_stream_id));
+  const socket =
+    deps.sockets && (await deps.sockets.routeOf(data.tenantId, data.agentId, message.chat_stream_id));
   let route: OneBotRoute;
-  if (account) route = { kind: 'onebot_ws', accountId: account };
-  else if (loaded.http) {
+  if (socket?.kind === 'onebot') route = { kind: 'onebot_ws', accountId: socket.accountId };
+  else if (socket?.kind === 'maim') route = { kind: 'maim_ws', platform: socket.platform };
+  else if (loaded.http && message.platform === ONEBOT_PLATFORM) {
     const sealed = loaded.http.access_token_encrypted;
     let token = loaded.http.access_token;
     if (sealed !== undefined) {
@@ -177,24 +213,36 @@ export async function processOneBotDelivery(
     route: route.kind,
   });
   if (loaded.delivered) return { status: 'skipped', reason: 'already_delivered' };
-  const action = loaded.target && sendAction(loaded.target, message.content);
   const record: Omit<DeliveryRecord, 'httpStatus' | 'error'> = {
     messageId: message.message_id,
     agentId: message.agent_id,
     platform: message.platform,
     chatStreamId: message.chat_stream_id,
-    webhookUrl: route.kind === 'onebot_ws' ? `onebot-ws://${route.accountId}` : route.baseUrl,
+    webhookUrl: routeUrl(route),
     attempts: attempt.attempt,
   };
-  if (!action) {
-    const error = 'the chat stream names no QQ group or user to send to';
+  const request = loaded.target && requestFor(route, loaded.target, message);
+  if (!request) {
+    const error = `the chat stream names no ${message.platform} group or user to send to`;
     await deps.db.withTenant(ctx, (db) => markDeadLetter(db, { ...record, httpStatus: null, error }));
     throw new UnrecoverableError(error);
   }
   const sent =
     route.kind === 'onebot_ws'
-      ? await sendOnSocket(deps.onebot!, data.tenantId, route.accountId, action)
-      : await sendOverHttp(deps, route.baseUrl, route.accessToken, action);
+      ? await sendOnSocket(
+          deps.sockets!,
+          data.tenantId,
+          { kind: 'onebot', accountId: route.accountId },
+          request,
+        )
+      : route.kind === 'maim_ws'
+        ? await sendOnSocket(
+            deps.sockets!,
+            data.tenantId,
+            { kind: 'maim', agentId: data.agentId, platform: route.platform },
+            request,
+          )
+        : await sendOverHttp(deps, route.baseUrl, route.accessToken, request as OneBotAction);
   if (sent.kind === 'delivered') {
     await deps.db.withTenant(ctx, (db) =>
       markDelivered(db, {

@@ -2,7 +2,7 @@ import type { Job } from 'bullmq';
 
 import type { TenantDirectory } from '../auth/tenantDirectory';
 import type { Database } from '../db/database';
-import { OneBotRelay } from '../delivery/onebotRelay';
+import { SocketRelay } from '../delivery/socketRelay';
 import type { Clock } from '../domain/clock';
 import { effectiveSettings } from '../domain/tenantSettings';
 import { UnrecoverableJobError } from '../errors';
@@ -114,8 +114,8 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     ...(o.lockDurationMs ? { lockDurationMs: o.lockDurationMs } : {}),
     ...(o.stalledIntervalMs ? { stalledIntervalMs: o.stalledIntervalMs } : {}),
   };
-  const onebot = new OneBotRelay({ redis: connection, prefix: o.keys.prefix, logger: o.logger });
-  const kinds = jobKinds(o, heartflowDeps, llm, onebot);
+  const sockets = new SocketRelay({ redis: connection, prefix: o.keys.prefix, logger: o.logger });
+  const kinds = jobKinds(o, heartflowDeps, llm, sockets);
   const dispatcher = new Dispatcher({ ...common, kind: 'heartflow', ...kinds.heartflow });
   const dispatchers = [
     dispatcher,
@@ -129,7 +129,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     }
   } catch (err) {
     await Promise.allSettled(started.map((d) => d.close()));
-    await onebot.close();
+    await sockets.close();
     connection.disconnect();
     throw err;
   }
@@ -139,7 +139,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     close: () =>
       (closing ??= closeAll([
         () => closeAllAtOnce(dispatchers.map((d) => () => d.close())),
-        () => onebot.close(),
+        () => sockets.close(),
         () => queues.close(),
         () => connection.quit().catch(() => connection.disconnect()),
       ])),
@@ -160,7 +160,7 @@ function jobKinds(
   o: WorkerPoolOptions,
   heartflowDeps: HeartflowDeps,
   llm: LlmClient,
-  onebot: OneBotRelay,
+  sockets: SocketRelay,
 ): Record<JobKind, KindServing> {
   const followUps = o.followUpConcurrency ?? 4;
   const sealed = o.secretBox ? { secretBox: o.secretBox } : {};
@@ -188,7 +188,7 @@ function jobKinds(
     stats: { concurrency: followUps, process: statsJobRunner({ db: o.db, logger: o.logger }) },
     delivery: {
       concurrency: followUps,
-      process: deliveryJobRunner({ db: o.db, logger: o.logger, clock: o.clock, onebot, ...sealed }),
+      process: deliveryJobRunner({ db: o.db, logger: o.logger, clock: o.clock, sockets, ...sealed }),
     },
   };
 }

@@ -7,13 +7,13 @@
 import type { Job } from 'bullmq';
 
 import type { WorkerPool } from '../../src/workers/workerPool';
+import { BOT_QQ, createKey, replyIn, seedChatTenants } from '../support/chatSockets';
 import { FakeNapCat, groupMessageAt } from '../support/fakeNapCat';
 import { type SecondProcess, startSecondProcess } from '../support/secondProcess';
 import { startTestApp, type TestApp } from '../support/testApp';
 import { startTestPool } from '../support/testPool';
 import { waitFor } from '../support/waitFor';
 
-const BOT_QQ = '1145141919';
 let app: TestApp;
 let other: SecondProcess;
 let pool: WorkerPool;
@@ -26,24 +26,6 @@ async function connect(url: string, o: Parameters<typeof FakeNapCat.connect>[1])
   const client = await FakeNapCat.connect(url, o);
   clients.push(client);
   return client;
-}
-
-async function createKey(tenantId: string, body: Record<string, unknown>): Promise<string> {
-  const token = await app.tokenFor({ role: 'tenant_admin', tenantId });
-  const res = await app.request('POST', '/auth/api-keys', { token, body });
-  expect(res.status).toBe(201);
-  return res.body.data.api_key as string;
-}
-
-/** The bot's reply in a tenant's chat stream, once stored. */
-function replyIn(tenantId: string, chatStreamId: string): Promise<{ message_id: string; content: string }> {
-  return waitFor(async () => {
-    const { rows } = await app.t.admin<{ message_id: string; content: string }>(
-      `SELECT message_id, content FROM messages WHERE tenant_id = $1 AND chat_stream_id = $2 AND direction = 'out'`,
-      [tenantId, chatStreamId],
-    );
-    return rows[0];
-  });
 }
 
 interface DeliveryState {
@@ -70,24 +52,8 @@ function deliveryJob(tenantId: string, messageId: string): Promise<Job | undefin
 
 beforeAll(async () => {
   app = await startTestApp();
-  await app.t.admin(
-    `INSERT INTO tenants (tenant_id, name, settings) VALUES
-       ('acme', 'Acme', '{"rate_limit_per_second": 1000, "credential_rate_limit_per_second": 1000}'),
-       ('globex', 'Globex', '{}')`,
-  );
-  await app.t.admin(
-    `INSERT INTO agents (tenant_id, agent_id, name) VALUES ('acme', 'bot1', '麦麦'), ('globex', 'gbot', '小G')
-     ON CONFLICT DO NOTHING`,
-  );
-  // The same QQ number is a bot of both tenants: each tenant's socket must get its own replies.
-  await app.t.admin(
-    `INSERT INTO agent_accounts (tenant_id, platform, account_id, agent_id, nickname, aliases) VALUES
-       ('acme', 'qq', $1, 'bot1', '麦麦', '{}'), ('globex', 'qq', $1, 'gbot', '小G', '{}')`,
-    [BOT_QQ],
-  );
-  acmeKey = await createKey('acme', { name: 'napcat', role: 'agent', agent_id: 'bot1' });
-  globexKey = await createKey('globex', { name: 'napcat', role: 'agent', agent_id: 'gbot' });
-  operatorKey = await createKey('acme', { name: 'ops', role: 'operator' });
+  ({ acmeKey, globexKey } = await seedChatTenants(app, 'napcat'));
+  operatorKey = await createKey(app, 'acme', { name: 'ops', role: 'operator' });
   other = await startSecondProcess(app, { http: true });
   pool = await startTestPool(app);
 });
@@ -131,7 +97,7 @@ describe('OneBot v11 reverse WebSocket', () => {
     const napcat = await connect(other.url!, { selfId: BOT_QQ, token: acmeKey });
     napcat.send(groupMessageAt(BOT_QQ, { messageId: 7001, groupId: 555001 }));
     const [action] = await napcat.waitForActions(1);
-    const reply = await replyIn('acme', 'qq-g-555001');
+    const reply = await replyIn(app, 'acme', 'qq-g-555001');
     expect(action).toEqual({
       action: 'send_group_msg',
       params: {
@@ -163,7 +129,7 @@ describe('OneBot v11 reverse WebSocket', () => {
     const first = await connect(app.url, { selfId: BOT_QQ, token: acmeKey });
     first.send(groupMessageAt(BOT_QQ, { messageId: 7201, groupId: 555201 }));
     await first.close();
-    const reply = await replyIn('acme', 'qq-g-555201');
+    const reply = await replyIn(app, 'acme', 'qq-g-555201');
     // The first attempt found no socket: the job waits for its backoff, the reply is not re-made.
     await waitFor(
       async () => ((await deliveryJob('acme', reply.message_id))?.attemptsMade ?? 0) >= 1 || undefined,
@@ -191,7 +157,7 @@ describe('OneBot v11 reverse WebSocket', () => {
     const acme = await connect(other.url!, { selfId: BOT_QQ, token: acmeKey });
     acme.send(groupMessageAt(BOT_QQ, { messageId: 7301, groupId: 555301 }));
     await acme.waitForActions(1);
-    const reply = await replyIn('acme', 'qq-g-555301');
+    const reply = await replyIn(app, 'acme', 'qq-g-555301');
     await waitFor(
       async () => (await deliveryOf('acme', reply.message_id))?.status === 'delivered' || undefined,
     );
@@ -224,7 +190,7 @@ describe('OneBot v11 reverse WebSocket', () => {
     });
     napcat.send(groupMessageAt(BOT_QQ, { messageId: 7501, groupId: 555501 }));
     await napcat.waitForActions(1);
-    const reply = await replyIn('acme', 'qq-g-555501');
+    const reply = await replyIn(app, 'acme', 'qq-g-555501');
     const dead = await waitFor(async () => {
       const d = await deliveryOf('acme', reply.message_id);
       return d?.status === 'dead_letter' ? d : undefined;

@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import { createApp } from '../../src/api/app';
-import { OneBotSocketServer } from '../../src/api/onebot/socketServer';
+import { SocketServer } from '../../src/api/sockets/socketServer';
 import { compose } from '../../src/composition';
 import { testEnv } from './env';
 import type { TestApp } from './testApp';
@@ -13,8 +13,8 @@ export interface SecondProcess {
   composition: Awaited<ReturnType<typeof compose>>;
   /** Base URL of its own HTTP server, when one was asked for. */
   url: string | undefined;
-  /** Its OneBot reverse WebSocket server, with its HTTP server. */
-  sockets: OneBotSocketServer | undefined;
+  /** Its chat-socket server, with its HTTP server. */
+  sockets: SocketServer | undefined;
   close(): Promise<void>;
 }
 
@@ -34,11 +34,11 @@ export async function startSecondProcess(
     redisUrl: testEnv('redisUrl'),
   });
   let server: Server | undefined;
-  let sockets: OneBotSocketServer | undefined;
+  let sockets: SocketServer | undefined;
   if (options.http) {
     server = createApp(composition.deps).listen(0, '127.0.0.1');
     await once(server, 'listening');
-    sockets = new OneBotSocketServer(composition.deps);
+    sockets = new SocketServer(composition.deps);
     await sockets.attach(server);
   }
   return {

@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import { createApp } from '../../src/api/app';
-import { OneBotSocketServer } from '../../src/api/onebot/socketServer';
+import { SocketServer } from '../../src/api/sockets/socketServer';
 import { compose } from '../../src/composition';
 import { loadConfig } from '../../src/config';
 import type { Dependencies } from '../../src/dependencies';
@@ -49,8 +49,8 @@ export interface TestApp {
   /** The box sealing agents' LLM API keys; workers of the test open them with it. */
   readonly secretBox: SecretBox;
   readonly t: TestDatabase;
-  /** The OneBot reverse WebSocket server on the app's HTTP server. */
-  readonly sockets: OneBotSocketServer;
+  /** The chat-socket server (OneBot reverse WebSocket, maim_message) on the app's HTTP server. */
+  readonly sockets: SocketServer;
   request(method: string, path: string, options?: RequestOptions): Promise<TestResponse<Envelope>>;
   /** An access token signed by the app's own token service (for tests of other sections than auth). */
   tokenFor(claims: { role: Role; tenantId?: string; agentId?: string; sub?: string }): Promise<string>;
@@ -97,7 +97,7 @@ export async function startTestApp(
   const server: Server = app.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const sockets = new OneBotSocketServer(composition.deps);
+  const sockets = new SocketServer(composition.deps);
   await sockets.attach(server);
 
   return {

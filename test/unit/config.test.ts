@@ -64,6 +64,18 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ LOGIN_MAX_FAILURES_PER_USER: '0' })).toThrow(ConfigError);
   });
 
+  it('parses MAIM_LISTENERS into host and port listeners, and refuses a bad port or host', () => {
+    const config = loadConfig({ MAIM_LISTENERS: 'Maim-Acme.example.com=acme/bot1, :18095=acme/bot:2' });
+    expect(config.maimListeners).toEqual([
+      { host: 'maim-acme.example.com', tenantId: 'acme', agentId: 'bot1' },
+      { port: 18095, tenantId: 'acme', agentId: 'bot:2' },
+    ]);
+    expect(loadConfig({}).maimListeners).toEqual([]);
+    for (const bad of [':70000=acme/bot1', ':0=acme/bot1', 'bad_host=acme/bot1', 'a.example=acme/bot1,,']) {
+      expect(() => loadConfig({ MAIM_LISTENERS: bad })).toThrow(/MAIM_LISTENERS is invalid/);
+    }
+  });
+
   it('treats empty values as unset', () => {
     expect(loadConfig({ DATABASE_URL: '', PORT: '' }).port).toBe(8080);
   });
@@ -101,6 +113,7 @@ describe('loadConfig', () => {
     LOGIN_MAX_FAILURES_PER_USER: '0',
     LOGIN_MAX_FAILURES_PER_IP: '0',
     LOGIN_FAILURE_WINDOW_SECONDS: '0',
+    MAIM_LISTENERS: 'maim.example.com=acme',
   };
   const ANY_STRING = ['HOST', 'MAIHIVE_DATA_DIR'];
 

@@ -51,7 +51,8 @@ async function upsert(db: TenantDb, status: 'delivered' | 'dead_letter', r: Deli
      ON CONFLICT (tenant_id, message_id) DO UPDATE SET
        status = EXCLUDED.status, webhook_url = EXCLUDED.webhook_url, attempts = EXCLUDED.attempts,
        last_http_status = EXCLUDED.last_http_status, last_error = EXCLUDED.last_error,
-       delivered_at = EXCLUDED.delivered_at, platform_message_id = EXCLUDED.platform_message_id,
+       delivered_at = EXCLUDED.delivered_at,
+       platform_message_id = COALESCE(EXCLUDED.platform_message_id, deliveries.platform_message_id),
        updated_at = now()`,
     [
       db.ctx.tenantId,
@@ -72,6 +73,23 @@ async function upsert(db: TenantDb, status: 'delivered' | 'dead_letter', r: Deli
 /** The receiver acknowledged the message; later jobs for it do nothing. */
 export function markDelivered(db: TenantDb, r: DeliveryRecord): Promise<void> {
   return upsert(db, 'delivered', { ...r, error: null });
+}
+
+/**
+ * The platform's id of a delivered reply, told later than the delivery (maim_message's
+ * `message_id_echo`). False when the unit's agent has no delivery of that message (yet).
+ */
+export async function recordPlatformMessageId(
+  db: TenantDb,
+  messageId: string,
+  platformMessageId: string,
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE deliveries SET platform_message_id = $3, updated_at = now()
+     WHERE tenant_id = $1 AND message_id = $2 AND agent_id = $4`,
+    [db.ctx.tenantId, messageId, platformMessageId, db.ctx.agentId],
+  );
+  return (rowCount ?? 0) > 0;
 }
 
 /** Every attempt failed (or the receiver refused for good): an operator may retry it. */

@@ -5,38 +5,38 @@ import { z } from 'zod';
 
 import type { Logger } from '../logger';
 import { ChannelHub } from '../redis/channelHub';
-import { encodeId } from '../redis/keys';
-import type { OneBotAction } from './onebotActions';
+import { decodeId, encodeId, type Keyspace, keyspace } from '../redis/keys';
 
 /**
- * How a delivery worker reaches the API process that holds a bot account's reverse WebSocket.
+ * How a delivery worker reaches the API process that holds a chat socket: a OneBot bot account's
+ * reverse WebSocket, or a maim_message adapter's WebSocket.
  *
- * Every API process has an owner id and listens on its own relay channel. A connected bot
- * account has an owner key (`{tenant}:onebot:owner:<account>` → `{owner, conn}`, a short TTL the
- * holder renews), so the worker looks the holder up, publishes the action on the holder's
- * channel, and waits on its own reply channel for the answer. Keys and requests carry the tenant:
- * a holder only ever sends on a socket that authenticated as that tenant.
+ * Every API process has an owner id and listens on its own relay channel. A connected socket has an
+ * owner key (`socketOwner` in `redis/keys.ts` → `{owner, conn}`, a short TTL the holder renews), so
+ * the worker looks the holder up, publishes the request on the holder's channel, and waits on its
+ * own reply channel for the answer. Keys and requests carry the tenant: a holder only ever sends on
+ * a socket that authenticated as that tenant.
  */
 
-/** Keys and channels of the OneBot reverse WebSocket, for one key prefix (`REDIS_PREFIX`). */
-export function onebotKeys(prefix: string) {
-  const tenant = (tenantId: string) => `${prefix}:{${encodeId(tenantId)}}`;
-  return Object.freeze({
-    /** Which process (and connection) holds the tenant's socket of a bot account. */
-    owner: (tenantId: string, accountId: string) => `${tenant(tenantId)}:onebot:owner:${encodeId(accountId)}`,
-    /**
-     * The bot account a chat stream's messages last arrived on over the socket: its replies go
-     * back there. Set by the socket's ingress, read by the delivery job.
-     */
-    route: (tenantId: string, agentId: string, chatStreamId: string) =>
-      `${tenant(tenantId)}:onebot:route:${encodeId(agentId)}:${encodeId(chatStreamId)}`,
-    /** Requests for one API process (deliveries, "you were replaced"). */
-    ownerChannel: (ownerId: string) => `${prefix}:onebot:relay:${ownerId}`,
-    /** Answers for one relay (one worker process). */
-    replyChannel: (relayId: string) => `${prefix}:onebot:reply:${relayId}`,
-  });
+/** A chat socket, as named in owner keys and stream routes. */
+export type SocketId =
+  { kind: 'onebot'; accountId: string } | { kind: 'maim'; agentId: string; platform: string };
+
+/** `onebot:<account>` or `maim:<agent>:<platform>`, the ids percent-encoded like keys' ids. */
+export function formatSocketId(id: SocketId): string {
+  return id.kind === 'onebot'
+    ? `onebot:${encodeId(id.accountId)}`
+    : `maim:${encodeId(id.agentId)}:${encodeId(id.platform)}`;
 }
-export type OneBotKeys = ReturnType<typeof onebotKeys>;
+
+export function parseSocketId(value: string): SocketId | undefined {
+  const [kind, first, second, ...rest] = value.split(':');
+  if (kind === 'onebot' && first && second === undefined) return { kind, accountId: decodeId(first) };
+  if (kind === 'maim' && first && second && rest.length === 0) {
+    return { kind, agentId: decodeId(first), platform: decodeId(second) };
+  }
+  return undefined;
+}
 
 /** How long a stream's route is remembered after its last message over the socket, s. */
 export const ROUTE_TTL_SECONDS = 7 * 24 * 3600;
@@ -48,7 +48,7 @@ export const relayRequestSchema = z.discriminatedUnion('type', [
     id: z.string().min(1).max(100),
     reply_to: z.string().min(1).max(300),
     tenant_id: z.string().min(1),
-    account_id: z.string().min(1),
+    socket_id: z.string().min(1),
     action: z.string().min(1).max(64),
     params: z.record(z.string(), z.unknown()),
     timeout_ms: z.number().int().positive().max(120_000),
@@ -56,13 +56,13 @@ export const relayRequestSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('replaced'),
     tenant_id: z.string().min(1),
-    account_id: z.string().min(1),
+    socket_id: z.string().min(1),
     conn: z.string().min(1),
   }),
 ]);
 export type RelayRequest = z.infer<typeof relayRequestSchema>;
 
-/** The holder's answer: the implementation's response, or why there is none. */
+/** The holder's answer: the peer's response, or why there is none. */
 export type RelayResult =
   | { id: string; ok: true; response: unknown }
   | { id: string; ok: false; reason: 'not_connected' | 'timeout' | 'backpressure' | 'closed' };
@@ -79,7 +79,7 @@ export const relayResultSchema = z.union([
 /** The owner key's value. */
 export const ownerValueSchema = z.object({ owner: z.string(), conn: z.string() });
 
-export interface OneBotRelayOptions {
+export interface SocketRelayOptions {
   redis: Redis;
   prefix: string;
   logger: Logger;
@@ -87,20 +87,26 @@ export interface OneBotRelayOptions {
   actionTimeoutMs?: number;
 }
 
+/** A request for the peer: an action name the holder's protocol knows, and its parameters. */
+export interface SocketAction {
+  action: string;
+  params: Record<string, unknown>;
+}
+
 /**
- * The worker side: sends an action through whichever API process holds the account's socket.
- * One reply channel per relay, subscribed on first use.
+ * The worker side: sends an action through whichever API process holds the socket. One reply
+ * channel per relay, subscribed on first use.
  */
-export class OneBotRelay {
-  readonly keys: OneBotKeys;
+export class SocketRelay {
+  readonly keys: Keyspace;
   private readonly id = randomUUID();
   private readonly hub: ChannelHub;
   private readonly pending = new Map<string, (r: RelayResult) => void>();
   private subscribed: Promise<() => void> | undefined;
   private closed = false;
 
-  constructor(private readonly o: OneBotRelayOptions) {
-    this.keys = onebotKeys(o.prefix);
+  constructor(private readonly o: SocketRelayOptions) {
+    this.keys = keyspace(o.prefix);
     this.hub = new ChannelHub(o.redis, o.logger);
   }
 
@@ -108,15 +114,17 @@ export class OneBotRelay {
     return this.o.actionTimeoutMs ?? 10_000;
   }
 
-  /** The account a chat stream's replies go back on, if its messages came over the socket. */
-  async routeOf(tenantId: string, agentId: string, chatStreamId: string): Promise<string | undefined> {
-    return (await this.o.redis.get(this.keys.route(tenantId, agentId, chatStreamId))) ?? undefined;
+  /** The socket a chat stream's replies go back on, if its messages came over one. */
+  async routeOf(tenantId: string, agentId: string, chatStreamId: string): Promise<SocketId | undefined> {
+    const value = await this.o.redis.get(this.keys.socketRoute(tenantId, agentId, chatStreamId));
+    return value === null ? undefined : parseSocketId(value);
   }
 
-  /** Sends the action on the account's socket and resolves with the implementation's answer. */
-  async send(tenantId: string, accountId: string, action: OneBotAction): Promise<RelayResult> {
+  /** Sends the action on the socket and resolves with the peer's answer. */
+  async send(tenantId: string, socket: SocketId, action: SocketAction): Promise<RelayResult> {
     const id = randomUUID();
-    const raw = await this.o.redis.get(this.keys.owner(tenantId, accountId));
+    const socketId = formatSocketId(socket);
+    const raw = await this.o.redis.get(this.keys.socketOwner(tenantId, socketId));
     const owner = raw === null ? undefined : ownerValueSchema.safeParse(safeJson(raw)).data;
     if (!owner) return { id, ok: false, reason: 'not_connected' };
     await this.listen();
@@ -124,9 +132,9 @@ export class OneBotRelay {
     const request: RelayRequest = {
       type: 'send',
       id,
-      reply_to: this.keys.replyChannel(this.id),
+      reply_to: this.keys.socketReply(this.id),
       tenant_id: tenantId,
-      account_id: accountId,
+      socket_id: socketId,
       action: action.action,
       params: action.params,
       timeout_ms: this.actionTimeoutMs,
@@ -134,7 +142,7 @@ export class OneBotRelay {
     let timer: NodeJS.Timeout | undefined;
     try {
       const receivers = await this.o.redis.publish(
-        this.keys.ownerChannel(owner.owner),
+        this.keys.socketRelay(owner.owner),
         JSON.stringify(request),
       );
       // The holder is gone (its key has not expired yet): nobody will answer.
@@ -151,7 +159,7 @@ export class OneBotRelay {
   }
 
   private listen(): Promise<() => void> {
-    this.subscribed ??= this.hub.subscribe(this.keys.replyChannel(this.id), (message) => {
+    this.subscribed ??= this.hub.subscribe(this.keys.socketReply(this.id), (message) => {
       const parsed = relayResultSchema.safeParse(safeJson(message));
       if (!parsed.success) return;
       this.pending.get(parsed.data.id)?.(parsed.data);
