@@ -1,0 +1,114 @@
+import {
+  anyTermTsquery,
+  literalNeedle,
+  queryTerms,
+  type Ranked,
+  rankMemories,
+  termRelevance,
+} from '../../domain/memory';
+import type { TenantDb } from '../database';
+import { MEMORY_COLUMNS, type MemoryRow, type MemoryScope, type MemoryType, UNEXPIRED } from './memories';
+
+/**
+ * Which memories a search sees. `platform` and `chatStreamId` mean "as seen from there": a
+ * platform shows its own memories and the agent-wide ones, a chat stream its own, its platform's
+ * and the agent's (the narrowing row-level security applies to a unit of work with that context).
+ */
+export interface MemorySearchFilter {
+  agentId?: string | undefined;
+  scope?: MemoryScope | undefined;
+  memoryType?: MemoryType | undefined;
+  platform?: string | undefined;
+  chatStreamId?: string | undefined;
+}
+
+export interface MemorySearch extends MemorySearchFilter {
+  query: string;
+  limit: number;
+  /** ms since the epoch: the clock of the ranking. */
+  now: number;
+}
+
+export type FoundMemory = Ranked<
+  MemoryRow & { memoryId: string; createdAt: number; lastAccessed: number | null }
+>;
+
+/** Most candidates the index hands to the ranking: enough for the best `limit` by any weighting. */
+export function candidateCount(limit: number): number {
+  return Math.max(100, limit * 10);
+}
+
+/**
+ * Searches the unit's tenant's unexpired memories and ranks them with `rankMemories` (relevance,
+ * importance, recency). The index (`search_vector`, GIN led by the tenant) finds memories sharing
+ * a term with the query, best `ts_rank` first; a query without any term (only punctuation, `%`,
+ * `_`, …) is matched literally as a substring instead. Nothing is written: see `touchMemories`.
+ * `total` is how many memories matched.
+ */
+export async function searchMemories(
+  db: TenantDb,
+  s: MemorySearch,
+): Promise<{ memories: FoundMemory[]; total: number }> {
+  const terms = queryTerms(s.query);
+  const needle = literalNeedle(s.query);
+  if (terms.length === 0 && needle === '') return { memories: [], total: 0 };
+  const matches =
+    terms.length > 0
+      ? { where: 'search_vector @@ $2::tsquery', order: 'ts_rank(search_vector, $2::tsquery) DESC,' }
+      : { where: 'strpos(lower(content), $2) > 0', order: '' };
+  const { rows } = await db.query<MemoryRow & { total: string }>(
+    `SELECT ${MEMORY_COLUMNS}, count(*) OVER () AS total FROM memory_chest
+     WHERE tenant_id = $1 AND ${matches.where}
+       AND ($3::text IS NULL OR agent_id = $3)
+       AND ($4::text IS NULL OR scope = $4)
+       AND ($5::text IS NULL OR memory_type = $5)
+       AND ($6::text IS NULL OR platform IS NULL OR platform = $6)
+       AND ($7::text IS NULL OR chat_stream_id IS NULL OR chat_stream_id = $7)
+       AND ${UNEXPIRED}
+     ORDER BY ${matches.order} importance DESC, created_at DESC
+     LIMIT $8`,
+    [
+      db.ctx.tenantId,
+      terms.length > 0 ? anyTermTsquery(terms) : needle,
+      s.agentId ?? null,
+      s.scope ?? null,
+      s.memoryType ?? null,
+      s.platform ?? null,
+      s.chatStreamId ?? null,
+      candidateCount(s.limit),
+    ],
+  );
+  const total = rows.length > 0 ? Number(rows[0]!.total) : 0;
+  const candidates = rows.map(({ total: _t, ...r }) => ({
+    ...r,
+    memoryId: r.memory_id,
+    createdAt: r.created_at.getTime(),
+    lastAccessed: r.last_accessed?.getTime() ?? null,
+  }));
+  const searchable = (m: (typeof candidates)[number]) => `${m.title ?? ''} ${m.content} ${m.tags.join(' ')}`;
+  const memories = rankMemories(s.query, candidates, {
+    now: s.now,
+    limit: s.limit,
+    // The literal fallback has no terms: every candidate contains the query, equally relevant.
+    relevanceOf: (q, m) =>
+      terms.length > 0 ? termRelevance(q, terms, searchable(m as (typeof candidates)[number])) : 1,
+  });
+  return { memories, total };
+}
+
+/**
+ * Counts one access of each memory and stamps `last_accessed`, in one statement for all of a
+ * search's hits. Rows another transaction is updating right now are skipped rather than waited
+ * for (SKIP LOCKED): a search never waits or deadlocks on its bookkeeping, at the price of an
+ * access not counted under that contention.
+ */
+export async function touchMemories(db: TenantDb, memoryIds: readonly string[]): Promise<void> {
+  if (memoryIds.length === 0) return;
+  await db.query(
+    `UPDATE memory_chest m SET access_count = m.access_count + 1, last_accessed = now()
+     FROM (SELECT memory_id FROM memory_chest WHERE tenant_id = $1 AND memory_id = ANY($2::text[])
+           FOR UPDATE SKIP LOCKED) hit
+     WHERE m.tenant_id = $1 AND m.memory_id = hit.memory_id`,
+    [db.ctx.tenantId, [...new Set(memoryIds)]],
+  );
+}
