@@ -112,3 +112,36 @@ export async function touchMemories(db: TenantDb, memoryIds: readonly string[]):
     [db.ctx.tenantId, [...new Set(memoryIds)]],
   );
 }
+
+/** Most characters of the latest pending messages a prompt's memory search is made of. */
+export const PROMPT_QUERY_CHARS = 500;
+
+/**
+ * The memories a reply prompt in a chat stream gets: the memory search (the one of
+ * GET /memory/search, seen from the stream: its agent's, its platform's and its own memories)
+ * over the latest messages being answered, best first, their accesses counted.
+ */
+export async function memoriesForPrompt(
+  db: TenantDb,
+  stream: { agentId: string; platform: string; chatStreamId: string },
+  messages: readonly string[],
+  o: { limit: number; now: number },
+): Promise<{ content: string; importance: number; score: number }[]> {
+  let query = '';
+  for (let i = messages.length - 1; i >= 0 && query.length < PROMPT_QUERY_CHARS; i--)
+    query = `${messages[i]!} ${query}`;
+  const { memories } = await searchMemories(db, {
+    query: [...query].slice(-PROMPT_QUERY_CHARS).join(''),
+    limit: o.limit,
+    now: o.now,
+    // Named one by one: an isolation context passed as `stream` has a `scope` of its own.
+    agentId: stream.agentId,
+    platform: stream.platform,
+    chatStreamId: stream.chatStreamId,
+  });
+  await touchMemories(
+    db,
+    memories.map((m) => m.memory_id),
+  );
+  return memories.map((m) => ({ content: m.content, importance: m.importance, score: m.score }));
+}
