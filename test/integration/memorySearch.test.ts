@@ -108,8 +108,9 @@ describe('memory search quality (test/fixtures/memorySearchQuality.ts)', () => {
     }
     const recall = found / CASES.length;
     const mrr = reciprocal / CASES.length;
-    // Shown with the figures, so a regression says which queries it lost.
-    console.info(`recall@5 ${recall.toFixed(3)}, MRR ${mrr.toFixed(3)}\n${misses.join('\n')}`);
+    // A regression names the queries it lost.
+    const report = `recall@5 ${recall.toFixed(3)}, MRR ${mrr.toFixed(3)}\n${misses.join('\n')}`;
+    if (recall < 0.9 || mrr < 0.8) throw new Error(report);
     expect(recall).toBeGreaterThanOrEqual(0.9);
     expect(mrr).toBeGreaterThanOrEqual(0.8);
   });
