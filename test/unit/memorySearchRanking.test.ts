@@ -5,6 +5,7 @@ import {
   type RankableMemory,
   rankMemories,
   termRelevance,
+  twoTermTsquery,
 } from '../../src/domain/memory';
 
 const NOW = Date.UTC(2026, 11, 1);
@@ -34,6 +35,13 @@ describe('queryTerms', () => {
 
   it('quotes every term of the tsquery', () => {
     expect(anyTermTsquery(['火锅', "it's"])).toBe("'火锅' | 'it''s'");
+  });
+
+  it('pairs terms for the two-term stage, at most 8 of them', () => {
+    expect(twoTermTsquery(['a'])).toBeUndefined();
+    expect(twoTermTsquery(['a', 'b', 'c'])).toBe("('a' & 'b') | ('a' & 'c') | ('b' & 'c')");
+    const many = twoTermTsquery(Array.from({ length: 20 }, (_, i) => `t${i}`))!;
+    expect(many.split(' | ')).toHaveLength(28);
   });
 });
 

@@ -5,6 +5,7 @@ import {
   type Ranked,
   rankMemories,
   termRelevance,
+  twoTermTsquery,
 } from '../../domain/memory';
 import type { TenantDb } from '../database';
 import { MEMORY_COLUMNS, type MemoryRow, type MemoryScope, type MemoryType, UNEXPIRED } from './memories';
@@ -38,38 +39,23 @@ export function candidateCount(limit: number): number {
   return Math.max(100, limit * 10);
 }
 
-/**
- * Searches the unit's tenant's unexpired memories and ranks them with `rankMemories` (relevance,
- * importance, recency). The index (`search_vector`, GIN led by the tenant) finds memories sharing
- * a term with the query, best `ts_rank` first; a query without any term (only punctuation, `%`,
- * `_`, …) is matched literally as a substring instead. Nothing is written: see `touchMemories`.
- * `total` is how many memories matched.
- */
-export async function searchMemories(
-  db: TenantDb,
-  s: MemorySearch,
-): Promise<{ memories: FoundMemory[]; total: number }> {
-  const terms = queryTerms(s.query);
-  const needle = literalNeedle(s.query);
-  if (terms.length === 0 && needle === '') return { memories: [], total: 0 };
-  const matches =
-    terms.length > 0
-      ? { where: 'search_vector @@ $2::tsquery', order: 'ts_rank(search_vector, $2::tsquery) DESC,' }
-      : { where: 'strpos(lower(content), $2) > 0', order: '' };
+type Match = { where: string; order: string; value: string };
+
+async function candidates(db: TenantDb, s: MemorySearch, match: Match) {
   const { rows } = await db.query<MemoryRow & { total: string }>(
     `SELECT ${MEMORY_COLUMNS}, count(*) OVER () AS total FROM memory_chest
-     WHERE tenant_id = $1 AND ${matches.where}
+     WHERE tenant_id = $1 AND ${match.where}
        AND ($3::text IS NULL OR agent_id = $3)
        AND ($4::text IS NULL OR scope = $4)
        AND ($5::text IS NULL OR memory_type = $5)
        AND ($6::text IS NULL OR platform IS NULL OR platform = $6)
        AND ($7::text IS NULL OR chat_stream_id IS NULL OR chat_stream_id = $7)
        AND ${UNEXPIRED}
-     ORDER BY ${matches.order} importance DESC, created_at DESC
+     ORDER BY ${match.order} importance DESC, created_at DESC
      LIMIT $8`,
     [
       db.ctx.tenantId,
-      terms.length > 0 ? anyTermTsquery(terms) : needle,
+      match.value,
       s.agentId ?? null,
       s.scope ?? null,
       s.memoryType ?? null,
@@ -78,22 +64,57 @@ export async function searchMemories(
       candidateCount(s.limit),
     ],
   );
-  const total = rows.length > 0 ? Number(rows[0]!.total) : 0;
-  const candidates = rows.map(({ total: _t, ...r }) => ({
+  return { rows, total: rows.length > 0 ? Number(rows[0]!.total) : 0 };
+}
+
+function termMatch(tsquery: string): Match {
+  return {
+    where: 'search_vector @@ $2::tsquery',
+    order: 'ts_rank(search_vector, $2::tsquery) DESC,',
+    value: tsquery,
+  };
+}
+
+/**
+ * Searches the unit's tenant's unexpired memories and ranks them with `rankMemories` (relevance,
+ * importance, recency). The index (`search_vector`, GIN led by the tenant) first finds memories
+ * having at least two of the query's terms; only when fewer than `limit` do, memories having any
+ * (a common term alone can match a large share of a tenant: ranking all of them is the slow
+ * part). Candidates come best `ts_rank` first. A query without any term (only punctuation, `%`,
+ * `_`, …) is matched literally as a substring instead. Nothing is written: see `touchMemories`.
+ * `total` is how many memories matched in the stage that answered.
+ */
+export async function searchMemories(
+  db: TenantDb,
+  s: MemorySearch,
+): Promise<{ memories: FoundMemory[]; total: number }> {
+  const terms = queryTerms(s.query);
+  const needle = literalNeedle(s.query);
+  if (terms.length === 0 && needle === '') return { memories: [], total: 0 };
+  let found;
+  if (terms.length === 0) {
+    found = await candidates(db, s, { where: 'strpos(lower(content), $2) > 0', order: '', value: needle });
+  } else {
+    const pairs = twoTermTsquery(terms);
+    found = pairs === undefined ? undefined : await candidates(db, s, termMatch(pairs));
+    if (found === undefined || found.rows.length < s.limit)
+      found = await candidates(db, s, termMatch(anyTermTsquery(terms)));
+  }
+  const list = found.rows.map(({ total: _t, ...r }) => ({
     ...r,
     memoryId: r.memory_id,
     createdAt: r.created_at.getTime(),
     lastAccessed: r.last_accessed?.getTime() ?? null,
   }));
-  const searchable = (m: (typeof candidates)[number]) => `${m.title ?? ''} ${m.content} ${m.tags.join(' ')}`;
-  const memories = rankMemories(s.query, candidates, {
+  const searchable = (m: (typeof list)[number]) => `${m.title ?? ''} ${m.content} ${m.tags.join(' ')}`;
+  const memories = rankMemories(s.query, list, {
     now: s.now,
     limit: s.limit,
     // The literal fallback has no terms: every candidate contains the query, equally relevant.
     relevanceOf: (q, m) =>
-      terms.length > 0 ? termRelevance(q, terms, searchable(m as (typeof candidates)[number])) : 1,
+      terms.length > 0 ? termRelevance(q, terms, searchable(m as (typeof list)[number])) : 1,
   });
-  return { memories, total };
+  return { memories, total: found.total };
 }
 
 /**

@@ -58,9 +58,27 @@ export function queryTerms(query: string): string[] {
   return topical.length > 0 ? topical : all;
 }
 
+const quoted = (t: string) => `'${t.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+
 /** A tsquery matching any of the terms (terms are CJK or [a-z0-9], quoted all the same). */
 export function anyTermTsquery(terms: readonly string[]): string {
-  return terms.map((t) => `'${t.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`).join(' | ');
+  return terms.map(quoted).join(' | ');
+}
+
+/** Most terms the two-term tsquery pairs up (8 terms → 28 pairs). */
+export const MAX_PAIRED_TERMS = 8;
+
+/**
+ * A tsquery matching texts that have at least two of the terms (any pair of the first
+ * `MAX_PAIRED_TERMS`), or undefined for fewer than two terms. Far fewer rows match it than any
+ * single common term, so it is searched first; GIN intersects the posting lists.
+ */
+export function twoTermTsquery(terms: readonly string[]): string | undefined {
+  const t = terms.slice(0, MAX_PAIRED_TERMS).map(quoted);
+  if (t.length < 2) return undefined;
+  const pairs: string[] = [];
+  for (let i = 0; i < t.length; i++) for (let j = i + 1; j < t.length; j++) pairs.push(`(${t[i]} & ${t[j]})`);
+  return pairs.join(' | ');
 }
 
 /** Whitespace collapsed, trimmed, lower-cased: how a query is matched literally as a substring. */
