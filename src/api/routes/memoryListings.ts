@@ -2,7 +2,7 @@ import { TENANT_MEMBERS } from '../../auth/principal';
 import { agentScope } from '../../auth/scope';
 import { listScopePage } from '../../db/repositories/memories';
 import { createIsolationContext } from '../../domain/isolationContext';
-import { pageWindow, pagination } from '../http/pagination';
+import { pageWindow } from '../http/pagination';
 import { route } from '../http/route';
 import { resolveTenant } from '../http/tenantContext';
 import type { RouteContext } from './context';
@@ -10,9 +10,9 @@ import { MEMORY_TAG, optionalAgent } from './memoryAccess';
 import {
   AgentParams,
   ChatParams,
+  listBody,
   ListQuery,
   ListResponse,
-  memoryBody,
   PlatformParams,
   ScopedListQuery,
 } from './memorySchemas';
@@ -41,7 +41,7 @@ export function memoryListingRoutes({ router, registry, deps }: RouteContext): v
       const page = await deps.db.withTenant(createIsolationContext({ tenantId, agentId }), (db) =>
         listScopePage(db, { scope: 'agent', agentId, memoryType: query.type, ...pageWindow(query) }),
       );
-      return { data: { memories: page.rows.map(memoryBody), pagination: pagination(query, page.total) } };
+      return { data: listBody(query, page) };
     },
   });
 
@@ -68,7 +68,7 @@ export function memoryListingRoutes({ router, registry, deps }: RouteContext): v
           ...pageWindow(query),
         }),
       );
-      return { data: { memories: page.rows.map(memoryBody), pagination: pagination(query, page.total) } };
+      return { data: listBody(query, page) };
     },
   });
 
@@ -95,7 +95,7 @@ export function memoryListingRoutes({ router, registry, deps }: RouteContext): v
           ...pageWindow(query),
         }),
       );
-      return { data: { memories: page.rows.map(memoryBody), pagination: pagination(query, page.total) } };
+      return { data: listBody(query, page) };
     },
   });
 }

@@ -3,7 +3,13 @@ import { z } from 'zod';
 import type { MemoryRow } from '../../db/repositories/memories';
 import type { FoundMemory } from '../../db/repositories/memorySearch';
 import { IDENTIFIER_PATTERN } from '../../domain/isolationContext';
-import { MAX_PAGE_LIMIT, pageQuery, PaginationSchema } from '../http/pagination';
+import {
+  MAX_PAGE_LIMIT,
+  pageQuery,
+  type PageRequest,
+  pagination,
+  PaginationSchema,
+} from '../http/pagination';
 
 /** Request and response shapes of API.md § Memory (used by `memory.ts`). */
 
@@ -138,4 +144,9 @@ export function memoryBody(r: MemoryRow) {
 
 export function foundBody(m: FoundMemory) {
   return { ...memoryBody(m), score: m.score };
+}
+
+/** `data` of a listing: the page's memories and its pagination. */
+export function listBody(request: PageRequest, page: { rows: MemoryRow[]; total: number }) {
+  return { memories: page.rows.map(memoryBody), pagination: pagination(request, page.total) };
 }
