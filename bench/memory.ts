@@ -100,7 +100,7 @@ async function load(adminUrl: string, total: number) {
     }
     const loadMs = msSince(start);
     const indexMs = await timed(() =>
-      owner.query('CREATE INDEX memory_chest_search ON memory_chest USING gin (tenant_id, search_vector)'),
+      owner.query('CREATE INDEX memory_chest_search ON memory_chest USING gin (search_vector)'),
     );
     await owner.query('VACUUM (ANALYZE) memory_chest');
     const { rows } = await owner.query<{ table: string; search: string; all: string }>(

@@ -35,6 +35,8 @@ describe('queryTerms', () => {
 
   it('quotes every term of the tsquery', () => {
     expect(anyTermTsquery(['火锅', "it's"])).toBe("'火锅' | 'it''s'");
+    expect(anyTermTsquery(['火锅'], 'acme/')).toBe("'acme/火锅'");
+    expect(twoTermTsquery(['a', 'b'], 'acme/')).toBe("('acme/a' & 'acme/b')");
   });
 
   it('pairs terms for the two-term stage, at most 8 of them', () => {

@@ -77,7 +77,7 @@ function termMatch(tsquery: string): Match {
 
 /**
  * Searches the unit's tenant's unexpired memories and ranks them with `rankMemories` (relevance,
- * importance, recency). The index (`search_vector`, GIN led by the tenant) first finds memories
+ * importance, recency). The index (`search_vector`, GIN over tenant-prefixed lexemes) first finds memories
  * having at least two of the query's terms; only when fewer than `limit` do, memories having any
  * (a common term alone can match a large share of a tenant: ranking all of them is the slow
  * part). Candidates come best `ts_rank` first. A query without any term (only punctuation, `%`,
@@ -95,10 +95,12 @@ export async function searchMemories(
   if (terms.length === 0) {
     found = await candidates(db, s, { where: 'strpos(lower(content), $2) > 0', order: '', value: needle });
   } else {
-    const pairs = twoTermTsquery(terms);
+    // Lexemes carry their tenant (migration 008): the index holds each tenant's postings apart.
+    const prefix = `${db.ctx.tenantId}/`;
+    const pairs = twoTermTsquery(terms, prefix);
     found = pairs === undefined ? undefined : await candidates(db, s, termMatch(pairs));
     if (found === undefined || found.rows.length < s.limit)
-      found = await candidates(db, s, termMatch(anyTermTsquery(terms)));
+      found = await candidates(db, s, termMatch(anyTermTsquery(terms, prefix)));
   }
   const list = found.rows.map(({ total: _t, ...r }) => ({
     ...r,

@@ -60,9 +60,12 @@ export function queryTerms(query: string): string[] {
 
 const quoted = (t: string) => `'${t.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 
-/** A tsquery matching any of the terms (terms are CJK or [a-z0-9], quoted all the same). */
-export function anyTermTsquery(terms: readonly string[]): string {
-  return terms.map(quoted).join(' | ');
+/**
+ * A tsquery matching any of the terms (terms are CJK or [a-z0-9], quoted all the same). `prefix`
+ * is the tenant's lexeme prefix (`acme/`, see `maihive_memory_vector` in migration 008).
+ */
+export function anyTermTsquery(terms: readonly string[], prefix = ''): string {
+  return terms.map((t) => quoted(prefix + t)).join(' | ');
 }
 
 /** Most terms the two-term tsquery pairs up (8 terms → 28 pairs). */
@@ -73,8 +76,8 @@ export const MAX_PAIRED_TERMS = 8;
  * `MAX_PAIRED_TERMS`), or undefined for fewer than two terms. Far fewer rows match it than any
  * single common term, so it is searched first; GIN intersects the posting lists.
  */
-export function twoTermTsquery(terms: readonly string[]): string | undefined {
-  const t = terms.slice(0, MAX_PAIRED_TERMS).map(quoted);
+export function twoTermTsquery(terms: readonly string[], prefix = ''): string | undefined {
+  const t = terms.slice(0, MAX_PAIRED_TERMS).map((x) => quoted(prefix + x));
   if (t.length < 2) return undefined;
   const pairs: string[] = [];
   for (let i = 0; i < t.length; i++) for (let j = i + 1; j < t.length; j++) pairs.push(`(${t[i]} & ${t[j]})`);
