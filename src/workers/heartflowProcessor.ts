@@ -4,12 +4,12 @@ import type { Database, TenantDb } from '../db/database';
 import {
   claimWithHistory,
   type InboundMessage,
-  type ReplyContext,
   replyContext,
   requeueFailed,
   storeInbound,
   type StreamHeartflow,
 } from '../db/repositories/heartflow';
+import { memoriesForPrompt } from '../db/repositories/memorySearch';
 import { type MessageRow, recentMessages } from '../db/repositories/messages';
 import { AgentConfig } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
@@ -21,6 +21,7 @@ import {
   type HeartflowDecision,
   interestOf,
   plan,
+  type PromptMemory,
   storedHeartflowConfig,
   storedHeartflowState,
   updateOnMessage,
@@ -257,9 +258,9 @@ interface StreamContext {
   agentConfig: AgentConfig;
   agentName: string;
   heartflow: StreamHeartflow | undefined;
-  /** The stream's latest messages (newest first) and the agent's memories, for the prompt. */
+  /** The stream's latest messages (newest first) and the memories found for them, for the prompt. */
   history: MessageRow[];
-  memories: ReplyContext['memories'];
+  memories: PromptMemory[];
 }
 
 /**
@@ -270,6 +271,7 @@ async function loadStream(
   db: TenantDb,
   ctx: ChatStreamContext,
   store: InboundMessage | undefined,
+  now: number,
 ): Promise<StreamContext> {
   if (store) await storeInbound(db, [store]);
   const { pending, history } = await claimWithHistory(db, ctx.chatStreamId, BATCH_LIMIT, HISTORY);
@@ -283,7 +285,13 @@ async function loadStream(
       memories: [],
     };
   }
-  const context = await replyContext(db, ctx.agentId, ctx.chatStreamId, MEMORIES);
+  const context = await replyContext(db, ctx.agentId, ctx.chatStreamId);
+  const memories = await memoriesForPrompt(
+    db,
+    ctx,
+    pending.map((m) => m.content),
+    { limit: MEMORIES, now },
+  );
   const parsed = AgentConfig.safeParse(context.agent?.config ?? {});
   return {
     pending,
@@ -291,7 +299,7 @@ async function loadStream(
     agentName: context.agent?.name ?? 'MaiBot',
     heartflow: context.heartflow,
     history,
-    memories: context.memories,
+    memories,
   };
 }
 
@@ -307,7 +315,7 @@ async function answerPending(
 ): Promise<FailedAnswer[]> {
   const failures: FailedAnswer[] = [];
   const startedAt = deps.clock.now();
-  const stream = await deps.db.withTenant(ctx, (db) => loadStream(db, ctx, store));
+  const stream = await deps.db.withTenant(ctx, (db) => loadStream(db, ctx, store, startedAt));
   if (stream.pending.length === 0) return failures;
   const config = storedHeartflowConfig(stream.heartflow?.heartflow_config);
   let state = storedHeartflowState(stream.heartflow?.heartflow_state, startedAt);

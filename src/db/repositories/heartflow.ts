@@ -56,41 +56,35 @@ export async function claimWithHistory(
   };
 }
 
-/** What a reply needs besides the messages: the agent, the stream's heartflow, the agent's memories. */
+/**
+ * What a reply needs besides the messages and memories: the agent and the stream's heartflow.
+ * (Memories come from the memory search, `memoriesForPrompt`, the one users search with.)
+ */
 export interface ReplyContext {
   agent: { name: string; config: Record<string, unknown> } | undefined;
   heartflow: StreamHeartflow | undefined;
-  /** The agent's latest unexpired memories, newest first. */
-  memories: { content: string; importance: number }[];
 }
 
-/** `ReplyContext` in one statement (one row of three JSON values). */
+/** `ReplyContext` in one statement (one row of two JSON values). */
 export async function replyContext(
   db: TenantDb,
   agentId: string,
   chatStreamId: string,
-  memoryLimit: number,
 ): Promise<ReplyContext> {
   const { rows } = await db.query<{
     agent: ReplyContext['agent'] | null;
     heartflow: StreamHeartflow | null;
-    memories: ReplyContext['memories'];
   }>(
     `SELECT
        (SELECT json_build_object('name', a.name, 'config', a.config) FROM agents a
          WHERE a.tenant_id = $1 AND a.agent_id = $2) AS agent,
        (SELECT json_build_object('heartflow_state', s.heartflow_state, 'heartflow_config', s.heartflow_config,
                                  'chat_type', s.chat_type) FROM chat_streams s
-         WHERE s.tenant_id = $1 AND s.chat_stream_id = $3) AS heartflow,
-       (SELECT coalesce(json_agg(json_build_object('content', m.content, 'importance', m.importance)
-                                 ORDER BY m.created_at DESC, m.memory_id DESC), '[]')
-          FROM (SELECT content, importance, created_at, memory_id FROM memory_chest
-                 WHERE tenant_id = $1 AND agent_id = $2 AND (expires_at IS NULL OR expires_at > now())
-                 ORDER BY created_at DESC, memory_id DESC LIMIT $4) m) AS memories`,
-    [db.ctx.tenantId, agentId, chatStreamId, memoryLimit],
+         WHERE s.tenant_id = $1 AND s.chat_stream_id = $3) AS heartflow`,
+    [db.ctx.tenantId, agentId, chatStreamId],
   );
   const row = rows[0]!;
-  return { agent: row.agent ?? undefined, heartflow: row.heartflow ?? undefined, memories: row.memories };
+  return { agent: row.agent ?? undefined, heartflow: row.heartflow ?? undefined };
 }
 
 export interface StreamHeartflow {

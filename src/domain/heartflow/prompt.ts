@@ -33,6 +33,8 @@ export interface PromptMemory {
   content: string;
   /** 0..1 */
   importance: number;
+  /** The memory search's score (relevance, importance, recency); ordered by it when given. */
+  score?: number;
 }
 
 export interface ReplyPromptInput {
@@ -78,7 +80,7 @@ function memoriesSection(input: ReplyPromptInput, budget: number): string {
   if (count === 0 || input.memories.length === 0) return '';
   const ranked = input.memories
     .map((m, i) => ({ m, i }))
-    .sort((a, b) => b.m.importance - a.m.importance || a.i - b.i)
+    .sort((a, b) => (b.m.score ?? b.m.importance) - (a.m.score ?? a.m.importance) || a.i - b.i)
     .slice(0, count);
   let section = '\n你记得这些事（可能有用，不必都提）：';
   for (const { m } of ranked) {

@@ -3,6 +3,7 @@ export * from './extraction';
 export * from './ids';
 export * from './llmExtraction';
 export * from './ranking';
+export * from './searchTerms';
 export * from './statements';
 export * from './summary';
 export * from './text';

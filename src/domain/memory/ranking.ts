@@ -24,6 +24,8 @@ export interface RankOptions {
   requireMatch?: boolean;
   /** Most results. Default all. */
   limit?: number;
+  /** Relevance of a memory to the query, 0..1. Default `relevance` over content and tags. */
+  relevanceOf?: (query: string, m: RankableMemory) => number;
 }
 
 export type Ranked<T> = T & { score: number; relevance: number };
@@ -66,7 +68,11 @@ export function rankMemories<T extends RankableMemory>(
   const hasQuery = query.trim().length > 0;
   const ranked = memories
     .map((m) => {
-      const rel = hasQuery ? relevance(query, `${m.content} ${(m.tags ?? []).join(' ')}`) : 0;
+      const rel = !hasQuery
+        ? 0
+        : o.relevanceOf
+          ? o.relevanceOf(query, m)
+          : relevance(query, `${m.content} ${(m.tags ?? []).join(' ')}`);
       const seen = Math.max(m.createdAt, m.lastAccessed ?? 0);
       const recency = 0.5 ** (Math.max(0, o.now - seen) / halfLife);
       const score = w.relevance * rel + w.importance * m.importance + w.recency * recency;

@@ -1,0 +1,302 @@
+/**
+ * Memory benchmark (`npm run bench:memory [-- --memories=N]`): memory search and store at scale.
+ * Loads N memories (default 1,000,000) over 10 tenants, a tenth of them in the searched tenant,
+ * with synthetic Chinese, English and mixed texts (bench/lib/memoryText.ts); then measures, as
+ * the application role under row-level security:
+ *   * search p50/p95/p99 of Chinese and of English queries (searchMemories, what
+ *     GET /memory/search and the heartflow prompt run), and the API's search + access count;
+ *   * a same-run baseline: the naive substring scan of the tenant's memories (strpos, no index);
+ *   * store throughput, single (storeOrStrengthen, one unit of work per memory) and batched
+ *     (insertMemoriesIfAbsent, 500 per statement);
+ *   * the sizes of the table and of the search index.
+ * Writes bench/results/memory-<timestamp>.json and memory-latest.json.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+import pg from 'pg';
+
+import { loadConfig } from '../src/config';
+import { Database } from '../src/db/database';
+import { storeOrStrengthen } from '../src/db/repositories/memories';
+import { insertMemoriesIfAbsent, type MemoryInsert } from '../src/db/repositories/memoryExtraction';
+import { searchMemories, touchMemories } from '../src/db/repositories/memorySearch';
+import { createIsolationContext } from '../src/domain/isolationContext';
+import { createLogger } from '../src/logger';
+import { resolveServices } from '../src/services/localServices';
+import { recreateDatabase, tenantId, withClient, withDatabase } from './lib/dataset';
+import { chineseQuery, englishQuery, memoryText } from './lib/memoryText';
+import { latencyStats, msSince, seededRandom, timed } from './lib/stats';
+
+const DATABASE = 'maihive_bench_memory';
+const TENANTS = 10;
+const SEARCHED = tenantId(0);
+const LOAD_BATCH = 5_000;
+const SEARCHES = { perLanguage: 400, warmup: 50, baseline: 20, limit: 10 };
+const STORES = { single: 500, batches: 20, batchSize: 500 };
+const TARGETS = { search_p95_ms: 10, batched_store_per_s: 2_000 };
+
+function sizeArg(): number {
+  const arg = process.argv.find((a) => a.startsWith('--memories='));
+  const n = arg ? Number(arg.slice('--memories='.length)) : 1_000_000;
+  if (!Number.isInteger(n) || n < TENANTS * 100)
+    throw new Error(`--memories must be an integer >= ${TENANTS * 100}`);
+  return n;
+}
+
+function row(memoryId: string, content: string, i: number, factOnly?: boolean): MemoryInsert {
+  return {
+    memoryId,
+    agentId: 'default',
+    scope: i % 3 === 0 ? 'agent' : i % 3 === 1 ? 'platform' : 'chat',
+    platform: i % 3 === 0 ? null : 'qq',
+    chatStreamId: i % 3 === 2 ? `c${i % 50}` : null,
+    title: null,
+    content,
+    memoryType: factOnly
+      ? 'fact'
+      : (['fact', 'preference', 'conversation', 'emotion', 'summary'] as const)[i % 5]!,
+    importance: Math.round(((i * 7919) % 100) / 10) / 10,
+    tags: [],
+    metadata: {},
+  };
+}
+
+/** Bulk load as the owner: unnest batches, the GIN index dropped during the load and built after. */
+async function load(adminUrl: string, total: number) {
+  const rng = seededRandom(11);
+  const start = process.hrtime.bigint();
+  const owner = new pg.Pool({ connectionString: adminUrl, max: 2 });
+  try {
+    await owner.query(`INSERT INTO tenants (tenant_id, name)
+      SELECT 'bench_t' || lpad(t::text, 3, '0'), 'Bench tenant ' || t FROM generate_series(0, ${TENANTS - 1}) t`);
+    await owner.query('DROP INDEX memory_chest_search');
+    const searched = Math.round(total / 10);
+    let loaded = 0;
+    while (loaded < total) {
+      const n = Math.min(LOAD_BATCH, total - loaded);
+      // The first tenth goes to the searched tenant, the rest round-robin to the nine others.
+      const byTenant = new Map<string, MemoryInsert[]>();
+      for (let k = 0; k < n; k++) {
+        const i = loaded + k;
+        const t = i < searched ? SEARCHED : tenantId(1 + (i % (TENANTS - 1)));
+        const list = byTenant.get(t) ?? [];
+        list.push(row(`mem_b${i}`, memoryText(rng), i));
+        byTenant.set(t, list);
+      }
+      for (const [t, list] of byTenant) {
+        await insertMemoriesIfAbsent(
+          {
+            ctx: createIsolationContext({ tenantId: t }),
+            query: (q, p) => owner.query(q, p as unknown[]),
+            rawSql: (q, p) => owner.query(q, p as unknown[]),
+          },
+          list,
+        );
+      }
+      loaded += n;
+      if (loaded % 100_000 === 0) console.log(`  ${loaded} loaded (${(msSince(start) / 1000).toFixed(0)} s)`);
+    }
+    const loadMs = msSince(start);
+    const indexMs = await timed(() =>
+      owner.query('CREATE INDEX memory_chest_search ON memory_chest USING gin (search_vector)'),
+    );
+    await owner.query('VACUUM (ANALYZE) memory_chest');
+    const { rows } = await owner.query<{ table: string; search: string; all: string }>(
+      `SELECT pg_relation_size('memory_chest')::text AS table, pg_relation_size('memory_chest_search')::text AS search,
+              pg_total_relation_size('memory_chest')::text AS all`,
+    );
+    return {
+      load_ms: Math.round(loadMs),
+      rows_per_s_loaded: Math.round((total * 1000) / loadMs),
+      search_index_build_ms: Math.round(indexMs),
+      table_bytes: Number(rows[0]!.table),
+      search_index_bytes: Number(rows[0]!.search),
+      total_relation_bytes: Number(rows[0]!.all),
+    };
+  } finally {
+    await owner.end();
+  }
+}
+
+async function measureSearch(app: Database, queries: string[], touch: boolean) {
+  const ctx = createIsolationContext({ tenantId: SEARCHED });
+  const samples: number[] = [];
+  let hits = 0;
+  for (const [i, query] of queries.entries()) {
+    const ms = await timed(() =>
+      app.withTenant(ctx, async (db) => {
+        const r = await searchMemories(db, { query, limit: SEARCHES.limit, now: Date.now() });
+        if (touch)
+          await touchMemories(
+            db,
+            r.memories.map((m) => m.memory_id),
+          );
+        hits += r.memories.length;
+      }),
+    );
+    if (i >= SEARCHES.warmup) samples.push(ms);
+  }
+  return { ...latencyStats(samples), mean_results: Math.round((hits / queries.length) * 10) / 10 };
+}
+
+/** The naive way: a substring scan of the tenant's memories (what an unindexed LIKE does). */
+async function measureBaseline(app: Database, queries: string[]) {
+  const ctx = createIsolationContext({ tenantId: SEARCHED });
+  const samples: number[] = [];
+  for (const query of queries) {
+    const needle = query.split(' ').at(-1)!;
+    samples.push(
+      await timed(() =>
+        app.withTenant(ctx, (db) =>
+          db.query(
+            `SELECT memory_id FROM memory_chest WHERE tenant_id = $1 AND strpos(lower(content), $2) > 0
+             ORDER BY importance DESC, created_at DESC LIMIT 10`,
+            [SEARCHED, needle],
+          ),
+        ),
+      ),
+    );
+  }
+  return latencyStats(samples);
+}
+
+async function measureStores(app: Database) {
+  const rng = seededRandom(99);
+  const ctx = createIsolationContext({ tenantId: SEARCHED });
+  const singleMs = await timed(async () => {
+    for (let i = 0; i < STORES.single; i++) {
+      await app.withTenant(ctx, (db) =>
+        storeOrStrengthen(db, { ...row(`mem_s${i}`, memoryText(rng), i, true), expiresAt: null }),
+      );
+    }
+  });
+  const batchedMs = await timed(async () => {
+    for (let b = 0; b < STORES.batches; b++) {
+      const list = Array.from({ length: STORES.batchSize }, (_, k) =>
+        row(`mem_x${b}_${k}`, memoryText(rng), k),
+      );
+      await app.withTenant(ctx, (db) => insertMemoriesIfAbsent(db, list));
+    }
+  });
+  const batched = STORES.batches * STORES.batchSize;
+  return {
+    single: {
+      memories: STORES.single,
+      ms: Math.round(singleMs),
+      per_s: Math.round((STORES.single * 1000) / singleMs),
+    },
+    batched: {
+      memories: batched,
+      batch_size: STORES.batchSize,
+      ms: Math.round(batchedMs),
+      per_s: Math.round((batched * 1000) / batchedMs),
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const total = sizeArg();
+  const startedAt = new Date();
+  const config = loadConfig();
+  const logger = createLogger({ level: 'warn' });
+  const services = await resolveServices(config, logger, { database: DATABASE });
+  try {
+    const adminUrl = withDatabase(services.databaseAdminUrl, DATABASE);
+    await recreateDatabase(services.databaseAdminUrl, DATABASE, config.appRole, logger);
+    console.log(
+      `loading ${total} memories over ${TENANTS} tenants (${Math.round(total / 10)} in ${SEARCHED})…`,
+    );
+    const dataset = await load(adminUrl, total);
+    console.log(
+      `loaded in ${(dataset.load_ms / 1000).toFixed(1)} s, index built in ${dataset.search_index_build_ms} ms`,
+    );
+    const app = new Database({
+      url: withDatabase(services.databaseUrl, DATABASE),
+      poolMax: 4,
+      connectTimeoutMs: config.db.connectTimeoutMs,
+      statementTimeoutMs: 60_000,
+      logger,
+      applicationName: 'maihive-bench-memory',
+    });
+    try {
+      const rng = seededRandom(7);
+      const n = SEARCHES.perLanguage + SEARCHES.warmup;
+      const zh = Array.from({ length: n }, () => chineseQuery(rng));
+      const en = Array.from({ length: n }, () => englishQuery(rng));
+      const search = {
+        zh: await measureSearch(app, zh, false),
+        en: await measureSearch(app, en, false),
+        zh_with_access_count: await measureSearch(app, zh.slice(0, 200), true),
+        en_with_access_count: await measureSearch(app, en.slice(0, 200), true),
+      };
+      const baseline = {
+        zh: await measureBaseline(app, zh.slice(0, SEARCHES.baseline)),
+        en: await measureBaseline(app, en.slice(0, SEARCHES.baseline)),
+      };
+      const store = await measureStores(app);
+      const pgVersion = await withClient(
+        adminUrl,
+        async (c) =>
+          (await c.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v,
+      );
+      const cpus = os.cpus();
+      const finishedAt = new Date();
+      const result = {
+        benchmark: 'memory',
+        started_at: startedAt.toISOString(),
+        finished_at: finishedAt.toISOString(),
+        machine: {
+          cpus: cpus.length,
+          cpu_model: cpus[0]?.model ?? 'unknown',
+          load_avg_1m: Math.round(os.loadavg()[0]! * 100) / 100,
+          node: process.version,
+          pg_server_version: pgVersion,
+        },
+        dataset: {
+          memories: total,
+          tenants: TENANTS,
+          searched_tenant_memories: Math.round(total / 10),
+          ...dataset,
+        },
+        settings: { searches: SEARCHES, stores: STORES },
+        search,
+        baseline_substring_scan: baseline,
+        ratios: {
+          zh_p50_baseline_over_search: Math.round((baseline.zh.p50_ms / search.zh.p50_ms) * 10) / 10,
+          en_p50_baseline_over_search: Math.round((baseline.en.p50_ms / search.en.p50_ms) * 10) / 10,
+        },
+        store,
+        targets: TARGETS,
+        met: {
+          search_p95: search.zh.p95_ms <= TARGETS.search_p95_ms && search.en.p95_ms <= TARGETS.search_p95_ms,
+          batched_store: store.batched.per_s >= TARGETS.batched_store_per_s,
+        },
+      };
+      const dir = path.resolve(__dirname, 'results');
+      await mkdir(dir, { recursive: true });
+      const file = path.join(dir, `memory-${finishedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+      const json = `${JSON.stringify(result, null, 2)}\n`;
+      await writeFile(file, json);
+      await writeFile(path.join(dir, 'memory-latest.json'), json);
+      console.log(
+        JSON.stringify(
+          { dataset: result.dataset, search, baseline, ratios: result.ratios, store, met: result.met },
+          null,
+          2,
+        ),
+      );
+      console.log(`\nwrote ${path.relative(process.cwd(), file)} and bench/results/memory-latest.json`);
+    } finally {
+      await app.close();
+    }
+  } finally {
+    await services.close();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});

@@ -1,0 +1,130 @@
+import { insertMemoriesIfAbsent, type MemoryInsert } from '../../src/db/repositories/memoryExtraction';
+import { searchMemories } from '../../src/db/repositories/memorySearch';
+import { createIsolationContext } from '../../src/domain/isolationContext';
+import { memoryTerms } from '../../src/domain/memory';
+import { CASES, fillers, NEAR_MISSES } from '../fixtures/memorySearchQuality';
+import { createTestDatabase, type TestDatabase } from '../support/testDatabase';
+
+let t: TestDatabase;
+const NOW = Date.UTC(2026, 11, 1);
+
+type Where = Pick<MemoryInsert, 'scope' | 'platform' | 'chatStreamId'>;
+/** The three levels visible from tenant qa's stream c1 of agent bot1, in turn. */
+const VISIBLE: Where[] = [
+  { scope: 'agent', platform: null, chatStreamId: null },
+  { scope: 'platform', platform: 'qq', chatStreamId: null },
+  { scope: 'chat', platform: 'qq', chatStreamId: 'c1' },
+];
+const OTHER_STREAM: Where = { scope: 'chat', platform: 'qq', chatStreamId: 'c2' };
+const OTHER_PLATFORM: Where = { scope: 'platform', platform: 'discord', chatStreamId: null };
+
+const rows = new Map<string, MemoryInsert[]>();
+let seq = 0;
+/** Queues a memory of a tenant; returns its id. */
+function add(tenantId: string, agentId: string, content: string, where: Where): string {
+  const memoryId = `mem_q${String(seq++).padStart(5, '0')}`;
+  const list = rows.get(tenantId) ?? [];
+  list.push({
+    memoryId,
+    agentId,
+    ...where,
+    title: null,
+    content,
+    memoryType: 'fact',
+    importance: 0.5,
+    tags: [],
+    metadata: {},
+  });
+  rows.set(tenantId, list);
+  return memoryId;
+}
+
+const targets: string[] = [];
+/** Memories a search from qa/bot1/qq/c1 must never return. */
+const invisible = new Set<string>();
+
+beforeAll(async () => {
+  t = await createTestDatabase();
+  for (const tenantId of ['qa', 'qb']) {
+    await t.admin(`INSERT INTO tenants (tenant_id, name) VALUES ($1, $1)`, [tenantId]);
+    await t.admin(
+      `INSERT INTO agents (tenant_id, agent_id, name) VALUES ($1, 'bot1', 'b'), ($1, 'bot2', 'b')`,
+      [tenantId],
+    );
+  }
+  CASES.forEach((c, i) => {
+    targets.push(add('qa', 'bot1', c.memory, VISIBLE[i % 3]!));
+    // The same words elsewhere: another tenant, another agent, another stream, another platform.
+    invisible.add(add('qb', 'bot1', c.memory, VISIBLE[i % 3]!));
+    if (i % 2 === 0) invisible.add(add('qa', 'bot2', c.memory, VISIBLE[0]!));
+    if (i % 3 === 0) invisible.add(add('qa', 'bot1', c.memory, OTHER_STREAM));
+    if (i % 5 === 0) invisible.add(add('qa', 'bot1', c.memory, OTHER_PLATFORM));
+  });
+  NEAR_MISSES.forEach((m, i) => add('qa', 'bot1', m, VISIBLE[i % 3]!));
+  fillers().forEach((m, i) =>
+    add(i % 4 === 3 ? 'qb' : 'qa', i % 2 === 0 ? 'bot1' : 'bot2', m, VISIBLE[i % 3]!),
+  );
+  for (const [tenantId, list] of rows) {
+    await t.db.withTenant(createIsolationContext({ tenantId }), (db) => insertMemoriesIfAbsent(db, list));
+  }
+});
+afterAll(async () => {
+  await t.close();
+});
+
+function search(query: string, limit = 5) {
+  const ctx = createIsolationContext({ tenantId: 'qa', agentId: 'bot1', platform: 'qq', chatStreamId: 'c1' });
+  return t.db.withTenant(ctx, (db) =>
+    searchMemories(db, { query, limit, now: NOW, agentId: 'bot1', platform: 'qq', chatStreamId: 'c1' }),
+  );
+}
+
+describe('memory search quality (test/fixtures/memorySearchQuality.ts)', () => {
+  it('holds at least 300 memories, half of them Chinese, and at least 60 queries', () => {
+    const all = [...rows.values()].flat();
+    expect(all.length).toBeGreaterThanOrEqual(300);
+    expect(all.filter((m) => /[\u4e00-\u9fff]/.test(m.content)).length * 2).toBeGreaterThanOrEqual(
+      all.length,
+    );
+    expect(CASES.length).toBeGreaterThanOrEqual(60);
+  });
+
+  it('finds the expected memory: recall@5 >= 0.9 and MRR >= 0.8, never an invisible one', async () => {
+    let found = 0;
+    let reciprocal = 0;
+    const misses: string[] = [];
+    for (const [i, c] of CASES.entries()) {
+      const { memories } = await search(c.query);
+      const ids = memories.map((m) => m.memory_id);
+      for (const id of ids) expect(invisible.has(id) ? `${c.query} → ${id}` : 'ok').toBe('ok');
+      for (const m of memories) expect(m.tenant_id).toBe('qa');
+      const rank = ids.indexOf(targets[i]!);
+      if (rank >= 0) {
+        found++;
+        reciprocal += 1 / (rank + 1);
+      }
+      if (rank !== 0)
+        misses.push(`${c.query} → rank ${rank + 1}: ${memories.map((m) => m.content).join(' | ')}`);
+    }
+    const recall = found / CASES.length;
+    const mrr = reciprocal / CASES.length;
+    // A regression names the queries it lost.
+    const report = `recall@5 ${recall.toFixed(3)}, MRR ${mrr.toFixed(3)}\n${misses.join('\n')}`;
+    if (recall < 0.9 || mrr < 0.8) throw new Error(report);
+    expect(recall).toBeGreaterThanOrEqual(0.9);
+    expect(mrr).toBeGreaterThanOrEqual(0.8);
+  });
+
+  it('makes the same terms in SQL (the index) as in TypeScript (queries and ranking)', async () => {
+    const samples = [
+      ...CASES.slice(0, 10).map((c) => c.memory),
+      'He likes cats and GLASS, 100% a_b—x',
+      '单',
+      '混合 text with 中文 and English words',
+    ];
+    for (const s of samples) {
+      const { rows: r } = await t.admin<{ terms: string[] }>('SELECT maihive_memory_terms($1) AS terms', [s]);
+      expect([...r[0]!.terms].sort()).toEqual(memoryTerms(s).sort());
+    }
+  });
+});
