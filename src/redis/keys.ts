@@ -80,6 +80,11 @@ export function keyspace(prefix: string = KEY_PREFIX) {
      * `{tenant_id, agent_id}`); every API process drops its cached copy.
      */
     agentChanged: () => `${prefix}:agents`,
+    /**
+     * Pub/sub channel announcing that a tenant's configuration changed (message: the tenant id);
+     * every process drops its cached copy (`EffectiveConfigReader`).
+     */
+    configChanged: () => `${prefix}:config`,
     /** Pub/sub channel announcing that a message reached a final status (long-poll `?wait`). */
     messageDone: (tenantId: string) => `${tenant(tenantId)}:done`,
     /**

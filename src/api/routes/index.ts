@@ -4,6 +4,7 @@ import { adminUiRoutes } from './adminUi';
 import { agentsRoutes } from './agents';
 import { authRoutes } from './auth';
 import { chatRoutes } from './chat';
+import { configurationRoutes } from './configuration';
 import type { RouteContext } from './context';
 import { streamsRoutes } from './streams';
 import { systemRoutes } from './system';
@@ -18,6 +19,7 @@ export function mountRoutes(ctx: RouteContext): void {
   streamsRoutes(ctx);
   chatRoutes(ctx);
   adaptersRoutes(ctx);
+  configurationRoutes(ctx);
   adminQueuesRoutes(ctx);
   adminUiRoutes(ctx);
 }
