@@ -6,6 +6,7 @@ import { authRoutes } from './auth';
 import { chatRoutes } from './chat';
 import { configurationRoutes } from './configuration';
 import type { RouteContext } from './context';
+import { heartflowRoutes } from './heartflow';
 import { streamsRoutes } from './streams';
 import { systemRoutes } from './system';
 import { tenantsRoutes } from './tenants';
@@ -20,6 +21,7 @@ export function mountRoutes(ctx: RouteContext): void {
   chatRoutes(ctx);
   adaptersRoutes(ctx);
   configurationRoutes(ctx);
+  heartflowRoutes(ctx);
   adminQueuesRoutes(ctx);
   adminUiRoutes(ctx);
 }
