@@ -243,9 +243,18 @@ describe('configuration API', () => {
     expect(written.status).toBe(200);
     expect(written.body.data.config).toMatchObject({ api_key: '***' });
     expect(written.body.data.changes.api_key).toEqual({ from: null, to: '***' });
-    await put(token, {
+    // Delivery settings are an agent's own (its worker reads them there): other scopes are refused.
+    const tenantDelivery = await put(token, {
       category: 'delivery',
       scope: 'tenant',
+      config: { webhook_url: 'https://hook.example/x' },
+    });
+    expect(tenantDelivery.status).toBe(400);
+    expect(tenantDelivery.body.error.details.fields.map((f) => f.path)).toEqual(['scope']);
+    await put(token, {
+      category: 'delivery',
+      scope: 'agent',
+      agent_id: 'a1',
       config: { webhook_url: 'https://hook.example/x', webhook_secret: 'whsec-tenant' },
     });
     const read = await get(token, '?chat_stream_id=c1');
