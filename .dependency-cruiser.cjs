@@ -8,6 +8,7 @@
  *   api/                                                        HTTP: routes, auth middleware, envelope
  *   workers/                                                    one processor per job kind, the pool
  *   ingress/  adapters/  tenants/                               the send path; adapters; tenant deletion
+ *   configuration/                                              effective configuration: cache, writes, invalidation
  *   auth/  llm/  queues/  delivery/                             identity; LLM access; queues; how replies leave
  *   db/  redis/  services/                                      SQL; Redis scripts, keys, availability; servers
  *   domain/                                                     pure rules, schemas, ids, clock
@@ -75,6 +76,7 @@ module.exports = {
       'ingress/',
       'adapters/',
       'tenants/',
+      'configuration/',
       'auth/',
       'llm/',
       'queues/',
@@ -86,12 +88,12 @@ module.exports = {
     layer(
       'workers',
       'Processors run jobs: queues bring them, db/llm/delivery do the work (adapters/ only for its pure platform ids and message shapes). They never reach into the API or the send path.',
-      ['auth/', 'llm/', 'queues/', 'delivery/', 'adapters/', 'db/', 'redis/', 'domain/'],
+      ['configuration/', 'auth/', 'llm/', 'queues/', 'delivery/', 'adapters/', 'db/', 'redis/', 'domain/'],
     ),
     layer(
       'ingress',
       'The send path below HTTP: identity and scope (auth), admission (redis), enqueue (queues). Its dependencies are declared in ingress/types.ts, not taken from the composition.',
-      ['auth/', 'queues/', 'db/', 'redis/', 'domain/'],
+      ['configuration/', 'auth/', 'queues/', 'db/', 'redis/', 'domain/'],
     ),
     layer(
       'adapters',
@@ -105,6 +107,11 @@ module.exports = {
       'redis/',
       'domain/',
     ]),
+    layer(
+      'configuration',
+      'Effective configuration (tenant < agent < platform < chat): the one read function, its per-process cache and pub/sub invalidation, and the versioned writes. SQL through db/, channels through redis/.',
+      ['db/', 'redis/', 'domain/'],
+    ),
     layer('auth', 'Identity: credentials, tokens, principals and scopes, their caches. Nothing of HTTP.', [
       'db/',
       'redis/',

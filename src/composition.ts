@@ -5,6 +5,7 @@ import { ApiKeyDirectory } from './auth/apiKeyDirectory';
 import { TenantDirectory } from './auth/tenantDirectory';
 import { TokenService } from './auth/tokens';
 import type { Config } from './config';
+import { EffectiveConfigReader } from './configuration/effectiveConfig';
 import { Database } from './db/database';
 import { latestMigrationVersion } from './db/migrate';
 import type { Dependencies } from './dependencies';
@@ -68,6 +69,10 @@ export async function compose(options: CompositionOptions): Promise<Composition>
   const channels = new ChannelHub(redis, logger);
   // Agents changed through any API process leave this process's send-path cache at once.
   await watchAgentChanges(channels, keys, db);
+  const tenants = new TenantDirectory(db, redis, keys);
+  // Configuration changed through any process leaves this process's cache at once.
+  const configReader = new EffectiveConfigReader({ db, redis, keys, tenants, clock, logger });
+  await configReader.watch(channels);
   // Asymmetric keys, when configured, replace the HS256 secret (no development secret is made then).
   const tokenKeys = config.jwtKeys
     ? { keys: config.jwtKeys }
@@ -94,7 +99,8 @@ export async function compose(options: CompositionOptions): Promise<Composition>
       accessTtlSeconds: config.accessTokenTtlSeconds,
       now: () => clock.now(),
     }),
-    tenants: new TenantDirectory(db, redis, keys),
+    tenants,
+    configReader,
     apiKeys: new ApiKeyDirectory(db, redis, keys),
     secrets: secretBox,
     adapterSecrets: secretBox,

@@ -5,6 +5,7 @@ import type { ApiKeyDirectory } from './auth/apiKeyDirectory';
 import type { TenantDirectory } from './auth/tenantDirectory';
 import type { TokenService } from './auth/tokens';
 import type { Config } from './config';
+import type { EffectiveConfigReader } from './configuration/effectiveConfig';
 import type { Database } from './db/database';
 import type { SecretSealer } from './domain/agentConfig';
 import type { Clock } from './domain/clock';
@@ -40,6 +41,8 @@ export interface Dependencies {
   readonly secrets: SecretSealer;
   /** Opens agents' OneBot HTTP POST secrets, to check NapCat's `X-Signature` (nothing else). */
   readonly adapterSecrets: { decrypt(sealed: string): string };
+  /** Effective configuration (tenant < agent < platform < chat), cached and kept fresh by pub/sub. */
+  readonly configReader: EffectiveConfigReader;
   readonly clock: Clock;
   readonly version: string;
   /** ms since the epoch when the process started. */

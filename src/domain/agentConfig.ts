@@ -84,9 +84,16 @@ export const AgentOneBotSettings = z.strictObject({
 });
 const StoredAgentOneBotSettings = AgentOneBotSettings.extend({ secret_encrypted: SealedSecret.optional() });
 
+/** Memory settings (config category `memory`; an agent's are stored here, in its config). */
 export const AgentMemorySettings = z.strictObject({
+  /** Messages kept in short-term memory. Absent = no limit. */
   max_short_term: z.number().int().positive().max(100_000).optional(),
+  /** Long-term memory items kept. Absent = no limit. */
   max_long_term: z.number().int().positive().max(10_000_000).optional(),
+  /** Memories are extracted from chats and used in replies. Default true. */
+  enabled: z.boolean().optional(),
+  /** Memories of the agent put into a reply prompt, newest first (0 = none). Default 20. */
+  prompt_memories: z.number().int().min(0).max(100).optional(),
 });
 
 /** An agent's configuration as stored and returned (secrets masked on the way out). */

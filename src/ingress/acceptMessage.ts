@@ -177,16 +177,6 @@ async function resolveTarget(
   }
   // The directory hands out one frozen meta per distinct cached value: parsed once per change.
   const settings = effectiveSettingsOf(meta.settings);
-  if (contentPolicyEnabled(settings)) {
-    const violation = findPolicyViolation(input.message);
-    if (violation) {
-      throw new ValidationError(
-        'the message was rejected by the content policy',
-        [{ path: 'message', issue: violation.description }],
-        { reason: 'content_policy', rule: violation.rule },
-      );
-    }
-  }
 
   const agent = await inBudget(lookupAgent(deps.db, tenantId, agentId, deps.clock.now()), 'PostgreSQL');
   if (!agent) throw new NotFoundError('AGENT_NOT_FOUND', 'no such agent', { agent_id: agentId });
@@ -202,6 +192,20 @@ async function resolveTarget(
   const chatStreamId = input.chatStreamId ?? deriveChatStreamId(platform, input.senderInfo);
   // Validates every dimension once more: adapters and derived ids come this way too.
   createIsolationContext({ tenantId, agentId, platform, chatStreamId });
+  // The content policy in force for this chat (config category `content_policy`, on by default).
+  const config = await inBudget(
+    deps.configReader.effectiveConfig({ tenantId, agentId, platform, chatStreamId }),
+  );
+  if (contentPolicyEnabled(config.content_policy.values)) {
+    const violation = findPolicyViolation(input.message);
+    if (violation) {
+      throw new ValidationError(
+        'the message was rejected by the content policy',
+        [{ path: 'message', issue: violation.description }],
+        { reason: 'content_policy', rule: violation.rule },
+      );
+    }
+  }
   return { settings, platform, chatStreamId };
 }
 

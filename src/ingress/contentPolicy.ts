@@ -98,9 +98,10 @@ export function findPolicyViolation(text: string): PolicyViolation | undefined {
 }
 
 /**
- * Whether a tenant's content policy is on. Until the configuration API exists the switch is the
- * optional `content_policy: {enabled: boolean}` key of the tenant settings; absent means on.
+ * Whether the content policy is on, from the effective `content_policy` category of a chat
+ * (`EffectiveConfigReader`: tenant settings' `content_policy`, then agent, platform, chat); only
+ * an explicit `enabled: false` turns it off.
  */
-export function contentPolicyEnabled(settings: { content_policy?: { enabled?: boolean } }): boolean {
-  return settings.content_policy?.enabled !== false;
+export function contentPolicyEnabled(policy: { enabled?: unknown }): boolean {
+  return policy.enabled !== false;
 }

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 
 import type { Principal } from '../auth/principal';
 import type { TenantDirectory } from '../auth/tenantDirectory';
+import type { EffectiveConfigReader } from '../configuration/effectiveConfig';
 import type { Database } from '../db/database';
 import type { Clock } from '../domain/clock';
 import type { Logger } from '../logger';
@@ -27,6 +28,8 @@ export interface IngressDeps {
   /** Rate buckets this process saw empty: sends needing them are refused without a round trip. */
   readonly rateRefusals: RateRefusals;
   readonly clock: Clock;
+  /** The content policy in force for a chat (config category `content_policy`). */
+  readonly configReader: EffectiveConfigReader;
 }
 
 /**

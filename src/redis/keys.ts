@@ -113,6 +113,11 @@ export function keyspace(prefix: string = KEY_PREFIX) {
      */
     maimFrameSeen: (tenantId: string, agentId: string, msgId: string) =>
       `${tenant(tenantId)}:maim:seen:${encodeId(agentId)}:${encodeId(msgId)}`,
+    /**
+     * Pub/sub channel announcing that a tenant's configuration changed (message: the tenant id);
+     * every process drops its cached copy (`EffectiveConfigReader`).
+     */
+    configChanged: () => `${prefix}:config`,
     /** Pub/sub channel announcing that a message reached a final status (long-poll `?wait`). */
     messageDone: (tenantId: string) => `${tenant(tenantId)}:done`,
     /**

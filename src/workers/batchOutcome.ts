@@ -7,7 +7,7 @@ import type { MessageRow, NewMessage } from '../db/repositories/messages';
 import { hasDeliveryRoute } from '../delivery/routes';
 import type { AgentConfig } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
-import type { HeartflowDecision } from '../domain/heartflow';
+import type { HeartflowDecision, HeartflowState } from '../domain/heartflow';
 import type { ChatStreamContext } from '../domain/isolationContext';
 import { shouldEnqueueMemory } from '../domain/memory/trigger';
 import { publishMessageDone, publishStreamEvent } from '../queues/messageEvents';
@@ -35,7 +35,7 @@ export interface BatchResult {
   covered: MessageRow[];
   mentionedIds: Set<string>;
   reply: Reply;
-  state: unknown;
+  state: HeartflowState;
   startedAt: number;
 }
 
@@ -78,6 +78,9 @@ export async function storeBatch(
         actionName: b.decision.action,
         actionData: {
           probability: b.decision.replyProbability,
+          // For GET /heartflow/analysis: the target's emotion and the stream's interest after the batch.
+          emotion: b.decision.emotion ?? null,
+          interest: b.state.interest,
           covered: b.covered.length,
           reply_id: answered ? replyId : null,
         },

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 
+import type { EffectiveConfigReader } from '../configuration/effectiveConfig';
 import type { Database, TenantDb } from '../db/database';
 import {
   claimWithHistory,
@@ -13,11 +14,13 @@ import { memoriesForPrompt } from '../db/repositories/memorySearch';
 import { type MessageRow, recentMessages } from '../db/repositories/messages';
 import { AgentConfig } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
+import type { EffectiveConfig } from '../domain/configuration/precedence';
 import {
   applyDecision,
   buildReplyPrompt,
   coalesce,
   detectMention,
+  type HeartflowConfig,
   type HeartflowDecision,
   interestOf,
   plan,
@@ -25,6 +28,7 @@ import {
   storedHeartflowConfig,
   storedHeartflowState,
   updateOnMessage,
+  utcOffsetMinutes,
 } from '../domain/heartflow';
 import { type ChatStreamContext, createChatStreamContext } from '../domain/isolationContext';
 import { mulberry32, seedFromString } from '../domain/random';
@@ -57,6 +61,8 @@ export interface HeartflowDeps {
   llm: LlmClient;
   logger: Logger;
   clock: Clock;
+  /** Where the heartflow, LLM, memory and emoji settings of each chat are read. */
+  config: EffectiveConfigReader;
   /** Most messages answered as one batch. Default 50. */
   maxBatch?: number;
   /** TTL of a chat stream's lock, ms (renewed while held). Default 15000. */
@@ -78,8 +84,6 @@ const BATCH_LIMIT = 200;
  */
 const LOCK_FIRST_MAX_WAIT_MS = 100;
 const HISTORY = 20;
-/** Memories of the agent put into a reply prompt. */
-const MEMORIES = 20;
 
 /**
  * One heartflow job = one inbound message. The message is stored (idempotent on its id), and
@@ -272,6 +276,7 @@ async function loadStream(
   ctx: ChatStreamContext,
   store: InboundMessage | undefined,
   now: number,
+  memoryLimit: number,
 ): Promise<StreamContext> {
   if (store) await storeInbound(db, [store]);
   const { pending, history } = await claimWithHistory(db, ctx.chatStreamId, BATCH_LIMIT, HISTORY);
@@ -290,7 +295,7 @@ async function loadStream(
     db,
     ctx,
     pending.map((m) => m.content),
-    { limit: MEMORIES, now },
+    { limit: memoryLimit, now },
   );
   const parsed = AgentConfig.safeParse(context.agent?.config ?? {});
   return {
@@ -300,6 +305,31 @@ async function loadStream(
     heartflow: context.heartflow,
     history,
     memories,
+  };
+}
+
+/** What a pass reads of a chat's effective configuration. */
+interface ChatSettings {
+  heartflow: HeartflowConfig;
+  llm: AgentConfig['llm'];
+  memoryEnabled: boolean;
+  /** Memories of the agent put into a reply prompt. */
+  promptMemories: number;
+}
+
+function chatSettings(effective: EffectiveConfig): ChatSettings {
+  const heartflow = storedHeartflowConfig(effective.heartflow.values);
+  const memory = effective.memory.values;
+  const memoryEnabled = memory.enabled !== false;
+  return {
+    // Emoji switched off (category `emoji`) means no emoji answers either.
+    heartflow: {
+      ...heartflow,
+      enable_auto_emoji: heartflow.enable_auto_emoji && effective.emoji.values.enabled !== false,
+    },
+    llm: AgentConfig.shape.llm.safeParse(effective.llm.values).data,
+    memoryEnabled,
+    promptMemories: memoryEnabled ? Number(memory.prompt_memories ?? 20) : 0,
   };
 }
 
@@ -315,9 +345,12 @@ async function answerPending(
 ): Promise<FailedAnswer[]> {
   const failures: FailedAnswer[] = [];
   const startedAt = deps.clock.now();
-  const stream = await deps.db.withTenant(ctx, (db) => loadStream(db, ctx, store, startedAt));
+  const settings = chatSettings(await deps.config.effectiveConfig(ctx));
+  const stream = await deps.db.withTenant(ctx, (db) =>
+    loadStream(db, ctx, store, startedAt, settings.promptMemories),
+  );
   if (stream.pending.length === 0) return failures;
-  const config = storedHeartflowConfig(stream.heartflow?.heartflow_config);
+  const { heartflow: config } = settings;
   let state = storedHeartflowState(stream.heartflow?.heartflow_state, startedAt);
   const account = stream.agentConfig.accounts.find((a) => a.platform === ctx.platform);
   const bot = {
@@ -350,6 +383,7 @@ async function answerPending(
       now,
       rng: mulberry32(seedFromString(batch.targetMessageId)),
       chatType: stream.heartflow?.chat_type ?? 'group',
+      utcOffsetMinutes: utcOffsetMinutes(config.timezone, now),
     });
     state = applyDecision(state, decision, now);
     const target = byId.get(batch.targetMessageId)!;
@@ -359,9 +393,9 @@ async function answerPending(
       index === 0
         ? stream.history
         : await deps.db.withTenant(ctx, (db) => recentMessages(db, ctx.chatStreamId, HISTORY));
-    const reply = await produceReply(deps, ctx, stream, history, decision, target);
+    const reply = await produceReply(deps, ctx, { ...stream, settings }, history, decision, target);
     const covered = batch.messages.map((b) => byId.get(b.id)!);
-    await storeBatch(deps, ctx, enableMemory, stream.agentConfig, {
+    await storeBatch(deps, ctx, enableMemory && settings.memoryEnabled, stream.agentConfig, {
       decision,
       target,
       covered,
@@ -380,7 +414,7 @@ async function answerPending(
 async function produceReply(
   deps: HeartflowDeps,
   ctx: ChatStreamContext,
-  stream: StreamContext,
+  stream: StreamContext & { settings: ChatSettings },
   history: MessageRow[],
   decision: HeartflowDecision,
   target: MessageRow,
@@ -407,7 +441,7 @@ async function produceReply(
     })),
     memories: stream.memories,
     target: { id: target.message_id, sender: target.sender_nickname ?? 'user', content: target.content },
-    config: storedHeartflowConfig(stream.heartflow?.heartflow_config),
+    config: stream.settings.heartflow,
   });
   try {
     const result = await deps.llm.complete({
@@ -418,7 +452,7 @@ async function produceReply(
       messageId: target.message_id,
       requestType: 'replyer',
       messages,
-      settings: agentLlmSettings(stream.agentConfig, deps.secretBox),
+      settings: agentLlmSettings({ ...stream.agentConfig, llm: stream.settings.llm }, deps.secretBox),
       hints: { personaName: stream.agentName, memories: stream.memories.map((m) => m.content) },
     });
     return {

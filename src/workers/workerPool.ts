@@ -1,6 +1,7 @@
 import type { Job } from 'bullmq';
 
 import type { TenantDirectory } from '../auth/tenantDirectory';
+import { EffectiveConfigReader } from '../configuration/effectiveConfig';
 import type { Database } from '../db/database';
 import { SocketRelay } from '../delivery/socketRelay';
 import type { Clock } from '../domain/clock';
@@ -16,6 +17,7 @@ import { Dispatcher } from '../queues/dispatcher';
 import type { TenantSchedule } from '../queues/fairScheduler';
 import type { JobKind } from '../queues/names';
 import { type HeartflowJobData, TenantQueues } from '../queues/tenantQueues';
+import { ChannelHub } from '../redis/channelHub';
 import { connectRedis } from '../redis/connect';
 import type { Keyspace } from '../redis/keys';
 import { deliveryJobRunner } from './deliveryProcessor';
@@ -45,6 +47,8 @@ export interface WorkerPoolOptions {
   followUpConcurrency?: number;
   /** LLM calls of one tenant in flight across all worker processes (`LLM_MAX_CONCURRENCY_PER_TENANT`). Default 4. */
   llmMaxConcurrencyPerTenant?: number;
+  /** Test hook: backstop TTL of the pool's configuration cache, ms (default `CONFIG_CACHE_TTL_MS`). */
+  configCacheTtlMs?: number;
 }
 
 export interface WorkerPool {
@@ -92,7 +96,26 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     ...(o.secretBox ? { secretBox: o.secretBox } : {}),
   });
   const queues = new TenantQueues(connection, o.keys.prefix);
+  // The pool's own configuration cache, kept fresh by change notices of every process.
+  const channels = new ChannelHub(connection, o.logger);
+  const config = new EffectiveConfigReader({
+    db: o.db,
+    redis: connection,
+    keys: o.keys,
+    tenants: o.tenants,
+    clock: o.clock,
+    logger: o.logger,
+    ...(o.configCacheTtlMs ? { ttlMs: o.configCacheTtlMs } : {}),
+  });
+  try {
+    await config.watch(channels);
+  } catch (err) {
+    await channels.close();
+    connection.disconnect();
+    throw err;
+  }
   const heartflowDeps: HeartflowDeps = {
+    config,
     db: o.db,
     redis: connection,
     keys: o.keys,
@@ -130,6 +153,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
   } catch (err) {
     await Promise.allSettled(started.map((d) => d.close()));
     await sockets.close();
+    await channels.close();
     connection.disconnect();
     throw err;
   }
@@ -140,6 +164,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
       (closing ??= closeAll([
         () => closeAllAtOnce(dispatchers.map((d) => () => d.close())),
         () => sockets.close(),
+        () => channels.close(),
         () => queues.close(),
         () => connection.quit().catch(() => connection.disconnect()),
       ])),

@@ -106,9 +106,11 @@ describe('heartflow worker', () => {
       token,
       body: { chat_stream_id: 'quiet-1', platform: 'qq', chat_type: 'group' },
     });
-    await app.t.admin(
-      `UPDATE chat_streams SET heartflow_config = '{"talk_value": 0}' WHERE tenant_id = 'acme' AND chat_stream_id = 'quiet-1'`,
-    );
+    const put = await app.request('PUT', '/config', {
+      token,
+      body: { category: 'heartflow', scope: 'chat', chat_stream_id: 'quiet-1', config: { talk_value: 0 } },
+    });
+    expect(put.status).toBe(200);
     const plain = await send({ message: '今天天气不错', chat_stream_id: 'quiet-1', platform: 'qq' });
     expect(plain.body.data.status).toBe('no_reply');
     const mention = await send({ message: '@麦麦 你在吗？', chat_stream_id: 'quiet-1', platform: 'qq' });

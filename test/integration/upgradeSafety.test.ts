@@ -212,6 +212,8 @@ async function upgradeProblems(source: string, staged: Map<number, string>, from
   return problems;
 }
 
+// One database per test, each dropped here: on a loaded machine that takes longer than the
+// default 30 s hook timeout (which then leaves this client's socket open).
 afterAll(async () => {
   const server = new pg.Client({ connectionString: testEnv('serverUrl') });
   await server.connect();
@@ -222,7 +224,7 @@ afterAll(async () => {
     await server.end();
   }
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+}, 120_000);
 
 describe('upgrade safety', () => {
   const staged = stagedDirs(MIGRATIONS_DIR);

@@ -34,6 +34,7 @@ async function main(): Promise<void> {
     lockDurationMs: Number(env('MH_LOCK_MS')),
     stalledIntervalMs: Number(env('MH_STALLED_MS')),
     streamLockTtlMs: Number(env('MH_STREAM_LOCK_MS')),
+    ...(env('MH_CONFIG_TTL_MS') ? { configCacheTtlMs: Number(env('MH_CONFIG_TTL_MS')) } : {}),
   });
   process.send?.('ready');
 }

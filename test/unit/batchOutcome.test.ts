@@ -1,5 +1,5 @@
 import type { MessageRow } from '../../src/db/repositories/messages';
-import type { HeartflowDecision } from '../../src/domain/heartflow';
+import { type HeartflowDecision, initialHeartflowState } from '../../src/domain/heartflow';
 import { batchOutcomes, type BatchResult } from '../../src/workers/batchOutcome';
 
 const T0 = Date.UTC(2030, 0, 1, 10, 0, 0);
@@ -16,7 +16,7 @@ function batch(reply: BatchResult['reply'], mentioned: string[] = []): BatchResu
     covered,
     mentionedIds: new Set(mentioned),
     reply,
-    state: {},
+    state: initialHeartflowState(T0),
     startedAt: T0 + 1000,
   };
 }

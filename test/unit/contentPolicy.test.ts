@@ -72,9 +72,9 @@ describe('content policy', () => {
     expect(findPolicyViolation(text)).toBeUndefined();
   });
 
-  it('is on unless the tenant settings turn it off', () => {
+  it('is on unless the effective content_policy config turns it off', () => {
     expect(contentPolicyEnabled({})).toBe(true);
-    expect(contentPolicyEnabled({ content_policy: { enabled: true } })).toBe(true);
-    expect(contentPolicyEnabled({ content_policy: { enabled: false } })).toBe(false);
+    expect(contentPolicyEnabled({ enabled: true })).toBe(true);
+    expect(contentPolicyEnabled({ enabled: false })).toBe(false);
   });
 });

@@ -6,7 +6,10 @@ import {
   inQuietHours,
   localMinuteOfDay,
   storedHeartflowConfig,
+  utcOffsetMinutes,
 } from '../../src/domain/heartflow/config';
+import { plan } from '../../src/domain/heartflow/planner';
+import { initialHeartflowState } from '../../src/domain/heartflow/willingness';
 
 const at = (hhmm: string): Date => new Date(`2025-01-15T${hhmm}:00Z`);
 
@@ -21,6 +24,7 @@ describe('HeartflowConfig', () => {
       response_style: 'friendly',
       enable_auto_emoji: true,
       quiet_hours: [],
+      timezone: 'UTC',
     });
   });
 
@@ -97,5 +101,39 @@ describe('inQuietHours', () => {
     expect(inQuietHours(config, at('08:00'))).toBe(false);
     // 01:30 UTC is 23:30 in UTC-2.
     expect(inQuietHours(config, at('01:30').getTime(), -120)).toBe(false);
+  });
+});
+
+describe('time zones (quiet hours and talk-value rules in the tenant zone)', () => {
+  it('gives the UTC offset of a zone at an instant, daylight saving included', () => {
+    expect(utcOffsetMinutes('UTC', Date.UTC(2026, 0, 1))).toBe(0);
+    expect(utcOffsetMinutes('Asia/Shanghai', Date.UTC(2026, 0, 1, 16, 30))).toBe(480);
+    expect(utcOffsetMinutes('Europe/Berlin', Date.UTC(2026, 0, 15, 12))).toBe(60);
+    expect(utcOffsetMinutes('Europe/Berlin', Date.UTC(2026, 6, 15, 12))).toBe(120);
+    expect(utcOffsetMinutes('America/New_York', Date.UTC(2026, 6, 15, 12))).toBe(-240);
+    expect(utcOffsetMinutes('Nowhere/Land', Date.UTC(2026, 0, 1))).toBe(0);
+  });
+
+  it('has the planner keep quiet in quiet hours of the zone, but answer a mention', () => {
+    const config = HeartflowConfig.parse({
+      talk_value: 1,
+      timezone: 'Asia/Shanghai',
+      quiet_hours: [{ start: '23:00', end: '07:00' }],
+    });
+    const state = { ...initialHeartflowState(0), willingness: 1, state: 'normal' as const };
+    const at = (now: number, mentioned: boolean) =>
+      plan({
+        state,
+        config,
+        messages: [{ id: 'm', text: '大家在聊什么呢', mentioned }],
+        now,
+        rng: () => 0,
+        utcOffsetMinutes: utcOffsetMinutes(config.timezone, now),
+      });
+    const midnightShanghai = Date.UTC(2026, 2, 1, 16, 30); // 00:30 local
+    const noonShanghai = Date.UTC(2026, 2, 2, 4, 0); // 12:00 local, 04:00 UTC (quiet in UTC)
+    expect(at(midnightShanghai, false)).toMatchObject({ action: 'no_reply', reason: 'quiet_hours' });
+    expect(at(midnightShanghai, true)).toMatchObject({ action: 'reply', reason: 'mentioned' });
+    expect(at(noonShanghai, false)).toMatchObject({ action: 'reply', reason: 'willing' });
   });
 });

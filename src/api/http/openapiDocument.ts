@@ -12,6 +12,14 @@ const TAGS = [
   { name: 'Chat', description: 'Sending messages, their status and history, chat streams and live events.' },
   { name: 'Memory', description: 'What the bots remember: storing, searching and curating memories.' },
   { name: 'Adapters', description: 'OneBot v11 (NapCat) and maim_message entry points.' },
+  {
+    name: 'Configuration',
+    description: 'Configuration by category at tenant, agent, platform and chat scope; history and reset.',
+  },
+  {
+    name: 'Heartflow',
+    description: "A chat's heartflow: process a message, its state, settings and analysis.",
+  },
   { name: 'Queue administration', description: "Operators' view of each tenant's queues and jobs." },
 ] as const;
 

@@ -4,7 +4,9 @@ import { adminUiRoutes } from './adminUi';
 import { agentsRoutes } from './agents';
 import { authRoutes } from './auth';
 import { chatRoutes } from './chat';
+import { configurationRoutes } from './configuration';
 import type { RouteContext } from './context';
+import { heartflowRoutes } from './heartflow';
 import { memoryRoutes } from './memory';
 import { streamsRoutes } from './streams';
 import { systemRoutes } from './system';
@@ -20,6 +22,8 @@ export function mountRoutes(ctx: RouteContext): void {
   chatRoutes(ctx);
   memoryRoutes(ctx);
   adaptersRoutes(ctx);
+  configurationRoutes(ctx);
+  heartflowRoutes(ctx);
   adminQueuesRoutes(ctx);
   adminUiRoutes(ctx);
 }

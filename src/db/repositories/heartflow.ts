@@ -78,8 +78,7 @@ export async function replyContext(
     `SELECT
        (SELECT json_build_object('name', a.name, 'config', a.config) FROM agents a
          WHERE a.tenant_id = $1 AND a.agent_id = $2) AS agent,
-       (SELECT json_build_object('heartflow_state', s.heartflow_state, 'heartflow_config', s.heartflow_config,
-                                 'chat_type', s.chat_type) FROM chat_streams s
+       (SELECT json_build_object('heartflow_state', s.heartflow_state, 'chat_type', s.chat_type) FROM chat_streams s
          WHERE s.tenant_id = $1 AND s.chat_stream_id = $3) AS heartflow`,
     [db.ctx.tenantId, agentId, chatStreamId],
   );
@@ -87,9 +86,9 @@ export async function replyContext(
   return { agent: row.agent ?? undefined, heartflow: row.heartflow ?? undefined };
 }
 
+/** A stream's heartflow state (its settings are configuration: `EffectiveConfigReader`). */
 export interface StreamHeartflow {
   heartflow_state: unknown;
-  heartflow_config: unknown;
   chat_type: 'group' | 'private';
 }
 

@@ -1,7 +1,7 @@
 import type { TenantDb } from '../database';
 
 /** What a tenant lock serialises: checks of a per-tenant limit against a count and the insert after it. */
-export type TenantLockName = 'agents' | 'chat_streams';
+export type TenantLockName = 'agents' | 'chat_streams' | 'config';
 
 /**
  * Takes a transaction-scoped advisory lock on one of the unit's tenant's resources, so that two

@@ -5,6 +5,36 @@ import { z } from 'zod';
  * helpers that read them against a clock: the talk value in force and quiet hours.
  */
 
+/** Whether `Intl` knows the time zone (`UTC`, `Asia/Shanghai`, …). */
+export function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Minutes east of UTC of a time zone at an instant (UTC+8 → 480), daylight saving included; 0 for
+ * a zone `Intl` does not know.
+ */
+export function utcOffsetMinutes(zone: string, at: number): number {
+  if (!isTimeZone(zone)) return 0;
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone: zone,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: 'numeric',
+    day: 'numeric',
+    hour: 'numeric',
+    minute: 'numeric',
+  }).formatToParts(at);
+  const n = (type: string) => Number(parts.find((p) => p.type === type)?.value ?? 0);
+  const local = Date.UTC(n('year'), n('month') - 1, n('day'), n('hour'), n('minute'));
+  return Math.round((local - Math.floor(at / 60_000) * 60_000) / 60_000);
+}
+
 /** `HH:MM` on a 24-hour clock; `24:00` is allowed as the end of a window. */
 const CLOCK_TIME = /^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$/;
 const ClockTime = z.string().regex(CLOCK_TIME, 'must be HH:MM (00:00–24:00)');
@@ -38,7 +68,8 @@ export const TalkValueRule = z
   .refine(nonEmptyWindow, NON_EMPTY_WINDOW);
 export type TalkValueRule = z.infer<typeof TalkValueRule>;
 
-const fields = {
+/** The heartflow settings, each optional: the `heartflow` config category's keys. */
+export const HEARTFLOW_FIELDS = {
   /** How talkative the bot is unprompted, 0 (never) to 1. Default 0.5. */
   talk_value: Ratio,
   /** Talk values by time window / chat type; the first matching rule wins. Default none. */
@@ -55,6 +86,11 @@ const fields = {
   enable_auto_emoji: z.boolean(),
   /** Daily windows in which the bot speaks only when mentioned. Default none. */
   quiet_hours: z.array(TimeWindow).max(24),
+  /**
+   * IANA time zone the clock times above are read in (`Asia/Shanghai`). Default `UTC`; set it at
+   * tenant scope for the tenant's zone.
+   */
+  timezone: z.string().min(1).max(64).refine(isTimeZone, 'must be an IANA time zone such as Asia/Shanghai'),
 };
 
 export const HEARTFLOW_CONFIG_DEFAULTS = {
@@ -66,31 +102,38 @@ export const HEARTFLOW_CONFIG_DEFAULTS = {
   response_style: 'friendly',
   enable_auto_emoji: true,
   quiet_hours: [],
+  timezone: 'UTC',
 } as const;
 
 /** A stream's heartflow config with every default filled in. */
 export const HeartflowConfig = z.strictObject({
-  talk_value: fields.talk_value.default(HEARTFLOW_CONFIG_DEFAULTS.talk_value),
-  talk_value_rules: fields.talk_value_rules.default([]),
-  mentioned_bot_reply: fields.mentioned_bot_reply.default(HEARTFLOW_CONFIG_DEFAULTS.mentioned_bot_reply),
-  emotion_sensitivity: fields.emotion_sensitivity.default(HEARTFLOW_CONFIG_DEFAULTS.emotion_sensitivity),
-  memory_strength: fields.memory_strength.default(HEARTFLOW_CONFIG_DEFAULTS.memory_strength),
-  response_style: fields.response_style.default(HEARTFLOW_CONFIG_DEFAULTS.response_style),
-  enable_auto_emoji: fields.enable_auto_emoji.default(HEARTFLOW_CONFIG_DEFAULTS.enable_auto_emoji),
-  quiet_hours: fields.quiet_hours.default([]),
+  talk_value: HEARTFLOW_FIELDS.talk_value.default(HEARTFLOW_CONFIG_DEFAULTS.talk_value),
+  talk_value_rules: HEARTFLOW_FIELDS.talk_value_rules.default([]),
+  mentioned_bot_reply: HEARTFLOW_FIELDS.mentioned_bot_reply.default(
+    HEARTFLOW_CONFIG_DEFAULTS.mentioned_bot_reply,
+  ),
+  emotion_sensitivity: HEARTFLOW_FIELDS.emotion_sensitivity.default(
+    HEARTFLOW_CONFIG_DEFAULTS.emotion_sensitivity,
+  ),
+  memory_strength: HEARTFLOW_FIELDS.memory_strength.default(HEARTFLOW_CONFIG_DEFAULTS.memory_strength),
+  response_style: HEARTFLOW_FIELDS.response_style.default(HEARTFLOW_CONFIG_DEFAULTS.response_style),
+  enable_auto_emoji: HEARTFLOW_FIELDS.enable_auto_emoji.default(HEARTFLOW_CONFIG_DEFAULTS.enable_auto_emoji),
+  quiet_hours: HEARTFLOW_FIELDS.quiet_hours.default([]),
+  timezone: HEARTFLOW_FIELDS.timezone.default(HEARTFLOW_CONFIG_DEFAULTS.timezone),
 });
 export type HeartflowConfig = z.infer<typeof HeartflowConfig>;
 
 /** Body of `PUT /heartflow/config/{id}`: keys given replace the stored ones, others stay. */
 export const HeartflowConfigPatch = z.strictObject({
-  talk_value: fields.talk_value.optional(),
-  talk_value_rules: fields.talk_value_rules.optional(),
-  mentioned_bot_reply: fields.mentioned_bot_reply.optional(),
-  emotion_sensitivity: fields.emotion_sensitivity.optional(),
-  memory_strength: fields.memory_strength.optional(),
-  response_style: fields.response_style.optional(),
-  enable_auto_emoji: fields.enable_auto_emoji.optional(),
-  quiet_hours: fields.quiet_hours.optional(),
+  talk_value: HEARTFLOW_FIELDS.talk_value.optional(),
+  talk_value_rules: HEARTFLOW_FIELDS.talk_value_rules.optional(),
+  mentioned_bot_reply: HEARTFLOW_FIELDS.mentioned_bot_reply.optional(),
+  emotion_sensitivity: HEARTFLOW_FIELDS.emotion_sensitivity.optional(),
+  memory_strength: HEARTFLOW_FIELDS.memory_strength.optional(),
+  response_style: HEARTFLOW_FIELDS.response_style.optional(),
+  enable_auto_emoji: HEARTFLOW_FIELDS.enable_auto_emoji.optional(),
+  quiet_hours: HEARTFLOW_FIELDS.quiet_hours.optional(),
+  timezone: HEARTFLOW_FIELDS.timezone.optional(),
 });
 export type HeartflowConfigPatch = z.infer<typeof HeartflowConfigPatch>;
 
