@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 
 import { type CatalogLayout, CITUS_DOC, readCatalogLayout, readDocStatements } from '../support/citusLayout';
+import { names, walk } from '../support/parseTree';
 import { createTestDatabase, type TestDatabase } from '../support/testDatabase';
 
 let t: TestDatabase;
@@ -22,18 +23,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await t.close();
 });
-
-type Node = Record<string, unknown>;
-const isNode = (v: unknown): v is Node => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-function* walk(value: unknown): Generator<[string, Node]> {
-  if (Array.isArray(value)) for (const item of value) yield* walk(item);
-  if (!isNode(value)) return;
-  for (const [key, child] of Object.entries(value)) {
-    if (/^[A-Z]/.test(key) && isNode(child)) yield [key, child];
-    yield* walk(child);
-  }
-}
 
 const PUBLIC_TABLES = `c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')`;
 
@@ -114,7 +103,7 @@ describe('Citus layout of the catalog', () => {
         const fromTables = [...walk(node.subselect)].filter(([k]) => k === 'RangeVar');
         const calls = [...walk(node.subselect)]
           .filter(([k]) => k === 'FuncCall')
-          .map(([, f]) => (f.funcname as { String: { sval: string } }[]).at(-1)?.String.sval);
+          .map(([, f]) => names(f.funcname).at(-1));
         if (fromTables.length > 0 || calls.some((f) => f !== 'current_setting')) {
           reachingTables.push(`${r.table}.${r.policy}`);
         }

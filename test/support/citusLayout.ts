@@ -8,6 +8,8 @@ import path from 'node:path';
 
 import type pg from 'pg';
 
+import { isNode, type Node } from './parseTree';
+
 type Admin = <R extends pg.QueryResultRow>(text: string, params?: unknown[]) => Promise<pg.QueryResult<R>>;
 
 export interface CatalogLayout {
@@ -50,9 +52,6 @@ export interface DistributionStatement {
 }
 
 export const CITUS_DOC = path.join(__dirname, '../../docs/citus.md');
-
-type Node = Record<string, unknown>;
-const isNode = (v: unknown): v is Node => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function stringConst(node: unknown): string | undefined {
   if (!isNode(node)) return undefined;

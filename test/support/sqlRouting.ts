@@ -14,6 +14,8 @@
  * the WHERE or JOIN ON condition (not under OR / NOT), and `tenant_id = ANY($1)` pins nothing.
  */
 
+import { isNode, list, names, type Node } from './parseTree';
+
 export type Routing =
   /** BEGIN, COMMIT, SET, … */
   | 'utility'
@@ -40,16 +42,7 @@ export interface RoutingSchema {
   tableFunctions: ReadonlySet<string>;
 }
 
-type Node = Record<string, unknown>;
-
 const STATEMENTS = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt']);
-
-const isNode = (v: unknown): v is Node => typeof v === 'object' && v !== null && !Array.isArray(v);
-const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-
-function names(fields: unknown): string[] {
-  return list(fields).flatMap((f) => (isNode(f) && isNode(f.String) ? [String(f.String.sval)] : []));
-}
 
 /** A table named in a FROM / target position of one scope. */
 interface Ref {
