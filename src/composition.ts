@@ -18,10 +18,10 @@ import { closeAll, closeAllAtOnce } from './lifecycle';
 import type { SecretBox } from './llm/secretBox';
 import { serverSecretBox } from './llm/serverSecretBox';
 import type { Logger } from './logger';
+import { PACKAGE_VERSION } from './projectRoot';
 import { TenantQueues } from './queues/tenantQueues';
 import { ChannelHub } from './redis/channelHub';
 import { keyspace } from './redis/keys';
-import { PACKAGE_VERSION } from './projectRoot';
 import { developmentSecret } from './services/privateServers';
 
 export interface CompositionOptions {
