@@ -126,7 +126,11 @@ export interface AgentFilter {
   offset: number;
 }
 
-/** One page of agents by id, with the total that match. Activity is computed for the page's rows only. */
+/**
+ * One page of agents by id, with the total that match. Activity is computed for the page's rows only.
+ * Each subquery names `tenant_id = $1` itself (not `p.tenant_id`): an explicit tenant predicate on
+ * every table is what lets Citus route the statement to one shard (docs/citus.md).
+ */
 export async function listAgentPage(
   db: TenantDb,
   f: AgentFilter,
@@ -140,11 +144,11 @@ export async function listAgentPage(
     `WITH page AS (SELECT * FROM agents WHERE ${where} ORDER BY agent_id LIMIT $4 OFFSET $5)
      SELECT p.*,
             (SELECT max(s.last_active_at) FROM chat_streams s
-              WHERE s.tenant_id = p.tenant_id AND s.agent_id = p.agent_id) AS last_active,
+              WHERE s.tenant_id = $1 AND s.agent_id = p.agent_id) AS last_active,
             (SELECT count(*) FROM messages m
-              WHERE m.tenant_id = p.tenant_id AND m.agent_id = p.agent_id) AS message_count,
+              WHERE m.tenant_id = $1 AND m.agent_id = p.agent_id) AS message_count,
             (SELECT count(*) FROM memory_chest c
-              WHERE c.tenant_id = p.tenant_id AND c.agent_id = p.agent_id) AS memory_count
+              WHERE c.tenant_id = $1 AND c.agent_id = p.agent_id) AS memory_count
      FROM page p ORDER BY p.agent_id`,
     [...params, f.limit, f.offset],
   );
