@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 
 import type { Database, TenantDb } from '../db/database';
+import { recordEmojiUse } from '../db/repositories/emoji';
 import {
   claimWithHistory,
   type InboundMessage,
@@ -13,6 +14,7 @@ import {
 import { type MessageRow, recentMessages } from '../db/repositories/messages';
 import { AgentConfig } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
+import { emojiEnabled } from '../domain/emoji';
 import {
   applyDecision,
   buildReplyPrompt,
@@ -27,6 +29,7 @@ import {
 } from '../domain/heartflow';
 import { type ChatStreamContext, createChatStreamContext } from '../domain/isolationContext';
 import { mulberry32, seedFromString } from '../domain/random';
+import { pickEmoji, useOf } from '../emoji/emojiSender';
 import { agentLlmSettings } from '../llm/agentSettings';
 import type { LlmClient } from '../llm/llmClient';
 import { LlmQuotaExceededError } from '../llm/llmQuota';
@@ -35,7 +38,6 @@ import type { Logger } from '../logger';
 import type { HeartflowJobData, TenantQueues } from '../queues/tenantQueues';
 import type { Keyspace } from '../redis/keys';
 import { type Reply, storeBatch } from './batchOutcome';
-import { emojiFor } from './emojiFallback';
 import {
   BUSY_TENANT_JOBS_PER_S,
   GATHER_MS,
@@ -146,6 +148,7 @@ export async function processHeartflowJob(
   return holdStream(deps, ctx, lock, {
     busy,
     enableMemory: data.options.enableMemory,
+    enableEmoji: data.options.enableEmoji,
     storeFirst,
     generation: 0,
     gathered: false,
@@ -185,6 +188,7 @@ async function sweepStream(deps: HeartflowDeps, data: SweepJobData): Promise<Fai
   return holdStream(deps, ctx, lock, {
     busy,
     enableMemory: data.enableMemory,
+    enableEmoji: data.enableEmoji ?? true,
     storeFirst: undefined,
     generation: data.generation + 1,
     gathered: true,
@@ -201,6 +205,8 @@ interface Holding {
   /** The tenant is busy: its hot streams gather before a pass. */
   busy: boolean;
   enableMemory: boolean;
+  /** `options.enable_emoji` of the job's message (see `emojiEnabled`). */
+  enableEmoji: boolean;
   /** The job's own message, stored in the first pass's unit of work. */
   storeFirst: InboundMessage | undefined;
   /** Sweeps the lock went through so far. */
@@ -236,12 +242,13 @@ async function holdStream(
           lockToken: lock.token,
           generation: h.generation,
           enableMemory: h.enableMemory,
+          enableEmoji: h.enableEmoji,
         };
         await scheduleSweep(deps.queues, sweep, GATHER_MS);
         await lock.handOver(GATHER_MS + SWEEP_GRACE_MS);
         return failures;
       }
-      failures.push(...(await answerPending(deps, ctx, h.enableMemory, storeFirst)));
+      failures.push(...(await answerPending(deps, ctx, h, storeFirst)));
       storeFirst = undefined;
       gathered = false;
       if (await lock.releaseUnlessDirty(deps.clock.now())) return failures;
@@ -302,14 +309,22 @@ async function loadStream(
 async function answerPending(
   deps: HeartflowDeps,
   ctx: ChatStreamContext,
-  enableMemory: boolean,
+  options: Pick<Holding, 'enableMemory' | 'enableEmoji'>,
   store?: InboundMessage,
 ): Promise<FailedAnswer[]> {
+  const { enableMemory } = options;
   const failures: FailedAnswer[] = [];
   const startedAt = deps.clock.now();
   const stream = await deps.db.withTenant(ctx, (db) => loadStream(db, ctx, store));
   if (stream.pending.length === 0) return failures;
-  const config = storedHeartflowConfig(stream.heartflow?.heartflow_config);
+  const stored = storedHeartflowConfig(stream.heartflow?.heartflow_config);
+  const config = {
+    ...stored,
+    enable_auto_emoji: emojiEnabled({
+      messageOption: options.enableEmoji,
+      chatAutoEmoji: stored.enable_auto_emoji,
+    }),
+  };
   let state = storedHeartflowState(stream.heartflow?.heartflow_state, startedAt);
   const account = stream.agentConfig.accounts.find((a) => a.platform === ctx.platform);
   const bot = {
@@ -369,6 +384,25 @@ async function answerPending(
   return failures;
 }
 
+/**
+ * The `emoji` action: one of the tenant's emoji for the planner's emotion (weighted, seeded by the
+ * message so a retried pass picks the same), or the Unicode fallback; the use is recorded.
+ */
+async function emojiReply(
+  deps: HeartflowDeps,
+  ctx: ChatStreamContext,
+  decision: HeartflowDecision,
+  target: MessageRow,
+): Promise<Reply> {
+  const rng = mulberry32(seedFromString(`${target.message_id}:emoji`));
+  const m = await deps.db.withTenant(ctx, async (db) => {
+    const picked = await pickEmoji(db, ctx.platform, decision.emotion, rng);
+    await recordEmojiUse(db, useOf(picked, ctx, decision.emotion, 'heartflow', `${target.message_id}.r`));
+    return picked;
+  });
+  return { text: m.text, segments: m.segments, tokens: null, error: null, usage: [] };
+}
+
 async function produceReply(
   deps: HeartflowDeps,
   ctx: ChatStreamContext,
@@ -377,8 +411,7 @@ async function produceReply(
   decision: HeartflowDecision,
   target: MessageRow,
 ): Promise<Reply> {
-  if (decision.action === 'emoji')
-    return { text: emojiFor(decision.emotion), tokens: null, error: null, usage: [] };
+  if (decision.action === 'emoji') return emojiReply(deps, ctx, decision, target);
   if (decision.action !== 'reply') return { text: null, tokens: null, error: null, usage: [] };
   const persona = {
     name: stream.agentName,

@@ -5,6 +5,7 @@ import { agentsRoutes } from './agents';
 import { authRoutes } from './auth';
 import { chatRoutes } from './chat';
 import type { RouteContext } from './context';
+import { emojiRoutes } from './emoji';
 import { streamsRoutes } from './streams';
 import { systemRoutes } from './system';
 import { tenantsRoutes } from './tenants';
@@ -17,6 +18,7 @@ export function mountRoutes(ctx: RouteContext): void {
   agentsRoutes(ctx);
   streamsRoutes(ctx);
   chatRoutes(ctx);
+  emojiRoutes(ctx);
   adaptersRoutes(ctx);
   adminQueuesRoutes(ctx);
   adminUiRoutes(ctx);
