@@ -18,6 +18,8 @@ import { closeAll, closeAllAtOnce } from './lifecycle';
 import type { SecretBox } from './llm/secretBox';
 import { serverSecretBox } from './llm/serverSecretBox';
 import type { Logger } from './logger';
+import { PluginCatalog } from './plugins/catalog';
+import { PluginRuntime } from './plugins/pluginRuntime';
 import { TenantQueues } from './queues/tenantQueues';
 import { ChannelHub } from './redis/channelHub';
 import { keyspace } from './redis/keys';
@@ -79,6 +81,11 @@ export async function compose(options: CompositionOptions): Promise<Composition>
           config.jwtSecret ??
           developmentSecret(config.dataDir, 'jwt-secret', () => randomBytes(48).toString('base64url')),
       };
+  const plugins = new PluginRuntime(PluginCatalog.load({ pluginDir: config.pluginDir, logger }), {
+    db,
+    clock,
+    logger,
+  });
   const ingress = new IngressGate(config.ingress);
   ingress.start();
   const deps: Dependencies = {
@@ -101,6 +108,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
     apiKeys: new ApiKeyDirectory(db, redis, keys),
     secrets: secretBox,
     adapterSecrets: secretBox,
+    plugins,
     clock,
     version,
     startedAt: clock.now(),
@@ -113,6 +121,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
     close: () =>
       (closing ??= closeAll([
         () => ingress.close(),
+        () => plugins.close(),
         () => closeAllAtOnce([() => queues.close(), () => channels.close()]),
         () => closeAllAtOnce([() => redis.quit().catch(() => redis.disconnect()), () => db.close()]),
       ])),

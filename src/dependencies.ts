@@ -11,6 +11,7 @@ import type { Clock } from './domain/clock';
 import type { OutcomeWaiters } from './ingress/outcomeWaiters';
 import type { RateRefusals } from './ingress/rateRefusals';
 import type { Logger } from './logger';
+import type { PluginRuntime } from './plugins/pluginRuntime';
 import type { TenantQueues } from './queues/tenantQueues';
 import type { ChannelHub } from './redis/channelHub';
 import type { Keyspace } from './redis/keys';
@@ -40,6 +41,8 @@ export interface Dependencies {
   readonly secrets: SecretSealer;
   /** Opens agents' OneBot HTTP POST secrets, to check NapCat's `X-Signature` (nothing else). */
   readonly adapterSecrets: { decrypt(sealed: string): string };
+  /** The plugin catalog, sandbox and PluginAPI of this process (`POST /plugins/{id}/execute`). */
+  readonly plugins: PluginRuntime;
   readonly clock: Clock;
   readonly version: string;
   /** ms since the epoch when the process started. */

@@ -35,9 +35,11 @@ import type { LlmClient } from '../llm/llmClient';
 import { LlmQuotaExceededError } from '../llm/llmQuota';
 import type { SecretBox } from '../llm/secretBox';
 import type { Logger } from '../logger';
+import type { PluginRuntime } from '../plugins/pluginRuntime';
 import type { HeartflowJobData, TenantQueues } from '../queues/tenantQueues';
 import type { Keyspace } from '../redis/keys';
 import { type Reply, storeBatch } from './batchOutcome';
+import { actionNames, actionReply, afterLlm, afterSend, enabledPlugins, intercept } from './heartflowPlugins';
 import {
   BUSY_TENANT_JOBS_PER_S,
   GATHER_MS,
@@ -70,6 +72,8 @@ export interface HeartflowDeps {
   inbound?: InboundWriter;
   /** Per-tenant job rates of this process; without it no tenant counts as busy (no gathering). */
   heat?: TenantHeat;
+  /** Plugins (commands, handlers, actions); without it messages are answered without plugins. */
+  plugins?: PluginRuntime;
 }
 
 const BATCH_LIMIT = 200;
@@ -333,6 +337,7 @@ async function answerPending(
     aliases: account?.aliases ?? [],
   };
   const byId = new Map(stream.pending.map((m) => [m.message_id, m]));
+  const plugins = await enabledPlugins(deps, ctx.tenantId);
   const batches = coalesce(
     stream.pending.map((m) => ({
       id: m.message_id,
@@ -349,24 +354,39 @@ async function answerPending(
       state = updateOnMessage(state, { mentioned: b.mentioned, interest, at: b.at });
       return { id: m.message_id, text: m.content, mentioned: b.mentioned };
     });
+    // Commands and `on_message` handlers answer the newest message before the planner runs.
+    const newest = byId.get(planned[planned.length - 1]!.id)!;
+    const intercepted = await intercept(deps, ctx, plugins, newest);
     const now = deps.clock.now();
-    const decision = plan({
-      state,
-      config,
-      messages: planned,
-      now,
-      rng: mulberry32(seedFromString(batch.targetMessageId)),
-      chatType: stream.heartflow?.chat_type ?? 'group',
-    });
+    const decision =
+      intercepted?.decision ??
+      plan({
+        state,
+        config,
+        messages: planned,
+        now,
+        rng: mulberry32(seedFromString(batch.targetMessageId)),
+        chatType: stream.heartflow?.chat_type ?? 'group',
+        pluginActions: actionNames(plugins),
+      });
     state = applyDecision(state, decision, now);
-    const target = byId.get(batch.targetMessageId)!;
+    const target = intercepted ? newest : byId.get(batch.targetMessageId)!;
     // The first batch's history came with the claim; a later one (a backlog of more than one
     // batch) reads it again, to see the replies of the batches before it.
     const history =
       index === 0
         ? stream.history
         : await deps.db.withTenant(ctx, (db) => recentMessages(db, ctx.chatStreamId, HISTORY));
-    const reply = await produceReply(deps, ctx, stream, history, decision, target);
+    const reply =
+      intercepted?.reply ??
+      (await actionReply(deps, ctx, plugins, decision, target)) ??
+      (await afterLlm(
+        deps,
+        ctx,
+        plugins,
+        target,
+        await produceReply(deps, ctx, stream, history, decision, target),
+      ));
     const covered = batch.messages.map((b) => byId.get(b.id)!);
     await storeBatch(deps, ctx, enableMemory, stream.agentConfig, {
       decision,
@@ -377,6 +397,7 @@ async function answerPending(
       state,
       startedAt,
     });
+    if (reply.text !== null) await afterSend(deps, ctx, plugins, target, reply.text);
     if (reply.fault && reply.error !== null) {
       failures.push({ messageIds: covered.map((m) => m.message_id), error: reply.error });
     }

@@ -13,6 +13,8 @@ import { RedisLlmConcurrency } from '../llm/llmConcurrency';
 import { RedisLlmQuota } from '../llm/llmQuota';
 import type { SecretBox } from '../llm/secretBox';
 import type { Logger } from '../logger';
+import type { PluginCatalog } from '../plugins/catalog';
+import { PluginRuntime } from '../plugins/pluginRuntime';
 import { Dispatcher } from '../queues/dispatcher';
 import type { TenantSchedule } from '../queues/fairScheduler';
 import type { JobKind } from '../queues/names';
@@ -24,6 +26,7 @@ import { type SweepJobData, TenantHeat } from './hotStreams';
 import { InboundWriter } from './inboundWriter';
 import { assertJobTenant } from './jobs';
 import { memoryJobRunner } from './memoryProcessor';
+import { pluginCompletion } from './pluginLlm';
 import { statsJobRunner } from './statsProcessor';
 
 export interface WorkerPoolOptions {
@@ -45,6 +48,8 @@ export interface WorkerPoolOptions {
   followUpConcurrency?: number;
   /** LLM calls of one tenant in flight across all worker processes (`LLM_MAX_CONCURRENCY_PER_TENANT`). Default 4. */
   llmMaxConcurrencyPerTenant?: number;
+  /** Plugins the heartflow runs (commands, handlers, actions); none when absent. */
+  plugins?: PluginCatalog;
 }
 
 export interface WorkerPool {
@@ -92,6 +97,14 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     ...(o.secretBox ? { secretBox: o.secretBox } : {}),
   });
   const queues = new TenantQueues(connection, o.keys.prefix);
+  const plugins =
+    o.plugins &&
+    new PluginRuntime(o.plugins, {
+      db: o.db,
+      clock: o.clock,
+      logger: o.logger,
+      complete: pluginCompletion(o.db, llm, o.secretBox),
+    });
   const heartflowDeps: HeartflowDeps = {
     db: o.db,
     redis: connection,
@@ -102,6 +115,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     queues,
     inbound: new InboundWriter(o.db),
     heat: new TenantHeat(),
+    ...(plugins ? { plugins } : {}),
     ...(o.secretBox ? { secretBox: o.secretBox } : {}),
     ...(o.streamLockTtlMs ? { streamLockTtlMs: o.streamLockTtlMs } : {}),
   };
@@ -140,6 +154,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
       (closing ??= closeAll([
         () => closeAllAtOnce(dispatchers.map((d) => () => d.close())),
         () => onebot.close(),
+        () => plugins?.close(),
         () => queues.close(),
         () => connection.quit().catch(() => connection.disconnect()),
       ])),

@@ -6,6 +6,7 @@ import { authRoutes } from './auth';
 import { chatRoutes } from './chat';
 import type { RouteContext } from './context';
 import { emojiRoutes } from './emoji';
+import { pluginsRoutes } from './plugins';
 import { streamsRoutes } from './streams';
 import { systemRoutes } from './system';
 import { tenantsRoutes } from './tenants';
@@ -19,6 +20,7 @@ export function mountRoutes(ctx: RouteContext): void {
   streamsRoutes(ctx);
   chatRoutes(ctx);
   emojiRoutes(ctx);
+  pluginsRoutes(ctx);
   adaptersRoutes(ctx);
   adminQueuesRoutes(ctx);
   adminUiRoutes(ctx);
