@@ -70,7 +70,7 @@ const EnvSchema = z.object({
   METRICS_TOKEN: z.string().min(16).optional(),
   /** Directory for local state (private PostgreSQL/Redis data, dev secrets). Default `.maihive`. */
   MAIHIVE_DATA_DIR: z.string().default('.maihive'),
-  MAIHIVE_PLUGIN_DIR: z.string().min(1).optional(),
+  MAIHIVE_PLUGIN_DIR: z.string().optional(),
   /** Start private PostgreSQL/Redis when the configured ones are unset or unreachable. Default: on outside production. */
   MAIHIVE_AUTOSTART: bool.optional(),
   /** Maximum PostgreSQL connections per process pool. Default 20. */
@@ -316,7 +316,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     maxBodyBytes: e.MAX_BODY_BYTES,
     metricsToken: e.METRICS_TOKEN,
     dataDir: e.MAIHIVE_DATA_DIR,
-    pluginDir: e.MAIHIVE_PLUGIN_DIR,
+    pluginDir: e.MAIHIVE_PLUGIN_DIR || undefined,
     autostart: e.MAIHIVE_AUTOSTART ?? e.NODE_ENV !== 'production',
     redisPrefix: e.REDIS_PREFIX,
     workerConcurrency: e.WORKER_CONCURRENCY,
