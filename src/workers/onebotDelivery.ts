@@ -10,6 +10,7 @@ import {
   markDeadLetter,
   markDelivered,
 } from '../db/repositories/deliveries';
+import { emojiImage } from '../db/repositories/emoji';
 import { getMessage, type MessageRow } from '../db/repositories/messages';
 import { actionVerdict, type OneBotAction, type ReplyTarget, sendAction } from '../delivery/onebotActions';
 import type { OneBotRelay } from '../delivery/onebotRelay';
@@ -57,6 +58,8 @@ export class OneBotDeliveryError extends MaiHiveError {
 interface Loaded {
   message: MessageRow;
   target: ReplyTarget | undefined;
+  /** The emoji image the reply is (`emoji/emojiSender.ts`), base64. */
+  image: { base64: string } | undefined;
   delivered: boolean;
   http: { base_url: string; access_token?: string; access_token_encrypted?: string } | undefined;
 }
@@ -75,7 +78,17 @@ async function load(db: TenantDb, data: DeliveryJobData): Promise<Loaded | undef
     userId: stream.user_id,
     quotedPlatformId: quoted?.client_message_id ?? null,
   };
-  return { message, target, delivered, http };
+  return { message, target, image: await emojiImageOf(db, message), delivered, http };
+}
+
+/** The image of an emoji reply, when the reply is one (an `emoji` segment naming a stored image). */
+async function emojiImageOf(db: TenantDb, message: MessageRow): Promise<{ base64: string } | undefined> {
+  const segment = (message.segments as { type?: unknown; data?: { image_hash?: unknown } }[]).find(
+    (s) => s?.type === 'emoji' && typeof s.data?.image_hash === 'string',
+  );
+  if (!segment) return undefined;
+  const image = await emojiImage(db, segment.data!.image_hash as string);
+  return image && { base64: image.data.toString('base64') };
 }
 
 type Sent =
@@ -177,7 +190,7 @@ export async function processOneBotDelivery(
     route: route.kind,
   });
   if (loaded.delivered) return { status: 'skipped', reason: 'already_delivered' };
-  const action = loaded.target && sendAction(loaded.target, message.content);
+  const action = loaded.target && sendAction(loaded.target, message.content, loaded.image);
   const record: Omit<DeliveryRecord, 'httpStatus' | 'error'> = {
     messageId: message.message_id,
     agentId: message.agent_id,

@@ -1,3 +1,7 @@
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
 import type { DeliveryJobData } from '../../src/queues/deliveryJobs';
 import { processDeliveryJob } from '../../src/workers/deliveryProcessor';
 import { created } from '../support/fixtures';
@@ -266,6 +270,52 @@ describe('sending emoji and their statistics', () => {
     });
   });
 
+  it('sends a pack image to QQ as an image segment through the OneBot HTTP API', async () => {
+    const received: { action: string; body: { message: { type: string; data: { file?: string } }[] } }[] = [];
+    const napcat = createServer((req, res) => {
+      let raw = '';
+      req.on('data', (c: Buffer) => (raw += c.toString()));
+      req.on('end', () => {
+        received.push({ action: req.url ?? '', body: JSON.parse(raw) as (typeof received)[number]['body'] });
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ status: 'ok', retcode: 0, data: { message_id: 99 } }));
+      });
+    });
+    napcat.listen(0, '127.0.0.1');
+    await once(napcat, 'listening');
+    try {
+      const base = `http://127.0.0.1:${(napcat.address() as AddressInfo).port}`;
+      await app.t.admin(
+        `INSERT INTO agents (tenant_id, agent_id, name, config) VALUES ('acme', 'qqbot', 'qq', $1)`,
+        [JSON.stringify({ delivery: { onebot_http: { base_url: base } } })],
+      );
+      await app.t.admin(
+        `INSERT INTO chat_streams (tenant_id, chat_stream_id, agent_id, platform, group_id) VALUES ('acme', 'qq-g', 'qqbot', 'qq', '555')`,
+      );
+      const res = await app.request('POST', '/emoji/send', {
+        token: acmeAdmin,
+        body: { chat_stream_id: 'qq-g', emotion: 'sad' },
+      });
+      expect(res.body.data).toMatchObject({ source: 'pack', delivery: 'queued' });
+      const messageId = res.body.data.message_id as string;
+      const outcome = await processDeliveryJob(
+        { db: app.deps.db, logger: app.deps.logger, clock: app.deps.clock },
+        { tenantId: 'acme', agentId: 'qqbot', messageId },
+        { attempt: 1, maxAttempts: 6 },
+      );
+      expect(outcome).toMatchObject({ status: 'delivered' });
+      expect(received).toHaveLength(1);
+      expect(received[0]!.action).toBe('/send_group_msg');
+      const [segment] = received[0]!.body.message;
+      expect(segment!.type).toBe('image');
+      expect(Buffer.from(segment!.data.file!.replace('base64://', ''), 'base64')).toEqual(
+        fakeImage('jpeg', 100, 11),
+      );
+    } finally {
+      napcat.close();
+    }
+  });
+
   it('sends a named emoji or a literal one, and the Unicode fallback when no pack fits the emotion', async () => {
     const literal = await app.request('POST', '/emoji/send', {
       token: acmeAdmin,
@@ -331,14 +381,38 @@ describe('sending emoji and their statistics', () => {
     expect(theirs.body.data).toMatchObject({ content: '😢', source: 'fallback', delivery: 'no_route' });
   });
 
+  it("accepts the upstream document's examples: a pack of tagged emoji, a send with the emotion in context", async () => {
+    const pack = await createPack(acmeAdmin, {
+      pack_id: 'custom_pack',
+      name: '自定义表情包',
+      description: '我的自定义表情',
+      emojis: [{ emoji: '😊', tags: ['开心', '友好'], usage_weight: 0.8 }],
+    });
+    expect(pack.status).toBe(201);
+    expect(pack.body.data.emojis).toEqual([
+      expect.objectContaining({ emoji: '😊', emotion: '开心', usage_weight: 0.8 }),
+    ]);
+    const sent = await app.request('POST', '/emoji/send', {
+      token: acmeAdmin,
+      body: {
+        emoji: '😊',
+        chat_stream_id: 'g1',
+        trigger_type: 'auto',
+        context: { message_content: '太好了！', emotion: 'happy' },
+      },
+    });
+    expect(sent.status).toBe(200);
+    expect(sent.body.data).toMatchObject({ content: '😊', source: 'given' });
+  });
+
   it('counts uses by emotion and trigger over the period, and the bytes the images take', async () => {
     const res = await app.request('GET', '/emoji/statistics?period=7d', { token: acmeReader });
     expect(res.status).toBe(200);
     expect(res.body.data).toMatchObject({
       period_ms: 7 * 86_400_000,
-      total_uses: 4,
-      by_emotion: { sad: 1, surprised: 1, angry: 1, none: 1 },
-      by_trigger: { auto: 1, manual: 3 },
+      total_uses: 6,
+      by_emotion: { sad: 2, surprised: 1, angry: 1, happy: 1, none: 1 },
+      by_trigger: { auto: 2, manual: 4 },
     });
     const { rows: images } = await app.t.admin<{ n: string }>(
       `SELECT coalesce(sum(octet_length(image_data)), 0) AS n FROM emojis WHERE tenant_id = 'acme'`,

@@ -36,7 +36,8 @@ const EmojiEntry = z
     /** PNG, JPEG, GIF or WebP, at most 512 KiB decoded (type checked from the bytes). */
     image_base64: z.string().min(1).max(800_000).optional(),
     description: z.string().max(500).optional(),
-    emotion: Label,
+    /** Default: the first tag, else `neutral` (the upstream example gives tags only). */
+    emotion: Label.optional(),
     tags: z.array(Label).max(20).default([]),
     usage_weight: z.number().positive().max(1000).default(1),
   })
@@ -156,7 +157,8 @@ export function emojiRoutes({ router, registry, deps }: RouteContext): void {
     response: PackWithEmojis.extend({ deduplicated: z.number() }),
     handler: async ({ body, principal, req }) => {
       const { tenantId } = await resolveTenant(deps, principal, req);
-      const decoded = decodeUpload(body.emojis, deps.clock.now());
+      const entries = body.emojis.map((e) => ({ ...e, emotion: e.emotion ?? e.tags[0] ?? 'neutral' }));
+      const decoded = decodeUpload(entries, deps.clock.now());
       const result = await deps.db.withTenant(createIsolationContext({ tenantId }), async (db) => {
         const pack = {
           packId: body.pack_id,
@@ -302,7 +304,9 @@ export function emojiRoutes({ router, registry, deps }: RouteContext): void {
           agentId: principal.agentId,
           chatStreamId: body.chat_stream_id,
           emoji: body.emoji,
-          emotion: body.emotion,
+          // The upstream example names the emotion in `context`.
+          emotion:
+            body.emotion ?? (typeof body.context?.emotion === 'string' ? body.context.emotion : undefined),
           triggerType: body.trigger_type,
         },
         mulberry32((Math.random() * 2 ** 32) >>> 0),
