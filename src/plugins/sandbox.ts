@@ -2,8 +2,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 
 import type { Logger } from '../logger';
-import type { ComponentKind, PluginContext } from './manifest';
-import type { FromWorker, ToWorker } from './sandboxWorker';
+import type { FromWorker, Invocation, ToWorker } from './sandboxWorker';
 
 /**
  * Runs plugin components in a `worker_threads` thread, with a time budget per call.
@@ -34,16 +33,10 @@ export class PluginCallError extends Error {
   }
 }
 
-export interface SandboxCall {
-  modulePath: string;
-  kind: ComponentKind;
-  name: string;
-  input: unknown;
-  context: PluginContext;
-  config: Record<string, unknown>;
+export interface SandboxCall extends Invocation {
   budgetMs: number;
   /** Answers the component's PluginAPI calls (grants checked there). */
-  api(method: string, args: unknown[]): Promise<unknown>;
+  api: (method: string, args: unknown[]) => Promise<unknown>;
 }
 
 interface InFlight {
@@ -176,16 +169,8 @@ export class PluginSandbox {
         api: (method, args) => call.api(method, args),
         worker,
       });
-      const message: ToWorker = {
-        type: 'invoke',
-        callId,
-        modulePath: call.modulePath,
-        kind: call.kind,
-        name: call.name,
-        input: call.input,
-        context: call.context,
-        config: call.config,
-      };
+      const { budgetMs: _budget, api: _api, ...invocation } = call;
+      const message: ToWorker = { type: 'invoke', callId, ...invocation };
       worker.postMessage(message);
     });
   }

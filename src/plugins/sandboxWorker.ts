@@ -10,17 +10,18 @@ import type { ComponentKind, PluginApi, PluginContext, PluginDefinition } from '
  * empty environment and without the server's handles: no pool, no Redis client, no keys.
  */
 
+/** One component to run: which module, which component, with what. */
+export interface Invocation {
+  modulePath: string;
+  kind: ComponentKind;
+  name: string;
+  input: unknown;
+  context: PluginContext;
+  config: Record<string, unknown>;
+}
+
 export type ToWorker =
-  | {
-      type: 'invoke';
-      callId: number;
-      modulePath: string;
-      kind: ComponentKind;
-      name: string;
-      input: unknown;
-      context: PluginContext;
-      config: Record<string, unknown>;
-    }
+  | ({ type: 'invoke'; callId: number } & Invocation)
   | { type: 'api_result'; id: number; ok: boolean; value?: unknown; error?: string }
   | { type: 'ping'; id: number };
 
