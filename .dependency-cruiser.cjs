@@ -82,7 +82,18 @@ module.exports = {
     layer(
       'workers',
       'Processors run jobs: queues bring them, db/llm/delivery do the work (adapters/ only for its pure platform ids and message shapes). They never reach into the API or the send path.',
-      ['emoji/', 'plugins/', 'auth/', 'llm/', 'queues/', 'delivery/', 'adapters/', 'db/', 'redis/', 'domain/'],
+      [
+        'emoji/',
+        'plugins/',
+        'auth/',
+        'llm/',
+        'queues/',
+        'delivery/',
+        'adapters/',
+        'db/',
+        'redis/',
+        'domain/',
+      ],
     ),
     layer(
       'plugins',
