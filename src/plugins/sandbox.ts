@@ -56,12 +56,15 @@ const { workerData } = require('node:worker_threads');
 try { require('tsx/cjs/api').register(); } catch {}
 require(workerData.entry);
 for (const m of workerData.preload) { try { require(m); } catch {} }
+require('node:worker_threads').parentPort.postMessage({ type: 'ready' });
 `;
 
 export class PluginSandbox {
   private worker: Worker | undefined;
   private readonly calls = new Map<number, InFlight>();
   private readonly pings = new Map<number, () => void>();
+  /** Threads that finished starting: only those can be judged stuck by a missing pong. */
+  private readonly ready = new WeakSet<Worker>();
   private seq = 0;
   private closed = false;
   /** Threads started so far (a restart after a crash or a hung plugin counts). */
@@ -104,6 +107,10 @@ export class PluginSandbox {
   }
 
   private onMessage(worker: Worker, m: FromWorker): void {
+    if (m.type === 'ready') {
+      this.ready.add(worker);
+      return;
+    }
     if (m.type === 'pong') {
       this.pings.get(m.id)?.();
       return;
@@ -177,6 +184,8 @@ export class PluginSandbox {
 
   /** Pings a thread that let a call overrun; terminates it when it does not answer (a busy loop). */
   private async checkAlive(worker: Worker): Promise<void> {
+    // A thread still loading (tsx, the plugin modules) cannot answer yet; it is not stuck.
+    if (!this.ready.has(worker)) return;
     const id = ++this.seq;
     const answered = await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), PING_GRACE_MS);

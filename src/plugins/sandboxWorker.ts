@@ -28,7 +28,9 @@ export type ToWorker =
 export type FromWorker =
   | { type: 'api'; callId: number; id: number; method: string; args: unknown[] }
   | { type: 'done'; callId: number; ok: boolean; value?: unknown; error?: string }
-  | { type: 'pong'; id: number };
+  | { type: 'pong'; id: number }
+  /** Posted by the boot script once the thread has loaded every plugin module. */
+  | { type: 'ready' };
 
 const port = parentPort!;
 const modules = new Map<string, PluginDefinition>();

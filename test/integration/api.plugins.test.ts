@@ -300,6 +300,13 @@ describe('the PluginAPI', () => {
 });
 
 describe('the built-in plugins', () => {
+  beforeAll(async () => {
+    // The sandbox thread may still be restarting after the faulty plugin's tests.
+    await waitFor(async () =>
+      (await execute(acmeAdmin, 'dice', 'roll')).body.data.success === true ? true : undefined,
+    );
+  });
+
   it('remember and recall on the memory chest of the chat', async () => {
     created(
       await install(acmeAdmin, {
