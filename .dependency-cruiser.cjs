@@ -7,6 +7,8 @@
  *   main.ts cli.ts runtime.ts composition.ts dependencies.ts   entry points, wiring of every role
  *   api/                                                        HTTP: routes, auth middleware, envelope
  *   workers/                                                    one processor per job kind, the pool
+ *   plugins/                                                    plugin catalog, sandbox, PluginAPI
+ *   emoji/                                                      emoji uploads and sending
  *   ingress/  adapters/  tenants/                               the send path; adapters; tenant deletion
  *   configuration/                                              effective configuration: cache, writes, invalidation
  *   auth/  llm/  queues/  delivery/                             identity; LLM access; queues; how replies leave
@@ -77,6 +79,8 @@ module.exports = {
       'adapters/',
       'tenants/',
       'configuration/',
+      'emoji/',
+      'plugins/',
       'auth/',
       'llm/',
       'queues/',
@@ -88,7 +92,29 @@ module.exports = {
     layer(
       'workers',
       'Processors run jobs: queues bring them, db/llm/delivery do the work (adapters/ only for its pure platform ids and message shapes). They never reach into the API or the send path.',
-      ['configuration/', 'auth/', 'llm/', 'queues/', 'delivery/', 'adapters/', 'db/', 'redis/', 'domain/'],
+      [
+        'configuration/',
+        'emoji/',
+        'plugins/',
+        'auth/',
+        'llm/',
+        'queues/',
+        'delivery/',
+        'adapters/',
+        'db/',
+        'redis/',
+        'domain/',
+      ],
+    ),
+    layer(
+      'plugins',
+      "The plugin system: manifests, the catalog, the sandbox (worker threads) and the PluginAPI that plugins reach the tenant's data through (memories, emoji, their own state), never the database, Redis or the environment directly.",
+      ['emoji/', 'queues/', 'delivery/', 'db/', 'redis/', 'domain/'],
+    ),
+    layer(
+      'emoji',
+      'Emoji packs and sending: uploads (decode, sniff, deduplicate) and the send that stores an emoji as a bot message and hands it to the delivery job.',
+      ['queues/', 'delivery/', 'db/', 'redis/', 'domain/'],
     ),
     layer(
       'ingress',

@@ -14,6 +14,8 @@ export default tseslint.config(
       '*.config.js',
       '*.config.mjs',
       '.dependency-cruiser.cjs',
+      // Operator plugins as an operator would write them (plain CommonJS), loaded by the plugin tests.
+      'test/fixtures/plugins',
     ],
   },
   js.configs.recommended,

@@ -17,6 +17,8 @@ import { closeAll, closeAllAtOnce } from './lifecycle';
 import type { SecretBox } from './llm/secretBox';
 import { serverSecretBox } from './llm/serverSecretBox';
 import type { Logger } from './logger';
+import { PluginCatalog } from './plugins/catalog';
+import { PluginRuntime } from './plugins/pluginRuntime';
 import { PACKAGE_VERSION } from './projectRoot';
 import { TenantQueues } from './queues/tenantQueues';
 import { ChannelHub } from './redis/channelHub';
@@ -81,6 +83,11 @@ export async function compose(options: CompositionOptions): Promise<Composition>
           config.jwtSecret ??
           developmentSecret(config.dataDir, 'jwt-secret', () => randomBytes(48).toString('base64url')),
       };
+  const plugins = new PluginRuntime(PluginCatalog.load({ pluginDir: config.pluginDir, logger }), {
+    db,
+    clock,
+    logger,
+  });
   const ingress = new IngressGate(config.ingress);
   ingress.start();
   const deps: Dependencies = {
@@ -104,6 +111,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
     apiKeys: new ApiKeyDirectory(db, redis, keys),
     secrets: secretBox,
     adapterSecrets: secretBox,
+    plugins,
     clock,
     version: PACKAGE_VERSION,
     startedAt: clock.now(),
@@ -116,6 +124,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
     close: () =>
       (closing ??= closeAll([
         () => ingress.close(),
+        () => plugins.close(),
         () => closeAllAtOnce([() => queues.close(), () => channels.close()]),
         () => closeAllAtOnce([() => redis.quit().catch(() => redis.disconnect()), () => db.close()]),
       ])),

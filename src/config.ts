@@ -100,6 +100,7 @@ const EnvSchema = z.object({
   METRICS_TOKEN: z.string().min(16).optional(),
   /** Directory for local state (private PostgreSQL/Redis data, dev secrets). Default `.maihive`. */
   MAIHIVE_DATA_DIR: z.string().default('.maihive'),
+  MAIHIVE_PLUGIN_DIR: z.string().optional(),
   /** Start private PostgreSQL/Redis when the configured ones are unset or unreachable. Default: on outside production. */
   MAIHIVE_AUTOSTART: bool.optional(),
   /** Maximum PostgreSQL connections per process pool. Default 20. */
@@ -226,6 +227,7 @@ export const VARIABLE_RULES: { readonly [K in keyof Env]-?: VariableRule } = {
   MAX_BODY_BYTES: { rule: 'a positive integer (bytes)', example: '1048576' },
   METRICS_TOKEN: { rule: 'at least 16 characters', example: '$(openssl rand -hex 16)' },
   MAIHIVE_DATA_DIR: { rule: 'a directory path', example: '/var/lib/maihive' },
+  MAIHIVE_PLUGIN_DIR: { rule: 'a directory path', example: '/etc/maihive/plugins' },
   MAIHIVE_AUTOSTART: { rule: 'true or false (also 1/0, yes/no)', example: 'false' },
   DB_POOL_MAX: { rule: 'an integer from 1 to 500', example: '20' },
   DB_CONNECT_TIMEOUT_MS: { rule: 'a positive integer (ms)', example: '5000' },
@@ -272,6 +274,8 @@ export interface Config {
   readonly maxBodyBytes: number;
   readonly metricsToken: string | undefined;
   readonly dataDir: string;
+  /** Operator-installed plugins, one module per subdirectory (`MAIHIVE_PLUGIN_DIR`); none when unset. */
+  readonly pluginDir: string | undefined;
   readonly autostart: boolean;
   readonly redisPrefix: string;
   readonly workerConcurrency: number;
@@ -372,6 +376,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     maxBodyBytes: e.MAX_BODY_BYTES,
     metricsToken: e.METRICS_TOKEN,
     dataDir: e.MAIHIVE_DATA_DIR,
+    pluginDir: e.MAIHIVE_PLUGIN_DIR || undefined,
     autostart: e.MAIHIVE_AUTOSTART ?? e.NODE_ENV !== 'production',
     redisPrefix: e.REDIS_PREFIX,
     workerConcurrency: e.WORKER_CONCURRENCY,

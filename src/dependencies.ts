@@ -12,6 +12,7 @@ import type { Clock } from './domain/clock';
 import type { OutcomeWaiters } from './ingress/outcomeWaiters';
 import type { RateRefusals } from './ingress/rateRefusals';
 import type { Logger } from './logger';
+import type { PluginRuntime } from './plugins/pluginRuntime';
 import type { TenantQueues } from './queues/tenantQueues';
 import type { ChannelHub } from './redis/channelHub';
 import type { Keyspace } from './redis/keys';
@@ -43,6 +44,8 @@ export interface Dependencies {
   readonly adapterSecrets: { decrypt(sealed: string): string };
   /** Effective configuration (tenant < agent < platform < chat), cached and kept fresh by pub/sub. */
   readonly configReader: EffectiveConfigReader;
+  /** The plugin catalog, sandbox and PluginAPI of this process (`POST /plugins/{id}/execute`). */
+  readonly plugins: PluginRuntime;
   readonly clock: Clock;
   readonly version: string;
   /** ms since the epoch when the process started. */

@@ -94,6 +94,7 @@ export async function startRuntime(config: Config, logger: Logger, role: Role): 
         concurrency: config.workerConcurrency,
         llmMaxConcurrencyPerTenant: config.llmMaxConcurrencyPerTenant,
         secretBox: composition.secretBox,
+        plugins: deps.plugins.catalog,
       });
       // Workers stop before the pools and servers they use (cleanups run first to last).
       cleanups.unshift(() => pool.close());

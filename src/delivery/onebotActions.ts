@@ -36,18 +36,28 @@ export function oneBotId(id: string): number | string {
 
 /**
  * The reply as segments: a `reply` quoting the message answered (when its platform id is known)
- * and the text. Emoji replies are Unicode text already, which QQ shows as they are.
+ * and the text. Unicode emoji replies are text, which QQ shows as they are; an emoji image of a
+ * pack goes as an `image` segment (`base64://`, the text as its summary) instead of its text.
  */
-export function replySegments(text: string, quotedPlatformId: string | null): OneBotSegment[] {
+export function replySegments(
+  text: string,
+  quotedPlatformId: string | null,
+  image?: { base64: string },
+): OneBotSegment[] {
   const segments: OneBotSegment[] = [];
   if (quotedPlatformId) segments.push({ type: 'reply', data: { id: quotedPlatformId } });
-  segments.push({ type: 'text', data: { text } });
+  if (image) segments.push({ type: 'image', data: { file: `base64://${image.base64}`, summary: text } });
+  else segments.push({ type: 'text', data: { text } });
   return segments;
 }
 
-/** The action that sends `text` to the target; undefined when the stream names no group or user. */
-export function sendAction(target: ReplyTarget, text: string): OneBotAction | undefined {
-  const message = replySegments(text, target.quotedPlatformId);
+/** The action that sends `text` (or the image) to the target; undefined when the stream names no group or user. */
+export function sendAction(
+  target: ReplyTarget,
+  text: string,
+  image?: { base64: string },
+): OneBotAction | undefined {
+  const message = replySegments(text, target.quotedPlatformId, image);
   if (target.chatType === 'group') {
     if (!target.groupId) return undefined;
     return { action: 'send_group_msg', params: { group_id: oneBotId(target.groupId), message } };

@@ -26,6 +26,8 @@ export interface Reply {
    */
   fault?: boolean;
   usage: LlmUsageRecord[];
+  /** Segments of the reply beyond its text (an emoji image: `emoji/emojiSender.ts`). */
+  segments?: unknown[];
 }
 
 /** One heartflow pass over a chat stream's pending messages, decided and answered. */
@@ -142,6 +144,7 @@ function replyMessage(
     chatStreamId: ctx.chatStreamId,
     direction: 'out',
     content: text,
+    segments: b.reply.segments ?? [],
     replyTo: b.target.message_id,
     status: 'sent',
     createdAt: new Date(finishedAt),

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 
 import type { EffectiveConfigReader } from '../configuration/effectiveConfig';
 import type { Database, TenantDb } from '../db/database';
+import { recordEmojiUse } from '../db/repositories/emoji';
 import {
   claimWithHistory,
   type InboundMessage,
@@ -15,6 +16,7 @@ import { type MessageRow, recentMessages } from '../db/repositories/messages';
 import { AgentConfig } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
 import type { EffectiveConfig } from '../domain/configuration/precedence';
+import { emojiEnabled } from '../domain/emoji';
 import {
   applyDecision,
   buildReplyPrompt,
@@ -32,15 +34,17 @@ import {
 } from '../domain/heartflow';
 import { type ChatStreamContext, createChatStreamContext } from '../domain/isolationContext';
 import { mulberry32, seedFromString } from '../domain/random';
+import { pickEmoji, useOf } from '../emoji/emojiSender';
 import { agentLlmSettings } from '../llm/agentSettings';
 import type { LlmClient } from '../llm/llmClient';
 import { LlmQuotaExceededError } from '../llm/llmQuota';
 import type { SecretBox } from '../llm/secretBox';
 import type { Logger } from '../logger';
+import type { PluginRuntime } from '../plugins/pluginRuntime';
 import type { HeartflowJobData, TenantQueues } from '../queues/tenantQueues';
 import type { Keyspace } from '../redis/keys';
 import { type Reply, storeBatch } from './batchOutcome';
-import { emojiFor } from './emojiFallback';
+import { actionNames, actionReply, afterLlm, afterSend, enabledPlugins, intercept } from './heartflowPlugins';
 import {
   BUSY_TENANT_JOBS_PER_S,
   GATHER_MS,
@@ -75,6 +79,8 @@ export interface HeartflowDeps {
   inbound?: InboundWriter;
   /** Per-tenant job rates of this process; without it no tenant counts as busy (no gathering). */
   heat?: TenantHeat;
+  /** Plugins (commands, handlers, actions); without it messages are answered without plugins. */
+  plugins?: PluginRuntime;
 }
 
 const BATCH_LIMIT = 200;
@@ -151,6 +157,7 @@ export async function processHeartflowJob(
   return holdStream(deps, ctx, lock, {
     busy,
     enableMemory: data.options.enableMemory,
+    enableEmoji: data.options.enableEmoji,
     storeFirst,
     generation: 0,
     gathered: false,
@@ -190,6 +197,7 @@ async function sweepStream(deps: HeartflowDeps, data: SweepJobData): Promise<Fai
   return holdStream(deps, ctx, lock, {
     busy,
     enableMemory: data.enableMemory,
+    enableEmoji: data.enableEmoji ?? true,
     storeFirst: undefined,
     generation: data.generation + 1,
     gathered: true,
@@ -206,6 +214,8 @@ interface Holding {
   /** The tenant is busy: its hot streams gather before a pass. */
   busy: boolean;
   enableMemory: boolean;
+  /** `options.enable_emoji` of the job's message (see `emojiEnabled`). */
+  enableEmoji: boolean;
   /** The job's own message, stored in the first pass's unit of work. */
   storeFirst: InboundMessage | undefined;
   /** Sweeps the lock went through so far. */
@@ -241,12 +251,13 @@ async function holdStream(
           lockToken: lock.token,
           generation: h.generation,
           enableMemory: h.enableMemory,
+          enableEmoji: h.enableEmoji,
         };
         await scheduleSweep(deps.queues, sweep, GATHER_MS);
         await lock.handOver(GATHER_MS + SWEEP_GRACE_MS);
         return failures;
       }
-      failures.push(...(await answerPending(deps, ctx, h.enableMemory, storeFirst)));
+      failures.push(...(await answerPending(deps, ctx, h, storeFirst)));
       storeFirst = undefined;
       gathered = false;
       if (await lock.releaseUnlessDirty(deps.clock.now())) return failures;
@@ -340,9 +351,10 @@ function chatSettings(effective: EffectiveConfig): ChatSettings {
 async function answerPending(
   deps: HeartflowDeps,
   ctx: ChatStreamContext,
-  enableMemory: boolean,
+  options: Pick<Holding, 'enableMemory' | 'enableEmoji'>,
   store?: InboundMessage,
 ): Promise<FailedAnswer[]> {
+  const { enableMemory } = options;
   const failures: FailedAnswer[] = [];
   const startedAt = deps.clock.now();
   const settings = chatSettings(await deps.config.effectiveConfig(ctx));
@@ -350,7 +362,14 @@ async function answerPending(
     loadStream(db, ctx, store, startedAt, settings.promptMemories),
   );
   if (stream.pending.length === 0) return failures;
-  const { heartflow: config } = settings;
+  // The chat's effective `enable_auto_emoji` (and the `emoji` category) and the message's option.
+  const config = {
+    ...settings.heartflow,
+    enable_auto_emoji: emojiEnabled({
+      messageOption: options.enableEmoji,
+      chatAutoEmoji: settings.heartflow.enable_auto_emoji,
+    }),
+  };
   let state = storedHeartflowState(stream.heartflow?.heartflow_state, startedAt);
   const account = stream.agentConfig.accounts.find((a) => a.platform === ctx.platform);
   const bot = {
@@ -359,6 +378,7 @@ async function answerPending(
     aliases: account?.aliases ?? [],
   };
   const byId = new Map(stream.pending.map((m) => [m.message_id, m]));
+  const plugins = await enabledPlugins(deps, ctx.tenantId);
   const batches = coalesce(
     stream.pending.map((m) => ({
       id: m.message_id,
@@ -375,25 +395,40 @@ async function answerPending(
       state = updateOnMessage(state, { mentioned: b.mentioned, interest, at: b.at });
       return { id: m.message_id, text: m.content, mentioned: b.mentioned };
     });
+    // Commands and `on_message` handlers answer the newest message before the planner runs.
+    const newest = byId.get(planned[planned.length - 1]!.id)!;
+    const intercepted = await intercept(deps, ctx, plugins, newest);
     const now = deps.clock.now();
-    const decision = plan({
-      state,
-      config,
-      messages: planned,
-      now,
-      rng: mulberry32(seedFromString(batch.targetMessageId)),
-      chatType: stream.heartflow?.chat_type ?? 'group',
-      utcOffsetMinutes: utcOffsetMinutes(config.timezone, now),
-    });
+    const decision =
+      intercepted?.decision ??
+      plan({
+        state,
+        config,
+        messages: planned,
+        now,
+        rng: mulberry32(seedFromString(batch.targetMessageId)),
+        chatType: stream.heartflow?.chat_type ?? 'group',
+        utcOffsetMinutes: utcOffsetMinutes(config.timezone, now),
+        pluginActions: actionNames(plugins),
+      });
     state = applyDecision(state, decision, now);
-    const target = byId.get(batch.targetMessageId)!;
+    const target = intercepted ? newest : byId.get(batch.targetMessageId)!;
     // The first batch's history came with the claim; a later one (a backlog of more than one
     // batch) reads it again, to see the replies of the batches before it.
     const history =
       index === 0
         ? stream.history
         : await deps.db.withTenant(ctx, (db) => recentMessages(db, ctx.chatStreamId, HISTORY));
-    const reply = await produceReply(deps, ctx, { ...stream, settings }, history, decision, target);
+    const reply =
+      intercepted?.reply ??
+      (await actionReply(deps, ctx, plugins, decision, target)) ??
+      (await afterLlm(
+        deps,
+        ctx,
+        plugins,
+        target,
+        await produceReply(deps, ctx, { ...stream, settings }, history, decision, target),
+      ));
     const covered = batch.messages.map((b) => byId.get(b.id)!);
     await storeBatch(deps, ctx, enableMemory && settings.memoryEnabled, stream.agentConfig, {
       decision,
@@ -404,11 +439,31 @@ async function answerPending(
       state,
       startedAt,
     });
+    if (reply.text !== null) await afterSend(deps, ctx, plugins, target, reply.text);
     if (reply.fault && reply.error !== null) {
       failures.push({ messageIds: covered.map((m) => m.message_id), error: reply.error });
     }
   }
   return failures;
+}
+
+/**
+ * The `emoji` action: one of the tenant's emoji for the planner's emotion (weighted, seeded by the
+ * message so a retried pass picks the same), or the Unicode fallback; the use is recorded.
+ */
+async function emojiReply(
+  deps: HeartflowDeps,
+  ctx: ChatStreamContext,
+  decision: HeartflowDecision,
+  target: MessageRow,
+): Promise<Reply> {
+  const rng = mulberry32(seedFromString(`${target.message_id}:emoji`));
+  const m = await deps.db.withTenant(ctx, async (db) => {
+    const picked = await pickEmoji(db, ctx.platform, decision.emotion, rng);
+    await recordEmojiUse(db, useOf(picked, ctx, decision.emotion, 'heartflow', `${target.message_id}.r`));
+    return picked;
+  });
+  return { text: m.text, segments: m.segments, tokens: null, error: null, usage: [] };
 }
 
 async function produceReply(
@@ -419,8 +474,7 @@ async function produceReply(
   decision: HeartflowDecision,
   target: MessageRow,
 ): Promise<Reply> {
-  if (decision.action === 'emoji')
-    return { text: emojiFor(decision.emotion), tokens: null, error: null, usage: [] };
+  if (decision.action === 'emoji') return emojiReply(deps, ctx, decision, target);
   if (decision.action !== 'reply') return { text: null, tokens: null, error: null, usage: [] };
   const persona = {
     name: stream.agentName,

@@ -67,6 +67,8 @@ export interface SweepJobData {
   /** How many sweeps this lock was handed through before this one (keeps job ids unique). */
   generation: number;
   enableMemory: boolean;
+  /** `options.enable_emoji` of the job that handed the lock over (absent in older jobs: on). */
+  enableEmoji?: boolean;
 }
 
 export function isSweep(data: unknown): data is SweepJobData {

@@ -5,6 +5,13 @@ import { UnrecoverableJobError } from '../errors';
 import type { TenantQueues } from '../queues/tenantQueues';
 import { encodeId } from '../redis/keys';
 
+export {
+  DELIVERY_JOB_OPTIONS,
+  type DeliveryJobData,
+  deliveryJobId,
+  enqueueDelivery,
+} from '../queues/deliveryJobs';
+
 /**
  * Payloads of the memory, stats and delivery jobs and the helpers that enqueue them. Each helper
  * makes enqueueing idempotent: a deterministic job id (memory, delivery) or deduplication id
@@ -30,20 +37,6 @@ export interface StatsJobData {
   /** Bucket start, ms since the epoch (UTC, aligned to the granularity). */
   bucketStart: number;
 }
-
-/** Delivery job: push one bot reply to the agent's webhook. */
-export interface DeliveryJobData {
-  tenantId: string;
-  agentId: string;
-  /** The bot reply (`direction = 'out'`). */
-  messageId: string;
-}
-
-/** Attempts and backoff of a delivery: 2 s, 4 s, 8 s, 16 s, 32 s between six attempts. */
-export const DELIVERY_JOB_OPTIONS: JobsOptions = {
-  attempts: 6,
-  backoff: { type: 'exponential', delay: 2000 },
-};
 
 /** Memory jobs are retried a few times (LLM hiccups); the job itself is idempotent. */
 export const MEMORY_JOB_OPTIONS: JobsOptions = {
@@ -149,25 +142,6 @@ export async function enqueueStats(
     throw err;
   }
   await queues.announce(tenantId, 'stats');
-}
-
-/** Job id of a delivery; an operator's retry of a dead letter gets the next generation. */
-export function deliveryJobId(messageId: string, generation = 0): string {
-  return generation === 0 ? `delivery.${messageId}` : `delivery.${messageId}.r${generation}`;
-}
-
-/** Enqueue after the reply is committed; the job skips agents without a webhook. */
-export async function enqueueDelivery(
-  queues: TenantQueues,
-  data: DeliveryJobData,
-  options: { generation?: number; jobOptions?: JobsOptions } = {},
-): Promise<void> {
-  await queues.queue(data.tenantId, 'delivery').add('delivery', data, {
-    ...DELIVERY_JOB_OPTIONS,
-    ...options.jobOptions,
-    jobId: deliveryJobId(data.messageId, options.generation),
-  });
-  await queues.announce(data.tenantId, 'delivery');
 }
 
 /** Which attempt a job is on (1-based) and how many it has, as BullMQ counts them. */

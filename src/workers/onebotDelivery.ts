@@ -12,6 +12,7 @@ import {
   markDeadLetter,
   markDelivered,
 } from '../db/repositories/deliveries';
+import { emojiImage } from '../db/repositories/emoji';
 import { getMessage, type MessageRow } from '../db/repositories/messages';
 import { actionVerdict, type OneBotAction, type ReplyTarget, sendAction } from '../delivery/onebotActions';
 import type { SocketAction, SocketId, SocketRelay } from '../delivery/socketRelay';
@@ -61,6 +62,8 @@ export class OneBotDeliveryError extends MaiHiveError {
 interface Loaded {
   message: MessageRow;
   target: (ReplyTarget & Omit<MaimReplyTarget, 'quotedPlatformId'>) | undefined;
+  /** The emoji image the reply is (`emoji/emojiSender.ts`), base64. */
+  image: { base64: string } | undefined;
   delivered: boolean;
   http: { base_url: string; access_token?: string; access_token_encrypted?: string } | undefined;
 }
@@ -82,7 +85,17 @@ async function load(db: TenantDb, data: DeliveryJobData): Promise<Loaded | undef
     botAccountId: bot?.account_id ?? null,
     quotedPlatformId: quoted?.client_message_id ?? null,
   };
-  return { message, target, delivered, http };
+  return { message, target, image: await emojiImageOf(db, message), delivered, http };
+}
+
+/** The image of an emoji reply, when the reply is one (an `emoji` segment naming a stored image). */
+async function emojiImageOf(db: TenantDb, message: MessageRow): Promise<{ base64: string } | undefined> {
+  const segment = (message.segments as { type?: unknown; data?: { image_hash?: unknown } }[]).find(
+    (s) => s?.type === 'emoji' && typeof s.data?.image_hash === 'string',
+  );
+  if (!segment) return undefined;
+  const image = await emojiImage(db, segment.data!.image_hash as string);
+  return image && { base64: image.data.toString('base64') };
 }
 
 type Sent =
@@ -165,8 +178,10 @@ function requestFor(
   route: OneBotRoute,
   target: NonNullable<Loaded['target']>,
   message: MessageRow,
+  image: Loaded['image'],
 ): SocketAction | undefined {
-  if (route.kind !== 'maim_ws') return sendAction(target, message.content);
+  // An emoji image goes to OneBot as an `image` segment; a maim_message reply carries its text.
+  if (route.kind !== 'maim_ws') return sendAction(target, message.content, image);
   const reply = maimReplyMessage(target, {
     messageId: message.message_id,
     text: message.content,
@@ -221,7 +236,7 @@ export async function processOneBotDelivery(
     webhookUrl: routeUrl(route),
     attempts: attempt.attempt,
   };
-  const request = loaded.target && requestFor(route, loaded.target, message);
+  const request = loaded.target && requestFor(route, loaded.target, message, loaded.image);
   if (!request) {
     const error = `the chat stream names no ${message.platform} group or user to send to`;
     await deps.db.withTenant(ctx, (db) => markDeadLetter(db, { ...record, httpStatus: null, error }));

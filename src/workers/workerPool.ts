@@ -13,6 +13,8 @@ import { RedisLlmConcurrency } from '../llm/llmConcurrency';
 import { RedisLlmQuota } from '../llm/llmQuota';
 import type { SecretBox } from '../llm/secretBox';
 import type { Logger } from '../logger';
+import type { PluginCatalog } from '../plugins/catalog';
+import { PluginRuntime } from '../plugins/pluginRuntime';
 import { Dispatcher } from '../queues/dispatcher';
 import type { TenantSchedule } from '../queues/fairScheduler';
 import type { JobKind } from '../queues/names';
@@ -26,6 +28,7 @@ import { type SweepJobData, TenantHeat } from './hotStreams';
 import { InboundWriter } from './inboundWriter';
 import { assertJobTenant } from './jobs';
 import { memoryJobRunner } from './memoryProcessor';
+import { pluginCompletion } from './pluginLlm';
 import { statsJobRunner } from './statsProcessor';
 
 export interface WorkerPoolOptions {
@@ -49,6 +52,8 @@ export interface WorkerPoolOptions {
   llmMaxConcurrencyPerTenant?: number;
   /** Test hook: backstop TTL of the pool's configuration cache, ms (default `CONFIG_CACHE_TTL_MS`). */
   configCacheTtlMs?: number;
+  /** Plugins the heartflow runs (commands, handlers, actions); none when absent. */
+  plugins?: PluginCatalog;
 }
 
 export interface WorkerPool {
@@ -114,6 +119,14 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     connection.disconnect();
     throw err;
   }
+  const plugins =
+    o.plugins &&
+    new PluginRuntime(o.plugins, {
+      db: o.db,
+      clock: o.clock,
+      logger: o.logger,
+      complete: pluginCompletion(o.db, llm, o.secretBox),
+    });
   const heartflowDeps: HeartflowDeps = {
     config,
     db: o.db,
@@ -125,6 +138,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     queues,
     inbound: new InboundWriter(o.db),
     heat: new TenantHeat(),
+    ...(plugins ? { plugins } : {}),
     ...(o.secretBox ? { secretBox: o.secretBox } : {}),
     ...(o.streamLockTtlMs ? { streamLockTtlMs: o.streamLockTtlMs } : {}),
   };
@@ -154,6 +168,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     await Promise.allSettled(started.map((d) => d.close()));
     await sockets.close();
     await channels.close();
+    await plugins?.close();
     connection.disconnect();
     throw err;
   }
@@ -165,6 +180,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
         () => closeAllAtOnce(dispatchers.map((d) => () => d.close())),
         () => sockets.close(),
         () => channels.close(),
+        () => plugins?.close(),
         () => queues.close(),
         () => connection.quit().catch(() => connection.disconnect()),
       ])),

@@ -75,6 +75,11 @@ const SEEDS: Record<number, string> = {
       SELECT t, 'default', 'messages', '0.x', 5 FROM unnest(ARRAY['ua', 'ub']) t;
     INSERT INTO llm_usage (tenant_id, agent_id, provider, model_name, request_type, status, import_ref)
       SELECT t, 'default', 'p', 'm', 'chat', 'success', 'maibot:default:llm_usage:1' FROM unnest(ARRAY['ua', 'ub']) t;`,
+  10: `
+    INSERT INTO emoji_usage (tenant_id, emoji_id, pack_id, emoji, emotion, agent_id, platform, chat_stream_id, trigger_type)
+      SELECT t, 'em1', 'pk', '😂', '开心', 'default', 'qq', 'c1', 'manual' FROM unnest(ARRAY['ua', 'ub']) t;
+    INSERT INTO plugin_state (tenant_id, plugin_id, key, value)
+      SELECT t, 'plug', 'k', '{"n": 1}' FROM unnest(ARRAY['ua', 'ub']) t;`,
 };
 
 const MIGRATION_FILE = /^(\d+)\.do\..*\.sql$/;

@@ -80,7 +80,7 @@ describe('loadConfig', () => {
     expect(loadConfig({ DATABASE_URL: '', PORT: '' }).port).toBe(8080);
   });
 
-  /** A value each variable refuses (HOST and MAIHIVE_DATA_DIR take any string). */
+  /** A value each variable refuses (HOST, MAIHIVE_DATA_DIR and MAIHIVE_PLUGIN_DIR take any string). */
   const INVALID: Partial<Record<keyof Env, string>> = {
     NODE_ENV: 'prod',
     DATABASE_URL: 'not a url',
@@ -115,7 +115,7 @@ describe('loadConfig', () => {
     LOGIN_FAILURE_WINDOW_SECONDS: '0',
     MAIM_LISTENERS: 'maim.example.com=acme',
   };
-  const ANY_STRING = ['HOST', 'MAIHIVE_DATA_DIR'];
+  const ANY_STRING = ['HOST', 'MAIHIVE_DATA_DIR', 'MAIHIVE_PLUGIN_DIR'];
 
   it('has a rule and an example for every variable, and a refused value for every variable that can be wrong', () => {
     const variables = Object.keys(VARIABLE_RULES);

@@ -35,6 +35,20 @@ describe('OneBot reply actions', () => {
     expect(oneBotId('12345678901234567890')).toBe('12345678901234567890');
   });
 
+  it('sends an emoji image of a pack as an image segment, its text as the summary', () => {
+    expect(
+      sendAction({ chatType: 'private', groupId: null, userId: '7', quotedPlatformId: null }, '[表情:笑哭]', {
+        base64: 'R0lGODlh',
+      }),
+    ).toEqual({
+      action: 'send_private_msg',
+      params: {
+        user_id: 7,
+        message: [{ type: 'image', data: { file: 'base64://R0lGODlh', summary: '[表情:笑哭]' } }],
+      },
+    });
+  });
+
   it('reads retcode 0 as delivered and anything else as a failure', () => {
     expect(actionVerdict({ status: 'ok', retcode: 0, data: { message_id: 7 } })).toEqual({
       ok: true,

@@ -11,6 +11,8 @@ const TAGS = [
   { name: 'Agents', description: "A tenant's bots: persona, LLM settings and bot accounts." },
   { name: 'Chat', description: 'Sending messages, their status and history, chat streams and live events.' },
   { name: 'Memory', description: 'What the bots remember: storing, searching and curating memories.' },
+  { name: 'Emoji', description: 'Emoji packs (Unicode and images), sending by emotion, usage statistics.' },
+  { name: 'Plugins', description: 'Plugins a tenant installs, enables, configures and runs.' },
   { name: 'Adapters', description: 'OneBot v11 (NapCat) and maim_message entry points.' },
   {
     name: 'Configuration',

@@ -97,7 +97,7 @@ export interface OperationDoc {
   response?: z.ZodType | undefined;
   status?: number | undefined;
   /** The success answer's media type when it is not the JSON envelope. */
-  produces?: 'text/event-stream' | undefined;
+  produces?: 'text/event-stream' | 'image/*' | undefined;
 }
 
 /** `/api/v1/...` with `{name}` path parameters, as OpenAPI writes them. */
@@ -144,10 +144,15 @@ export function documentOperation(registry: OpenAPIRegistry, doc: OperationDoc):
           description: 'Server-sent events (not enveloped)',
           content: { 'text/event-stream': { schema: z.string() } },
         }
-      : {
-          description: 'success envelope',
-          content: { 'application/json': { schema: successEnvelope(doc.response ?? z.unknown()) } },
-        };
+      : doc.produces === 'image/*'
+        ? {
+            description: 'The image bytes (not enveloped)',
+            content: { 'image/*': { schema: z.string().openapi({ format: 'binary' }) } },
+          }
+        : {
+            description: 'success envelope',
+            content: { 'application/json': { schema: successEnvelope(doc.response ?? z.unknown()) } },
+          };
   const responses: RouteConfig['responses'] = { [doc.status ?? 200]: success };
   for (const status of errorStatuses(doc)) responses[status] = errorResponse(status);
   responses.default = {

@@ -57,7 +57,7 @@ export interface RouteSpec<
   /** Error statuses beyond those that follow from the route's kind (see `documentOperation`). */
   errors?: readonly ErrorStatus[];
   /** The success answer's media type when it is not the JSON envelope (documentation only). */
-  produces?: 'text/event-stream';
+  produces?: 'text/event-stream' | 'image/*';
   /** Schema of `data` in the success envelope (documentation only). */
   response?: z.ZodType;
   /** Success status for documentation; handlers may override per call. Default 200. */

@@ -1,0 +1,4 @@
+export * from './fallback';
+export * from './imageType';
+export * from './selection';
+export * from './switch';
