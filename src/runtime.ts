@@ -93,6 +93,8 @@ export async function startRuntime(config: Config, logger: Logger, role: Role): 
         clock: deps.clock,
         concurrency: config.workerConcurrency,
         llmMaxConcurrencyPerTenant: config.llmMaxConcurrencyPerTenant,
+        llmPrices: config.llmPrices,
+        statsRetention: config.statsRetention,
         secretBox: composition.secretBox,
       });
       // Workers stop before the pools and servers they use (cleanups run first to last).

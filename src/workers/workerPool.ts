@@ -11,6 +11,7 @@ import { closeAll, closeAllAtOnce } from '../lifecycle';
 import { LlmClient } from '../llm/llmClient';
 import { RedisLlmConcurrency } from '../llm/llmConcurrency';
 import { RedisLlmQuota } from '../llm/llmQuota';
+import type { LlmPriceTable } from '../llm/prices';
 import type { SecretBox } from '../llm/secretBox';
 import type { Logger } from '../logger';
 import { Dispatcher } from '../queues/dispatcher';
@@ -45,6 +46,10 @@ export interface WorkerPoolOptions {
   followUpConcurrency?: number;
   /** LLM calls of one tenant in flight across all worker processes (`LLM_MAX_CONCURRENCY_PER_TENANT`). Default 4. */
   llmMaxConcurrencyPerTenant?: number;
+  /** Per-model LLM prices (`LLM_PRICES`). Default none (cost 0 unless an agent sets its own). */
+  llmPrices?: LlmPriceTable;
+  /** How long minute and hour usage buckets are kept. Default 48 h and 35 days. */
+  statsRetention?: { minuteHours: number; hourDays: number };
 }
 
 export interface WorkerPool {
@@ -89,6 +94,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     clock: o.clock,
     quota,
     concurrency,
+    ...(o.llmPrices ? { prices: o.llmPrices } : {}),
     ...(o.secretBox ? { secretBox: o.secretBox } : {}),
   });
   const queues = new TenantQueues(connection, o.keys.prefix);
@@ -185,7 +191,14 @@ function jobKinds(
       concurrency: followUps,
       process: memoryJobRunner({ db: o.db, llm, logger: o.logger, clock: o.clock, ...sealed }),
     },
-    stats: { concurrency: followUps, process: statsJobRunner({ db: o.db, logger: o.logger }) },
+    stats: {
+      concurrency: followUps,
+      process: statsJobRunner({
+        db: o.db,
+        logger: o.logger,
+        ...(o.statsRetention ? { retention: o.statsRetention } : {}),
+      }),
+    },
     delivery: {
       concurrency: followUps,
       process: deliveryJobRunner({ db: o.db, logger: o.logger, clock: o.clock, onebot, ...sealed }),

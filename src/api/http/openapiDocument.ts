@@ -11,6 +11,10 @@ const TAGS = [
   { name: 'Agents', description: "A tenant's bots: persona, LLM settings and bot accounts." },
   { name: 'Chat', description: 'Sending messages, their status and history, chat streams and live events.' },
   { name: 'Adapters', description: 'OneBot v11 (NapCat) and maim_message entry points.' },
+  {
+    name: 'Statistics',
+    description: 'Usage and cost per tenant, API and queue performance, the status page.',
+  },
   { name: 'Queue administration', description: "Operators' view of each tenant's queues and jobs." },
 ] as const;
 

@@ -5,6 +5,7 @@ import { agentsRoutes } from './agents';
 import { authRoutes } from './auth';
 import { chatRoutes } from './chat';
 import type { RouteContext } from './context';
+import { statsUsageRoutes } from './statsUsage';
 import { streamsRoutes } from './streams';
 import { systemRoutes } from './system';
 import { tenantsRoutes } from './tenants';
@@ -18,6 +19,7 @@ export function mountRoutes(ctx: RouteContext): void {
   streamsRoutes(ctx);
   chatRoutes(ctx);
   adaptersRoutes(ctx);
+  statsUsageRoutes(ctx);
   adminQueuesRoutes(ctx);
   adminUiRoutes(ctx);
 }
