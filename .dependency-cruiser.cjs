@@ -9,7 +9,7 @@
  *   workers/                                                    one processor per job kind, the pool
  *   ingress/  adapters/  tenants/                               the send path; adapters; tenant deletion
  *   auth/  llm/  queues/  delivery/                             identity; LLM access; queues; how replies leave
- *   db/  redis/  services/                                      SQL; Redis scripts, keys, availability; servers
+ *   db/  redis/  services/  telemetry/                          SQL; Redis scripts, keys, availability; servers; measurements
  *   domain/                                                     pure rules, schemas, ids, clock
  *   config.ts logger.ts errors.ts lifecycle.ts jwtKeys.ts       the kernel every layer may use
  *
@@ -73,12 +73,13 @@ module.exports = {
       'delivery/',
       'db/',
       'redis/',
+      'telemetry/',
       'domain/',
     ]),
     layer(
       'workers',
       'Processors run jobs: queues bring them, db/llm/delivery do the work (adapters/ only for its pure platform ids and message shapes). They never reach into the API or the send path.',
-      ['auth/', 'llm/', 'queues/', 'delivery/', 'adapters/', 'db/', 'redis/', 'domain/'],
+      ['auth/', 'llm/', 'queues/', 'delivery/', 'adapters/', 'db/', 'redis/', 'telemetry/', 'domain/'],
     ),
     layer(
       'ingress',
@@ -125,6 +126,11 @@ module.exports = {
       [],
     ),
     layer('services', 'Finding or starting PostgreSQL and Redis.', []),
+    layer(
+      'telemetry',
+      "What every process measures (latency histograms, totals, heartbeats), summed across processes in Redis; the API reads it, the API and the workers write it. Knows nothing of HTTP or jobs' contents.",
+      ['redis/', 'domain/'],
+    ),
     layer('domain', 'Pure rules and types: the clock and the random source are passed in.', []),
   ],
   options: {

@@ -22,6 +22,8 @@ import { TenantQueues } from './queues/tenantQueues';
 import { ChannelHub } from './redis/channelHub';
 import { keyspace } from './redis/keys';
 import { developmentSecret } from './services/privateServers';
+import { ProcessBeat } from './telemetry/processBeat';
+import { TelemetryRecorder } from './telemetry/telemetryRecorder';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { version } = require('../package.json') as { version: string };
@@ -81,6 +83,10 @@ export async function compose(options: CompositionOptions): Promise<Composition>
       };
   const ingress = new IngressGate(config.ingress);
   ingress.start();
+  const telemetry = new TelemetryRecorder({ redis, keys, clock, logger });
+  telemetry.start();
+  const startedAt = clock.now();
+  const processBeat = new ProcessBeat({ redis, keys, clock, logger, startedAt });
   const deps: Dependencies = {
     config,
     logger,
@@ -101,9 +107,11 @@ export async function compose(options: CompositionOptions): Promise<Composition>
     apiKeys: new ApiKeyDirectory(db, redis, keys),
     secrets: secretBox,
     adapterSecrets: secretBox,
+    telemetry,
+    processBeat,
     clock,
     version,
-    startedAt: clock.now(),
+    startedAt,
     expectedSchemaVersion: await latestMigrationVersion(),
   };
   let closing: Promise<void> | undefined;
@@ -113,6 +121,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
     close: () =>
       (closing ??= closeAll([
         () => ingress.close(),
+        () => closeAllAtOnce([() => telemetry.close(), () => processBeat.close()]),
         () => closeAllAtOnce([() => queues.close(), () => channels.close()]),
         () => closeAllAtOnce([() => redis.quit().catch(() => redis.disconnect()), () => db.close()]),
       ])),

@@ -1,7 +1,6 @@
 import { z } from 'zod';
 
 import { JwtKeyError, type JwtKeySet, readJwtKeySet } from './jwtKeys';
-import type { LlmPriceTable } from './llm/prices';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
@@ -163,6 +162,15 @@ const EnvSchema = z.object({
 });
 
 export type Env = z.infer<typeof EnvSchema>;
+
+/** Price per 1000 tokens, prompt and completion, in the installation's billing currency. */
+export interface TokenPrice {
+  readonly prompt: number;
+  readonly completion: number;
+}
+
+/** `LLM_PRICES`: model name → price; the key `*` prices every model not named (see `llm/prices.ts`). */
+export type LlmPriceTable = Readonly<Record<string, TokenPrice>>;
 
 /** A variable's rule in words and a value that passes it: every configuration error quotes both. */
 interface VariableRule {

@@ -14,6 +14,8 @@ import type { Logger } from './logger';
 import type { TenantQueues } from './queues/tenantQueues';
 import type { ChannelHub } from './redis/channelHub';
 import type { Keyspace } from './redis/keys';
+import type { ProcessBeat } from './telemetry/processBeat';
+import type { TelemetryRecorder } from './telemetry/telemetryRecorder';
 
 /** Everything the HTTP layer needs, built once by the runtime (or a test) and passed down. */
 export interface Dependencies {
@@ -40,6 +42,10 @@ export interface Dependencies {
   readonly secrets: SecretSealer;
   /** Opens agents' OneBot HTTP POST secrets, to check NapCat's `X-Signature` (nothing else). */
   readonly adapterSecrets: { decrypt(sealed: string): string };
+  /** Measurements shared by every process through Redis (`/stats/api`, `/stats/performance`, ...). */
+  readonly telemetry: TelemetryRecorder;
+  /** This process's heartbeat (`/monitor/status` lists the live processes). */
+  readonly processBeat: ProcessBeat;
   readonly clock: Clock;
   readonly version: string;
   /** ms since the epoch when the process started. */

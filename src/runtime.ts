@@ -95,6 +95,7 @@ export async function startRuntime(config: Config, logger: Logger, role: Role): 
         llmMaxConcurrencyPerTenant: config.llmMaxConcurrencyPerTenant,
         llmPrices: config.llmPrices,
         statsRetention: config.statsRetention,
+        telemetry: { recorder: deps.telemetry, beat: deps.processBeat },
         secretBox: composition.secretBox,
       });
       // Workers stop before the pools and servers they use (cleanups run first to last).

@@ -1,16 +1,11 @@
+import type { LlmPriceTable, TokenPrice } from '../config';
+
 /**
  * The installation's per-model LLM price table (`LLM_PRICES`) and the one function that reads it,
  * so where prices come from (env today, hierarchical configuration later) changes in one place.
  */
 
-/** Price per 1000 tokens, prompt and completion, in the installation's billing currency. */
-export interface TokenPrice {
-  readonly prompt: number;
-  readonly completion: number;
-}
-
-/** Model name → price; the key `*` prices every model not named. */
-export type LlmPriceTable = Readonly<Record<string, TokenPrice>>;
+export type { LlmPriceTable, TokenPrice };
 
 /**
  * The price of one call to `model`: the agent's own price when it has one, else the table's entry

@@ -19,6 +19,8 @@ import type { TenantSchedule } from '../queues/fairScheduler';
 import type { JobKind } from '../queues/names';
 import { type HeartflowJobData, TenantQueues } from '../queues/tenantQueues';
 import type { Keyspace } from '../redis/keys';
+import type { ProcessBeat } from '../telemetry/processBeat';
+import type { TelemetryRecorder } from '../telemetry/telemetryRecorder';
 import { deliveryJobRunner } from './deliveryProcessor';
 import { type HeartflowDeps, processHeartflowJob } from './heartflowProcessor';
 import { type SweepJobData, TenantHeat } from './hotStreams';
@@ -26,6 +28,7 @@ import { InboundWriter } from './inboundWriter';
 import { assertJobTenant } from './jobs';
 import { memoryJobRunner } from './memoryProcessor';
 import { statsJobRunner } from './statsProcessor';
+import { jobTelemetry, llmTelemetry, pumpDispatcherCounters } from './workerTelemetry';
 
 export interface WorkerPoolOptions {
   redisUrl: string;
@@ -50,6 +53,8 @@ export interface WorkerPoolOptions {
   llmPrices?: LlmPriceTable;
   /** How long minute and hour usage buckets are kept. Default 48 h and 35 days. */
   statsRetention?: { minuteHours: number; hourDays: number };
+  /** Shared telemetry (job runs, LLM calls, dispatcher counters) and the process's heartbeat. Default none. */
+  telemetry?: { recorder: TelemetryRecorder; beat?: ProcessBeat };
 }
 
 export interface WorkerPool {
@@ -95,6 +100,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     quota,
     concurrency,
     ...(o.llmPrices ? { prices: o.llmPrices } : {}),
+    ...(o.telemetry ? { onCall: llmTelemetry(o.telemetry.recorder) } : {}),
     ...(o.secretBox ? { secretBox: o.secretBox } : {}),
   });
   const queues = new TenantQueues(connection, o.keys.prefix);
@@ -119,6 +125,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     clock: o.clock,
     ...(o.lockDurationMs ? { lockDurationMs: o.lockDurationMs } : {}),
     ...(o.stalledIntervalMs ? { stalledIntervalMs: o.stalledIntervalMs } : {}),
+    ...(o.telemetry ? { onJob: jobTelemetry(o.telemetry.recorder) } : {}),
   };
   const onebot = new OneBotRelay({ redis: connection, prefix: o.keys.prefix, logger: o.logger });
   const kinds = jobKinds(o, heartflowDeps, llm, onebot);
@@ -139,12 +146,18 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     connection.disconnect();
     throw err;
   }
+  const stopPump = o.telemetry ? pumpDispatcherCounters(o.telemetry.recorder, dispatchers) : () => undefined;
+  o.telemetry?.beat?.addRole('worker');
   let closing: Promise<void> | undefined;
   return {
     dispatcher,
     close: () =>
       (closing ??= closeAll([
         () => closeAllAtOnce(dispatchers.map((d) => () => d.close())),
+        async () => {
+          stopPump();
+          await o.telemetry?.recorder.flush();
+        },
         () => onebot.close(),
         () => queues.close(),
         () => connection.quit().catch(() => connection.disconnect()),

@@ -5,6 +5,7 @@ import { agentsRoutes } from './agents';
 import { authRoutes } from './auth';
 import { chatRoutes } from './chat';
 import type { RouteContext } from './context';
+import { statsRuntimeRoutes } from './statsRuntime';
 import { statsUsageRoutes } from './statsUsage';
 import { streamsRoutes } from './streams';
 import { systemRoutes } from './system';
@@ -20,6 +21,7 @@ export function mountRoutes(ctx: RouteContext): void {
   chatRoutes(ctx);
   adaptersRoutes(ctx);
   statsUsageRoutes(ctx);
+  statsRuntimeRoutes(ctx);
   adminQueuesRoutes(ctx);
   adminUiRoutes(ctx);
 }
