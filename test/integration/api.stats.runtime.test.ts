@@ -1,9 +1,9 @@
 import { percentile } from '../../src/domain/usageBuckets';
 import { SEP } from '../../src/telemetry/telemetryRecorder';
-import { jobTelemetry } from '../../src/workers/workerTelemetry';
 import type { WorkerPool } from '../../src/workers/workerPool';
+import { jobTelemetry } from '../../src/workers/workerTelemetry';
 import { heartflowJobData } from '../support/fixtures';
-import { startSecondProcess, type SecondProcess } from '../support/secondProcess';
+import { type SecondProcess, startSecondProcess } from '../support/secondProcess';
 import { startTestApp, type TestApp } from '../support/testApp';
 import { startTestPool } from '../support/testPool';
 import { waitFor } from '../support/waitFor';
