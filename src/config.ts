@@ -6,6 +6,14 @@ const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
+/** A comma-separated list: items trimmed, empty ones dropped. */
+const commaList = z.string().transform((v) =>
+  v
+    .split(',')
+    .map((k) => k.trim())
+    .filter((k) => k !== ''),
+);
+
 /**
  * Every environment variable MaiHive reads, parsed once at boot. No other module reads `process.env`.
  * Names and defaults follow `API.md` § Operations interface.
@@ -41,16 +49,7 @@ const EnvSchema = z.object({
   /** Server key (≥ 32 bytes) sealing agents' LLM API keys and webhook secrets at rest (AES-256-GCM). Required in production; generated per data dir otherwise. */
   MAIHIVE_SECRET_KEY: z.string().min(32).optional(),
   /** Comma-separated former server keys (key rotation): still open old sealed keys, which start-up re-seals under `MAIHIVE_SECRET_KEY`. Default none. */
-  MAIHIVE_SECRET_KEY_PREVIOUS: z
-    .string()
-    .transform((v) =>
-      v
-        .split(',')
-        .map((k) => k.trim())
-        .filter((k) => k !== ''),
-    )
-    .pipe(z.array(z.string().min(32)))
-    .optional(),
+  MAIHIVE_SECRET_KEY_PREVIOUS: commaList.pipe(z.array(z.string().min(32))).optional(),
   /** `username:password` of a platform admin created at start when missing. Default none. */
   MAIHIVE_BOOTSTRAP_ADMIN: z
     .string()
@@ -140,14 +139,7 @@ const EnvSchema = z.object({
     )
     .optional(),
   /** Tenants that get their own series in `/metrics` (comma-separated ids); others are never a label. Default none. */
-  METRICS_TENANT_ALLOWLIST: z
-    .string()
-    .transform((v) =>
-      v
-        .split(',')
-        .map((k) => k.trim())
-        .filter((k) => k !== ''),
-    )
+  METRICS_TENANT_ALLOWLIST: commaList
     .pipe(z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/)).max(100))
     .optional(),
   /** Minute usage buckets are purged this many hours after they end. Default 48. */

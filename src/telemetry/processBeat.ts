@@ -40,7 +40,8 @@ const MISSED_BEATS = 3;
 export class ProcessBeat {
   readonly processId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   private readonly roles = new Set<string>();
-  private readonly delay = monitorEventLoopDelay({ resolution: 10 });
+  /** Made when the beat starts: an unused histogram would count as an open handle until collected. */
+  private delay: ReturnType<typeof monitorEventLoopDelay> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastCpu = process.cpuUsage();
   private lastAt: number;
@@ -55,6 +56,7 @@ export class ProcessBeat {
   addRole(role: string): void {
     this.roles.add(role);
     if (this.timer) return;
+    this.delay = monitorEventLoopDelay({ resolution: 10 });
     this.delay.enable();
     this.timer = setInterval(() => void this.beat(), BEAT_MS);
     this.timer.unref();
@@ -67,8 +69,8 @@ export class ProcessBeat {
     const wallMs = Math.max(1, now - this.lastAt);
     this.lastCpu = process.cpuUsage();
     this.lastAt = now;
-    const p99 = this.delay.count > 0 ? this.delay.percentile(99) / 1e6 : 0;
-    this.delay.reset();
+    const p99 = this.delay && this.delay.count > 0 ? this.delay.percentile(99) / 1e6 : 0;
+    this.delay?.reset();
     const mem = process.memoryUsage();
     return {
       process_id: this.processId,
@@ -106,7 +108,8 @@ export class ProcessBeat {
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    this.delay.disable();
+    this.delay?.disable();
+    this.delay = undefined;
     if (this.roles.size === 0) return;
     await this.o.redis
       .multi()

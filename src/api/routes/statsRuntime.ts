@@ -66,6 +66,17 @@ async function telemetryScope(
   return (await resolveTenant(deps, principal, req)).tenantId;
 }
 
+/** Whose figures an answer holds and over which window. */
+function scopeBody(tenantId: string | null, period: string, w: { from: number; to: number }) {
+  return {
+    scope: tenantId === null ? ('installation' as const) : ('tenant' as const),
+    tenant_id: tenantId,
+    period,
+    from: new Date(w.from).toISOString(),
+    to: new Date(w.to).toISOString(),
+  };
+}
+
 /** Disk use of the file system holding the data directory (or the working directory), %. */
 async function diskUsedPercent(dir: string): Promise<number | null> {
   for (const path of [dir, '.']) {
@@ -120,14 +131,7 @@ export function statsRuntimeRoutes(ctx: RouteContext): void {
       const w = telemetryWindow(deps.clock.now(), periodMs(query.period)!);
       const series = await readSeries(deps.redis, deps.keys, tenantId, 'api', w);
       return {
-        data: {
-          scope: tenantId === null ? ('installation' as const) : ('tenant' as const),
-          tenant_id: tenantId,
-          period: query.period,
-          from: new Date(w.from).toISOString(),
-          to: new Date(w.to).toISOString(),
-          ...summariseEndpoints(series, query.endpoint),
-        },
+        data: { ...scopeBody(tenantId, query.period, w), ...summariseEndpoints(series, query.endpoint) },
       };
     },
   });
@@ -161,11 +165,7 @@ export function statsRuntimeRoutes(ctx: RouteContext): void {
       const series = await readSeries(deps.redis, deps.keys, tenantId, 'job', w);
       return {
         data: {
-          scope: tenantId === null ? ('installation' as const) : ('tenant' as const),
-          tenant_id: tenantId,
-          period: query.period,
-          from: new Date(w.from).toISOString(),
-          to: new Date(w.to).toISOString(),
+          ...scopeBody(tenantId, query.period, w),
           kinds: summariseKinds(series, (now - w.from) / 1000),
         },
       };
