@@ -12,7 +12,7 @@
  *   ingress/  adapters/  tenants/                               the send path; adapters; tenant deletion
  *   configuration/                                              effective configuration: cache, writes, invalidation
  *   auth/  llm/  queues/  delivery/                             identity; LLM access; queues; how replies leave
- *   db/  redis/  services/                                      SQL; Redis scripts, keys, availability; servers
+ *   db/  redis/  services/  telemetry/                          SQL; Redis scripts, keys, availability; servers; measurements
  *   domain/                                                     pure rules, schemas, ids, clock
  *   config.ts logger.ts errors.ts lifecycle.ts jwtKeys.ts       the kernel every layer may use
  *   projectRoot.ts                                              (paths into the installation)
@@ -87,6 +87,7 @@ module.exports = {
       'delivery/',
       'db/',
       'redis/',
+      'telemetry/',
       'domain/',
     ]),
     layer(
@@ -103,6 +104,7 @@ module.exports = {
         'adapters/',
         'db/',
         'redis/',
+        'telemetry/',
         'domain/',
       ],
     ),
@@ -169,6 +171,11 @@ module.exports = {
     layer('services', 'Finding or starting PostgreSQL and Redis (connecting through redis/connect).', [
       'redis/connect\\.ts',
     ]),
+    layer(
+      'telemetry',
+      "What every process measures (latency histograms, totals, heartbeats), summed across processes in Redis; the API reads it, the API and the workers write it. Knows nothing of HTTP or jobs' contents.",
+      ['redis/', 'domain/'],
+    ),
     layer('domain', 'Pure rules and types: the clock and the random source are passed in.', []),
   ],
   options: {

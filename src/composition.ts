@@ -25,6 +25,8 @@ import { ChannelHub } from './redis/channelHub';
 import { connectRedis } from './redis/connect';
 import { keyspace } from './redis/keys';
 import { developmentSecret } from './services/privateServers';
+import { ProcessBeat } from './telemetry/processBeat';
+import { TelemetryRecorder } from './telemetry/telemetryRecorder';
 
 export interface CompositionOptions {
   config: Config;
@@ -90,6 +92,10 @@ export async function compose(options: CompositionOptions): Promise<Composition>
   });
   const ingress = new IngressGate(config.ingress);
   ingress.start();
+  const telemetry = new TelemetryRecorder({ redis, keys, clock, logger });
+  telemetry.start();
+  const startedAt = clock.now();
+  const processBeat = new ProcessBeat({ redis, keys, clock, logger, startedAt });
   const deps: Dependencies = {
     config,
     logger,
@@ -112,9 +118,11 @@ export async function compose(options: CompositionOptions): Promise<Composition>
     secrets: secretBox,
     adapterSecrets: secretBox,
     plugins,
+    telemetry,
+    processBeat,
     clock,
     version: PACKAGE_VERSION,
-    startedAt: clock.now(),
+    startedAt,
     expectedSchemaVersion: await latestMigrationVersion(),
   };
   let closing: Promise<void> | undefined;
@@ -125,6 +133,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
       (closing ??= closeAll([
         () => ingress.close(),
         () => plugins.close(),
+        () => closeAllAtOnce([() => telemetry.close(), () => processBeat.close()]),
         () => closeAllAtOnce([() => queues.close(), () => channels.close()]),
         () => closeAllAtOnce([() => redis.quit().catch(() => redis.disconnect()), () => db.close()]),
       ])),

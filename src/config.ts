@@ -6,6 +6,14 @@ const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
+/** A comma-separated list: items trimmed, empty ones dropped. */
+const commaList = z.string().transform((v) =>
+  v
+    .split(',')
+    .map((k) => k.trim())
+    .filter((k) => k !== ''),
+);
+
 /**
  * Every environment variable MaiHive reads, parsed once at boot. No other module reads `process.env`.
  * Names and defaults follow `API.md` § Operations interface.
@@ -71,16 +79,7 @@ const EnvSchema = z.object({
   /** Server key (≥ 32 bytes) sealing agents' LLM API keys and webhook secrets at rest (AES-256-GCM). Required in production; generated per data dir otherwise. */
   MAIHIVE_SECRET_KEY: z.string().min(32).optional(),
   /** Comma-separated former server keys (key rotation): still open old sealed keys, which start-up re-seals under `MAIHIVE_SECRET_KEY`. Default none. */
-  MAIHIVE_SECRET_KEY_PREVIOUS: z
-    .string()
-    .transform((v) =>
-      v
-        .split(',')
-        .map((k) => k.trim())
-        .filter((k) => k !== ''),
-    )
-    .pipe(z.array(z.string().min(32)))
-    .optional(),
+  MAIHIVE_SECRET_KEY_PREVIOUS: commaList.pipe(z.array(z.string().min(32))).optional(),
   /** `username:password` of a platform admin created at start when missing. Default none. */
   MAIHIVE_BOOTSTRAP_ADMIN: z
     .string()
@@ -169,9 +168,53 @@ const EnvSchema = z.object({
   LOGIN_MAX_FAILURES_PER_IP: z.coerce.number().int().min(1).default(50),
   /** Window of the failed-login limits, seconds from the first failure in it. Default 900 (15 min). */
   LOGIN_FAILURE_WINDOW_SECONDS: z.coerce.number().int().min(1).default(900),
+  /**
+   * Per-model LLM prices, per 1000 tokens: a JSON object `{"<model>": {"prompt": n, "completion": n}}`
+   * (`*` prices every model not named). An agent's own `llm.cost_per_1k_tokens` wins over it.
+   * Default `{}`: cost 0.
+   */
+  LLM_PRICES: z
+    .string()
+    .transform((v, ctx) => {
+      try {
+        return JSON.parse(v) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'not JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(
+      z.record(
+        z.string().min(1),
+        z.strictObject({ prompt: z.number().min(0), completion: z.number().min(0) }),
+      ),
+    )
+    .optional(),
+  /** Tenants that get their own series in `/metrics` (comma-separated ids); others are never a label. Default none. */
+  METRICS_TENANT_ALLOWLIST: commaList
+    .pipe(z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/)).max(100))
+    .optional(),
+  /** Minute usage buckets are purged this many hours after they end. Default 48. */
+  STATS_MINUTE_RETENTION_HOURS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 366)
+    .default(48),
+  /** Hour usage buckets are purged this many days after they end (day buckets are kept). Default 35. */
+  STATS_HOUR_RETENTION_DAYS: z.coerce.number().int().min(2).max(3660).default(35),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
+
+/** Price per 1000 tokens, prompt and completion, in the installation's billing currency. */
+export interface TokenPrice {
+  readonly prompt: number;
+  readonly completion: number;
+}
+
+/** `LLM_PRICES`: model name → price; the key `*` prices every model not named (see `llm/prices.ts`). */
+export type LlmPriceTable = Readonly<Record<string, TokenPrice>>;
 
 /** A variable's rule in words and a value that passes it: every configuration error quotes both. */
 interface VariableRule {
@@ -247,6 +290,16 @@ export const VARIABLE_RULES: { readonly [K in keyof Env]-?: VariableRule } = {
   LOGIN_MAX_FAILURES_PER_USER: { rule: 'a positive integer', example: '10' },
   LOGIN_MAX_FAILURES_PER_IP: { rule: 'a positive integer', example: '50' },
   LOGIN_FAILURE_WINDOW_SECONDS: { rule: 'a positive integer (seconds)', example: '900' },
+  LLM_PRICES: {
+    rule: 'a JSON object of model name (or *) → {"prompt": n, "completion": n}, prices per 1000 tokens, n ≥ 0',
+    example: '{"gpt-4o-mini":{"prompt":0.15,"completion":0.6}}',
+  },
+  METRICS_TENANT_ALLOWLIST: {
+    rule: 'comma-separated tenant ids, at most 100',
+    example: 'acme,globex',
+  },
+  STATS_MINUTE_RETENTION_HOURS: { rule: 'an integer from 1 to 8784 (hours)', example: '48' },
+  STATS_HOUR_RETENTION_DAYS: { rule: 'an integer from 2 to 3660 (days)', example: '35' },
 };
 
 /** One line naming the variable, what is wrong, its rule and an example value. */
@@ -295,6 +348,11 @@ export interface Config {
     readonly maxFailuresPerIp: number;
     readonly failureWindowSeconds: number;
   };
+  /** Per-model LLM prices per 1000 tokens (`LLM_PRICES`); read through `priceFor`. */
+  readonly llmPrices: LlmPriceTable;
+  /** Tenants with their own `/metrics` series. */
+  readonly metricsTenantAllowlist: readonly string[];
+  readonly statsRetention: { readonly minuteHours: number; readonly hourDays: number };
   readonly db: {
     readonly poolMax: number;
     readonly connectTimeoutMs: number;
@@ -393,6 +451,12 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxFailuresPerUser: e.LOGIN_MAX_FAILURES_PER_USER,
       maxFailuresPerIp: e.LOGIN_MAX_FAILURES_PER_IP,
       failureWindowSeconds: e.LOGIN_FAILURE_WINDOW_SECONDS,
+    }),
+    llmPrices: Object.freeze(e.LLM_PRICES ?? {}),
+    metricsTenantAllowlist: Object.freeze(e.METRICS_TENANT_ALLOWLIST ?? []),
+    statsRetention: Object.freeze({
+      minuteHours: e.STATS_MINUTE_RETENTION_HOURS,
+      hourDays: e.STATS_HOUR_RETENTION_DAYS,
     }),
     db: Object.freeze({
       poolMax: e.DB_POOL_MAX,

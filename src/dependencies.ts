@@ -16,6 +16,8 @@ import type { PluginRuntime } from './plugins/pluginRuntime';
 import type { TenantQueues } from './queues/tenantQueues';
 import type { ChannelHub } from './redis/channelHub';
 import type { Keyspace } from './redis/keys';
+import type { ProcessBeat } from './telemetry/processBeat';
+import type { TelemetryRecorder } from './telemetry/telemetryRecorder';
 
 /** Everything the HTTP layer needs, built once by the runtime (or a test) and passed down. */
 export interface Dependencies {
@@ -46,6 +48,10 @@ export interface Dependencies {
   readonly configReader: EffectiveConfigReader;
   /** The plugin catalog, sandbox and PluginAPI of this process (`POST /plugins/{id}/execute`). */
   readonly plugins: PluginRuntime;
+  /** Measurements shared by every process through Redis (`/stats/api`, `/stats/performance`, ...). */
+  readonly telemetry: TelemetryRecorder;
+  /** This process's heartbeat (`/monitor/status` lists the live processes). */
+  readonly processBeat: ProcessBeat;
   readonly clock: Clock;
   readonly version: string;
   /** ms since the epoch when the process started. */

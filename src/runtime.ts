@@ -93,6 +93,9 @@ export async function startRuntime(config: Config, logger: Logger, role: Role): 
         clock: deps.clock,
         concurrency: config.workerConcurrency,
         llmMaxConcurrencyPerTenant: config.llmMaxConcurrencyPerTenant,
+        llmPrices: config.llmPrices,
+        statsRetention: config.statsRetention,
+        telemetry: { recorder: deps.telemetry, beat: deps.processBeat },
         secretBox: composition.secretBox,
         plugins: deps.plugins.catalog,
       });

@@ -120,6 +120,7 @@ export function createApp(deps: Dependencies): express.Express {
   app.use(requestId);
   const metrics = new ApiMetrics(deps);
   app.use(metrics.middleware());
+  deps.processBeat.addRole('api');
   app.use(securityHeaders());
   app.use(accessLog(deps.logger));
 

@@ -9,6 +9,7 @@ import { type LlmConcurrencyGuard, LlmConcurrencyTimeoutError, type LlmSlot } fr
 import type { LlmQuotaGuard, LlmQuotaTicket } from './llmQuota';
 import { LocalProvider } from './localProvider';
 import { OpenAiClient } from './openaiClient';
+import { costOf, type LlmPriceTable, priceFor } from './prices';
 import type { SecretBox } from './secretBox';
 import {
   type ChatMessage,
@@ -32,6 +33,12 @@ const MAX_USAGE_ERROR = 500;
 const PENALTY_FLOOR = 0.1;
 /** Penalty entries kept before forgotten ones are pruned. */
 const PENALTY_PRUNE_AT = 10_000;
+
+/** One metered HTTP call, as `LlmClientOptions.onCall` hears of it. */
+export type LlmCallObservation = { tenantId: string } & Omit<
+  LlmUsageRecord,
+  'agentId' | 'platform' | 'chatStreamId' | 'messageId'
+>;
 
 export interface LlmClientOptions {
   logger: Logger;
@@ -78,6 +85,10 @@ export interface LlmClientOptions {
    * demote the model for others) or `endpoint` (shared per base_url and model).
    */
   penaltyScope?: 'tenant' | 'endpoint';
+  /** The installation's per-model prices (`LLM_PRICES`); an agent's `cost_per_1k_tokens` wins. Default none. */
+  prices?: LlmPriceTable;
+  /** Told of every HTTP call as it is metered (metrics); must not throw. */
+  onCall?: (call: LlmCallObservation) => void;
 }
 
 export interface LlmCallRequest {
@@ -189,13 +200,6 @@ class ModelPenalties {
   }
 }
 
-function costOf(settings: LlmSettings, promptTokens: number, completionTokens: number): number {
-  const price = settings.cost_per_1k_tokens;
-  if (!price) return 0;
-  const cost = (promptTokens * price.prompt + completionTokens * price.completion) / 1000;
-  return Math.round(cost * 1e6) / 1e6; // llm_usage.cost is numeric(14, 6)
-}
-
 function asLlmError(err: unknown): LlmError {
   if (err instanceof LlmError) return err;
   const message = err instanceof Error ? err.message : String(err);
@@ -241,6 +245,8 @@ export class LlmClient {
   private readonly backoffMaxMs: number;
   private readonly maxRetryAfterMs: number;
   private readonly penaltyScope: 'tenant' | 'endpoint';
+  private readonly prices: LlmPriceTable;
+  private readonly onCall: ((call: LlmCallObservation) => void) | undefined;
 
   constructor(options: LlmClientOptions) {
     this.logger = options.logger;
@@ -263,6 +269,8 @@ export class LlmClient {
     this.backoffMaxMs = options.backoffMaxMs ?? 8000;
     this.maxRetryAfterMs = options.maxRetryAfterMs ?? 30_000;
     this.penaltyScope = options.penaltyScope ?? 'tenant';
+    this.prices = options.prices ?? {};
+    this.onCall = options.onCall;
   }
 
   async complete(req: LlmCallRequest): Promise<LlmCallResult> {
@@ -383,6 +391,7 @@ export class LlmClient {
         ...row,
       };
       usage.push(full);
+      this.onCall?.({ tenantId: req.tenantId, ...row });
       if (req.db) await recordLlmUsage(req.db, full);
     };
 
@@ -421,7 +430,11 @@ export class LlmClient {
         }
         // A failed usage write below is the caller's database error, not a model failure to retry.
         const { result: r, latencyMs } = a;
-        const cost = costOf(s, r.promptTokens, r.completionTokens);
+        const cost = costOf(
+          priceFor(this.prices, model, s.cost_per_1k_tokens),
+          r.promptTokens,
+          r.completionTokens,
+        );
         this.penalties.succeed(penaltyKey(model));
         await record({
           provider: provider.name,

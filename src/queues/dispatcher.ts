@@ -46,6 +46,19 @@ export interface DispatcherOptions {
   refreshMs?: number;
   /** Picks per round of a weight-1 tenant (`FairSchedulerOptions.quantum`). Default 8. */
   quantum?: number;
+  /** Told of every job run (telemetry); must not throw. */
+  onJob?: (run: JobRun) => void;
+}
+
+/** One job run as `DispatcherOptions.onJob` hears of it. */
+export interface JobRun {
+  kind: JobKind;
+  tenantId: string;
+  ok: boolean;
+  /** From when the job was due (added, plus its delay) to when its processor started, ms. */
+  queueWaitMs: number;
+  /** The processor's run, ms. */
+  processingMs: number;
 }
 
 /**
@@ -137,6 +150,10 @@ export class Dispatcher {
   private stopping = false;
   private closing: Promise<void> | undefined;
   private readonly lockDurationMs: number;
+  get kind(): JobKind {
+    return this.o.kind;
+  }
+
   readonly counters: DispatcherCounters = { fetches: 0, fetchHits: 0, chains: 0, chainHits: 0, settles: 0 };
 
   constructor(private readonly o: DispatcherOptions) {
@@ -380,13 +397,25 @@ export class Dispatcher {
     const renew = setInterval(() => {
       job.extendLock(token, this.lockDurationMs).catch(() => undefined);
     }, this.lockDurationMs / 2);
+    // BullMQ stamps jobs with the wall clock, so waits are measured on it too (not `o.clock`).
+    const startedAt = Date.now();
+    let ok = false;
     try {
       const log = this.o.logger.child({ kind: this.o.kind, tenant_id: tenantId, job_id: job.id });
-      return { ok: true, result: await this.o.process(job, tenantId, log) };
+      const result = await this.o.process(job, tenantId, log);
+      ok = true;
+      return { ok: true, result };
     } catch (err) {
       return { ok: false, error: err instanceof Error ? err : new Error(String(err)) };
     } finally {
       clearInterval(renew);
+      this.o.onJob?.({
+        kind: this.o.kind,
+        tenantId,
+        ok,
+        queueWaitMs: Math.max(0, startedAt - (job.timestamp + (job.delay || 0))),
+        processingMs: Date.now() - startedAt,
+      });
     }
   }
 

@@ -118,6 +118,19 @@ export function keyspace(prefix: string = KEY_PREFIX) {
      * every process drops its cached copy (`EffectiveConfigReader`).
      */
     configChanged: () => `${prefix}:config`,
+    /**
+     * Telemetry of one time bucket (hash of counts: label and histogram bin → n), of one tenant or,
+     * with `null`, of the whole installation. `size` is m, h or d; `start` the bucket's start (ms).
+     * The installation's telemetry keys share the `{_tm}` hash tag (no tenant id starts with `_`): one slot.
+     */
+    telemetryBucket: (tenantId: string | null, series: string, size: string, start: number) =>
+      `${tenantId === null ? `${prefix}:{_tm}` : tenant(tenantId)}:tm:${series}:${size}:${start}`,
+    /** Installation-wide running totals of a telemetry family (for `/metrics` counters). */
+    telemetryTotals: (family: string) => `${prefix}:{_tm}:total:${family}`,
+    /** One live process's self-description (JSON, expires unless renewed). */
+    processBeat: (processId: string) => `${prefix}:{_tm}:proc:${processId}`,
+    /** Live processes (sorted set: process id → expiry, ms). */
+    processes: () => `${prefix}:{_tm}:procs`,
     /** Pub/sub channel announcing that a message reached a final status (long-poll `?wait`). */
     messageDone: (tenantId: string) => `${tenant(tenantId)}:done`,
     /**

@@ -14,6 +14,8 @@ export interface TenantDeletionDeps {
   keys: Keyspace;
   queues: TenantQueues;
   tenants: TenantDirectory;
+  /** This process's telemetry: flushed before each sweep, so its pending figures of the tenant go too. */
+  telemetry?: { flush(): Promise<void> };
 }
 
 /** Deletes every key matching a SCAN pattern (on every master of a cluster); returns how many went. */
@@ -53,6 +55,7 @@ export async function deleteTenantEverywhere(
   await deps.tenants.invalidate(tenantId);
   await deps.queues.obliterateTenant(tenantId);
   const sweep = async () => {
+    await deps.telemetry?.flush().catch(() => undefined);
     const shared = deps.redis.pipeline();
     for (const kind of JOB_KINDS) shared.srem(deps.keys.activeTenants(kind), tenantId);
     await shared.exec();

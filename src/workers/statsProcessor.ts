@@ -1,6 +1,7 @@
 import type { Job } from 'bullmq';
 
 import type { Database } from '../db/database';
+import { purgeUsageBuckets, recomputeFeatureBucket, rollUpDay } from '../db/repositories/usageRollups';
 import {
   lockUsageBucket,
   readBucketSource,
@@ -16,7 +17,12 @@ import { assertJobTenant, type StatsJobData } from './jobs';
 export interface StatsDeps {
   db: Database;
   logger: Logger;
+  /** How long minute and hour buckets are kept (`STATS_*_RETENTION_*`). Default 48 h and 35 days. */
+  retention?: { minuteHours: number; hourDays: number };
 }
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
 
 export interface StatsJobResult {
   granularity: StatsJobData['granularity'];
@@ -27,8 +33,10 @@ export interface StatsJobResult {
 
 /**
  * Recomputes one usage bucket (a minute or an hour) of a tenant from `messages` and `llm_usage`,
- * and makes its `usage_stats` rows exactly that. Nothing is ever incremented, so a retried,
- * duplicated or late job rewrites the same figures: runs can only make a bucket more current.
+ * and makes its `usage_stats` and `usage_feature_stats` rows exactly that. Nothing is ever
+ * incremented, so a retried, duplicated or late job rewrites the same figures: runs can only make
+ * a bucket more current. An hour's job also rewrites its day (the sum of the day's hours) and
+ * purges the tenant's minutes and hours past retention, counted back from the hour.
  */
 export async function processStatsJob(deps: StatsDeps, data: StatsJobData): Promise<StatsJobResult> {
   const size = BUCKET_MS[data.granularity];
@@ -56,6 +64,15 @@ export async function processStatsJob(deps: StatsDeps, data: StatsJobData): Prom
       ...latencyPercentiles(s),
     }));
     await replaceUsageBucket(db, data.granularity, start, buckets);
+    await recomputeFeatureBucket(db, data.granularity, start, end);
+    if (data.granularity === 'hour') {
+      await rollUpDay(db, new Date(data.bucketStart - (data.bucketStart % DAY_MS)));
+      const keep = deps.retention ?? { minuteHours: 48, hourDays: 35 };
+      await purgeUsageBuckets(db, {
+        minutesBefore: new Date(data.bucketStart - keep.minuteHours * HOUR_MS),
+        hoursBefore: new Date(data.bucketStart - keep.hourDays * DAY_MS),
+      });
+    }
     return buckets.length;
   });
   deps.logger.debug(

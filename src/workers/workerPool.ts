@@ -11,6 +11,7 @@ import { closeAll, closeAllAtOnce } from '../lifecycle';
 import { LlmClient } from '../llm/llmClient';
 import { RedisLlmConcurrency } from '../llm/llmConcurrency';
 import { RedisLlmQuota } from '../llm/llmQuota';
+import type { LlmPriceTable } from '../llm/prices';
 import type { SecretBox } from '../llm/secretBox';
 import type { Logger } from '../logger';
 import type { PluginCatalog } from '../plugins/catalog';
@@ -22,6 +23,8 @@ import { type HeartflowJobData, TenantQueues } from '../queues/tenantQueues';
 import { ChannelHub } from '../redis/channelHub';
 import { connectRedis } from '../redis/connect';
 import type { Keyspace } from '../redis/keys';
+import type { ProcessBeat } from '../telemetry/processBeat';
+import type { TelemetryRecorder } from '../telemetry/telemetryRecorder';
 import { deliveryJobRunner } from './deliveryProcessor';
 import { type HeartflowDeps, processHeartflowJob } from './heartflowProcessor';
 import { type SweepJobData, TenantHeat } from './hotStreams';
@@ -30,6 +33,7 @@ import { assertJobTenant } from './jobs';
 import { memoryJobRunner } from './memoryProcessor';
 import { pluginCompletion } from './pluginLlm';
 import { statsJobRunner } from './statsProcessor';
+import { jobTelemetry, llmTelemetry, pumpDispatcherCounters } from './workerTelemetry';
 
 export interface WorkerPoolOptions {
   redisUrl: string;
@@ -54,6 +58,12 @@ export interface WorkerPoolOptions {
   configCacheTtlMs?: number;
   /** Plugins the heartflow runs (commands, handlers, actions); none when absent. */
   plugins?: PluginCatalog;
+  /** Per-model LLM prices (`LLM_PRICES`). Default none (cost 0 unless an agent sets its own). */
+  llmPrices?: LlmPriceTable;
+  /** How long minute and hour usage buckets are kept. Default 48 h and 35 days. */
+  statsRetention?: { minuteHours: number; hourDays: number };
+  /** Shared telemetry (job runs, LLM calls, dispatcher counters) and the process's heartbeat. Default none. */
+  telemetry?: { recorder: TelemetryRecorder; beat?: ProcessBeat };
 }
 
 export interface WorkerPool {
@@ -98,6 +108,8 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     clock: o.clock,
     quota,
     concurrency,
+    ...(o.llmPrices ? { prices: o.llmPrices } : {}),
+    ...(o.telemetry ? { onCall: llmTelemetry(o.telemetry.recorder) } : {}),
     ...(o.secretBox ? { secretBox: o.secretBox } : {}),
   });
   const queues = new TenantQueues(connection, o.keys.prefix);
@@ -150,6 +162,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     clock: o.clock,
     ...(o.lockDurationMs ? { lockDurationMs: o.lockDurationMs } : {}),
     ...(o.stalledIntervalMs ? { stalledIntervalMs: o.stalledIntervalMs } : {}),
+    ...(o.telemetry ? { onJob: jobTelemetry(o.telemetry.recorder) } : {}),
   };
   const sockets = new SocketRelay({ redis: connection, prefix: o.keys.prefix, logger: o.logger });
   const kinds = jobKinds(o, heartflowDeps, llm, sockets);
@@ -172,12 +185,18 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     connection.disconnect();
     throw err;
   }
+  const stopPump = o.telemetry ? pumpDispatcherCounters(o.telemetry.recorder, dispatchers) : () => undefined;
+  o.telemetry?.beat?.addRole('worker');
   let closing: Promise<void> | undefined;
   return {
     dispatcher,
     close: () =>
       (closing ??= closeAll([
         () => closeAllAtOnce(dispatchers.map((d) => () => d.close())),
+        async () => {
+          stopPump();
+          await o.telemetry?.recorder.flush();
+        },
         () => sockets.close(),
         () => channels.close(),
         () => plugins?.close(),
@@ -226,7 +245,14 @@ function jobKinds(
       concurrency: followUps,
       process: memoryJobRunner({ db: o.db, llm, logger: o.logger, clock: o.clock, ...sealed }),
     },
-    stats: { concurrency: followUps, process: statsJobRunner({ db: o.db, logger: o.logger }) },
+    stats: {
+      concurrency: followUps,
+      process: statsJobRunner({
+        db: o.db,
+        logger: o.logger,
+        ...(o.statsRetention ? { retention: o.statsRetention } : {}),
+      }),
+    },
     delivery: {
       concurrency: followUps,
       process: deliveryJobRunner({ db: o.db, logger: o.logger, clock: o.clock, sockets, ...sealed }),

@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
 
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+
 import { createTenant } from '../../src/db/repositories/tenants';
+import { jobTelemetry, llmTelemetry } from '../../src/workers/workerTelemetry';
 import { heartflowJobData } from '../support/fixtures';
 import { startTestApp, type TestApp } from '../support/testApp';
 
@@ -10,7 +13,8 @@ let app: TestApp;
 let admin: string;
 
 beforeAll(async () => {
-  app = await startTestApp({ env: { METRICS_TOKEN } });
+  app = await startTestApp({ env: { METRICS_TOKEN, METRICS_TENANT_ALLOWLIST: 'watched' } });
+  await app.deps.db.withPlatform((db) => createTenant(db, { tenantId: 'watched', name: 'watched' }));
   admin = await app.tokenFor({ role: 'platform_admin' });
 });
 afterAll(async () => {
@@ -71,6 +75,7 @@ describe('GET /metrics', () => {
     const tenantId = await newTenant();
     await app.deps.queues.enqueueHeartflow(heartflowJobData(tenantId, 'msg_m1'));
     await app.deps.queues.enqueueHeartflow(heartflowJobData(tenantId, 'msg_m2'));
+    await app.deps.queues.enqueueHeartflow(heartflowJobData('watched', 'msg_w1'));
     await app.request('GET', '/health');
     await app.request('GET', '/no/such/route');
 
@@ -81,38 +86,121 @@ describe('GET /metrics', () => {
     expect(res.text).toContain('nodejs_eventloop_lag_seconds');
     expect(res.text).toContain(`maihive_build_info{version="${app.deps.version}"} 1`);
     expect(
-      sample(res.text, 'maihive_http_requests_total', { method: 'GET', route: '/health', status: '200' }),
+      sample(res.text, 'maihive_http_requests_total', {
+        method: 'GET',
+        route: '/health',
+        status_class: '2xx',
+      }),
     ).toBeGreaterThanOrEqual(1);
     // Unknown URLs share one label instead of growing the series with every path tried.
     expect(
-      sample(res.text, 'maihive_http_requests_total', { route: 'unmatched', status: '404' }),
+      sample(res.text, 'maihive_http_requests_total', { route: 'unmatched', status_class: '4xx' }),
     ).toBeGreaterThanOrEqual(1);
     expect(res.text).not.toContain('/no/such/route');
     // Errors raised in a route keep its pattern (the 401 of the /system/info test above).
     expect(
-      sample(res.text, 'maihive_http_requests_total', { route: '/system/info', status: '401' }),
+      sample(res.text, 'maihive_http_requests_total', { route: '/system/info', status_class: '4xx' }),
     ).toBeGreaterThanOrEqual(1);
     expect(
-      sample(res.text, 'maihive_http_request_duration_seconds_count', { route: '/health', status: '200' }),
+      sample(res.text, 'maihive_http_request_duration_seconds_count', {
+        route: '/health',
+        status_class: '2xx',
+      }),
     ).toBeGreaterThanOrEqual(1);
+    // Queue depths by kind and state, summed over tenants: no tenant is a label...
+    expect(sample(res.text, 'maihive_queue_jobs', { kind: 'heartflow', state: 'waiting' })).toBe(3);
+    expect(sample(res.text, 'maihive_queue_jobs', { kind: 'heartflow', state: 'failed' })).toBe(0);
+    expect(res.text).not.toContain(tenantId);
+    // ...except those of METRICS_TENANT_ALLOWLIST, in series of their own.
     expect(
-      sample(res.text, 'maihive_queue_jobs', { tenant_id: tenantId, kind: 'heartflow', state: 'waiting' }),
-    ).toBe(2);
-    expect(sample(res.text, 'maihive_queue_jobs', { tenant_id: tenantId, state: 'failed' })).toBe(0);
+      sample(res.text, 'maihive_tenant_queue_jobs', {
+        tenant_id: 'watched',
+        kind: 'heartflow',
+        state: 'waiting',
+      }),
+    ).toBe(1);
     expect(res.text).toMatch(/^maihive_queue_metrics_up 1$/m);
-    expect(res.text).toMatch(/^maihive_queue_tenants_active [1-9]\d*$/m);
+    expect(res.text).toMatch(/^maihive_queue_tenants_active\{kind="heartflow"\} [1-9]\d*$/m);
+    expect(res.text).toMatch(/^maihive_db_pool_connections\{state="idle"\} \d+$/m);
   });
 
-  it('drops tenants that left the active set from the queue gauges', async () => {
+  it('drops tenants that left the active sets from the queue depths', async () => {
+    const before = await scrape({ authorization: `Bearer ${METRICS_TOKEN}` });
+    const waiting = sample(before.text, 'maihive_queue_jobs', { kind: 'heartflow', state: 'waiting' })!;
     const tenantId = await newTenant();
     await app.deps.queues.enqueueHeartflow(heartflowJobData(tenantId, 'msg_gone'));
-    const before = await scrape({ authorization: `Bearer ${METRICS_TOKEN}` });
-    expect(sample(before.text, 'maihive_queue_jobs', { tenant_id: tenantId, state: 'waiting' })).toBe(1);
+    const during = await scrape({ authorization: `Bearer ${METRICS_TOKEN}` });
+    expect(sample(during.text, 'maihive_queue_jobs', { kind: 'heartflow', state: 'waiting' })).toBe(
+      waiting + 1,
+    );
     await app.deps.redis.srem(app.deps.keys.activeTenants('heartflow'), tenantId);
     const after = await scrape({ authorization: `Bearer ${METRICS_TOKEN}` });
+    expect(sample(after.text, 'maihive_queue_jobs', { kind: 'heartflow', state: 'waiting' })).toBe(waiting);
+  });
+
+  it('reads back with an independent exposition-format parser, job and LLM series of all workers included', async () => {
+    // What worker processes report (through Redis), for 30 tenants and 3 models.
+    const job = jobTelemetry(app.deps.telemetry);
+    const llm = llmTelemetry(app.deps.telemetry);
+    const runs = [3, 7, 7, 40, 120, 480, 2600];
+    for (let i = 0; i < 30; i++) {
+      for (const ms of runs)
+        job({ kind: 'heartflow', tenantId: `t${i}`, ok: true, queueWaitMs: 2, processingMs: ms });
+      llm({
+        tenantId: `t${i}`,
+        provider: 'openai',
+        modelName: `model-${i % 3}`,
+        requestType: 'replyer',
+        promptTokens: 10,
+        completionTokens: 4,
+        cost: 0,
+        latencyMs: 100,
+        status: 'success',
+      });
+    }
+    job({ kind: 'memory', tenantId: 't0', ok: false, queueWaitMs: 5, processingMs: 9 });
+    await app.deps.telemetry.flush();
+
+    const res = await scrape({ authorization: `Bearer ${METRICS_TOKEN}` });
+    const families = new Map(parsePrometheusTextFormat(res.text).map((f) => [f.name, f]));
+    // The parser reads every family (it throws on a malformed line) and their types; it merges the
+    // series of a labelled histogram into one, so their buckets are read from the lines instead.
+    expect(families.get('maihive_job_duration_seconds')?.type).toBe('HISTOGRAM');
+    const ok = { kind: 'heartflow', outcome: 'ok' };
+    const bucket = (le: string) => sample(res.text, 'maihive_job_duration_seconds_bucket', { ...ok, le });
+    expect(sample(res.text, 'maihive_job_duration_seconds_count', ok)).toBe(30 * runs.length);
+    expect(bucket('0.005')).toBe(30); // the 3 ms runs
+    expect(bucket('0.01')).toBe(90); // and the two 7 ms ones
+    expect(bucket('0.5')).toBe(180);
+    expect(bucket('+Inf')).toBe(210);
+    expect(sample(res.text, 'maihive_job_duration_seconds_sum', ok)).toBeCloseTo(
+      (30 * runs.reduce((a, b) => a + b, 0)) / 1000,
+      6,
+    );
     expect(
-      sample(after.text, 'maihive_queue_jobs', { tenant_id: tenantId, state: 'waiting' }),
-    ).toBeUndefined();
+      sample(res.text, 'maihive_job_duration_seconds_count', { kind: 'memory', outcome: 'failed' }),
+    ).toBe(1);
+    expect(families.get('maihive_job_queue_wait_seconds')?.type).toBe('HISTOGRAM');
+
+    const requests = families.get('maihive_llm_requests_total');
+    expect(requests?.type).toBe('COUNTER');
+    expect(requests!.metrics.map((m) => [m.labels?.model, Number(m.value)]).sort()).toEqual([
+      ['model-0', 10],
+      ['model-1', 10],
+      ['model-2', 10],
+    ]);
+    const tokens = families.get('maihive_llm_tokens_total')!.metrics;
+    expect(
+      tokens.filter((m) => m.labels?.direction === 'prompt').reduce((n, m) => n + Number(m.value), 0),
+    ).toBe(300);
+    expect(families.get('maihive_llm_request_duration_seconds')?.type).toBe('HISTOGRAM');
+
+    // Bounded cardinality: 30 tenants reported, and no series names any of them.
+    const tenantLabels = [...families.values()].flatMap((f) =>
+      f.metrics.flatMap((m) => [m.labels?.tenant, m.labels?.tenant_id].filter((v) => v !== undefined)),
+    );
+    expect(new Set(tenantLabels)).toEqual(new Set(['watched']));
+    for (let i = 0; i < 30; i++) expect(res.text).not.toContain(`"t${i}"`);
   });
 
   it("serves a platform admin's token too", async () => {

@@ -80,6 +80,11 @@ const SEEDS: Record<number, string> = {
       SELECT t, 'em1', 'pk', '😂', '开心', 'default', 'qq', 'c1', 'manual' FROM unnest(ARRAY['ua', 'ub']) t;
     INSERT INTO plugin_state (tenant_id, plugin_id, key, value)
       SELECT t, 'plug', 'k', '{"n": 1}' FROM unnest(ARRAY['ua', 'ub']) t;`,
+  11: `
+    INSERT INTO usage_stats (tenant_id, granularity, bucket_start, agent_id, messages_in)
+      SELECT t, 'day', '2026-01-01T00:00:00Z', 'default', 3 FROM unnest(ARRAY['ua', 'ub']) t;
+    INSERT INTO usage_feature_stats (tenant_id, granularity, bucket_start, agent_id, feature, llm_requests, cost)
+      SELECT t, 'hour', '2026-01-01T00:00:00Z', 'default', 'reply', 2, 0.5 FROM unnest(ARRAY['ua', 'ub']) t;`,
 };
 
 const MIGRATION_FILE = /^(\d+)\.do\..*\.sql$/;

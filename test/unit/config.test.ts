@@ -114,6 +114,10 @@ describe('loadConfig', () => {
     LOGIN_MAX_FAILURES_PER_IP: '0',
     LOGIN_FAILURE_WINDOW_SECONDS: '0',
     MAIM_LISTENERS: 'maim.example.com=acme',
+    LLM_PRICES: '{"gpt": {"prompt": -1, "completion": 1}}',
+    METRICS_TENANT_ALLOWLIST: 'acme,bad tenant',
+    STATS_MINUTE_RETENTION_HOURS: '0',
+    STATS_HOUR_RETENTION_DAYS: '1',
   };
   const ANY_STRING = ['HOST', 'MAIHIVE_DATA_DIR', 'MAIHIVE_PLUGIN_DIR'];
 

@@ -1,25 +1,14 @@
 import type { NextFunction, Request, Response } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
+import type { Principal } from '../../auth/principal';
 import type { Dependencies } from '../../dependencies';
-
-/**
- * Most tenants whose queues one scrape reads (one Redis round trip each). The active set holds
- * the tenants that had work recently, normally far fewer; past this, tenants are taken in id order
- * and `maihive_queue_tenants_active` still tells the whole size.
- */
-export const MAX_SCRAPED_TENANTS = 1000;
-
-const QUEUE_STATES = ['waiting', 'active', 'failed', 'delayed'] as const;
-
-interface QueueSnapshot {
-  ok: boolean;
-  activeTenants: number;
-  perTenant: { tenantId: string; counts: Record<(typeof QUEUE_STATES)[number], number> }[];
-}
+import { SEP } from '../../telemetry/telemetryRecorder';
+import { LATENCY_BOUNDS, renderClusterMetrics } from './clusterMetrics';
+import { QueueGauges } from './queueGauges';
 
 /** Where a request went, as a label: the route pattern, never the raw URL (bounded cardinality). */
-function routeLabel(req: Request): string {
+export function routeLabel(req: Request): string {
   const matched: unknown = req.route;
   if (
     typeof matched === 'object' &&
@@ -32,19 +21,44 @@ function routeLabel(req: Request): string {
   return 'unmatched';
 }
 
+/** `2xx`, `4xx`, ...: the status as a label of five values. */
+export function statusClass(status: number): string {
+  return `${Math.floor(status / 100)}xx`;
+}
+
+const NON_COUNTERS_NAMED_TOTAL = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
+
+type MetricsDeps = Pick<
+  Dependencies,
+  'queues' | 'redis' | 'keys' | 'version' | 'logger' | 'db' | 'telemetry' | 'config'
+>;
+
 /**
- * The process's Prometheus registry: default process metrics, HTTP requests by route and status,
- * and per-tenant heartflow queue gauges read from Redis when scraped. One registry per app (not
- * prom-client's global one), so several apps in one process (tests) do not collide.
+ * The process's Prometheus registry: default process metrics (event-loop delay included), HTTP
+ * requests by method, route pattern and status class, the database pool, queue depths by kind and
+ * state (read from Redis when scraped), and the installation-wide job, LLM and dispatcher series
+ * the workers keep in Redis (`clusterMetrics.ts`). No label names a tenant, so the series stay
+ * bounded with any number of tenants; `METRICS_TENANT_ALLOWLIST` adds per-tenant series for the
+ * tenants it names only. One registry per app (not prom-client's global one), so several apps in
+ * one process (tests) do not collide.
  */
 export class ApiMetrics {
   readonly registry = new Registry();
-  private readonly requests: Counter<'method' | 'route' | 'status'>;
-  private readonly duration: Histogram<'method' | 'route' | 'status'>;
-  private pendingSnapshot: Promise<QueueSnapshot> | undefined;
+  private readonly requests: Counter<'method' | 'route' | 'status_class'>;
+  private readonly duration: Histogram<'method' | 'route' | 'status_class'>;
+  private readonly tenantRequests: Counter<'tenant_id' | 'status_class'>;
+  private readonly allowlist: ReadonlySet<string>;
 
-  constructor(private readonly deps: Pick<Dependencies, 'queues' | 'redis' | 'keys' | 'version' | 'logger'>) {
+  constructor(private readonly deps: MetricsDeps) {
+    this.allowlist = new Set(deps.config.metricsTenantAllowlist);
     collectDefaultMetrics({ register: this.registry });
+    // Gauges named like counters (`promtool check metrics` flags them); `nodejs_active_handles`,
+    // `nodejs_active_requests` and `nodejs_active_resources` by type say the same.
+    for (const name of NON_COUNTERS_NAMED_TOTAL) this.registry.removeSingleMetric(name);
     new Gauge({
       name: 'maihive_build_info',
       help: 'Version of the running MaiHive (always 1)',
@@ -53,28 +67,46 @@ export class ApiMetrics {
     }).set({ version: deps.version }, 1);
     this.requests = new Counter({
       name: 'maihive_http_requests_total',
-      help: 'HTTP requests answered, by method, route pattern and status',
-      labelNames: ['method', 'route', 'status'],
+      help: 'HTTP requests answered by this process, by method, route pattern and status class',
+      labelNames: ['method', 'route', 'status_class'],
       registers: [this.registry],
     });
     this.duration = new Histogram({
       name: 'maihive_http_request_duration_seconds',
       help: 'Time from receiving a request to finishing its response, seconds',
-      labelNames: ['method', 'route', 'status'],
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      labelNames: ['method', 'route', 'status_class'],
+      buckets: LATENCY_BOUNDS,
       registers: [this.registry],
     });
-    this.registerQueueGauges();
+    this.tenantRequests = new Counter({
+      name: 'maihive_tenant_http_requests_total',
+      help: 'HTTP requests of the tenants named in METRICS_TENANT_ALLOWLIST, by status class',
+      labelNames: ['tenant_id', 'status_class'],
+      registers: [this.registry],
+    });
+    this.registerPoolGauges();
+    new QueueGauges(deps, this.registry, this.allowlist);
   }
 
-  /** Counts and times every response; the route is known only once routing is done, at `finish`. */
+  /**
+   * Counts and times every response, here and in the shared telemetry (`/stats/api`, per tenant
+   * too); the route is known only once routing is done, at `finish`.
+   */
   middleware() {
     return (req: Request, res: Response, next: NextFunction): void => {
       const start = process.hrtime.bigint();
       res.on('finish', () => {
-        const labels = { method: req.method, route: routeLabel(req), status: String(res.statusCode) };
+        const ms = Number(process.hrtime.bigint() - start) / 1e6;
+        const route = routeLabel(req);
+        const cls = statusClass(res.statusCode);
+        const labels = { method: req.method, route, status_class: cls };
         this.requests.inc(labels);
-        this.duration.observe(labels, Number(process.hrtime.bigint() - start) / 1e9);
+        this.duration.observe(labels, ms / 1000);
+        const tenantId = (res.locals.principal as Principal | undefined)?.tenantId;
+        this.deps.telemetry.observe('api', `${req.method} ${route}${SEP}${cls}`, ms, tenantId);
+        if (tenantId !== undefined && this.allowlist.has(tenantId)) {
+          this.tenantRequests.inc({ tenant_id: tenantId, status_class: cls });
+        }
       });
       next();
     };
@@ -82,84 +114,35 @@ export class ApiMetrics {
 
   /** The exposition text and its content type. */
   async render(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
-  }
-
-  /**
-   * One Redis read per scrape, shared by the three queue gauges: prom-client collects every metric
-   * at once, so each gauge's `collect` awaits the same snapshot instead of reading its own.
-   */
-  private queueSnapshot(): Promise<QueueSnapshot> {
-    this.pendingSnapshot ??= this.readQueues().finally(() => {
-      this.pendingSnapshot = undefined;
-    });
-    return this.pendingSnapshot;
-  }
-
-  private async readQueues(): Promise<QueueSnapshot> {
-    const { redis, keys, queues, logger } = this.deps;
+    const own = await this.registry.metrics();
+    let cluster = '';
     try {
-      const members = await redis.smembers(keys.activeTenants('heartflow'));
-      const scraped = members.sort().slice(0, MAX_SCRAPED_TENANTS);
-      const counts = await Promise.all(
-        scraped.map((tenantId) =>
-          queues
-            .queue(tenantId, 'heartflow')
-            .getJobCounts('waiting', 'prioritized', 'active', 'failed', 'delayed'),
-        ),
-      );
-      const perTenant = scraped.map((tenantId, i) => {
-        const c = counts[i] ?? {};
-        const n = (type: string) => c[type] ?? 0;
-        return {
-          tenantId,
-          counts: {
-            waiting: n('waiting') + n('prioritized'),
-            active: n('active'),
-            failed: n('failed'),
-            delayed: n('delayed'),
-          },
-        };
-      });
-      return { ok: true, activeTenants: members.length, perTenant };
+      cluster = await renderClusterMetrics(this.deps.redis, this.deps.keys);
     } catch (err) {
-      // The rest of the scrape (process, HTTP) is still worth having while Redis is away.
-      logger.warn({ err }, 'queue metrics unavailable');
-      return { ok: false, activeTenants: 0, perTenant: [] };
+      // The process's own series are still worth having while Redis is away.
+      this.deps.logger.warn({ err }, 'installation-wide metrics unavailable');
     }
+    return { contentType: this.registry.contentType, body: own + cluster };
   }
 
-  private registerQueueGauges(): void {
-    const up: Gauge = new Gauge({
-      name: 'maihive_queue_metrics_up',
-      help: '1 when this scrape read the queue counts from Redis, 0 when it failed',
+  private registerPoolGauges(): void {
+    const { db } = this.deps;
+    const connections: Gauge<'state'> = new Gauge({
+      name: 'maihive_db_pool_connections',
+      help: "This process's PostgreSQL pool connections by state (idle, busy)",
+      labelNames: ['state'],
       registers: [this.registry],
-      collect: async () => {
-        up.set((await this.queueSnapshot()).ok ? 1 : 0);
+      collect: () => {
+        connections.set({ state: 'idle' }, db.pool.idleCount);
+        connections.set({ state: 'busy' }, db.pool.totalCount - db.pool.idleCount);
       },
     });
-    const active: Gauge = new Gauge({
-      name: 'maihive_queue_tenants_active',
-      help: 'Tenants in the heartflow active set (tenants with recent work)',
+    const waiting: Gauge = new Gauge({
+      name: 'maihive_db_pool_waiting',
+      help: 'Units of work of this process waiting for a PostgreSQL connection',
       registers: [this.registry],
-      collect: async () => {
-        active.set((await this.queueSnapshot()).activeTenants);
-      },
-    });
-    const jobs: Gauge<'tenant_id' | 'kind' | 'state'> = new Gauge({
-      name: 'maihive_queue_jobs',
-      help: 'Jobs per tenant queue and state, for tenants in the heartflow active set',
-      labelNames: ['tenant_id', 'kind', 'state'],
-      registers: [this.registry],
-      collect: async () => {
-        const snapshot = await this.queueSnapshot();
-        // Tenants that left the active set must not keep their last values.
-        jobs.reset();
-        for (const { tenantId, counts } of snapshot.perTenant) {
-          for (const state of QUEUE_STATES) {
-            jobs.set({ tenant_id: tenantId, kind: 'heartflow', state }, counts[state]);
-          }
-        }
+      collect: () => {
+        waiting.set(db.checkoutSnapshot().waiting);
       },
     });
   }

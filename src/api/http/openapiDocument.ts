@@ -22,6 +22,10 @@ const TAGS = [
     name: 'Heartflow',
     description: "A chat's heartflow: process a message, its state, settings and analysis.",
   },
+  {
+    name: 'Statistics',
+    description: 'Usage and cost per tenant, API and queue performance, the status page.',
+  },
   { name: 'Queue administration', description: "Operators' view of each tenant's queues and jobs." },
 ] as const;
 

@@ -3,9 +3,9 @@ import { Router } from 'express';
 import type { Dependencies } from '../../dependencies';
 import { sendError, sendOk } from '../envelope';
 
-type ComponentStatus = 'healthy' | 'unhealthy';
+export type ComponentStatus = 'healthy' | 'unhealthy';
 
-async function probe(check: () => Promise<unknown>, timeoutMs: number): Promise<ComponentStatus> {
+export async function probe(check: () => Promise<unknown>, timeoutMs: number): Promise<ComponentStatus> {
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([

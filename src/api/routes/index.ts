@@ -10,6 +10,8 @@ import { emojiRoutes } from './emoji';
 import { heartflowRoutes } from './heartflow';
 import { memoryRoutes } from './memory';
 import { pluginsRoutes } from './plugins';
+import { statsRuntimeRoutes } from './statsRuntime';
+import { statsUsageRoutes } from './statsUsage';
 import { streamsRoutes } from './streams';
 import { systemRoutes } from './system';
 import { tenantsRoutes } from './tenants';
@@ -28,6 +30,8 @@ export function mountRoutes(ctx: RouteContext): void {
   adaptersRoutes(ctx);
   configurationRoutes(ctx);
   heartflowRoutes(ctx);
+  statsUsageRoutes(ctx);
+  statsRuntimeRoutes(ctx);
   adminQueuesRoutes(ctx);
   adminUiRoutes(ctx);
 }

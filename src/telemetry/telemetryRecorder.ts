@@ -1,0 +1,124 @@
+import type { Redis } from 'ioredis';
+
+import type { Clock } from '../domain/clock';
+import { binOf } from '../domain/latencyHistogram';
+import type { Logger } from '../logger';
+import type { Keyspace } from '../redis/keys';
+
+/**
+ * What every process (API and worker) measures, summed across processes in Redis so that any API
+ * process can answer for the installation (`/stats/api`, `/stats/performance`, `/monitor/status`,
+ * the job and LLM series of `/metrics`).
+ *
+ * Observations accumulate in memory and are flushed every `flushMs` in one pipeline of HINCRBYs:
+ * a request costs no Redis round trip of its own. Each latency sample lands in three buckets at
+ * once, a minute, an hour and a day (the roll-up is done at write time, so no job has to merge
+ * minutes later), each once for the installation and once for the tenant when there is one.
+ * Bucket keys expire after their retention (`BUCKET_RETENTION_MS`): the purge is Redis's.
+ */
+
+/** Bucket sizes and how long each is kept, ms. */
+export const BUCKET_RETENTION_MS = { m: 4 * 3_600_000, h: 8 * 86_400_000, d: 92 * 86_400_000 } as const;
+export type TelemetrySize = keyof typeof BUCKET_RETENTION_MS;
+const SIZE_MS: Record<TelemetrySize, number> = { m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * `api`: label `METHOD route\tstatus class`; `job`: label `kind\toutcome\twait|run`; `llm`
+ * (installation only): label `provider\tstatus`.
+ */
+export type TelemetrySeries = 'api' | 'job' | 'llm';
+
+/** Field separator inside labels and between a label and its bin. */
+export const SEP = '\t';
+/** Field suffix of a label's summed latency, µs (the bins hold counts). */
+export const SUM_FIELD = 'sum';
+
+export interface TelemetryRecorderOptions {
+  redis: Redis;
+  keys: Keyspace;
+  clock: Clock;
+  logger: Logger;
+  /** Flush period, ms. Default 1000. */
+  flushMs?: number;
+}
+
+export class TelemetryRecorder {
+  private pending = new Map<string, Map<string, number>>();
+  private expiries = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+
+  constructor(private readonly o: TelemetryRecorderOptions) {}
+
+  start(): void {
+    this.timer ??= setInterval(() => {
+      this.flush().catch((err: unknown) => this.o.logger.warn({ err }, 'telemetry flush failed'));
+    }, this.o.flushMs ?? 1000);
+    this.timer.unref();
+  }
+
+  /** One latency sample of a series (ms), for the installation and, when given, the tenant. */
+  observe(series: TelemetrySeries, label: string, ms: number, tenantId?: string): void {
+    const at = this.o.clock.now();
+    const bin = `${label}${SEP}${binOf(ms)}`;
+    const sum = `${label}${SEP}${SUM_FIELD}`;
+    const micros = Math.max(0, Math.round(ms * 1000));
+    for (const size of ['m', 'h', 'd'] as const) {
+      const start = at - (at % SIZE_MS[size]);
+      for (const scope of tenantId === undefined ? [null] : [null, tenantId]) {
+        const key = this.o.keys.telemetryBucket(scope, series, size, start);
+        this.add(key, bin, 1);
+        this.add(key, sum, micros);
+        this.expiries.set(key, start + SIZE_MS[size] + BUCKET_RETENTION_MS[size]);
+      }
+    }
+  }
+
+  /** Adds to an installation-wide running total (never expires; bounded fields only). */
+  total(family: string, field: string, n = 1): void {
+    this.add(this.o.keys.telemetryTotals(family), field, n);
+  }
+
+  /** A latency sample into a running total's histogram (`field\tbin` counts and `field\tsum` µs). */
+  totalLatency(family: string, field: string, ms: number): void {
+    this.total(family, `${field}${SEP}${binOf(ms)}`);
+    this.total(family, `${field}${SEP}${SUM_FIELD}`, Math.max(0, Math.round(ms * 1000)));
+  }
+
+  /** Writes what accumulated; concurrent calls share one write. Lost (logged) if Redis is away. */
+  flush(): Promise<void> {
+    this.flushing ??= this.write().finally(() => {
+      this.flushing = undefined;
+    });
+    return this.flushing;
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.flush().catch((err: unknown) => this.o.logger.warn({ err }, 'last telemetry flush failed'));
+  }
+
+  private add(key: string, field: string, n: number): void {
+    let fields = this.pending.get(key);
+    if (!fields) this.pending.set(key, (fields = new Map<string, number>()));
+    fields.set(field, (fields.get(field) ?? 0) + n);
+  }
+
+  private async write(): Promise<void> {
+    if (this.pending.size === 0) return;
+    const pending = this.pending;
+    const expiries = this.expiries;
+    this.pending = new Map();
+    this.expiries = new Map();
+    const pipeline = this.o.redis.pipeline();
+    for (const [key, fields] of pending) {
+      for (const [field, n] of fields) pipeline.hincrby(key, field, n);
+      const expiry = expiries.get(key);
+      if (expiry !== undefined) pipeline.pexpireat(key, expiry);
+    }
+    const results = (await pipeline.exec()) ?? [];
+    const failed = results.find(([err]) => err)?.[0];
+    if (failed) throw failed;
+  }
+}
