@@ -146,13 +146,16 @@ beforeAll(async () => {
   const statuses: string[] = [];
   for (let i = 0; i < 5; i++) statuses.push(await send('acme', 'a', `a-${i}`, '@Ann 你好'));
   for (let i = 0; i < 3; i++) statuses.push(await send('acme', 'b', `b-${i}`, '@Bob 你好'));
+  const acmeAdmin = await app.tokenFor({ role: 'tenant_admin', tenantId: 'acme' });
   await app.request('POST', '/chat/streams', {
-    token: await app.tokenFor({ role: 'tenant_admin', tenantId: 'acme' }),
+    token: acmeAdmin,
     body: { chat_stream_id: 'quiet', platform: 'qq', chat_type: 'group', agent_id: 'a' },
   });
-  await app.t.admin(
-    `UPDATE chat_streams SET heartflow_config = '{"talk_value": 0}' WHERE chat_stream_id = 'quiet'`,
-  );
+  const quiet = await app.request('PUT', '/config', {
+    token: acmeAdmin,
+    body: { category: 'heartflow', scope: 'chat', chat_stream_id: 'quiet', config: { talk_value: 0 } },
+  });
+  if (quiet.status !== 200) throw new Error(`PUT /config: ${quiet.status}`);
   statuses.push(await send('acme', 'a', 'quiet', '今天天气不错'));
   statuses.push(await send('acme', 'a', 'quiet', '是啊'));
   for (let i = 0; i < 2; i++) statuses.push(await send('globex', 'a', `g-${i}`, '@Ann 在吗'));

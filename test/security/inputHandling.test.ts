@@ -94,7 +94,7 @@ describe('context forgery', () => {
   it('refuses unknown query parameters like unknown body fields (400 naming them)', async () => {
     const res = await app.request('GET', '/auth/me?debug=1&verbose=yes', { token: aAdmin });
     expect(res.status).toBe(400);
-    expect(fieldsOf(res)).toEqual([{ path: 'query', issue: 'unknown parameter(s): debug, verbose' }]);
+    expect(fieldsOf(res)).toEqual([{ path: 'query', issue: 'unknown field(s): debug, verbose' }]);
     const listed = await app.request('GET', '/chat/streams?limit=5&sort=evil', { token: aAdmin });
     expect(listed.status).toBe(400);
     expect(fieldsOf(listed)[0]!.issue).toContain('sort');

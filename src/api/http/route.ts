@@ -112,24 +112,24 @@ function checkNamedContext(principal: Principal, req: Request): void {
 }
 
 /**
- * Unknown query parameters are refused like unknown body fields (400 listing them), on routes
- * with no query schema too. `tenant_id` naming the caller's own tenant is always allowed (API.md
- * lets any request name it; `checkNamedContext` refused every other value).
+ * The query string through the route's schema, strictly: unknown parameters are refused like
+ * unknown body fields (400, listed with the other failing fields), on routes with no query schema
+ * too. A `tenant_id` naming the caller's own tenant is always allowed (API.md lets any request name
+ * it; `checkNamedContext` refused every other value) and dropped before validation.
  */
-function rejectUnknownQuery(
-  schema: z.ZodType | undefined,
-  req: Request,
-  principal: Principal | undefined,
-): void {
-  if (schema !== undefined && !(schema instanceof z.ZodObject)) return;
-  const known = new Set(schema ? Object.keys(schema.shape) : []);
-  if (principal && principal.role !== 'platform_admin') known.add('tenant_id');
-  const unknown = Object.keys(req.query as Record<string, unknown>).filter((k) => !known.has(k));
-  if (unknown.length > 0) {
-    throw new ValidationError('invalid request query', [
-      { path: 'query', issue: `unknown parameter(s): ${unknown.join(', ')}` },
-    ]);
+function parseQuery(schema: z.ZodType | undefined, req: Request, principal: Principal | undefined): unknown {
+  const raw = { ...(req.query as Record<string, unknown>) };
+  if (
+    principal &&
+    principal.role !== 'platform_admin' &&
+    !(schema instanceof z.ZodObject && 'tenant_id' in schema.shape)
+  )
+    delete raw.tenant_id;
+  if (schema === undefined) {
+    parseWith(z.strictObject({}), raw, 'query');
+    return undefined;
   }
+  return parseWith(schema instanceof z.ZodObject ? schema.strict() : schema, raw, 'query');
 }
 
 /**
@@ -152,9 +152,8 @@ export function route<
         if (!spec.auth.includes(principal.role)) throw new ForbiddenError('your role may not do this');
       }
       if (principal && spec.auth !== 'public') checkNamedContext(principal, req);
-      rejectUnknownQuery(spec.query, req, principal);
       const params = spec.params ? parseWith(spec.params, req.params, 'params') : undefined;
-      const query = spec.query ? parseWith(spec.query, req.query, 'query') : undefined;
+      const query = parseQuery(spec.query, req, principal);
       const body = spec.body ? parseWith(spec.body, req.body ?? {}, 'body') : undefined;
       const result = await spec.handler({
         params: params as Infer<P>,
