@@ -1,8 +1,11 @@
+import type { Request } from 'express';
+
+import type { Principal } from '../../auth/principal';
 import { TENANT_MEMBERS } from '../../auth/principal';
 import { agentScope } from '../../auth/scope';
-import { listScopePage } from '../../db/repositories/memories';
+import { listScopePage, type MemoryType, type ScopeListing } from '../../db/repositories/memories';
 import { createIsolationContext } from '../../domain/isolationContext';
-import { pageWindow } from '../http/pagination';
+import { type PageRequest, pageWindow } from '../http/pagination';
 import { route } from '../http/route';
 import { resolveTenant } from '../http/tenantContext';
 import type { RouteContext } from './context';
@@ -24,6 +27,21 @@ import {
  * are narrowed to its agent.
  */
 export function memoryListingRoutes({ router, registry, deps }: RouteContext): void {
+  /** One level's page, in the caller's tenant, narrowed to `agentId` when there is one. */
+  const listLevel = async (
+    query: PageRequest & { type?: MemoryType | undefined },
+    principal: Principal,
+    req: Request,
+    agentId: string | undefined,
+    level: Pick<ScopeListing, 'scope' | 'platform' | 'chatStreamId'>,
+  ) => {
+    const { tenantId } = await resolveTenant(deps, principal, req);
+    const page = await deps.db.withTenant(createIsolationContext({ tenantId, agentId }), (db) =>
+      listScopePage(db, { ...level, agentId, memoryType: query.type, ...pageWindow(query) }),
+    );
+    return { data: listBody(query, page) };
+  };
+
   route(router, registry, {
     method: 'get',
     path: '/memory/agent/:agent_id',
@@ -35,14 +53,8 @@ export function memoryListingRoutes({ router, registry, deps }: RouteContext): v
     params: AgentParams,
     query: ListQuery,
     response: ListResponse,
-    handler: async ({ params, query, principal, req }) => {
-      const { tenantId } = await resolveTenant(deps, principal, req);
-      const agentId = agentScope(principal, req, params.agent_id);
-      const page = await deps.db.withTenant(createIsolationContext({ tenantId, agentId }), (db) =>
-        listScopePage(db, { scope: 'agent', agentId, memoryType: query.type, ...pageWindow(query) }),
-      );
-      return { data: listBody(query, page) };
-    },
+    handler: async ({ params, query, principal, req }) =>
+      listLevel(query, principal, req, agentScope(principal, req, params.agent_id), { scope: 'agent' }),
   });
 
   route(router, registry, {
@@ -56,20 +68,11 @@ export function memoryListingRoutes({ router, registry, deps }: RouteContext): v
     params: PlatformParams,
     query: ScopedListQuery,
     response: ListResponse,
-    handler: async ({ params, query, principal, req }) => {
-      const { tenantId } = await resolveTenant(deps, principal, req);
-      const agentId = optionalAgent(principal, req, query.agent_id);
-      const page = await deps.db.withTenant(createIsolationContext({ tenantId, agentId }), (db) =>
-        listScopePage(db, {
-          scope: 'platform',
-          agentId,
-          platform: params.platform,
-          memoryType: query.type,
-          ...pageWindow(query),
-        }),
-      );
-      return { data: listBody(query, page) };
-    },
+    handler: async ({ params, query, principal, req }) =>
+      listLevel(query, principal, req, optionalAgent(principal, req, query.agent_id), {
+        scope: 'platform',
+        platform: params.platform,
+      }),
   });
 
   route(router, registry, {
@@ -83,19 +86,10 @@ export function memoryListingRoutes({ router, registry, deps }: RouteContext): v
     params: ChatParams,
     query: ScopedListQuery,
     response: ListResponse,
-    handler: async ({ params, query, principal, req }) => {
-      const { tenantId } = await resolveTenant(deps, principal, req);
-      const agentId = optionalAgent(principal, req, query.agent_id);
-      const page = await deps.db.withTenant(createIsolationContext({ tenantId, agentId }), (db) =>
-        listScopePage(db, {
-          scope: 'chat',
-          agentId,
-          chatStreamId: params.chat_stream_id,
-          memoryType: query.type,
-          ...pageWindow(query),
-        }),
-      );
-      return { data: listBody(query, page) };
-    },
+    handler: async ({ params, query, principal, req }) =>
+      listLevel(query, principal, req, optionalAgent(principal, req, query.agent_id), {
+        scope: 'chat',
+        chatStreamId: params.chat_stream_id,
+      }),
   });
 }
