@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 
 import type { DeliveryJobData } from '../../src/queues/deliveryJobs';
 import { processDeliveryJob } from '../../src/workers/deliveryProcessor';
-import { created } from '../support/fixtures';
+import { created, createTenants } from '../support/fixtures';
 import { fakeImage, fakeImageBase64 } from '../support/images';
 import { startTestApp, type TestApp } from '../support/testApp';
 
@@ -15,15 +15,7 @@ let acmeReader: string;
 
 beforeAll(async () => {
   app = await startTestApp();
-  const platformAdmin = await app.tokenFor({ role: 'platform_admin' });
-  for (const tenantId of ['acme', 'other']) {
-    created(
-      await app.request('POST', '/tenants', {
-        token: platformAdmin,
-        body: { tenant_id: tenantId, name: tenantId },
-      }),
-    );
-  }
+  await createTenants(app, ['acme', 'other']);
   await app.t.admin(
     `UPDATE agents SET config = '{"delivery": {"webhook_url": "https://hooks.example.test/acme"}}'
      WHERE tenant_id = 'acme' AND agent_id = 'default'`,

@@ -1,4 +1,4 @@
-import { created } from '../support/fixtures';
+import { created, createTenants } from '../support/fixtures';
 import { startTestApp, type TestApp } from '../support/testApp';
 
 let app: TestApp;
@@ -9,15 +9,7 @@ let reader: string;
 
 beforeAll(async () => {
   app = await startTestApp();
-  const platformAdmin = await app.tokenFor({ role: 'platform_admin' });
-  for (const tenantId of ['acme', 'other']) {
-    created(
-      await app.request('POST', '/tenants', {
-        token: platformAdmin,
-        body: { tenant_id: tenantId, name: tenantId },
-      }),
-    );
-  }
+  await createTenants(app, ['acme', 'other']);
   await app.t.admin(
     `INSERT INTO agents (tenant_id, agent_id, name) VALUES ('acme', 'bot1', 'b1'), ('acme', 'bot2', 'b2'), ('other', 'bot1', 'b1')`,
   );

@@ -1,7 +1,7 @@
 import path from 'node:path';
 
 import { PLUGIN_PERMISSIONS } from '../../src/plugins/manifest';
-import { created } from '../support/fixtures';
+import { created, createTenants } from '../support/fixtures';
 import { startTestApp, type TestApp } from '../support/testApp';
 import { waitFor } from '../support/waitFor';
 
@@ -14,15 +14,7 @@ let acmeReader: string;
 
 beforeAll(async () => {
   app = await startTestApp({ env: { MAIHIVE_PLUGIN_DIR: PLUGIN_DIR } });
-  const platformAdmin = await app.tokenFor({ role: 'platform_admin' });
-  for (const tenantId of ['acme', 'globex']) {
-    created(
-      await app.request('POST', '/tenants', {
-        token: platformAdmin,
-        body: { tenant_id: tenantId, name: tenantId },
-      }),
-    );
-  }
+  await createTenants(app, ['acme', 'globex']);
   await app.t.admin(
     `INSERT INTO chat_streams (tenant_id, chat_stream_id, agent_id, platform)
      VALUES ('acme', 'g1', 'default', 'qq'), ('globex', 'g1', 'default', 'qq')`,

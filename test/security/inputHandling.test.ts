@@ -9,7 +9,7 @@
  */
 import { WebSocket } from 'ws';
 
-import { created } from '../support/fixtures';
+import { created, createTenants } from '../support/fixtures';
 import { startTestApp, type TestApp } from '../support/testApp';
 
 let app: TestApp;
@@ -18,15 +18,7 @@ let aAgentKey: string;
 
 beforeAll(async () => {
   app = await startTestApp();
-  const platformAdmin = await app.tokenFor({ role: 'platform_admin' });
-  for (const tenantId of ['tenant_a', 'tenant_b']) {
-    created(
-      await app.request('POST', '/tenants', {
-        token: platformAdmin,
-        body: { tenant_id: tenantId, name: tenantId },
-      }),
-    );
-  }
+  await createTenants(app, ['tenant_a', 'tenant_b']);
   await app.t.admin(`INSERT INTO agents (tenant_id, agent_id, name) VALUES ('tenant_a', 'bot2', 'b2')`);
   aAdmin = await app.tokenFor({ role: 'tenant_admin', tenantId: 'tenant_a' });
   const key = created(

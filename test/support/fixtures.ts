@@ -1,4 +1,5 @@
 import type { HeartflowJobData } from '../../src/queues/tenantQueues';
+import type { TestApp } from './testApp';
 
 /** Arrange steps outside tests cannot use expect: a failed setup throws instead. */
 export function created<T extends { status: number; body: unknown }>(res: T): T {
@@ -30,4 +31,12 @@ export function heartflowJobData(
     source: 'http',
     ...over,
   };
+}
+
+/** Creates each tenant (named after its id) as a platform admin of `app`. */
+export async function createTenants(app: TestApp, tenantIds: readonly string[]): Promise<void> {
+  const token = await app.tokenFor({ role: 'platform_admin' });
+  for (const tenantId of tenantIds) {
+    created(await app.request('POST', '/tenants', { token, body: { tenant_id: tenantId, name: tenantId } }));
+  }
 }

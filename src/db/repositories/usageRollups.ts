@@ -1,4 +1,5 @@
 import type { PlatformDb, TenantDb } from '../database';
+import type { UsageFigures } from './usageStats';
 
 /**
  * The usage buckets beyond one recompute (`usageStats.ts`): LLM figures per feature, day buckets
@@ -93,17 +94,7 @@ export async function purgeUsageBuckets(
   return removed;
 }
 
-/** The summed figures of a set of buckets. */
-export interface UsageFigures {
-  messagesIn: number;
-  replies: number;
-  noReplies: number;
-  failures: number;
-  llmRequests: number;
-  promptTokens: number;
-  completionTokens: number;
-  cost: number;
-}
+export type { UsageFigures };
 
 export interface UsagePeriod {
   granularity: 'hour' | 'day';

@@ -3,9 +3,8 @@ import type { TenantDb } from '../database';
 
 export type { Granularity };
 
-/** Per agent, what the source tables say about one bucket (before percentiles). */
-export interface BucketSource {
-  agentId: string;
+/** The summed figures of a set of buckets (one bucket, or a period of them). */
+export interface UsageFigures {
   messagesIn: number;
   replies: number;
   noReplies: number;
@@ -14,6 +13,11 @@ export interface BucketSource {
   promptTokens: number;
   completionTokens: number;
   cost: number;
+}
+
+/** Per agent, what the source tables say about one bucket (before percentiles). */
+export interface BucketSource extends UsageFigures {
+  agentId: string;
   /** Queue waits of the bucket's inbound messages that have one, ms, ascending. */
   queueWaitsMs: number[];
   /** Processing times likewise, ms, ascending. */
