@@ -11,9 +11,7 @@
  *   * the sizes of the table and of the search index.
  * Writes bench/results/memory-<timestamp>.json and memory-latest.json.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
-import path from 'node:path';
 
 import pg from 'pg';
 
@@ -27,6 +25,7 @@ import { createLogger } from '../src/logger';
 import { resolveServices } from '../src/services/localServices';
 import { recreateDatabase, tenantId, withClient, withDatabase } from './lib/dataset';
 import { chineseQuery, englishQuery, memoryText } from './lib/memoryText';
+import { writeResult } from './lib/queueBench';
 import { latencyStats, msSince, seededRandom, timed } from './lib/stats';
 
 const DATABASE = 'maihive_bench_memory';
@@ -274,12 +273,7 @@ async function main(): Promise<void> {
           batched_store: store.batched.per_s >= TARGETS.batched_store_per_s,
         },
       };
-      const dir = path.resolve(__dirname, 'results');
-      await mkdir(dir, { recursive: true });
-      const file = path.join(dir, `memory-${finishedAt.toISOString().replace(/[:.]/g, '-')}.json`);
-      const json = `${JSON.stringify(result, null, 2)}\n`;
-      await writeFile(file, json);
-      await writeFile(path.join(dir, 'memory-latest.json'), json);
+      const files = await writeResult('memory', result, finishedAt);
       console.log(
         JSON.stringify(
           { dataset: result.dataset, search, baseline, ratios: result.ratios, store, met: result.met },
@@ -287,7 +281,7 @@ async function main(): Promise<void> {
           2,
         ),
       );
-      console.log(`\nwrote ${path.relative(process.cwd(), file)} and bench/results/memory-latest.json`);
+      console.log(`\nwrote ${files.join(' and ')}`);
     } finally {
       await app.close();
     }
