@@ -1,12 +1,18 @@
 /**
- * Child process of `bench/ingress.ts`: serves either the whole MaiHive app (`--mode app`) or a bare
- * Express JSON echo route (`--mode echo`) with the same Node flags, so the two are compared in the
+ * Child process of `bench/ingress.ts`: serves the whole MaiHive app (`--mode app`), the minimal
+ * route a user would write without MaiHive — Express parsing JSON and `queue.add` on one BullMQ
+ * queue (`--mode queue`, the baseline the send path is judged against) — or a bare Express JSON
+ * echo route (`--mode echo`, the floor), all with the same Node flags, so they are compared in the
  * same process setup. Reports its port and, on request, its CPU time and memory over IPC.
  */
 import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector';
 import type { AddressInfo } from 'node:net';
 
+import { Queue } from 'bullmq';
 import express from 'express';
+import { Redis } from 'ioredis';
 import pino, { type LevelWithSilent } from 'pino';
 
 import { createApp } from '../../src/api/app';
@@ -14,7 +20,33 @@ import { compose } from '../../src/composition';
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
 
-type Message = { type: 'stats'; gc?: boolean } | { type: 'close' };
+type Message =
+  | { type: 'stats'; gc?: boolean }
+  | { type: 'profile'; action: 'start' }
+  | { type: 'profile'; action: 'stop'; file: string }
+  | { type: 'close' };
+
+/**
+ * CPU profiling of a measured run only (start-up and warm-up left out), through the inspector: the
+ * parent asks for it when BENCH_PROFILE_DIR is set, and reads the file with any `.cpuprofile` viewer.
+ */
+const profiler = new Session();
+async function profile(msg: Extract<Message, { type: 'profile' }>): Promise<void> {
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((resolve, reject) =>
+      profiler.post(method, params, (err, result) => (err ? reject(err) : resolve(result))),
+    );
+  if (msg.action === 'start') {
+    profiler.connect();
+    await post('Profiler.enable');
+    await post('Profiler.start');
+  } else {
+    const { profile: data } = (await post('Profiler.stop')) as { profile: unknown };
+    profiler.disconnect();
+    await writeFile(msg.file, JSON.stringify(data));
+  }
+  process.send!({ type: 'profiled' });
+}
 
 /** What the parent reads between phases: cumulative CPU µs and the memory figures, bytes. */
 export interface ChildStats {
@@ -65,6 +97,20 @@ async function main(): Promise<void> {
     });
     app = createApp(composition.deps);
     close = () => composition.close();
+  } else if (mode === 'queue') {
+    const connection = new Redis(process.env.BENCH_REDIS_URL!, { maxRetriesPerRequest: null });
+    const queue = new Queue('baseline', { connection, prefix: `${process.env.REDIS_PREFIX}:baseline` });
+    app = express();
+    app.use(express.json({ limit: config.maxBodyBytes }));
+    app.post('/api/v1/chat/send', (req, res, next) => {
+      queue
+        .add('message', req.body as unknown, { removeOnComplete: true })
+        .then((job) => res.json({ success: true, data: { message_id: job.id, status: 'queued' } }), next);
+    });
+    close = async () => {
+      await queue.close();
+      connection.disconnect();
+    };
   } else {
     app = express();
     app.use(express.json({ limit: config.maxBodyBytes }));
@@ -82,6 +128,7 @@ async function main(): Promise<void> {
       if (msg.gc) global.gc?.();
       process.send!(stats());
     }
+    if (msg.type === 'profile') void profile(msg);
     if (msg.type === 'close') {
       server.close();
       server.closeAllConnections();
