@@ -111,25 +111,32 @@ function checkNamedContext(principal: Principal, req: Request): void {
   }
 }
 
+/** The query schema a route validates with: strict (unknown parameters refused), built once. */
+function strictQuerySchema(schema: z.ZodType | undefined): z.ZodType {
+  if (schema === undefined) return z.strictObject({});
+  return schema instanceof z.ZodObject ? schema.strict() : schema;
+}
+
 /**
  * The query string through the route's schema, strictly: unknown parameters are refused like
  * unknown body fields (400, listed with the other failing fields), on routes with no query schema
  * too. A `tenant_id` naming the caller's own tenant is always allowed (API.md lets any request name
- * it; `checkNamedContext` refused every other value) and dropped before validation.
+ * it; `checkNamedContext` refused every other value) and dropped before validation unless the
+ * route's schema has the field.
  */
-function parseQuery(schema: z.ZodType | undefined, req: Request, principal: Principal | undefined): unknown {
-  const raw = { ...(req.query as Record<string, unknown>) };
-  if (
-    principal &&
-    principal.role !== 'platform_admin' &&
-    !(schema instanceof z.ZodObject && 'tenant_id' in schema.shape)
-  )
+function parseQuery(
+  strict: z.ZodType,
+  acceptsTenantId: boolean,
+  req: Request,
+  principal: Principal | undefined,
+): unknown {
+  const query = req.query as Record<string, unknown>;
+  let raw = query;
+  if (principal && principal.role !== 'platform_admin' && !acceptsTenantId && 'tenant_id' in query) {
+    raw = { ...query };
     delete raw.tenant_id;
-  if (schema === undefined) {
-    parseWith(z.strictObject({}), raw, 'query');
-    return undefined;
   }
-  return parseWith(schema instanceof z.ZodObject ? schema.strict() : schema, raw, 'query');
+  return parseWith(strict, raw, 'query');
 }
 
 /**
@@ -144,6 +151,9 @@ export function route<
   A extends RouteAuth = RouteAuth,
 >(router: Router, registry: OpenAPIRegistry, spec: RouteSpec<P, Q, B, A>): void {
   documentOperation(registry, { ...spec, isPublic: spec.auth === 'public' });
+  // Built once: a schema made per request would be compiled again by zod on its first parse.
+  const strictQuery = strictQuerySchema(spec.query);
+  const acceptsTenantId = spec.query instanceof z.ZodObject && 'tenant_id' in spec.query.shape;
   router[spec.method](spec.path, (req: Request, res: Response, next: NextFunction) => {
     const run = async () => {
       const principal = res.locals.principal as Principal | undefined;
@@ -153,7 +163,8 @@ export function route<
       }
       if (principal && spec.auth !== 'public') checkNamedContext(principal, req);
       const params = spec.params ? parseWith(spec.params, req.params, 'params') : undefined;
-      const query = parseQuery(spec.query, req, principal);
+      const parsedQuery = parseQuery(strictQuery, acceptsTenantId, req, principal);
+      const query = spec.query ? parsedQuery : undefined;
       const body = spec.body ? parseWith(spec.body, req.body ?? {}, 'body') : undefined;
       const result = await spec.handler({
         params: params as Infer<P>,
