@@ -7,12 +7,37 @@ import { z } from 'zod';
 
 /** Whether `Intl` knows the time zone (`UTC`, `Asia/Shanghai`, …). */
 export function isTimeZone(zone: string): boolean {
+  return offsetFormat(zone) !== undefined;
+}
+
+/**
+ * One formatter per time zone, made once: constructing an `Intl.DateTimeFormat` costs far more
+ * than formatting with it, and the heartflow asks for a stream's offset on every pass. Only zones
+ * `Intl` accepted are kept, and at most `MAX_OFFSET_FORMATS` of them (`Intl` also accepts every
+ * upper/lower-case spelling of a zone, so the set of valid keys is not small).
+ */
+const offsetFormats = new Map<string, Intl.DateTimeFormat>();
+const MAX_OFFSET_FORMATS = 1000;
+
+function offsetFormat(zone: string): Intl.DateTimeFormat | undefined {
+  let format = offsetFormats.get(zone);
+  if (format) return format;
   try {
-    new Intl.DateTimeFormat('en-US', { timeZone: zone });
-    return true;
+    format = new Intl.DateTimeFormat('en-US', {
+      timeZone: zone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+    });
   } catch {
-    return false;
+    return undefined;
   }
+  if (offsetFormats.size >= MAX_OFFSET_FORMATS) offsetFormats.clear();
+  offsetFormats.set(zone, format);
+  return format;
 }
 
 /**
@@ -20,16 +45,9 @@ export function isTimeZone(zone: string): boolean {
  * a zone `Intl` does not know.
  */
 export function utcOffsetMinutes(zone: string, at: number): number {
-  if (!isTimeZone(zone)) return 0;
-  const parts = new Intl.DateTimeFormat('en-US', {
-    timeZone: zone,
-    hourCycle: 'h23',
-    year: 'numeric',
-    month: 'numeric',
-    day: 'numeric',
-    hour: 'numeric',
-    minute: 'numeric',
-  }).formatToParts(at);
+  const format = offsetFormat(zone);
+  if (!format) return 0;
+  const parts = format.formatToParts(at);
   const n = (type: string) => Number(parts.find((p) => p.type === type)?.value ?? 0);
   const local = Date.UTC(n('year'), n('month') - 1, n('day'), n('hour'), n('minute'));
   return Math.round((local - Math.floor(at / 60_000) * 60_000) / 60_000);
