@@ -13,7 +13,7 @@
  * CPU per request is steadier than requests per second, and shows where the time goes.
  */
 import { type ChildProcess, fork } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -26,6 +26,7 @@ import { createLogger } from '../src/logger';
 import { resolveServices } from '../src/services/localServices';
 import { recreateDatabase, withClient, withDatabase } from './lib/dataset';
 import type { ChildStats } from './lib/ingressServer';
+import { type CpuProfile, perRequest, stageTimes } from './lib/profileStages';
 import { formatTable } from './lib/stats';
 
 const DATABASE = 'maihive_bench_ingress';
@@ -149,6 +150,8 @@ interface Summary {
   server_cpu_pct: number;
   /** Redis CPU per request, µs (includes anything else using that Redis meanwhile). */
   redis_cpu_us_per_req: number;
+  /** Server CPU per request split by stage, µs (only with BENCH_PROFILE_DIR). */
+  stages_us_per_req?: Record<string, number>;
 }
 
 interface Usage {
@@ -192,7 +195,17 @@ function merge(runs: Summary[]): Summary {
     server_cpu_us_per_req: Math.round(mean((s) => s.server_cpu_us_per_req)),
     server_cpu_pct: Math.round(mean((s) => s.server_cpu_pct)),
     redis_cpu_us_per_req: Math.round(mean((s) => s.redis_cpu_us_per_req)),
+    ...(runs.every((s) => s.stages_us_per_req) ? { stages_us_per_req: meanStages(runs) } : {}),
   };
+}
+
+function meanStages(runs: Summary[]): Record<string, number> {
+  const sums: Record<string, number> = {};
+  for (const run of runs) {
+    for (const [stage, us] of Object.entries(run.stages_us_per_req!)) sums[stage] = (sums[stage] ?? 0) + us;
+  }
+  const entries = Object.entries(sums).map(([stage, us]) => [stage, Math.round(us / runs.length)] as const);
+  return Object.fromEntries(entries.sort((a, b) => b[1] - a[1]));
 }
 
 async function prepareTenant(adminUrl: string): Promise<void> {
@@ -257,6 +270,8 @@ async function main(): Promise<void> {
         if (profileDir) {
           const file = path.join(profileDir, `ingress-${mode}-round${round + 1}.cpuprofile`);
           await profileChild(child, { action: 'stop', file });
+          const profile = JSON.parse(await readFile(file, 'utf8')) as CpuProfile;
+          result.stages_us_per_req = perRequest(stageTimes(profile), result.server_cpu_us_per_req);
         }
         runs[mode].push(result);
         console.log(
@@ -377,6 +392,20 @@ async function main(): Promise<void> {
         ` (peak ${mb(memAfter.maxRss)} MB, after a full GC ${mb(memAfterGc.rss)} MB, heap used ${mb(memAfterGc.heapUsed)} MB)`,
     );
     console.log(`non-2xx/errors: ${app.non_2xx}/${app.errors} (bulk ${bulk.non_2xx}/${bulk.errors})`);
+    if (app.stages_us_per_req && baseline.stages_us_per_req) {
+      const stages = Object.keys({ ...app.stages_us_per_req, ...baseline.stages_us_per_req });
+      console.log('\nserver CPU per request by stage, µs (from the CPU profiles of the measured runs):');
+      console.log(
+        formatTable([
+          ['stage', 'POST /chat/send', 'Express + queue.add'],
+          ...stages.map((stage) => [
+            stage,
+            String(app.stages_us_per_req![stage] ?? 0),
+            String(baseline.stages_us_per_req![stage] ?? 0),
+          ]),
+        ]),
+      );
+    }
   } finally {
     await services.close();
   }
