@@ -71,6 +71,7 @@ beforeAll(async () => {
     await install(globex, { plugin_id: 'forecast', permissions: ['message_send'], auto_enable: false }),
   );
   created(await install(acme, { plugin_id: 'dice', permissions: ['message_send'], auto_enable: true }));
+  created(await install(acme, { plugin_id: 'polish', permissions: ['message_send'], auto_enable: true }));
   pool = await startTestPool(app, { plugins: app.deps.plugins.catalog });
   // The pool's sandbox thread loads the plugin modules before the 300 ms budgets apply.
   await waitFor(async () =>
@@ -198,6 +199,42 @@ describe('plugin actions in the planner', () => {
       action_name: 'plugin.forecast.weather',
       reasoning: 'plugin_command',
     });
+  });
+});
+
+describe('the catalog and events', () => {
+  it("lists the actions' activation, parameters and requirements", async () => {
+    const res = await app.request('GET', '/plugins?status=enabled', { token: acme });
+    const forecast = (
+      res.body.data.plugins as { plugin_id: string; components: { actions: Record<string, unknown>[] } }[]
+    ).find((p) => p.plugin_id === 'forecast');
+    expect(forecast?.components.actions).toEqual([
+      {
+        name: 'weather',
+        description: '查询一个城市的天气并告诉大家',
+        activation_type: 'keyword',
+        activation_keywords: ['天气', 'weather'],
+        action_parameters: { city: '要查询的城市名' },
+        action_require: ['有人问天气时使用'],
+      },
+      expect.objectContaining({ name: 'wave', activation_type: 'always', activation_keywords: [] }),
+      expect.objectContaining({ name: 'hidden', activation_type: 'never' }),
+      expect.objectContaining({ name: 'broken', activation_type: 'keyword', activation_keywords: ['坏掉'] }),
+      expect.objectContaining({ name: 'stuck', activation_type: 'keyword' }),
+    ]);
+  });
+
+  it('post_llm replaces the generated reply and after_send hears the reply that was stored', async () => {
+    const res = await send(acme, '今天吃什么好呢', 'ev-1');
+    expect(res.body.data).toMatchObject({ status: 'replied', response: `✨ ${REPLY} ✨` });
+    // after_send runs once the reply is stored (and announced): wait for it.
+    const stored = await waitFor(async () => {
+      const { rows } = await app.t.admin<{ value: unknown }>(
+        `SELECT value FROM plugin_state WHERE tenant_id = 'acme' AND plugin_id = 'polish' AND key = 'last_sent'`,
+      );
+      return rows[0]?.value;
+    });
+    expect(stored).toEqual({ to: '今天吃什么好呢', reply: `✨ ${REPLY} ✨` });
   });
 });
 

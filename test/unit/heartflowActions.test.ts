@@ -6,6 +6,7 @@ import {
   parsePlannerAnswer,
 } from '../../src/domain/heartflow/actions';
 import { mulberry32 } from '../../src/domain/random';
+import { readDefinition } from '../../src/plugins/catalog';
 
 function spec(over: Partial<ActionSpec> & { name: string }): ActionSpec {
   return {
@@ -143,5 +144,50 @@ describe('reading the planner answer', () => {
       reason: '}{',
       parameters: { city: '广州' },
     });
+  });
+});
+
+describe("the catalog reads MaiBot's action fields", () => {
+  const manifest = { manifest_version: 1, id: 'acts', name: 'Acts', version: '1.0.0', description: 'd' };
+  const action = (over: Record<string, unknown>) => ({
+    action_name: 'a',
+    action_description: 'does a',
+    execute: () => ({}),
+    ...over,
+  });
+  const read = (actions: unknown[]) => readDefinition({ manifest, actions }, '/x.js', 'operator');
+
+  it('takes the activation type in either case, defaulting to keyword with keywords, else always', () => {
+    const r = read([
+      action({ action_name: 'up', activation_type: 'RANDOM', random_activation_probability: 0.2 }),
+      action({ action_name: 'kw', activation_keywords: ['天气'], action_parameters: { city: '城市' } }),
+      action({ action_name: 'plain' }),
+    ]);
+    expect('entry' in r && r.entry.actions).toEqual([
+      expect.objectContaining({ name: 'up', activationType: 'random', randomProbability: 0.2 }),
+      expect.objectContaining({ name: 'kw', activationType: 'keyword', parameters: { city: '城市' } }),
+      expect.objectContaining({ name: 'plain', activationType: 'always', keywords: [] }),
+    ]);
+  });
+
+  it('rejects an action that could never be offered as declared', () => {
+    const r = read([
+      action({ action_name: 'kw', activation_type: 'keyword' }),
+      action({ action_name: 'rnd', activation_type: 'random' }),
+      action({ action_name: 'odd', activation_type: 'sometimes' }),
+      action({ action_name: 'params', action_parameters: { 'bad key': 'x' } }),
+    ]);
+    expect('problems' in r && r.problems).toEqual([
+      expect.stringMatching(/^actions\.2\.activation_type/),
+      expect.stringMatching(/^actions\.3\.action_parameters/),
+    ]);
+    const r2 = read([
+      action({ action_name: 'kw', activation_type: 'keyword' }),
+      action({ action_name: 'rnd', activation_type: 'random' }),
+    ]);
+    expect('problems' in r2 && r2.problems).toEqual([
+      'actions.kw.activation_keywords: a keyword action needs keywords',
+      'actions.rnd.random_activation_probability: a random action needs one',
+    ]);
   });
 });
