@@ -90,9 +90,14 @@ export async function interceptCommands(
 ): Promise<Map<string, Interception>> {
   const answered = new Map<string, Interception>();
   if (!deps.plugins || !plugins.some((p) => p.entry.commands.length > 0)) return answered;
+  // A plugin whose command overran its budget or crashed its thread is not asked again in this
+  // pass: a flood of its commands costs one budget, not one per message.
+  let usable = plugins;
   for (const m of messages) {
-    const o = await deps.plugins.runCommand(ctx.tenantId, plugins, pluginMessage(m), contextOf(ctx));
+    const o = await deps.plugins.runCommand(ctx.tenantId, usable, pluginMessage(m), contextOf(ctx));
     if (o?.reply != null) answered.set(m.message_id, { decision: pluginDecision(o, m), reply: replyOf(o) });
+    if (o?.error?.reason === 'timeout' || o?.error?.reason === 'crash')
+      usable = usable.filter((p) => p.entry.manifest.id !== o.pluginId);
   }
   return answered;
 }
