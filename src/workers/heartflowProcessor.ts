@@ -485,7 +485,15 @@ async function answerPending(
         target,
         await produceReply(deps, ctx, { ...stream, settings }, history, decision, target),
       ));
-    if (acted?.usage.length) reply = { ...reply, usage: [...acted.usage, ...reply.usage] };
+    if (acted?.usage.length) {
+      // The planner call's tokens count toward the message's `tokens_used` like the reply's.
+      const planner = acted.usage.reduce((n, u) => n + u.promptTokens + u.completionTokens, 0);
+      reply = {
+        ...reply,
+        usage: [...acted.usage, ...reply.usage],
+        tokens: planner > 0 || reply.tokens !== null ? (reply.tokens ?? 0) + planner : null,
+      };
+    }
     await storeBatch(deps, ctx, enableMemory && settings.memoryEnabled, stream.agentConfig, {
       decision,
       target,

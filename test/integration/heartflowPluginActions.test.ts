@@ -119,7 +119,8 @@ describe('plugin actions in the planner', () => {
   it('offers a keyword action when asked about the weather; the planner chooses it and the sandbox runs it', async () => {
     stub.requests.length = 0;
     const res = await send(acme, '北京今天天气怎么样？', 'act-1');
-    expect(res.body.data).toMatchObject({ status: 'replied', response: '北京：晴，25°C' });
+    // The planner call's tokens (the stub reports 10 + 5) are the message's.
+    expect(res.body.data).toMatchObject({ status: 'replied', response: '北京：晴，25°C', tokens_used: 15 });
     const planner = stub.requestsFor('model-acme').filter(isPlanner);
     expect(planner).toHaveLength(1);
     const system = systemOf(planner[0]!);
@@ -151,7 +152,7 @@ describe('plugin actions in the planner', () => {
   it('leaves the keyword action out when no message has its keyword; a plain reply follows', async () => {
     stub.requests.length = 0;
     const res = await send(acme, '今天吃什么好呢', 'act-2');
-    expect(res.body.data).toMatchObject({ status: 'replied', response: REPLY });
+    expect(res.body.data).toMatchObject({ status: 'replied', response: REPLY, tokens_used: 30 });
     const planner = stub.requestsFor('model-acme').filter(isPlanner);
     expect(planner).toHaveLength(1);
     expect(systemOf(planner[0]!)).not.toContain('weather');
