@@ -16,6 +16,7 @@ export default tseslint.config(
       '.dependency-cruiser.cjs',
       // Operator plugins as an operator would write them (plain CommonJS), loaded by the plugin tests.
       'test/fixtures/plugins',
+      'test/fixtures/plugin-actions',
     ],
   },
   js.configs.recommended,

@@ -3,6 +3,7 @@ import path from 'node:path';
 
 import { z } from 'zod';
 
+import { type ActionSpec, ACTIVATION_TYPES } from '../domain/heartflow/actions';
 import type { Logger } from '../logger';
 import { type EventType, type PluginDefinition, PluginManifest } from './manifest';
 
@@ -14,7 +15,8 @@ export interface CatalogEntry {
   modulePath: string;
   source: 'builtin' | 'operator';
   commands: { name: string; description: string; pattern: RegExp }[];
-  actions: { name: string; description: string; keywords: string[] }[];
+  /** Actions with their activation (MaiBot's names), as the planner is offered them. */
+  actions: ActionSpec[];
   events: { name: string; type: EventType }[];
 }
 
@@ -42,7 +44,19 @@ const Components = z.object({
       z.object({
         action_name: Name,
         action_description: z.string().min(1).max(500),
+        /** MaiBot's `ActionActivationType` (`ALWAYS` or `always`); default keyword when keywords are given. */
+        activation_type: z
+          .preprocess((v) => (typeof v === 'string' ? v.toLowerCase() : v), z.enum(ACTIVATION_TYPES))
+          .optional(),
         activation_keywords: z.array(z.string().min(1).max(64)).max(50).optional(),
+        keyword_case_sensitive: z.boolean().optional(),
+        random_activation_probability: z.number().min(0).max(1).optional(),
+        llm_judge_prompt: z.string().min(1).max(500).optional(),
+        action_parameters: z
+          .record(z.string().regex(/^[A-Za-z_][\w]{0,31}$/), z.string().max(200))
+          .refine((p) => Object.keys(p).length <= 10, 'at most 10 parameters')
+          .optional(),
+        action_require: z.array(z.string().min(1).max(200)).max(10).optional(),
         execute: Fn,
       }),
     )
@@ -87,6 +101,13 @@ export function readDefinition(
   const schema = def.configSchema ?? z.strictObject({});
   if (typeof (schema as { safeParse?: unknown }).safeParse !== 'function')
     problems.push('configSchema: not a zod schema');
+  for (const a of components.success ? components.data.actions : []) {
+    const type = a.activation_type ?? (a.activation_keywords?.length ? 'keyword' : 'always');
+    if (type === 'keyword' && !a.activation_keywords?.length)
+      problems.push(`actions.${a.action_name}.activation_keywords: a keyword action needs keywords`);
+    if (type === 'random' && a.random_activation_probability === undefined)
+      problems.push(`actions.${a.action_name}.random_activation_probability: a random action needs one`);
+  }
   const commands: CatalogEntry['commands'] = [];
   for (const c of components.success ? components.data.commands : []) {
     try {
@@ -110,7 +131,13 @@ export function readDefinition(
       actions: components.data.actions.map((a) => ({
         name: a.action_name,
         description: a.action_description,
+        activationType: a.activation_type ?? (a.activation_keywords?.length ? 'keyword' : 'always'),
         keywords: a.activation_keywords ?? [],
+        keywordCaseSensitive: a.keyword_case_sensitive ?? false,
+        randomProbability: a.random_activation_probability ?? 0,
+        parameters: a.action_parameters ?? {},
+        require: a.action_require ?? [],
+        judgePrompt: a.llm_judge_prompt,
       })),
       events: components.data.event_handlers.map((h) => ({ name: h.handler_name, type: h.event_type })),
     },

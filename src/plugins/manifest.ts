@@ -105,8 +105,27 @@ export interface ActionComponent {
   action_name: string;
   /** Shown to the planner: when choosing this action fits. */
   action_description: string;
-  /** The planner considers the action only for messages containing one of these (none: always). */
+  /**
+   * When the action is put on the planner's list (MaiBot's `ActionActivationType`, either case):
+   * `always`, `keyword` (a message of the batch contains one of `activation_keywords`), `random`
+   * (`random_activation_probability`), `llm_judge` (listed with `llm_judge_prompt`; the planner
+   * judges), `never`. Default `keyword` when keywords are given, else `always`.
+   */
+  activation_type?:
+    | 'always'
+    | 'never'
+    | 'random'
+    | 'keyword'
+    | 'llm_judge'
+    | Uppercase<'always' | 'never' | 'random' | 'keyword' | 'llm_judge'>;
   activation_keywords?: string[];
+  keyword_case_sensitive?: boolean;
+  random_activation_probability?: number;
+  llm_judge_prompt?: string;
+  /** Parameter name → what the planner should put in it; chosen values arrive in `parameters`. */
+  action_parameters?: Record<string, string>;
+  /** When to choose the action, shown to the planner. */
+  action_require?: string[];
   execute(
     input: { message: PluginMessage | null; parameters: Record<string, unknown> },
     api: PluginApi,

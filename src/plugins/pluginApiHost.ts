@@ -15,6 +15,7 @@ import { mulberry32 } from '../domain/random';
 import { pickEmoji } from '../emoji/emojiSender';
 import type { PluginContext, PluginPermission } from './manifest';
 import { pluginMemory } from './memoryAdapter';
+import { safeFetch, type SafeFetchOptions } from './safeFetch';
 
 /** What the host side of the PluginAPI uses; plugins never get any of it. */
 export interface PluginHostDeps {
@@ -22,8 +23,8 @@ export interface PluginHostDeps {
   clock: Clock;
   /** Completes a prompt for the agent (`llm` permission); absent: the call fails. */
   complete?: (ctx: { tenantId: string; agentId: string }, prompt: string) => Promise<string>;
-  /** HTTP client for `http.fetch`. Default the global `fetch`. */
-  fetch?: typeof fetch;
+  /** How `http.fetch` resolves and which addresses it may reach (`safeFetch.ts`); tests inject a resolver. */
+  http?: SafeFetchOptions;
 }
 
 /** One component call as the host sees it: whose, where, with which grants. */
@@ -54,9 +55,6 @@ const MAX_STATE_BYTES = 16 * 1024;
 const MAX_SENDS = 5;
 const MAX_HTTP_BYTES = 64 * 1024;
 const HTTP_TIMEOUT_MS = 3000;
-/** Loopback, private and link-local hosts: a plugin's `http` reaches the internet, not the server's network. */
-const PRIVATE_HOST =
-  /^(?:localhost|.*\.localhost|127\.|10\.|192\.168\.|172\.(?:1[6-9]|2\d|3[01])\.|169\.254\.|0\.|\[::1?\]|\[f[cd]|\[fe80)/i;
 
 interface Method<A extends unknown[] = unknown[]> {
   permission?: PluginPermission;
@@ -144,16 +142,10 @@ const METHODS: Record<string, Method> = {
   'http.fetch': method({
     permission: 'http',
     args: z.tuple([z.url({ protocol: /^https?$/ })]),
-    run: async (deps, _call, [url]) => {
-      if (PRIVATE_HOST.test(new URL(url).host))
-        throw new Error('private and loopback hosts are not reachable');
-      const res = await (deps.fetch ?? fetch)(url, {
-        redirect: 'error',
-        signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
-      });
-      const body = (await res.text()).slice(0, MAX_HTTP_BYTES);
-      return { status: res.status, body };
-    },
+    // Public addresses only, after DNS resolution, connecting to the address checked; redirects
+    // checked hop by hop (`safeFetch.ts`).
+    run: (deps, _call, [url]) =>
+      safeFetch(url, { timeoutMs: HTTP_TIMEOUT_MS, maxBytes: MAX_HTTP_BYTES, ...deps.http }),
   }),
   'usage.today': method({
     permission: 'usage_read',

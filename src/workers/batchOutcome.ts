@@ -39,6 +39,8 @@ export interface BatchResult {
   reply: Reply;
   state: HeartflowState;
   startedAt: number;
+  /** More of the action record's `action_data` (a plugin action's parameters, the planner's choice). */
+  actionData?: Record<string, unknown>;
 }
 
 /** What storing a batch uses of the heartflow's dependencies. */
@@ -85,6 +87,7 @@ export async function storeBatch(
           interest: b.state.interest,
           covered: b.covered.length,
           reply_id: answered ? replyId : null,
+          ...b.actionData,
         },
         reasoning: b.decision.reason,
       },

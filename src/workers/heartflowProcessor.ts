@@ -39,12 +39,25 @@ import { agentLlmSettings } from '../llm/agentSettings';
 import type { LlmClient } from '../llm/llmClient';
 import { LlmQuotaExceededError } from '../llm/llmQuota';
 import type { SecretBox } from '../llm/secretBox';
+import type { LlmSettings } from '../llm/types';
 import type { Logger } from '../logger';
 import type { PluginRuntime } from '../plugins/pluginRuntime';
 import type { HeartflowJobData, TenantQueues } from '../queues/tenantQueues';
 import type { Keyspace } from '../redis/keys';
 import { type Reply, storeBatch } from './batchOutcome';
-import { actionNames, actionReply, afterLlm, afterSend, enabledPlugins, intercept } from './heartflowPlugins';
+import {
+  actionReplyOf,
+  activatedActions,
+  afterLlm,
+  afterSend,
+  choosePluginAction,
+  enabledPlugins,
+  interceptCommands,
+  type OfferedAction,
+  onMessage,
+  pluginActions,
+  runAction,
+} from './heartflowPlugins';
 import {
   BUSY_TENANT_JOBS_PER_S,
   GATHER_MS,
@@ -388,40 +401,83 @@ async function answerPending(
     { maxBatch: deps.maxBatch ?? 50 },
   );
 
+  const offered = pluginActions(plugins);
+  const plannerSettings = agentLlmSettings({ ...stream.agentConfig, llm: settings.llm }, deps.secretBox);
+
   for (const [index, batch] of batches.entries()) {
-    const planned = batch.messages.map((b) => {
+    const messages = batch.messages.map((b) => byId.get(b.id)!);
+    const mentionedOf = new Map(batch.messages.map((b) => [b.id, b.mentioned]));
+    // Commands answer every message of the batch they match, each on its own, before the planner.
+    const commands = await interceptCommands(deps, ctx, plugins, messages);
+    for (const b of batch.messages) {
       const m = byId.get(b.id)!;
       const interest = interestOf(m.content, { mentioned: b.mentioned });
       state = updateOnMessage(state, { mentioned: b.mentioned, interest, at: b.at });
-      return { id: m.message_id, text: m.content, mentioned: b.mentioned };
-    });
-    // Commands and `on_message` handlers answer the newest message before the planner runs.
-    const newest = byId.get(planned[planned.length - 1]!.id)!;
-    const intercepted = await intercept(deps, ctx, plugins, newest);
+      const command = commands.get(b.id);
+      if (!command) continue;
+      state = applyDecision(state, command.decision, deps.clock.now());
+      await storeBatch(deps, ctx, enableMemory && settings.memoryEnabled, stream.agentConfig, {
+        decision: command.decision,
+        target: m,
+        covered: [m],
+        mentionedIds: new Set(b.mentioned ? [b.id] : []),
+        reply: command.reply,
+        state,
+        startedAt,
+      });
+      if (command.reply.text !== null) await afterSend(deps, ctx, plugins, m, command.reply.text);
+    }
+    const rest = messages.filter((m) => !commands.has(m.message_id));
+    const newest = rest[rest.length - 1];
+    if (newest === undefined) continue;
+    const planned = rest.map((m) => ({
+      id: m.message_id,
+      text: m.content,
+      mentioned: mentionedOf.get(m.message_id) ?? false,
+    }));
+    // The batch's target without the commands answered: its last mention, else its last message.
+    const restTarget = [...planned].reverse().find((p) => p.mentioned)?.id ?? newest.message_id;
+    // An `on_message` handler may answer the newest message before the planner runs.
+    const heard = await onMessage(deps, ctx, plugins, newest);
     const now = deps.clock.now();
-    const decision =
-      intercepted?.decision ??
+    let decision =
+      heard?.decision ??
       plan({
         state,
         config,
         messages: planned,
         now,
-        rng: mulberry32(seedFromString(batch.targetMessageId)),
+        rng: mulberry32(seedFromString(restTarget)),
         chatType: stream.heartflow?.chat_type ?? 'group',
         utcOffsetMinutes: utcOffsetMinutes(config.timezone, now),
-        pluginActions: actionNames(plugins),
+        pluginActions: offered.map((o) => o.spec.name),
       });
-    state = applyDecision(state, decision, now);
-    const target = intercepted ? newest : byId.get(batch.targetMessageId)!;
+    const target = heard
+      ? newest
+      : byId.get(decision.reason === 'plugin_command' ? decision.targetMessageId! : restTarget)!;
     // The first batch's history came with the claim; a later one (a backlog of more than one
     // batch) reads it again, to see the replies of the batches before it.
     const history =
       index === 0
         ? stream.history
         : await deps.db.withTenant(ctx, (db) => recentMessages(db, ctx.chatStreamId, HISTORY));
-    const reply =
-      intercepted?.reply ??
-      (await actionReply(deps, ctx, plugins, decision, target)) ??
+    const acted = heard
+      ? undefined
+      : await pluginAction(deps, ctx, {
+          offered,
+          decision,
+          planned,
+          rest,
+          history,
+          target,
+          botName: stream.agentName,
+          settings: plannerSettings,
+        });
+    if (acted) decision = acted.decision;
+    state = applyDecision(state, decision, now);
+    let reply =
+      heard?.reply ??
+      acted?.reply ??
       (await afterLlm(
         deps,
         ctx,
@@ -429,22 +485,136 @@ async function answerPending(
         target,
         await produceReply(deps, ctx, { ...stream, settings }, history, decision, target),
       ));
-    const covered = batch.messages.map((b) => byId.get(b.id)!);
+    if (acted?.usage.length) {
+      // The planner call's tokens count toward the message's `tokens_used` like the reply's.
+      const planner = acted.usage.reduce((n, u) => n + u.promptTokens + u.completionTokens, 0);
+      reply = {
+        ...reply,
+        usage: [...acted.usage, ...reply.usage],
+        tokens: planner > 0 || reply.tokens !== null ? (reply.tokens ?? 0) + planner : null,
+      };
+    }
     await storeBatch(deps, ctx, enableMemory && settings.memoryEnabled, stream.agentConfig, {
       decision,
       target,
-      covered,
-      mentionedIds: new Set(batch.messages.filter((b) => b.mentioned).map((b) => b.id)),
+      covered: rest,
+      mentionedIds: new Set(planned.filter((p) => p.mentioned).map((p) => p.id)),
       reply,
       state,
       startedAt,
+      ...(acted?.actionData ? { actionData: acted.actionData } : {}),
     });
     if (reply.text !== null) await afterSend(deps, ctx, plugins, target, reply.text);
     if (reply.fault && reply.error !== null) {
-      failures.push({ messageIds: covered.map((m) => m.message_id), error: reply.error });
+      failures.push({ messageIds: rest.map((m) => m.message_id), error: reply.error });
     }
   }
   return failures;
+}
+
+/** What a plugin action changed of a batch's answer. */
+interface ActedAction {
+  decision: HeartflowDecision;
+  /** The action's answer; undefined: answered as the rule planner decided (the action failed or none was chosen). */
+  reply: Reply | undefined;
+  /** The planner call's usage, stored with the batch. */
+  usage: Reply['usage'];
+  /** Recorded in the action record's `action_data`. */
+  actionData: Record<string, unknown> | undefined;
+}
+
+/**
+ * Plugin actions for a batch the rule planner answers: `/name` runs one directly; otherwise, when
+ * the rule planner replies (text or emoji) and some action is activated, the planner LLM chooses
+ * between a plain reply and those actions (not with the built-in `local` provider, which cannot
+ * plan). A chosen action runs in the sandbox bound to the message's context; one that fails or
+ * overruns its budget leaves the message to the normal reply.
+ */
+async function pluginAction(
+  deps: HeartflowDeps,
+  ctx: ChatStreamContext,
+  input: {
+    offered: OfferedAction[];
+    decision: HeartflowDecision;
+    planned: { id: string; text: string }[];
+    rest: MessageRow[];
+    history: MessageRow[];
+    target: MessageRow;
+    botName: string;
+    settings: LlmSettings;
+  },
+): Promise<ActedAction | undefined> {
+  const { decision, target } = input;
+  let chosen: { offered: OfferedAction; parameters: Record<string, unknown>; reason: string } | undefined;
+  let usage: Reply['usage'] = [];
+  let actionData: Record<string, unknown> | undefined;
+  if (decision.reason === 'plugin_command') {
+    const offered = input.offered.find((o) => o.spec.name === decision.action);
+    if (offered) chosen = { offered, parameters: {}, reason: 'plugin_command' };
+  } else if (
+    (decision.action === 'reply' || decision.action === 'emoji') &&
+    input.settings.provider !== 'local'
+  ) {
+    const active = activatedActions(
+      input.offered,
+      input.planned.map((p) => p.text),
+      target.message_id,
+    );
+    if (active.length === 0) return undefined;
+    const restIds = new Set(input.rest.map((m) => m.message_id));
+    const chat = [...input.history]
+      .reverse()
+      .filter((m) => !restIds.has(m.message_id))
+      .concat(input.rest)
+      .map((m) => ({
+        sender: m.sender_cardname ?? m.sender_nickname ?? m.sender_user_id ?? 'user',
+        content: m.content,
+        isBot: m.direction === 'out',
+      }));
+    const planned = await choosePluginAction(
+      deps,
+      ctx,
+      { actions: active, chat, botName: input.botName, target },
+      input.settings,
+    );
+    usage = planned.usage;
+    actionData = {
+      planner: {
+        offered: active.map((a) => a.spec.name),
+        choice: planned.choice?.action ?? null,
+        reason: planned.choice?.reason ?? null,
+      },
+    };
+    const offered = active.find((a) => a.spec.name === planned.choice?.action);
+    if (offered && planned.choice)
+      chosen = { offered, parameters: planned.choice.parameters, reason: 'planner_llm' };
+  }
+  if (!chosen)
+    return usage.length > 0 || actionData ? { decision, reply: undefined, usage, actionData } : undefined;
+  const run = await runAction(deps, ctx, chosen.offered, chosen.parameters, target);
+  if (!run || run.outcome.error !== null) {
+    // The message is answered as if the action were not there (an explicit `/name` by a reply).
+    return {
+      decision: decision.reason === 'plugin_command' ? { ...decision, action: 'reply' } : decision,
+      reply: undefined,
+      usage,
+      actionData: {
+        ...actionData,
+        plugin_error: { action: run?.action ?? chosen.offered.spec.name, ...run?.outcome.error },
+      },
+    };
+  }
+  return {
+    decision: {
+      ...decision,
+      action: run.action,
+      reason: chosen.reason === 'planner_llm' ? 'planner_llm' : 'plugin_command',
+      replyProbability: 1,
+    },
+    reply: actionReplyOf(run),
+    usage,
+    actionData: { ...actionData, plugin: { parameters: chosen.parameters, data: run.outcome.data ?? null } },
+  };
 }
 
 /**

@@ -99,6 +99,29 @@ describe('install, enable, disable, configure', () => {
     expect(fieldsOf(shape)).toEqual(expect.arrayContaining(['permissions', 'body']));
     expect((await install(acmeReader, { plugin_id: 'dice', permissions: [] })).status).toBe(403);
     expect((await app.request('POST', '/plugins/nope/enable', { token: acmeAdmin })).status).toBe(404);
+    // Unknown ids elsewhere, and bodies of the wrong shape: 404 / 400 naming the fields, never 500.
+    expect((await app.request('GET', '/plugins/nope/config', { token: acmeAdmin })).status).toBe(404);
+    const putUnknown = await app.request('PUT', '/plugins/nope/config', {
+      token: acmeAdmin,
+      body: { config: {} },
+    });
+    expect(putUnknown.status).toBe(404);
+    expect((await execute(acmeAdmin, 'nope', 'roll')).status).toBe(404);
+    const badId = await app.request('POST', '/plugins/install', {
+      token: acmeAdmin,
+      body: { plugin_id: '../etc', permissions: [] },
+    });
+    expect(badId.status).toBe(400);
+    expect(fieldsOf(badId)).toEqual(['plugin_id']);
+    const params = await app.request('POST', '/plugins/dice/execute', {
+      token: acmeAdmin,
+      body: { action: 'roll', parameters: 'all' },
+    });
+    expect(params.status).toBe(400);
+    expect(fieldsOf(params)).toEqual(['parameters']);
+    const configShape = await install(acmeAdmin, { plugin_id: 'dice', permissions: [], config: [1] });
+    expect(configShape.status).toBe(400);
+    expect(fieldsOf(configShape)).toEqual(['config']);
   });
 
   it('installs, enables for one tenant only, disables, and validates config updates', async () => {

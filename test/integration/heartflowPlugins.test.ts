@@ -150,6 +150,15 @@ describe('plugins in the heartflow', () => {
     const thrown = await send(acme, '/throw', 'faulty-2', 'private');
     expect(thrown.body.data).toMatchObject({ status: 'replied' });
     expect(await actionOf('acme', thrown.body.data.message_id as string)).toBe('reply');
+    // A command that crashes the sandbox thread: the message is answered all the same.
+    const crashed = await send(acme, '/exit', 'faulty-3', 'private');
+    expect(crashed.body.data).toMatchObject({ status: 'replied' });
+    expect(typeof crashed.body.data.response).toBe('string');
+    expect(await actionOf('acme', crashed.body.data.message_id as string)).toBe('reply');
+    // The restarted thread serves commands again.
+    await waitFor(async () =>
+      (await send(acme, '/ok', 'faulty-4', 'private')).body.data.response === 'fine' ? true : undefined,
+    );
   });
 });
 

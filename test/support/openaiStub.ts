@@ -13,6 +13,8 @@ export type StubBehaviour =
     }
   | { kind: 'error'; status: number; message?: string; headers?: Record<string, string>; delayMs?: number }
   | { kind: 'malformed'; body?: string }
+  /** Answers successfully with what `answer` makes of the request body (say, by its prompt). */
+  | { kind: 'dynamic'; answer: (body: Record<string, unknown>) => string }
   /** Answers (successfully) only after `delayMs`; meant to exceed the client's timeout. */
   | { kind: 'slow'; delayMs: number; content?: string }
   /** Sends 200 and half a body, then nothing more for `delayMs`. */
@@ -129,10 +131,10 @@ export class OpenAiStub {
       this.inFlight--;
       this.inFlightByModel.set(model, (this.inFlightByModel.get(model) ?? 1) - 1);
     });
-    await this.answer(model, res);
+    await this.answer(model, res, body);
   }
 
-  private async answer(model: string, res: ServerResponse): Promise<void> {
+  private async answer(model: string, res: ServerResponse, body: Record<string, unknown>): Promise<void> {
     const b = this.next(model);
     if (!b) {
       return this.send(res, 404, {
@@ -144,6 +146,17 @@ export class OpenAiStub {
       });
     }
     switch (b.kind) {
+      case 'dynamic':
+        return this.send(res, 200, {
+          id: `chatcmpl-${this.requests.length}`,
+          object: 'chat.completion',
+          created: Math.floor(Date.now() / 1000),
+          model,
+          choices: [
+            { index: 0, message: { role: 'assistant', content: b.answer(body) }, finish_reason: 'stop' },
+          ],
+          usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 },
+        });
       case 'success':
       case 'slow': {
         await this.delay(b.delayMs ?? 0);

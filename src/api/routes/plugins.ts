@@ -9,6 +9,7 @@ import {
   type TenantPluginRow,
   updateTenantPlugin,
 } from '../../db/repositories/plugins';
+import { ACTIVATION_TYPES } from '../../domain/heartflow/actions';
 import { createIsolationContext, IDENTIFIER_PATTERN } from '../../domain/isolationContext';
 import { ConflictError, NotFoundError, ValidationError } from '../../errors';
 import type { CatalogEntry } from '../../plugins/catalog';
@@ -58,7 +59,14 @@ const PluginSchema = z.object({
   components: z.object({
     commands: z.array(z.object({ name: z.string(), description: z.string(), pattern: z.string() })),
     actions: z.array(
-      z.object({ name: z.string(), description: z.string(), activation_keywords: z.array(z.string()) }),
+      z.object({
+        name: z.string(),
+        description: z.string(),
+        activation_type: z.enum(ACTIVATION_TYPES),
+        activation_keywords: z.array(z.string()),
+        action_parameters: z.record(z.string(), z.string()),
+        action_require: z.array(z.string()),
+      }),
     ),
     event_handlers: z.array(z.object({ name: z.string(), event_type: z.string() })),
   }),
@@ -88,7 +96,10 @@ function pluginBody(e: CatalogEntry, row: TenantPluginRow | undefined) {
       actions: e.actions.map((a) => ({
         name: a.name,
         description: a.description,
-        activation_keywords: a.keywords,
+        activation_type: a.activationType,
+        activation_keywords: [...a.keywords],
+        action_parameters: { ...a.parameters },
+        action_require: [...a.require],
       })),
       event_handlers: e.events.map((h) => ({ name: h.name, event_type: h.type })),
     },

@@ -1,4 +1,5 @@
 /** The pure heartflow core: what the heartflow worker calls (see each module for the rules). */
+export * from './actions';
 export * from './coalesce';
 export * from './config';
 export * from './emotion';

@@ -28,6 +28,8 @@ export type HeartflowAction = BuiltinAction | (string & Record<never, never>);
 export type DecisionReason =
   | 'empty_batch'
   | 'plugin_command'
+  /** The planner LLM chose a plugin action it was offered (`actions.ts`). */
+  | 'planner_llm'
   | 'quiet_command'
   | 'mentioned'
   | 'waiting_for_call'
