@@ -39,40 +39,90 @@ export function candidateCount(limit: number): number {
   return Math.max(100, limit * 10);
 }
 
-type Match = { where: string; order: string; value: string };
+/**
+ * Most memories one index probe (one term, or the pairs query) reads from the table. A common
+ * term can match a large share of a tenant; reading, filtering and ranking every such row was
+ * the slow part of a search. Capping each probe bounds a search's work by its number of terms,
+ * and a rare term's memories (the telling ones) all fit under the cap.
+ */
+export const PROBE_CAP = { term: 200, pairs: 1000 } as const;
 
-async function candidates(db: TenantDb, s: MemorySearch, match: Match) {
-  const { rows } = await db.query<MemoryRow & { total: string }>(
-    `SELECT ${MEMORY_COLUMNS}, count(*) OVER () AS total FROM memory_chest
-     WHERE tenant_id = $1 AND ${match.where}
-       AND ($3::text IS NULL OR agent_id = $3)
+/** Most terms the any-term stage probes one by one (a prompt's query can have hundreds). */
+export const MAX_PROBED_TERMS = 16;
+
+const FILTERS = `AND ($3::text IS NULL OR agent_id = $3)
        AND ($4::text IS NULL OR scope = $4)
        AND ($5::text IS NULL OR memory_type = $5)
        AND ($6::text IS NULL OR platform IS NULL OR platform = $6)
        AND ($7::text IS NULL OR chat_stream_id IS NULL OR chat_stream_id = $7)
-       AND ${UNEXPIRED}
-     ORDER BY ${match.order} importance DESC, created_at DESC
-     LIMIT $8`,
-    [
-      db.ctx.tenantId,
-      match.value,
-      s.agentId ?? null,
-      s.scope ?? null,
-      s.memoryType ?? null,
-      s.platform ?? null,
-      s.chatStreamId ?? null,
-      candidateCount(s.limit),
-    ],
-  );
+       AND ${UNEXPIRED}`;
+
+function filterParams(db: TenantDb, s: MemorySearch) {
+  return [
+    db.ctx.tenantId,
+    s.agentId ?? null,
+    s.scope ?? null,
+    s.memoryType ?? null,
+    s.platform ?? null,
+    s.chatStreamId ?? null,
+  ] as const;
+}
+
+type Found = { rows: (MemoryRow & { total: string })[]; total: number };
+
+function found(rows: (MemoryRow & { total: string })[]): Found {
   return { rows, total: rows.length > 0 ? Number(rows[0]!.total) : 0 };
 }
 
-function termMatch(tsquery: string): Match {
-  return {
-    where: 'search_vector @@ $2::tsquery',
-    order: 'ts_rank(search_vector, $2::tsquery) DESC,',
-    value: tsquery,
-  };
+/**
+ * Candidates of a term search. Each tsquery of `probes` is one GIN probe (`@@~`, migration 012:
+ * the leakproof match the index answers under row-level security) reading at most `PROBE_CAP`
+ * rows; their union is ranked by `ts_rank` against `rankQuery` (then importance, newest) on a
+ * narrow row, and only the best `candidateCount` are read whole. `total` is the union's size.
+ */
+async function termCandidates(
+  db: TenantDb,
+  s: MemorySearch,
+  probes: readonly string[],
+  rankQuery: string,
+  cap: number,
+): Promise<Found> {
+  const [tenantId, ...filters] = filterParams(db, s);
+  const { rows } = await db.query<MemoryRow & { total: string }>(
+    `WITH probe AS MATERIALIZED (
+       SELECT DISTINCT hit.memory_id, hit.rank, hit.importance, hit.created_at
+       FROM unnest($8::tsquery[]) AS q(term)
+       CROSS JOIN LATERAL (
+         SELECT memory_id, ts_rank(search_vector, $2::tsquery) AS rank, importance, created_at
+         FROM memory_chest
+         WHERE tenant_id = $1 AND search_vector @@~ q.term
+           ${FILTERS}
+         LIMIT $9) hit
+     ), best AS (
+       SELECT memory_id, rank, importance, created_at, count(*) OVER () AS total FROM probe
+       ORDER BY rank DESC, importance DESC, created_at DESC
+       LIMIT $10
+     )
+     SELECT ${MEMORY_COLUMNS.replace(/(^|,)\s*/g, '$1 m.')}, best.total
+     FROM best JOIN memory_chest m ON m.tenant_id = $1 AND m.memory_id = best.memory_id
+     ORDER BY best.rank DESC, best.importance DESC, best.created_at DESC`,
+    [tenantId, rankQuery, ...filters, probes, cap, candidateCount(s.limit)],
+  );
+  return found(rows);
+}
+
+/** A query without terms: a literal substring of the content (no index; a scan of the tenant). */
+async function literalCandidates(db: TenantDb, s: MemorySearch, needle: string): Promise<Found> {
+  const [tenantId, ...filters] = filterParams(db, s);
+  const { rows } = await db.query<MemoryRow & { total: string }>(
+    `SELECT ${MEMORY_COLUMNS}, count(*) OVER () AS total FROM memory_chest
+     WHERE tenant_id = $1 AND strpos(lower(content), $2) > 0
+       ${FILTERS}
+     ORDER BY importance DESC, created_at DESC
+     LIMIT $8`,
+    [tenantId, needle, ...filters, candidateCount(s.limit)],
+  );
+  return found(rows);
 }
 
 /**
@@ -91,18 +141,26 @@ export async function searchMemories(
   const terms = queryTerms(s.query);
   const needle = literalNeedle(s.query);
   if (terms.length === 0 && needle === '') return { memories: [], total: 0 };
-  let found;
+  let hits: Found | undefined;
   if (terms.length === 0) {
-    found = await candidates(db, s, { where: 'strpos(lower(content), $2) > 0', order: '', value: needle });
+    hits = await literalCandidates(db, s, needle);
   } else {
     // Lexemes carry their tenant (migration 008): the index holds each tenant's postings apart.
     const prefix = `${db.ctx.tenantId}/`;
     const pairs = twoTermTsquery(terms, prefix);
-    found = pairs === undefined ? undefined : await candidates(db, s, termMatch(pairs));
-    if (found === undefined || found.rows.length < s.limit)
-      found = await candidates(db, s, termMatch(anyTermTsquery(terms, prefix)));
+    if (pairs !== undefined) hits = await termCandidates(db, s, [pairs], pairs, PROBE_CAP.pairs);
+    if (hits === undefined || hits.rows.length < s.limit) {
+      const probed = terms.slice(0, MAX_PROBED_TERMS);
+      hits = await termCandidates(
+        db,
+        s,
+        probed.map((t) => anyTermTsquery([t], prefix)),
+        anyTermTsquery(probed, prefix),
+        PROBE_CAP.term,
+      );
+    }
   }
-  const list = found.rows.map(({ total: _t, ...r }) => ({
+  const list = hits.rows.map(({ total: _t, ...r }) => ({
     ...r,
     memoryId: r.memory_id,
     createdAt: r.created_at.getTime(),
@@ -116,7 +174,7 @@ export async function searchMemories(
     relevanceOf: (q, m) =>
       terms.length > 0 ? termRelevance(q, terms, searchable(m as (typeof list)[number])) : 1,
   });
-  return { memories, total: found.total };
+  return { memories, total: hits.total };
 }
 
 /**
