@@ -204,7 +204,12 @@ const EnvSchema = z.object({
   /** Hour usage buckets are purged this many days after they end (day buckets are kept). Default 35. */
   STATS_HOUR_RETENTION_DAYS: z.coerce.number().int().min(2).max(3660).default(35),
   /** Expired memories are purged by a worker this often, ms; 0 turns the periodic purge off. Default 1 h. */
-  MEMORY_PURGE_INTERVAL_MS: z.coerce.number().int().min(0).max(7 * 86_400_000).default(3_600_000),
+  MEMORY_PURGE_INTERVAL_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(7 * 86_400_000)
+    .default(3_600_000),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
