@@ -243,7 +243,7 @@ async function measureHttp(adminUrl: string, redisUrl: string, zh: string[], en:
     dataDir: path.join(os.tmpdir(), `maihive-bench-memory-${process.pid}`),
     logDir,
     // The periodic purge stays out of the measurement.
-    extraEnv: { MEMORY_PURGE_INTERVAL_MS: '0', LOG_LEVEL: 'warn' },
+    extraEnv: { MEMORY_PURGE_INTERVAL_MS: '0' },
   });
   try {
     const admin = await adminToken(topology.url, BENCH_ADMIN.username, BENCH_ADMIN.password);

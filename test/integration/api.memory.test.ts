@@ -1,5 +1,6 @@
 import { created, createTenants } from '../support/fixtures';
 import { startTestApp, type TestApp } from '../support/testApp';
+import { waitFor } from '../support/waitFor';
 
 let app: TestApp;
 let acme: string;
@@ -219,6 +220,14 @@ describe('search', () => {
     expect((await q('peanut allergy'))[0]).toBe(en.memory_id);
     expect((await q('minecraft'))[0]).toBe(mixed.memory_id);
     expect(await q('火锅', other)).not.toContain(zh.memory_id);
+    // A search's accesses are written just after its response (MemoryAccessCounter).
+    await waitFor(async () => {
+      const { rows } = await app.t.admin<{ n: number }>(
+        `SELECT access_count AS n FROM memory_chest WHERE memory_id = $1`,
+        [zh.memory_id],
+      );
+      return rows[0]!.n >= 1 ? true : undefined;
+    });
     const read = await get(acme, `/memory/${zh.memory_id}`);
     expect(read.body.data.access_count).toBe(2);
   });

@@ -88,25 +88,29 @@ async function termCandidates(
   cap: number,
 ): Promise<Found> {
   const [tenantId, ...filters] = filterParams(db, s);
+  // One subquery per probe, each with its tsquery as a parameter of its own: planned with the
+  // actual lexeme, a rare term's probe is estimated as rare and read from the GIN index alone (a
+  // probe estimated as common is ANDed with the tenant's btree, reading all its entries).
+  const probe = (
+    i: number,
+  ) => `(SELECT memory_id, ts_rank(search_vector, $2::tsquery) AS rank, importance, created_at
+         FROM memory_chest
+         WHERE tenant_id = $1 AND search_vector @@~ $${10 + i}::tsquery
+           ${FILTERS}
+         LIMIT $8)`;
   const { rows } = await db.query<MemoryRow & { total: string }>(
     `WITH probe AS MATERIALIZED (
-       SELECT DISTINCT hit.memory_id, hit.rank, hit.importance, hit.created_at
-       FROM unnest($8::tsquery[]) AS q(term)
-       CROSS JOIN LATERAL (
-         SELECT memory_id, ts_rank(search_vector, $2::tsquery) AS rank, importance, created_at
-         FROM memory_chest
-         WHERE tenant_id = $1 AND search_vector @@~ q.term
-           ${FILTERS}
-         LIMIT $9) hit
+       SELECT DISTINCT memory_id, rank, importance, created_at FROM (
+         ${probes.map((_, i) => probe(i)).join('\n         UNION ALL\n         ')}) hit
      ), best AS (
        SELECT memory_id, rank, importance, created_at, count(*) OVER () AS total FROM probe
        ORDER BY rank DESC, importance DESC, created_at DESC
-       LIMIT $10
+       LIMIT $9
      )
      SELECT ${MEMORY_COLUMNS.replace(/(^|,)\s*/g, '$1 m.')}, best.total
      FROM best JOIN memory_chest m ON m.tenant_id = $1 AND m.memory_id = best.memory_id
      ORDER BY best.rank DESC, best.importance DESC, best.created_at DESC`,
-    [tenantId, rankQuery, ...filters, probes, cap, candidateCount(s.limit)],
+    [tenantId, rankQuery, ...filters, cap, candidateCount(s.limit), ...probes],
   );
   return found(rows);
 }
@@ -178,19 +182,30 @@ export async function searchMemories(
 }
 
 /**
- * Counts one access of each memory and stamps `last_accessed`, in one statement for all of a
- * search's hits. Rows another transaction is updating right now are skipped rather than waited
- * for (SKIP LOCKED): a search never waits or deadlocks on its bookkeeping, at the price of an
- * access not counted under that contention.
+ * Counts accesses and stamps `last_accessed`, in one statement for all of them: `memoryIds` one
+ * access each, or `counts` (memory id → accesses). Rows another transaction is updating right
+ * now are skipped rather than waited for (SKIP LOCKED): a search never waits or deadlocks on its
+ * bookkeeping, at the price of an access not counted under that contention.
  */
-export async function touchMemories(db: TenantDb, memoryIds: readonly string[]): Promise<void> {
-  if (memoryIds.length === 0) return;
+function isIdList(x: readonly string[] | ReadonlyMap<string, number>): x is readonly string[] {
+  return Array.isArray(x);
+}
+
+export async function touchMemories(
+  db: TenantDb,
+  memoryIds: readonly string[] | ReadonlyMap<string, number>,
+): Promise<void> {
+  const counts = new Map<string, number>();
+  if (isIdList(memoryIds)) for (const id of memoryIds) counts.set(id, (counts.get(id) ?? 0) + 1);
+  else for (const [id, n] of memoryIds) counts.set(id, n);
+  if (counts.size === 0) return;
   await db.query(
-    `UPDATE memory_chest m SET access_count = m.access_count + 1, last_accessed = now()
-     FROM (SELECT memory_id FROM memory_chest WHERE tenant_id = $1 AND memory_id = ANY($2::text[])
-           FOR UPDATE SKIP LOCKED) hit
+    `UPDATE memory_chest m SET access_count = m.access_count + hit.n, last_accessed = now()
+     FROM (SELECT c.memory_id, c.n FROM unnest($2::text[], $3::int[]) AS c(memory_id, n)
+           JOIN memory_chest x ON x.tenant_id = $1 AND x.memory_id = c.memory_id
+           FOR UPDATE OF x SKIP LOCKED) hit
      WHERE m.tenant_id = $1 AND m.memory_id = hit.memory_id`,
-    [db.ctx.tenantId, [...new Set(memoryIds)]],
+    [db.ctx.tenantId, [...counts.keys()], [...counts.values()]],
   );
 }
 
