@@ -42,6 +42,8 @@ async function get(token: string, path: string) {
 }
 
 const ids = (list: unknown) => (list as Memory[]).map((m) => m.memory_id);
+const q2 = async (token: string, query: string) =>
+  ids((await get(token, `/memory/search?query=${encodeURIComponent(query)}`)).body.data.memories);
 const fieldsOf = (res: { body: { error?: { details?: Record<string, unknown> } } }) =>
   ((res.body.error?.details?.fields ?? []) as { path: string }[]).map((f) => f.path).sort();
 
@@ -255,6 +257,41 @@ describe('search', () => {
     expect(found).toEqual(expect.arrayContaining([x.memory_id, plat.memory_id]));
     expect(found).not.toContain(y.memory_id);
     expect(found).not.toContain(dc.memory_id);
+  });
+
+  it('filters by platform, scope and type: a platform sees its own and the agent-wide memories only', async () => {
+    const agentWide = await store(acme, { content: '密语是紫色的海豚', agent_id: 'bot1', scope: 'agent' });
+    const qq = await store(acme, {
+      content: '密语在QQ上是紫色的海豚',
+      agent_id: 'bot1',
+      scope: 'platform',
+      platform: 'qq',
+      memory_type: 'preference',
+    });
+    const discord = await store(acme, {
+      content: '密语在discord上是紫色的海豚',
+      agent_id: 'bot1',
+      scope: 'platform',
+      platform: 'discord',
+    });
+    const qqChat = await store(acme, { content: '密语在群里是紫色的海豚', chat_stream_id: 'chat_001' });
+    const search = async (params: string) =>
+      ids(
+        (await get(acme, `/memory/search?query=${encodeURIComponent('紫色海豚')}&${params}`)).body.data
+          .memories,
+      );
+    const fromDiscord = await search('platform=discord');
+    expect(fromDiscord).toEqual(expect.arrayContaining([agentWide.memory_id, discord.memory_id]));
+    expect(fromDiscord).not.toContain(qq.memory_id);
+    expect(fromDiscord).not.toContain(qqChat.memory_id);
+    expect((await search('scope=platform')).sort()).toEqual([qq.memory_id, discord.memory_id].sort());
+    expect(await search('type=preference')).toEqual([qq.memory_id]);
+    expect(await search('scope=chat&platform=qq')).toEqual([qqChat.memory_id]);
+    // A tenant prefix typed into the query is no way into another tenant's index entries.
+    expect(await q2(other, 'acme/紫色海豚')).toEqual([]);
+    const bad = await get(acme, '/memory/search?query=x&type=secret&scope=tenant');
+    expect(bad.status).toBe(400);
+    expect(fieldsOf(bad)).toEqual(['scope', 'type']);
   });
 
   it('searches %, _ and quotes literally', async () => {
