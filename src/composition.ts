@@ -7,6 +7,7 @@ import { TokenService } from './auth/tokens';
 import type { Config } from './config';
 import { EffectiveConfigReader } from './configuration/effectiveConfig';
 import { Database } from './db/database';
+import { MemoryAccessCounter } from './db/memoryAccessCounter';
 import { latestMigrationVersion } from './db/migrate';
 import type { Dependencies } from './dependencies';
 import { type Clock, systemClock } from './domain/clock';
@@ -94,6 +95,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
   ingress.start();
   const telemetry = new TelemetryRecorder({ redis, keys, clock, logger });
   telemetry.start();
+  const memoryAccess = new MemoryAccessCounter(db, logger);
   const startedAt = clock.now();
   const processBeat = new ProcessBeat({ redis, keys, clock, logger, startedAt });
   const deps: Dependencies = {
@@ -119,6 +121,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
     adapterSecrets: secretBox,
     plugins,
     telemetry,
+    memoryAccess,
     processBeat,
     clock,
     version: PACKAGE_VERSION,
@@ -133,6 +136,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
       (closing ??= closeAll([
         () => ingress.close(),
         () => plugins.close(),
+        () => memoryAccess.drain(),
         () => closeAllAtOnce([() => telemetry.close(), () => processBeat.close()]),
         () => closeAllAtOnce([() => queues.close(), () => channels.close()]),
         () => closeAllAtOnce([() => redis.quit().catch(() => redis.disconnect()), () => db.close()]),

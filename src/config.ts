@@ -203,6 +203,13 @@ const EnvSchema = z.object({
     .default(48),
   /** Hour usage buckets are purged this many days after they end (day buckets are kept). Default 35. */
   STATS_HOUR_RETENTION_DAYS: z.coerce.number().int().min(2).max(3660).default(35),
+  /** Expired memories are purged by a worker this often, ms; 0 turns the periodic purge off. Default 1 h. */
+  MEMORY_PURGE_INTERVAL_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(7 * 86_400_000)
+    .default(3_600_000),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -300,6 +307,7 @@ export const VARIABLE_RULES: { readonly [K in keyof Env]-?: VariableRule } = {
   },
   STATS_MINUTE_RETENTION_HOURS: { rule: 'an integer from 1 to 8784 (hours)', example: '48' },
   STATS_HOUR_RETENTION_DAYS: { rule: 'an integer from 2 to 3660 (days)', example: '35' },
+  MEMORY_PURGE_INTERVAL_MS: { rule: 'an integer from 0 (off) to 604800000 (ms)', example: '3600000' },
 };
 
 /** One line naming the variable, what is wrong, its rule and an example value. */
@@ -353,6 +361,8 @@ export interface Config {
   /** Tenants with their own `/metrics` series. */
   readonly metricsTenantAllowlist: readonly string[];
   readonly statsRetention: { readonly minuteHours: number; readonly hourDays: number };
+  /** How often a worker purges expired memories, ms; 0 = never. */
+  readonly memoryPurgeIntervalMs: number;
   readonly db: {
     readonly poolMax: number;
     readonly connectTimeoutMs: number;
@@ -458,6 +468,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       minuteHours: e.STATS_MINUTE_RETENTION_HOURS,
       hourDays: e.STATS_HOUR_RETENTION_DAYS,
     }),
+    memoryPurgeIntervalMs: e.MEMORY_PURGE_INTERVAL_MS,
     db: Object.freeze({
       poolMax: e.DB_POOL_MAX,
       connectTimeoutMs: e.DB_CONNECT_TIMEOUT_MS,

@@ -7,6 +7,7 @@ import type { TokenService } from './auth/tokens';
 import type { Config } from './config';
 import type { EffectiveConfigReader } from './configuration/effectiveConfig';
 import type { Database } from './db/database';
+import type { MemoryAccessCounter } from './db/memoryAccessCounter';
 import type { SecretSealer } from './domain/agentConfig';
 import type { Clock } from './domain/clock';
 import type { OutcomeWaiters } from './ingress/outcomeWaiters';
@@ -50,6 +51,8 @@ export interface Dependencies {
   readonly plugins: PluginRuntime;
   /** Measurements shared by every process through Redis (`/stats/api`, `/stats/performance`, ...). */
   readonly telemetry: TelemetryRecorder;
+  /** Access counts of memory searches, written off the request's path. */
+  readonly memoryAccess: MemoryAccessCounter;
   /** This process's heartbeat (`/monitor/status` lists the live processes). */
   readonly processBeat: ProcessBeat;
   readonly clock: Clock;

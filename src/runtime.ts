@@ -95,6 +95,7 @@ export async function startRuntime(config: Config, logger: Logger, role: Role): 
         llmMaxConcurrencyPerTenant: config.llmMaxConcurrencyPerTenant,
         llmPrices: config.llmPrices,
         statsRetention: config.statsRetention,
+        memoryPurgeIntervalMs: config.memoryPurgeIntervalMs,
         telemetry: { recorder: deps.telemetry, beat: deps.processBeat },
         secretBox: composition.secretBox,
         plugins: deps.plugins.catalog,

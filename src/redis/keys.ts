@@ -131,6 +131,8 @@ export function keyspace(prefix: string = KEY_PREFIX) {
     processBeat: (processId: string) => `${prefix}:{_tm}:proc:${processId}`,
     /** Live processes (sorted set: process id → expiry, ms). */
     processes: () => `${prefix}:{_tm}:procs`,
+    /** Lease of the current round of the periodic purge of expired memories (one worker runs it). */
+    memoryPurgeLease: () => `${owner(undefined)}:memory-purge`,
     /** Pub/sub channel announcing that a message reached a final status (long-poll `?wait`). */
     messageDone: (tenantId: string) => `${tenant(tenantId)}:done`,
     /**

@@ -31,6 +31,7 @@ import { type SweepJobData, TenantHeat } from './hotStreams';
 import { InboundWriter } from './inboundWriter';
 import { assertJobTenant } from './jobs';
 import { memoryJobRunner } from './memoryProcessor';
+import { MemoryPurger } from './memoryPurge';
 import { pluginCompletion } from './pluginLlm';
 import { statsJobRunner } from './statsProcessor';
 import { jobTelemetry, llmTelemetry, pumpDispatcherCounters } from './workerTelemetry';
@@ -62,6 +63,8 @@ export interface WorkerPoolOptions {
   llmPrices?: LlmPriceTable;
   /** How long minute and hour usage buckets are kept. Default 48 h and 35 days. */
   statsRetention?: { minuteHours: number; hourDays: number };
+  /** How often expired memories are purged (one worker process per round), ms. Default none. */
+  memoryPurgeIntervalMs?: number;
   /** Shared telemetry (job runs, LLM calls, dispatcher counters) and the process's heartbeat. Default none. */
   telemetry?: { recorder: TelemetryRecorder; beat?: ProcessBeat };
 }
@@ -187,12 +190,24 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
   }
   const stopPump = o.telemetry ? pumpDispatcherCounters(o.telemetry.recorder, dispatchers) : () => undefined;
   o.telemetry?.beat?.addRole('worker');
+  const purger =
+    o.memoryPurgeIntervalMs && o.memoryPurgeIntervalMs > 0
+      ? new MemoryPurger({
+          db: o.db,
+          redis: connection,
+          keys: o.keys,
+          logger: o.logger,
+          intervalMs: o.memoryPurgeIntervalMs,
+        })
+      : undefined;
+  purger?.start();
   let closing: Promise<void> | undefined;
   return {
     dispatcher,
     close: () =>
       (closing ??= closeAll([
         () => closeAllAtOnce(dispatchers.map((d) => () => d.close())),
+        () => purger?.close(),
         async () => {
           stopPump();
           await o.telemetry?.recorder.flush();

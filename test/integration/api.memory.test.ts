@@ -1,5 +1,6 @@
 import { created, createTenants } from '../support/fixtures';
 import { startTestApp, type TestApp } from '../support/testApp';
+import { waitFor } from '../support/waitFor';
 
 let app: TestApp;
 let acme: string;
@@ -41,6 +42,8 @@ async function get(token: string, path: string) {
 }
 
 const ids = (list: unknown) => (list as Memory[]).map((m) => m.memory_id);
+const q2 = async (token: string, query: string) =>
+  ids((await get(token, `/memory/search?query=${encodeURIComponent(query)}`)).body.data.memories);
 const fieldsOf = (res: { body: { error?: { details?: Record<string, unknown> } } }) =>
   ((res.body.error?.details?.fields ?? []) as { path: string }[]).map((f) => f.path).sort();
 
@@ -219,6 +222,14 @@ describe('search', () => {
     expect((await q('peanut allergy'))[0]).toBe(en.memory_id);
     expect((await q('minecraft'))[0]).toBe(mixed.memory_id);
     expect(await q('火锅', other)).not.toContain(zh.memory_id);
+    // A search's accesses are written just after its response (MemoryAccessCounter).
+    await waitFor(async () => {
+      const { rows } = await app.t.admin<{ n: number }>(
+        `SELECT access_count AS n FROM memory_chest WHERE memory_id = $1`,
+        [zh.memory_id],
+      );
+      return rows[0]!.n >= 1 ? true : undefined;
+    });
     const read = await get(acme, `/memory/${zh.memory_id}`);
     expect(read.body.data.access_count).toBe(2);
   });
@@ -246,6 +257,41 @@ describe('search', () => {
     expect(found).toEqual(expect.arrayContaining([x.memory_id, plat.memory_id]));
     expect(found).not.toContain(y.memory_id);
     expect(found).not.toContain(dc.memory_id);
+  });
+
+  it('filters by platform, scope and type: a platform sees its own and the agent-wide memories only', async () => {
+    const agentWide = await store(acme, { content: '密语是紫色的海豚', agent_id: 'bot1', scope: 'agent' });
+    const qq = await store(acme, {
+      content: '密语在QQ上是紫色的海豚',
+      agent_id: 'bot1',
+      scope: 'platform',
+      platform: 'qq',
+      memory_type: 'preference',
+    });
+    const discord = await store(acme, {
+      content: '密语在discord上是紫色的海豚',
+      agent_id: 'bot1',
+      scope: 'platform',
+      platform: 'discord',
+    });
+    const qqChat = await store(acme, { content: '密语在群里是紫色的海豚', chat_stream_id: 'chat_001' });
+    const search = async (params: string) =>
+      ids(
+        (await get(acme, `/memory/search?query=${encodeURIComponent('紫色海豚')}&${params}`)).body.data
+          .memories,
+      );
+    const fromDiscord = await search('platform=discord');
+    expect(fromDiscord).toEqual(expect.arrayContaining([agentWide.memory_id, discord.memory_id]));
+    expect(fromDiscord).not.toContain(qq.memory_id);
+    expect(fromDiscord).not.toContain(qqChat.memory_id);
+    expect((await search('scope=platform')).sort()).toEqual([qq.memory_id, discord.memory_id].sort());
+    expect(await search('type=preference')).toEqual([qq.memory_id]);
+    expect(await search('scope=chat&platform=qq')).toEqual([qqChat.memory_id]);
+    // A tenant prefix typed into the query is no way into another tenant's index entries.
+    expect(await q2(other, 'acme/紫色海豚')).toEqual([]);
+    const bad = await get(acme, '/memory/search?query=x&type=secret&scope=tenant');
+    expect(bad.status).toBe(400);
+    expect(fieldsOf(bad)).toEqual(['scope', 'type']);
   });
 
   it('searches %, _ and quotes literally', async () => {

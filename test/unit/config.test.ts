@@ -118,6 +118,7 @@ describe('loadConfig', () => {
     METRICS_TENANT_ALLOWLIST: 'acme,bad tenant',
     STATS_MINUTE_RETENTION_HOURS: '0',
     STATS_HOUR_RETENTION_DAYS: '1',
+    MEMORY_PURGE_INTERVAL_MS: '-1',
   };
   const ANY_STRING = ['HOST', 'MAIHIVE_DATA_DIR', 'MAIHIVE_PLUGIN_DIR'];
 

@@ -5,7 +5,7 @@ import { agentScope } from '../../auth/scope';
 import { requireAgent } from '../../db/repositories/agents';
 import { getChatStream } from '../../db/repositories/chatStreams';
 import { deleteMemory, readMemory, storeOrStrengthen, updateMemory } from '../../db/repositories/memories';
-import { searchMemories, touchMemories } from '../../db/repositories/memorySearch';
+import { searchMemories } from '../../db/repositories/memorySearch';
 import { memoryStatistics, purgeExpiredMemories } from '../../db/repositories/memoryStatistics';
 import { newId } from '../../domain/ids';
 import { createIsolationContext } from '../../domain/isolationContext';
@@ -151,12 +151,13 @@ export function memoryRoutes(ctx: RouteContext): void {
           platform,
           chatStreamId: query.chat_stream_id,
         });
-        await touchMemories(
-          db,
-          result.memories.map((m) => m.memory_id),
-        );
         return result;
       });
+      // Counted off the response's path (MemoryAccessCounter).
+      deps.memoryAccess.count(
+        tenantId,
+        found.memories.map((m) => m.memory_id),
+      );
       return { data: { memories: found.memories.map(foundBody), total: found.total } };
     },
   });

@@ -39,40 +39,94 @@ export function candidateCount(limit: number): number {
   return Math.max(100, limit * 10);
 }
 
-type Match = { where: string; order: string; value: string };
+/**
+ * Most memories one index probe (one term, or the pairs query) reads from the table. A common
+ * term can match a large share of a tenant; reading, filtering and ranking every such row was
+ * the slow part of a search. Capping each probe bounds a search's work by its number of terms,
+ * and a rare term's memories (the telling ones) all fit under the cap.
+ */
+export const PROBE_CAP = { term: 200, pairs: 1000 } as const;
 
-async function candidates(db: TenantDb, s: MemorySearch, match: Match) {
-  const { rows } = await db.query<MemoryRow & { total: string }>(
-    `SELECT ${MEMORY_COLUMNS}, count(*) OVER () AS total FROM memory_chest
-     WHERE tenant_id = $1 AND ${match.where}
-       AND ($3::text IS NULL OR agent_id = $3)
+/** Most terms the any-term stage probes one by one (a prompt's query can have hundreds). */
+export const MAX_PROBED_TERMS = 16;
+
+const FILTERS = `AND ($3::text IS NULL OR agent_id = $3)
        AND ($4::text IS NULL OR scope = $4)
        AND ($5::text IS NULL OR memory_type = $5)
        AND ($6::text IS NULL OR platform IS NULL OR platform = $6)
        AND ($7::text IS NULL OR chat_stream_id IS NULL OR chat_stream_id = $7)
-       AND ${UNEXPIRED}
-     ORDER BY ${match.order} importance DESC, created_at DESC
-     LIMIT $8`,
-    [
-      db.ctx.tenantId,
-      match.value,
-      s.agentId ?? null,
-      s.scope ?? null,
-      s.memoryType ?? null,
-      s.platform ?? null,
-      s.chatStreamId ?? null,
-      candidateCount(s.limit),
-    ],
-  );
+       AND ${UNEXPIRED}`;
+
+function filterParams(db: TenantDb, s: MemorySearch) {
+  return [
+    db.ctx.tenantId,
+    s.agentId ?? null,
+    s.scope ?? null,
+    s.memoryType ?? null,
+    s.platform ?? null,
+    s.chatStreamId ?? null,
+  ] as const;
+}
+
+type Found = { rows: (MemoryRow & { total: string })[]; total: number };
+
+function found(rows: (MemoryRow & { total: string })[]): Found {
   return { rows, total: rows.length > 0 ? Number(rows[0]!.total) : 0 };
 }
 
-function termMatch(tsquery: string): Match {
-  return {
-    where: 'search_vector @@ $2::tsquery',
-    order: 'ts_rank(search_vector, $2::tsquery) DESC,',
-    value: tsquery,
-  };
+/**
+ * Candidates of a term search. Each tsquery of `probes` is one GIN probe (`@@~`, migration 012:
+ * the leakproof match the index answers under row-level security) reading at most `PROBE_CAP`
+ * rows; their union is ranked by `ts_rank` against `rankQuery` (then importance, newest) on a
+ * narrow row, and only the best `candidateCount` are read whole. `total` is the union's size.
+ */
+async function termCandidates(
+  db: TenantDb,
+  s: MemorySearch,
+  probes: readonly string[],
+  rankQuery: string,
+  cap: number,
+): Promise<Found> {
+  const [tenantId, ...filters] = filterParams(db, s);
+  // One subquery per probe, each with its tsquery as a parameter of its own: planned with the
+  // actual lexeme, a rare term's probe is estimated as rare and read from the GIN index alone (a
+  // probe estimated as common is ANDed with the tenant's btree, reading all its entries).
+  const probe = (
+    i: number,
+  ) => `(SELECT memory_id, ts_rank(search_vector, $2::tsquery) AS rank, importance, created_at
+         FROM memory_chest
+         WHERE tenant_id = $1 AND search_vector @@~ $${10 + i}::tsquery
+           ${FILTERS}
+         LIMIT $8)`;
+  const { rows } = await db.query<MemoryRow & { total: string }>(
+    `WITH probe AS MATERIALIZED (
+       SELECT DISTINCT memory_id, rank, importance, created_at FROM (
+         ${probes.map((_, i) => probe(i)).join('\n         UNION ALL\n         ')}) hit
+     ), best AS (
+       SELECT memory_id, rank, importance, created_at, count(*) OVER () AS total FROM probe
+       ORDER BY rank DESC, importance DESC, created_at DESC
+       LIMIT $9
+     )
+     SELECT ${MEMORY_COLUMNS.replace(/(^|,)\s*/g, '$1 m.')}, best.total
+     FROM best JOIN memory_chest m ON m.tenant_id = $1 AND m.memory_id = best.memory_id
+     ORDER BY best.rank DESC, best.importance DESC, best.created_at DESC`,
+    [tenantId, rankQuery, ...filters, cap, candidateCount(s.limit), ...probes],
+  );
+  return found(rows);
+}
+
+/** A query without terms: a literal substring of the content (no index; a scan of the tenant). */
+async function literalCandidates(db: TenantDb, s: MemorySearch, needle: string): Promise<Found> {
+  const [tenantId, ...filters] = filterParams(db, s);
+  const { rows } = await db.query<MemoryRow & { total: string }>(
+    `SELECT ${MEMORY_COLUMNS}, count(*) OVER () AS total FROM memory_chest
+     WHERE tenant_id = $1 AND strpos(lower(content), $2) > 0
+       ${FILTERS}
+     ORDER BY importance DESC, created_at DESC
+     LIMIT $8`,
+    [tenantId, needle, ...filters, candidateCount(s.limit)],
+  );
+  return found(rows);
 }
 
 /**
@@ -91,18 +145,26 @@ export async function searchMemories(
   const terms = queryTerms(s.query);
   const needle = literalNeedle(s.query);
   if (terms.length === 0 && needle === '') return { memories: [], total: 0 };
-  let found;
+  let hits: Found | undefined;
   if (terms.length === 0) {
-    found = await candidates(db, s, { where: 'strpos(lower(content), $2) > 0', order: '', value: needle });
+    hits = await literalCandidates(db, s, needle);
   } else {
     // Lexemes carry their tenant (migration 008): the index holds each tenant's postings apart.
     const prefix = `${db.ctx.tenantId}/`;
     const pairs = twoTermTsquery(terms, prefix);
-    found = pairs === undefined ? undefined : await candidates(db, s, termMatch(pairs));
-    if (found === undefined || found.rows.length < s.limit)
-      found = await candidates(db, s, termMatch(anyTermTsquery(terms, prefix)));
+    if (pairs !== undefined) hits = await termCandidates(db, s, [pairs], pairs, PROBE_CAP.pairs);
+    if (hits === undefined || hits.rows.length < s.limit) {
+      const probed = terms.slice(0, MAX_PROBED_TERMS);
+      hits = await termCandidates(
+        db,
+        s,
+        probed.map((t) => anyTermTsquery([t], prefix)),
+        anyTermTsquery(probed, prefix),
+        PROBE_CAP.term,
+      );
+    }
   }
-  const list = found.rows.map(({ total: _t, ...r }) => ({
+  const list = hits.rows.map(({ total: _t, ...r }) => ({
     ...r,
     memoryId: r.memory_id,
     createdAt: r.created_at.getTime(),
@@ -116,23 +178,34 @@ export async function searchMemories(
     relevanceOf: (q, m) =>
       terms.length > 0 ? termRelevance(q, terms, searchable(m as (typeof list)[number])) : 1,
   });
-  return { memories, total: found.total };
+  return { memories, total: hits.total };
 }
 
 /**
- * Counts one access of each memory and stamps `last_accessed`, in one statement for all of a
- * search's hits. Rows another transaction is updating right now are skipped rather than waited
- * for (SKIP LOCKED): a search never waits or deadlocks on its bookkeeping, at the price of an
- * access not counted under that contention.
+ * Counts accesses and stamps `last_accessed`, in one statement for all of them: `memoryIds` one
+ * access each, or `counts` (memory id → accesses). Rows another transaction is updating right
+ * now are skipped rather than waited for (SKIP LOCKED): a search never waits or deadlocks on its
+ * bookkeeping, at the price of an access not counted under that contention.
  */
-export async function touchMemories(db: TenantDb, memoryIds: readonly string[]): Promise<void> {
-  if (memoryIds.length === 0) return;
+function isIdList(x: readonly string[] | ReadonlyMap<string, number>): x is readonly string[] {
+  return Array.isArray(x);
+}
+
+export async function touchMemories(
+  db: TenantDb,
+  memoryIds: readonly string[] | ReadonlyMap<string, number>,
+): Promise<void> {
+  const counts = new Map<string, number>();
+  if (isIdList(memoryIds)) for (const id of memoryIds) counts.set(id, (counts.get(id) ?? 0) + 1);
+  else for (const [id, n] of memoryIds) counts.set(id, n);
+  if (counts.size === 0) return;
   await db.query(
-    `UPDATE memory_chest m SET access_count = m.access_count + 1, last_accessed = now()
-     FROM (SELECT memory_id FROM memory_chest WHERE tenant_id = $1 AND memory_id = ANY($2::text[])
-           FOR UPDATE SKIP LOCKED) hit
+    `UPDATE memory_chest m SET access_count = m.access_count + hit.n, last_accessed = now()
+     FROM (SELECT c.memory_id, c.n FROM unnest($2::text[], $3::int[]) AS c(memory_id, n)
+           JOIN memory_chest x ON x.tenant_id = $1 AND x.memory_id = c.memory_id
+           FOR UPDATE OF x SKIP LOCKED) hit
      WHERE m.tenant_id = $1 AND m.memory_id = hit.memory_id`,
-    [db.ctx.tenantId, [...new Set(memoryIds)]],
+    [db.ctx.tenantId, [...counts.keys()], [...counts.values()]],
   );
 }
 
