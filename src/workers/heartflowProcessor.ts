@@ -411,6 +411,8 @@ async function answerPending(
         utcOffsetMinutes: utcOffsetMinutes(config.timezone, now),
         pluginActions: actionNames(plugins),
       });
+    // Replies already sent in a row before this one (the reply prompt mentions them).
+    const continuousReplies = state.continuousReplies;
     state = applyDecision(state, decision, now);
     const target = intercepted ? newest : byId.get(batch.targetMessageId)!;
     // The first batch's history came with the claim; a later one (a backlog of more than one
@@ -427,7 +429,7 @@ async function answerPending(
         ctx,
         plugins,
         target,
-        await produceReply(deps, ctx, { ...stream, settings }, history, decision, target),
+        await produceReply(deps, ctx, { ...stream, settings, continuousReplies }, history, decision, target),
       ));
     const covered = batch.messages.map((b) => byId.get(b.id)!);
     await storeBatch(deps, ctx, enableMemory && settings.memoryEnabled, stream.agentConfig, {
@@ -469,7 +471,7 @@ async function emojiReply(
 async function produceReply(
   deps: HeartflowDeps,
   ctx: ChatStreamContext,
-  stream: StreamContext & { settings: ChatSettings },
+  stream: StreamContext & { settings: ChatSettings; continuousReplies: number },
   history: MessageRow[],
   decision: HeartflowDecision,
   target: MessageRow,
@@ -496,6 +498,7 @@ async function produceReply(
     memories: stream.memories,
     target: { id: target.message_id, sender: target.sender_nickname ?? 'user', content: target.content },
     config: stream.settings.heartflow,
+    continuousReplies: stream.continuousReplies,
   });
   try {
     const result = await deps.llm.complete({

@@ -173,6 +173,48 @@ describe('heartflow worker', () => {
     expect(stub.requestsFor('stub-model')).toHaveLength(1);
   });
 
+  it('tells the model when it has replied several times in a row (max_continuous_replies)', async () => {
+    stub.reset();
+    stub.on('streak-model', {
+      kind: 'success',
+      content: '好的',
+      usage: { prompt_tokens: 10, completion_tokens: 2 },
+    });
+    await app.t.admin(
+      `INSERT INTO agents (tenant_id, agent_id, name, config) VALUES ('acme', 'chatty', 'Chatty', $1)`,
+      [JSON.stringify({ llm: { provider: 'openai', base_url: stub.baseUrl, models: ['streak-model'] } })],
+    );
+    const put = await app.request('PUT', '/config', {
+      token,
+      body: {
+        category: 'heartflow',
+        scope: 'agent',
+        agent_id: 'chatty',
+        config: { max_continuous_replies: 2 },
+      },
+    });
+    expect(put.status).toBe(200);
+    await startPool();
+    for (const text of ['@Chatty 一', '@Chatty 二', '@Chatty 三']) {
+      const res = await send({
+        message: text,
+        chat_stream_id: 'chatty-1',
+        platform: 'qq',
+        agent_id: 'chatty',
+      });
+      expect(res.body.data).toMatchObject({ status: 'replied' });
+    }
+    const systems = stub
+      .requestsFor('streak-model')
+      .map((r) => (r.body.messages as { role: string; content: string }[])[0]!)
+      .filter((m) => m.role === 'system' && m.content.includes('回复最后一条'))
+      .map((m) => m.content);
+    expect(systems).toHaveLength(3);
+    expect(systems[0]).not.toContain('连续回复');
+    expect(systems[1]).not.toContain('连续回复');
+    expect(systems[2]).toContain('你已经连续回复了2条消息，你回复的有点多了');
+  });
+
   it("never runs a job under another tenant's context", async () => {
     await startPool();
     const forged: HeartflowJobData = {

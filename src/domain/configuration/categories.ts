@@ -179,6 +179,8 @@ const KEY_DOCS: Record<ConfigCategory, Record<string, string>> = {
     response_style: 'reply style hint for the prompt',
     enable_auto_emoji: 'the planner may answer low-effort chatter with an emoji',
     quiet_hours: 'daily windows (HH:MM, local time) in which the bot speaks only when mentioned',
+    max_continuous_replies:
+      'batches the bot may answer in a row before it lets the others speak once (mentions are still answered); 0 = no limit, count',
     timezone: 'IANA time zone of talk_value_rules and quiet_hours',
   },
   memory: {
