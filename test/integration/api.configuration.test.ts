@@ -336,6 +336,72 @@ describe('configuration API', () => {
     expect(app.secretBox.decrypt((row.rows[0] as { k: string }).k)).toBe('sk-agent');
   });
 
+  it('records a version for writes through /agents too: one history with PUT /config', async () => {
+    const { tenantId, token } = await newTenant();
+    const history = async (category: string) => {
+      const res = await app.request('GET', `/config/history?category=${category}&agent_id=a1&limit=20`, {
+        token,
+      });
+      return (res.body as unknown as Body).data.history;
+    };
+    const agentPut = async (body: Record<string, unknown>) => {
+      const res = await app.request('PUT', '/agents/a1/config', { token, body });
+      expect(res.status).toBe(200);
+    };
+    await agentPut({ llm: { provider: 'openai', models: ['m1'], api_key: 'sk-first' } });
+    expect(await history('llm')).toEqual([
+      expect.objectContaining({
+        scope: 'agent',
+        agent_id: 'a1',
+        version: 1,
+        action: 'put',
+        changed_by: 'alice',
+        config: { provider: 'openai', models: ['m1'], api_key: '***' },
+        changes: {
+          provider: { from: null, to: 'openai' },
+          models: { from: null, to: ['m1'] },
+          api_key: { from: null, to: '***' },
+        },
+      }),
+    ]);
+    // PUT /config at agent scope continues the same numbering, and /agents after it.
+    await put(token, { category: 'llm', scope: 'agent', agent_id: 'a1', config: { temperature: 0.4 } });
+    await agentPut({ llm: { provider: 'openai', models: ['m2'], temperature: 0.4, api_key: '***' } });
+    const rows = await history('llm');
+    expect(rows.map((r) => r.version)).toEqual([3, 2, 1]);
+    expect(rows[0]).toMatchObject({ changes: { models: { from: ['m1'], to: ['m2'] } } });
+    // Nothing of a category changed (the secret kept, persona only): no version.
+    await agentPut({
+      persona: '一个安静的机器人',
+      llm: { provider: 'openai', models: ['m2'], temperature: 0.4 },
+    });
+    expect(await history('llm')).toHaveLength(3);
+    // PUT /agents/{id} with config, and a section removed (null): versions of their categories.
+    const update = await app.request('PUT', '/agents/a1', {
+      token,
+      body: { config: { memory: { prompt_memories: 3 }, llm: null } },
+    });
+    expect(update.status).toBe(200);
+    expect((await history('memory'))[0]).toMatchObject({
+      version: 1,
+      changes: { prompt_memories: { from: null, to: 3 } },
+    });
+    expect((await history('llm'))[0]).toMatchObject({ version: 4, action: 'reset', config: {} });
+    // A new agent's initial values are its first version; the ciphertext is never in the history.
+    const created = await app.request('POST', '/agents', {
+      token,
+      body: { agent_id: 'a3', name: 'a3', config: { delivery: { webhook_secret: 'whsec-1' } } },
+    });
+    expect(created.status).toBe(201);
+    const stored = await app.t.admin<{ config: unknown; changes: unknown }>(
+      `SELECT config, changes FROM config_history WHERE tenant_id = $1 AND agent_id = 'a3'`,
+      [tenantId],
+    );
+    expect(stored.rows).toEqual([
+      { config: { webhook_secret: '***' }, changes: { webhook_secret: { from: null, to: '***' } } },
+    ]);
+  });
+
   it('never lets one tenant see or use another one’s configuration', async () => {
     const a = await newTenant();
     const b = await newTenant();
