@@ -13,8 +13,9 @@ import {
 } from '../db/repositories/heartflow';
 import { memoriesForPrompt } from '../db/repositories/memorySearch';
 import { type MessageRow, recentMessages } from '../db/repositories/messages';
-import { AgentConfig } from '../domain/agentConfig';
+import { AgentConfig, type StoredAgentDeliverySettings } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
+import { deliverySettingsOf } from '../domain/configuration/delivery';
 import type { EffectiveConfig } from '../domain/configuration/precedence';
 import { emojiEnabled } from '../domain/emoji';
 import {
@@ -322,6 +323,8 @@ async function loadStream(
 /** What a pass reads of a chat's effective configuration. */
 interface ChatSettings {
   heartflow: HeartflowConfig;
+  /** Where replies are pushed (webhook, OneBot HTTP API), at whatever scope they are set. */
+  delivery: StoredAgentDeliverySettings;
   llm: AgentConfig['llm'];
   memoryEnabled: boolean;
   /** Memories of the agent put into a reply prompt. */
@@ -339,6 +342,7 @@ function chatSettings(effective: EffectiveConfig): ChatSettings {
       enable_auto_emoji: heartflow.enable_auto_emoji && effective.emoji.values.enabled !== false,
     },
     llm: AgentConfig.shape.llm.safeParse(effective.llm.values).data,
+    delivery: deliverySettingsOf(effective.delivery),
     memoryEnabled,
     promptMemories: memoryEnabled ? Number(memory.prompt_memories ?? 20) : 0,
   };
@@ -432,7 +436,7 @@ async function answerPending(
         await produceReply(deps, ctx, { ...stream, settings, continuousReplies }, history, decision, target),
       ));
     const covered = batch.messages.map((b) => byId.get(b.id)!);
-    await storeBatch(deps, ctx, enableMemory && settings.memoryEnabled, stream.agentConfig, {
+    await storeBatch(deps, ctx, enableMemory && settings.memoryEnabled, settings.delivery, {
       decision,
       target,
       covered,

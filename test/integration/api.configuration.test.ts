@@ -243,14 +243,23 @@ describe('configuration API', () => {
     expect(written.status).toBe(200);
     expect(written.body.data.config).toMatchObject({ api_key: '***' });
     expect(written.body.data.changes.api_key).toEqual({ from: null, to: '***' });
-    // Delivery settings are an agent's own (its worker reads them there): other scopes are refused.
+    // Delivery settings at every scope: a tenant default, the agent's own, one chat's OneBot HTTP API.
     const tenantDelivery = await put(token, {
       category: 'delivery',
       scope: 'tenant',
-      config: { webhook_url: 'https://hook.example/x' },
+      config: { webhook_url: 'https://hook.example/tenant' },
     });
-    expect(tenantDelivery.status).toBe(400);
-    expect(tenantDelivery.body.error.details.fields.map((f) => f.path)).toEqual(['scope']);
+    expect(tenantDelivery.status).toBe(200);
+    const chatDelivery = await put(token, {
+      category: 'delivery',
+      scope: 'chat',
+      chat_stream_id: 'c1',
+      config: { onebot_http: { base_url: 'http://napcat.example:3000', access_token: 'tok-chat-secret' } },
+    });
+    expect(chatDelivery.status).toBe(200);
+    expect(chatDelivery.body.data.config).toEqual({
+      onebot_http: { base_url: 'http://napcat.example:3000', access_token: '***' },
+    });
     await put(token, {
       category: 'delivery',
       scope: 'agent',
@@ -259,18 +268,36 @@ describe('configuration API', () => {
     });
     const read = await get(token, '?chat_stream_id=c1');
     expect(read.body.data.config.llm).toMatchObject({ api_key: '***', base_url: 'https://llm.example/v1' });
-    expect(read.body.data.config.delivery).toMatchObject({ webhook_secret: '***' });
+    expect(read.body.data.config.delivery).toEqual({
+      webhook_url: 'https://hook.example/x',
+      webhook_secret: '***',
+      onebot_http: { base_url: 'http://napcat.example:3000', access_token: '***' },
+    });
+    expect(read.body.data.sources.delivery).toEqual({
+      webhook_url: 'agent',
+      webhook_secret: 'agent',
+      onebot_http: 'chat',
+    });
     expect(read.body.data.sources.llm.api_key).toBe('platform');
+    // Another chat of the agent has no OneBot HTTP API; another agent's chat the tenant's webhook.
+    expect((await get(token, '?chat_stream_id=c2')).body.data.config.delivery).not.toHaveProperty(
+      'onebot_http',
+    );
+    expect((await get(token, '?chat_stream_id=c3')).body.data.sources.delivery).toEqual({
+      webhook_url: 'tenant',
+    });
     const history = await app.request('GET', '/config/history', { token });
-    const everything = JSON.stringify([read.body, history.body, written.body]);
+    const everything = JSON.stringify([read.body, history.body, written.body, chatDelivery.body]);
     expect(everything).not.toContain('sk-platform-secret');
     expect(everything).not.toContain('whsec-tenant');
+    expect(everything).not.toContain('tok-chat-secret');
     expect(everything).not.toContain('v1:');
     const stored = await app.t.admin<{ c: string }>(
       `SELECT config::text AS c FROM config_entries WHERE tenant_id = $1`,
       [tenantId],
     );
-    expect(stored.rows.map((r) => r.c).join()).not.toMatch(/sk-platform-secret|whsec-tenant/);
+    expect(stored.rows.map((r) => r.c).join()).not.toMatch(/sk-platform-secret|whsec-tenant|tok-chat-secret/);
+    expect(stored.rows.map((r) => r.c).join()).toMatch(/access_token_encrypted/);
     expect(stored.rows.map((r) => r.c).join()).toMatch(/api_key_encrypted/);
     // "***" keeps the stored secret; a plain change of another key does not touch it.
     await put(token, {
