@@ -155,6 +155,28 @@ describe('heartflow endpoints', () => {
       expect((await b.call('GET', `${path}mine`)).status).toBe(404);
     }
     expect((await b.call('POST', '/heartflow/reset/mine')).status).toBe(404);
+    expect((await a.call('POST', '/heartflow/reset/nope')).status).toBe(404);
+    expect((await a.call('PUT', '/heartflow/config/nope', { talk_value: 0.1 })).status).toBe(404);
+    // Readers read; only writers change settings or state.
+    const reader = await app.tokenFor({ role: 'reader', tenantId: a.tenantId });
+    expect((await app.request('GET', '/heartflow/status/mine', { token: reader })).status).toBe(200);
+    expect(
+      (await app.request('PUT', '/heartflow/config/mine', { token: reader, body: { talk_value: 0.1 } }))
+        .status,
+    ).toBe(403);
+    expect((await app.request('POST', '/heartflow/reset/mine', { token: reader })).status).toBe(403);
+    // Every invalid field is listed, the continuous-reply limit included.
+    const invalid = await a.call('PUT', '/heartflow/config/mine', {
+      max_continuous_replies: -1,
+      timezone: 'Mars/Olympus',
+      quiet_hours: [{ start: '25:00', end: '07:00' }],
+    });
+    expect(invalid.status).toBe(400);
+    expect(invalid.body.error.details.fields.map((f) => f.path).sort()).toEqual([
+      'max_continuous_replies',
+      'quiet_hours.0.start',
+      'timezone',
+    ]);
     expect((await b.call('PUT', '/heartflow/config/mine', { talk_value: 0.1 })).status).toBe(404);
     expect((await a.call('GET', '/heartflow/analysis/mine?period=forever')).status).toBe(400);
     expect((await app.request('GET', '/heartflow/status/mine')).status).toBe(401);
