@@ -6,6 +6,7 @@ import path from 'node:path';
 import { verifyWebhookSignature } from '../../src/delivery/signature';
 import { newId } from '../../src/domain/ids';
 import { createIsolationContext } from '../../src/domain/isolationContext';
+import { deliveryJobId } from '../../src/queues/deliveryJobs';
 import type { HeartflowJobData } from '../../src/queues/tenantQueues';
 import type { WorkerPool } from '../../src/workers/workerPool';
 import { testEnv } from '../support/env';
@@ -411,6 +412,67 @@ describe('follow-up jobs of the pool', () => {
         nowMs: Date.now(),
       });
       expect(verdict).toEqual({ ok: true });
+    } finally {
+      await new Promise((r) => receiver.close(r));
+    }
+  });
+});
+
+describe('delivery set for one chat (PUT /config at chat scope)', () => {
+  it("pushes that chat's replies to its own webhook, signed with its own secret; other chats have none", async () => {
+    const received: { body: string; headers: IncomingHttpHeaders }[] = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        received.push({ body, headers: req.headers });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/chat-hook`;
+    try {
+      for (const id of ['chat-hook-1', 'chat-hook-2']) {
+        const created = await app.request('POST', '/chat/streams', {
+          token,
+          body: { chat_stream_id: id, platform: 'qq', chat_type: 'group' },
+        });
+        expect(created.status).toBe(201);
+      }
+      const put = await app.request('PUT', '/config', {
+        token,
+        body: {
+          category: 'delivery',
+          scope: 'chat',
+          chat_stream_id: 'chat-hook-1',
+          config: { webhook_url: url, webhook_secret: 'chat-secret' },
+        },
+      });
+      expect(put.status).toBe(200);
+      await startPool();
+      const res = await send({ message: '@麦麦 你好', chat_stream_id: 'chat-hook-1', platform: 'qq' });
+      expect(res.body.data.status).toBe('replied');
+      const delivery = await waitFor(() => received[0]);
+      expect(JSON.parse(delivery.body)).toMatchObject({
+        chat_stream_id: 'chat-hook-1',
+        reply_to: res.body.data.message_id,
+      });
+      const verdict = verifyWebhookSignature({
+        secret: 'chat-secret',
+        body: delivery.body,
+        timestampHeader: delivery.headers['x-maihive-timestamp'] as string,
+        signatureHeader: delivery.headers['x-maihive-signature'] as string,
+        nowMs: Date.now(),
+      });
+      expect(verdict).toEqual({ ok: true });
+      // The other chat of the same agent has no route: no delivery job at all.
+      const other = await send({ message: '@麦麦 你好', chat_stream_id: 'chat-hook-2', platform: 'qq' });
+      expect(other.body.data.status).toBe('replied');
+      const jobOf = (messageId: unknown) =>
+        app.deps.queues.queue('acme', 'delivery').getJob(deliveryJobId(`${messageId as string}.r`));
+      expect(await jobOf(res.body.data.message_id)).toBeDefined();
+      expect(await jobOf(other.body.data.message_id)).toBeUndefined();
+      expect(received).toHaveLength(1);
     } finally {
       await new Promise((r) => receiver.close(r));
     }
