@@ -124,9 +124,8 @@ type Loaded = { target: Target } | Skip;
  * the job's tenant and agent, and the URL and secret are the effective `delivery` configuration of
  * that message's own chat (tenant < agent < platform < chat, read through `effectiveConfig`), so a
  * job can only ever send its own tenant's message with its own tenant's secret; a message id of
- * another tenant is simply not found. The secret is
- * stored sealed (`webhook_secret_encrypted`) and opened here, with the worker's server key, only
- * to sign.
+ * another tenant is simply not found. The secret is stored sealed (`webhook_secret_encrypted`)
+ * and opened here, with the worker's server key, only to sign.
  *
  * Failures are thrown for BullMQ to handle: `WebhookDeliveryError` is retried with the job's
  * exponential backoff, `UnrecoverableJobError` is not. The attempt that gives up (a refusal, or the

@@ -19,7 +19,7 @@ import {
 } from '../db/repositories/memoryExtraction';
 import { AgentConfig, storedAgentConfig } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
-import { type MemoryWorkerSettings,memoryWorkerSettingsOf } from '../domain/configuration/memory';
+import { type MemoryWorkerSettings, memoryWorkerSettingsOf } from '../domain/configuration/memory';
 import type { EffectiveConfig } from '../domain/configuration/precedence';
 import { type ChatStreamContext, createChatStreamContext } from '../domain/isolationContext';
 import {

@@ -29,9 +29,10 @@ import type { DeliveryJobData, JobAttempt } from './jobs';
  * Delivery of a bot reply on the chat socket the chat's messages arrived on: a OneBot v11 action on
  * the bot account's reverse WebSocket (`onebot_ws`), or a maim_message `MessageBase` on the MaiBot
  * adapter's WebSocket (`maim_ws`); else, for QQ, through the OneBot HTTP API of the chat's
- * effective `delivery.onebot_http` (set for the tenant, the agent, the platform or the chat). Same durable job, retries and dead letters as the webhook
- * (`deliveryProcessor.ts`): a failed delivery is retried with the job's backoff and never runs the
- * LLM again, since the reply is already stored.
+ * effective `delivery.onebot_http` (set for the tenant, the agent, the platform or the chat).
+ * Same durable job, retries and dead letters as the webhook (`deliveryProcessor.ts`): a failed
+ * delivery is retried with the job's backoff and never runs the LLM again, since the reply is
+ * already stored.
  */
 
 export interface OneBotDeliveryDeps {
