@@ -181,6 +181,44 @@ async function changeScope(
   return result;
 }
 
+/**
+ * Serialises configuration writes of the unit's tenant (version numbers). Take it before locking
+ * an agent row, as `PUT /config` does, so that the two write paths cannot deadlock.
+ */
+export function lockConfigWrites(db: TenantDb): Promise<void> {
+  return lockTenantResource(db, 'config');
+}
+
+/**
+ * An agent's config written through `/agents` (`POST /agents`, `PUT /agents/{id}`, `PUT
+ * /agents/{id}/config`): each of its config-category sections (`llm`, `delivery`, `memory`) that
+ * changed becomes a new version at agent scope, exactly as `PUT /config` at agent scope records
+ * it, so both APIs write one history. Runs in the write's unit of work, after `lockConfigWrites`.
+ * Returns the versions recorded.
+ */
+export async function recordAgentConfigVersions(
+  db: TenantDb,
+  agentId: string,
+  before: Record<string, unknown>,
+  after: Record<string, unknown>,
+  by: string,
+): Promise<ConfigWriteResult[]> {
+  const recorded: ConfigWriteResult[] = [];
+  for (const category of AGENT_CONFIG_CATEGORIES) {
+    const was = (before[category] as Record<string, unknown> | undefined) ?? {};
+    const now = (after[category] as Record<string, unknown> | undefined) ?? {};
+    const changes = diff(category, was, now);
+    if (Object.keys(changes).length === 0) continue;
+    const target = targetOf({ tenantId: db.ctx.tenantId, category, scope: 'agent', agentId });
+    const version = (await latestConfigVersion(db, target)) + 1;
+    const config = maskConfigValues(category, now);
+    const action = Object.keys(now).length === 0 ? 'reset' : 'put';
+    const at = await recordConfigChange(db, target, { version, action, config, changes, changedBy: by });
+    recorded.push({ version, config, changes, changed_at: at.toISOString() });
+  }
+  return recorded;
+}
+
 /** `PUT /config`: keys given replace the scope's, `null` removes one; a new version. */
 export function putConfig(
   deps: ConfigWriteDeps,

@@ -94,6 +94,10 @@ export const AgentMemorySettings = z.strictObject({
   enabled: z.boolean().optional(),
   /** Memories of the agent put into a reply prompt, newest first (0 = none). Default 20. */
   prompt_memories: z.number().int().min(0).max(100).optional(),
+  /** Memories the memory worker stores expire this many days later. Absent = kept until deleted. */
+  retention_days: z.number().int().min(1).max(3650).optional(),
+  /** Inbound messages per automatic chat summary. Default 20. */
+  summary_messages: z.number().int().min(2).max(1000).optional(),
 });
 
 /** An agent's configuration as stored and returned (secrets masked on the way out). */

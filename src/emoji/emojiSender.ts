@@ -1,7 +1,6 @@
 import type { Redis } from 'ioredis';
 
 import type { Database, TenantDb } from '../db/database';
-import { getAgent } from '../db/repositories/agents';
 import { getChatStream } from '../db/repositories/chatStreams';
 import {
   emojiCandidates,
@@ -12,7 +11,7 @@ import {
 } from '../db/repositories/emoji';
 import { insertMessages } from '../db/repositories/messages';
 import { hasDeliveryRoute } from '../delivery/routes';
-import { storedAgentConfig } from '../domain/agentConfig';
+import type { StoredAgentDeliverySettings } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
 import { chooseEmoji } from '../domain/emoji';
 import { newId } from '../domain/ids';
@@ -95,6 +94,16 @@ export interface EmojiSendDeps {
   keys: { prefix: string };
   queues: TenantQueues;
   clock: Clock;
+  /**
+   * The chat's effective delivery settings (`deliverySettingsOf` of `effectiveConfig(ctx)`): the
+   * send hands the emoji to the delivery job when they name a route, as the heartflow does.
+   */
+  deliveryOf(ctx: {
+    tenantId: string;
+    agentId: string;
+    platform: string;
+    chatStreamId: string;
+  }): Promise<StoredAgentDeliverySettings>;
 }
 
 export interface EmojiSendRequest {
@@ -145,8 +154,7 @@ export async function sendEmoji(deps: EmojiSendDeps, r: EmojiSendRequest, rng: R
       },
     ]);
     await recordEmojiUse(db, useOf(message, at, r.emotion, r.triggerType, messageId));
-    const agent = await getAgent(db, stream.agent_id);
-    return { ...message, ...at, config: storedAgentConfig(agent?.config) };
+    return { ...message, ...at };
   });
   const place = {
     tenantId: r.tenantId,
@@ -154,10 +162,9 @@ export async function sendEmoji(deps: EmojiSendDeps, r: EmojiSendRequest, rng: R
     platform: sent.platform,
     chatStreamId: r.chatStreamId,
   };
-  const routed = await hasDeliveryRoute(deps.redis, deps.keys.prefix, sent.config, place);
+  const routed = await hasDeliveryRoute(deps.redis, deps.keys.prefix, await deps.deliveryOf(place), place);
   if (routed) await enqueueDelivery(deps.queues, { tenantId: r.tenantId, agentId: sent.agentId, messageId });
-  const { config: _config, ...rest } = sent;
-  return { ...rest, messageId, delivery: routed ? 'queued' : 'no_route' };
+  return { ...sent, messageId, delivery: routed ? 'queued' : 'no_route' };
 }
 
 async function resolveEmoji(

@@ -5,7 +5,7 @@ import { type OutcomeRow, storeBatchOutcome } from '../db/repositories/heartflow
 import type { LlmUsageRecord } from '../db/repositories/llmUsage';
 import type { MessageRow, NewMessage } from '../db/repositories/messages';
 import { hasDeliveryRoute } from '../delivery/routes';
-import type { AgentConfig } from '../domain/agentConfig';
+import type { StoredAgentDeliverySettings } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
 import type { HeartflowDecision, HeartflowState } from '../domain/heartflow';
 import type { ChatStreamContext } from '../domain/isolationContext';
@@ -61,7 +61,8 @@ export async function storeBatch(
   deps: BatchStoreDeps,
   ctx: ChatStreamContext,
   enableMemory: boolean,
-  agentConfig: AgentConfig,
+  /** The chat's effective delivery settings (`deliverySettingsOf`). */
+  delivery: StoredAgentDeliverySettings,
   b: BatchResult,
 ): Promise<void> {
   const finishedAt = deps.clock.now();
@@ -97,11 +98,11 @@ export async function storeBatch(
   );
   // Store first, then announce: a waiter subscribing late finds the outcome in the table.
   await announceOutcomes(deps, ctx, outcomes, finishedAt);
-  // After the announcements: nobody waits for these. Only an agent with a webhook, or a QQ reply
-  // (OneBot reverse WebSocket or HTTP API), has replies to deliver (the delivery job checks again).
+  // After the announcements: nobody waits for these. Only a chat with a webhook (at any scope), or a
+  // QQ reply (OneBot reverse WebSocket or HTTP API), has replies to deliver (the job checks again).
   const deliverable =
     answered &&
-    (await hasDeliveryRoute(deps.redis, deps.keys.prefix, agentConfig, {
+    (await hasDeliveryRoute(deps.redis, deps.keys.prefix, delivery, {
       tenantId: ctx.tenantId,
       agentId: ctx.agentId,
       platform: ctx.platform,

@@ -1,7 +1,6 @@
 import type { Job } from 'bullmq';
 
 import type { Database } from '../db/database';
-import { getAgent } from '../db/repositories/agents';
 import {
   type DeliveryRecord,
   getDelivery,
@@ -12,7 +11,7 @@ import {
 import { getMessage, type MessageRow } from '../db/repositories/messages';
 import { webhookSignatureHeaders } from '../delivery/signature';
 import type { SocketRelay } from '../delivery/socketRelay';
-import { storedAgentConfig, type StoredAgentDeliverySettings } from '../domain/agentConfig';
+import type { StoredAgentDeliverySettings } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
 import { createIsolationContext } from '../domain/isolationContext';
 import { MaiHiveError, UnrecoverableJobError } from '../errors';
@@ -20,12 +19,19 @@ import type { SecretBox } from '../llm/secretBox';
 import type { Logger } from '../logger';
 import type { TenantQueues } from '../queues/tenantQueues';
 import { assertJobTenant, attemptOf, type DeliveryJobData, enqueueDelivery, type JobAttempt } from './jobs';
-import { type OneBotDeliveryOutcome, processOneBotDelivery } from './onebotDelivery';
+import {
+  deliverySettingsOfReply,
+  type OneBotDeliveryDeps,
+  type OneBotDeliveryOutcome,
+  processOneBotDelivery,
+} from './onebotDelivery';
 
 export interface DeliveryDeps {
   db: Database;
   logger: Logger;
   clock: Clock;
+  /** The chat's effective configuration: where its replies go (`delivery`, any scope). */
+  config: OneBotDeliveryDeps['config'];
   /** Per attempt, connect to last byte, ms. Default 10000. */
   timeoutMs?: number;
   /** HTTP client. Default the global `fetch`. */
@@ -109,15 +115,17 @@ function openWebhookSecret(
   return box.decrypt(delivery.webhook_secret_encrypted);
 }
 
-type Loaded = { target: Target } | { skip: Extract<DeliveryOutcome, { status: 'skipped' }>['reason'] };
+type Skip = { skip: Extract<DeliveryOutcome, { status: 'skipped' }>['reason'] };
+type Loaded = { target: Target } | Skip;
 
 /**
- * One attempt to push a bot reply to its agent's webhook, signed with that agent's secret (see
- * `delivery/signature.ts`). Everything, the message, the URL and the secret, is read in a unit of
- * work of the job's tenant and agent, so a job can only ever send its own tenant's message with
- * its own tenant's secret; a message id of another tenant is simply not found. The secret is
- * stored sealed (`webhook_secret_encrypted`) and opened here, with the worker's server key, only
- * to sign.
+ * One attempt to push a bot reply to its chat's webhook, signed with the secret set beside that URL
+ * (see `delivery/signature.ts`, `deliverySettingsOf`). The message is read in a unit of work of
+ * the job's tenant and agent, and the URL and secret are the effective `delivery` configuration of
+ * that message's own chat (tenant < agent < platform < chat, read through `effectiveConfig`), so a
+ * job can only ever send its own tenant's message with its own tenant's secret; a message id of
+ * another tenant is simply not found. The secret is stored sealed (`webhook_secret_encrypted`)
+ * and opened here, with the worker's server key, only to sign.
  *
  * Failures are thrown for BullMQ to handle: `WebhookDeliveryError` is retried with the job's
  * exponential backoff, `UnrecoverableJobError` is not. The attempt that gives up (a refusal, or the
@@ -132,15 +140,22 @@ export async function processDeliveryJob(
   const oneBot = await processOneBotDelivery(deps, data, attempt);
   if (oneBot) return oneBot;
   const ctx = createIsolationContext({ tenantId: data.tenantId, agentId: data.agentId });
-  const loaded = await deps.db.withTenant(ctx, async (db): Promise<Loaded> => {
+  const found = await deps.db.withTenant(ctx, async (db): Promise<{ message: MessageRow } | Skip> => {
     const message = await getMessage(db, data.messageId);
     if (!message || message.agent_id !== data.agentId) return { skip: 'message_not_found' };
     if (message.direction !== 'out') return { skip: 'not_a_reply' };
     if ((await getDelivery(db, data.messageId))?.status === 'delivered') return { skip: 'already_delivered' };
-    const delivery = storedAgentConfig((await getAgent(db, data.agentId))?.config).delivery;
-    if (!delivery?.webhook_url) return { skip: 'no_webhook' };
-    return { target: { message, url: delivery.webhook_url, delivery } };
+    return { message };
   });
+  let loaded: Loaded;
+  if ('skip' in found) loaded = found;
+  else {
+    // The chat's webhook, at whichever scope it is set (and the secret of that same scope).
+    const delivery = await deliverySettingsOfReply(deps, data.tenantId, found.message);
+    loaded = delivery.webhook_url
+      ? { target: { message: found.message, url: delivery.webhook_url, delivery } }
+      : { skip: 'no_webhook' };
+  }
   const log = deps.logger.child({
     agent_id: data.agentId,
     message_id: data.messageId,

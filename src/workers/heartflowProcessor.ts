@@ -13,8 +13,9 @@ import {
 } from '../db/repositories/heartflow';
 import { memoriesForPrompt } from '../db/repositories/memorySearch';
 import { type MessageRow, recentMessages } from '../db/repositories/messages';
-import { AgentConfig } from '../domain/agentConfig';
+import { AgentConfig, type StoredAgentDeliverySettings } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
+import { deliverySettingsOf } from '../domain/configuration/delivery';
 import type { EffectiveConfig } from '../domain/configuration/precedence';
 import { emojiEnabled } from '../domain/emoji';
 import {
@@ -335,6 +336,8 @@ async function loadStream(
 /** What a pass reads of a chat's effective configuration. */
 interface ChatSettings {
   heartflow: HeartflowConfig;
+  /** Where replies are pushed (webhook, OneBot HTTP API), at whatever scope they are set. */
+  delivery: StoredAgentDeliverySettings;
   llm: AgentConfig['llm'];
   memoryEnabled: boolean;
   /** Memories of the agent put into a reply prompt. */
@@ -352,6 +355,7 @@ function chatSettings(effective: EffectiveConfig): ChatSettings {
       enable_auto_emoji: heartflow.enable_auto_emoji && effective.emoji.values.enabled !== false,
     },
     llm: AgentConfig.shape.llm.safeParse(effective.llm.values).data,
+    delivery: deliverySettingsOf(effective.delivery),
     memoryEnabled,
     promptMemories: memoryEnabled ? Number(memory.prompt_memories ?? 20) : 0,
   };
@@ -416,7 +420,7 @@ async function answerPending(
       const command = commands.get(b.id);
       if (!command) continue;
       state = applyDecision(state, command.decision, deps.clock.now());
-      await storeBatch(deps, ctx, enableMemory && settings.memoryEnabled, stream.agentConfig, {
+      await storeBatch(deps, ctx, enableMemory && settings.memoryEnabled, settings.delivery, {
         decision: command.decision,
         target: m,
         covered: [m],
@@ -455,6 +459,8 @@ async function answerPending(
     const target = heard
       ? newest
       : byId.get(decision.reason === 'plugin_command' ? decision.targetMessageId! : restTarget)!;
+    // Replies already sent in a row before this one (the reply prompt mentions them).
+    const continuousReplies = state.continuousReplies;
     // The first batch's history came with the claim; a later one (a backlog of more than one
     // batch) reads it again, to see the replies of the batches before it.
     const history =
@@ -483,7 +489,7 @@ async function answerPending(
         ctx,
         plugins,
         target,
-        await produceReply(deps, ctx, { ...stream, settings }, history, decision, target),
+        await produceReply(deps, ctx, { ...stream, settings, continuousReplies }, history, decision, target),
       ));
     if (acted?.usage.length) {
       // The planner call's tokens count toward the message's `tokens_used` like the reply's.
@@ -494,7 +500,7 @@ async function answerPending(
         tokens: planner > 0 || reply.tokens !== null ? (reply.tokens ?? 0) + planner : null,
       };
     }
-    await storeBatch(deps, ctx, enableMemory && settings.memoryEnabled, stream.agentConfig, {
+    await storeBatch(deps, ctx, enableMemory && settings.memoryEnabled, settings.delivery, {
       decision,
       target,
       covered: rest,
@@ -639,7 +645,7 @@ async function emojiReply(
 async function produceReply(
   deps: HeartflowDeps,
   ctx: ChatStreamContext,
-  stream: StreamContext & { settings: ChatSettings },
+  stream: StreamContext & { settings: ChatSettings; continuousReplies: number },
   history: MessageRow[],
   decision: HeartflowDecision,
   target: MessageRow,
@@ -666,6 +672,7 @@ async function produceReply(
     memories: stream.memories,
     target: { id: target.message_id, sender: target.sender_nickname ?? 'user', content: target.content },
     config: stream.settings.heartflow,
+    continuousReplies: stream.continuousReplies,
   });
   try {
     const result = await deps.llm.complete({

@@ -1,5 +1,6 @@
 import type { Job } from 'bullmq';
 
+import type { ConfigContext } from '../configuration/effectiveConfig';
 import type { Database } from '../db/database';
 import { getAgent } from '../db/repositories/agents';
 import { type LlmUsageRecord, recordLlmUsage } from '../db/repositories/llmUsage';
@@ -16,8 +17,10 @@ import {
   type StreamMessage,
   streamMessagesBetween,
 } from '../db/repositories/memoryExtraction';
-import { type AgentConfig, storedAgentConfig } from '../domain/agentConfig';
+import { AgentConfig, storedAgentConfig } from '../domain/agentConfig';
 import type { Clock } from '../domain/clock';
+import { type MemoryWorkerSettings, memoryWorkerSettingsOf } from '../domain/configuration/memory';
+import type { EffectiveConfig } from '../domain/configuration/precedence';
 import { type ChatStreamContext, createChatStreamContext } from '../domain/isolationContext';
 import {
   buildExtractionPrompt,
@@ -52,7 +55,15 @@ export interface MemoryDeps {
   llm: LlmClient;
   logger: Logger;
   clock: Clock;
-  /** When summaries are due. Default `DEFAULT_SUMMARY_THRESHOLDS` (20 messages / 6 h). */
+  /**
+   * The chat's effective configuration (the pool's `EffectiveConfigReader`): its `memory` category
+   * (`enabled`, `retention_days`, `summary_messages`) and the `llm` the extraction calls.
+   */
+  config: { effectiveConfig(ctx: ConfigContext): Promise<EffectiveConfig> };
+  /**
+   * When summaries are due. Default `DEFAULT_SUMMARY_THRESHOLDS` (20 messages / 6 h); a chat's
+   * `memory.summary_messages` replaces `everyMessages`.
+   */
   thresholds?: SummaryThresholds;
   /** Scope of extracted memories. Default `DEFAULT_SCOPE_POLICY`. */
   policy?: ScopePolicy;
@@ -71,8 +82,8 @@ export interface MemoryJobResult {
   stored: number;
   summaries: number;
   extractor: 'heuristic' | 'llm';
-  /** Why nothing was done, if so. */
-  skipped?: 'unknown_stream' | 'unknown_message';
+  /** Why nothing was done, if so (`disabled`: the chat's `memory.enabled` is off). */
+  skipped?: 'unknown_stream' | 'unknown_message' | 'disabled';
 }
 
 /** Bot messages kept with a summary's conversation at most. */
@@ -96,8 +107,10 @@ function insertOf(
   c: MemoryCandidate,
   ctx: ChatStreamContext,
   metadata: Record<string, unknown>,
+  expiresAt: Date | undefined,
 ): MemoryInsert {
   return {
+    expiresAt,
     memoryId: c.memoryId,
     agentId: ctx.agentId,
     scope: c.scope,
@@ -124,6 +137,7 @@ interface JobSetup {
   upTo: StreamCursor | undefined;
   config: AgentConfig;
   agentName: string;
+  memory: MemoryWorkerSettings;
 }
 
 /**
@@ -142,6 +156,13 @@ export async function processMemoryJob(deps: MemoryDeps, data: MemoryJobData): P
     chatStreamId: data.chatStreamId,
   });
   const chatStreamId = data.chatStreamId;
+  // The chat's own memory settings and LLM, at whichever scope they are set.
+  const effective = await deps.config.effectiveConfig(ctx);
+  const memory = memoryWorkerSettingsOf(effective.memory);
+  if (!memory.enabled) {
+    deps.logger.debug({ chat_stream_id: chatStreamId }, 'memory job skipped: memory is off for this chat');
+    return { scanned: 0, stored: 0, summaries: 0, extractor: 'heuristic', skipped: 'disabled' };
+  }
   const setup = await deps.db.withTenant(ctx, async (db): Promise<JobSetup | undefined> => {
     const cursors = await getMemoryCursors(db, chatStreamId);
     if (!cursors) return undefined;
@@ -153,8 +174,12 @@ export async function processMemoryJob(deps: MemoryDeps, data: MemoryJobData): P
     return {
       ...cursors,
       upTo,
-      config: storedAgentConfig(agent?.config),
+      config: {
+        ...storedAgentConfig(agent?.config),
+        llm: AgentConfig.shape.llm.safeParse(effective.llm.values).data,
+      },
       agentName: agent?.name ?? 'MaiBot',
+      memory,
     };
   });
   const settings = setup ? agentLlmSettings(setup.config, deps.secretBox) : undefined;
@@ -180,6 +205,12 @@ interface RunContext {
   settings: LlmSettings;
   upTo: StreamCursor;
   result: MemoryJobResult;
+}
+
+/** When a memory stored now expires (`memory.retention_days`), if ever. */
+function expiryOf(run: RunContext): Date | undefined {
+  const ms = run.setup.memory.retentionMs;
+  return ms === undefined ? undefined : new Date(run.deps.clock.now() + ms);
 }
 
 function extractionContext(run: RunContext): ExtractionContext {
@@ -214,7 +245,7 @@ async function extractFacts(run: RunContext): Promise<void> {
       for (const u of usage) await recordLlmUsage(db, u);
       const inserted = await insertMemoriesIfAbsent(
         db,
-        candidates.map((c) => insertOf(c, ctx, {})),
+        candidates.map((c) => insertOf(c, ctx, {}, expiryOf(run))),
       );
       run.result.stored += inserted.length;
       await advanceScannedCursor(db, ctx.chatStreamId, cursorOfMessage(last));
@@ -266,7 +297,9 @@ async function extractCandidates(
 
 async function writeSummaries(run: RunContext): Promise<void> {
   const { deps, ctx } = run;
-  const thresholds = deps.thresholds ?? DEFAULT_SUMMARY_THRESHOLDS;
+  const base = deps.thresholds ?? DEFAULT_SUMMARY_THRESHOLDS;
+  const every = run.setup.memory.summaryMessages;
+  const thresholds = every === undefined ? base : { ...base, everyMessages: every };
   let from = run.setup.summarized;
   for (let i = 0; i < (deps.maxSummariesPerJob ?? 5); i++) {
     const chunk = await deps.db.withTenant(ctx, async (db) => {
@@ -337,7 +370,12 @@ async function writeSummaries(run: RunContext): Promise<void> {
       // Compare-and-set: a job that summarised these messages first wins; this one stores nothing.
       if (!(await advanceSummarizedCursor(db, ctx.chatStreamId, from, to))) return false;
       const inserted = await insertMemoriesIfAbsent(db, [
-        insertOf(summary, ctx, { message_count: chunk.inbound.length, keywords: draft.keywords }),
+        insertOf(
+          summary,
+          ctx,
+          { message_count: chunk.inbound.length, keywords: draft.keywords },
+          expiryOf(run),
+        ),
       ]);
       run.result.stored += inserted.length;
       run.result.summaries += inserted.length;

@@ -2,9 +2,9 @@ import { UnrecoverableError } from 'bullmq';
 
 import { MAIM_SEND_ACTION, maimReplyMessage, type MaimReplyTarget } from '../adapters/maimFrames';
 import { ONEBOT_PLATFORM } from '../adapters/onebot';
+import type { ConfigContext } from '../configuration/effectiveConfig';
 import type { Database, TenantDb } from '../db/database';
 import { listAgentAccounts } from '../db/repositories/agentAccounts';
-import { getAgent } from '../db/repositories/agents';
 import { getChatStream } from '../db/repositories/chatStreams';
 import {
   type DeliveryRecord,
@@ -16,7 +16,9 @@ import { emojiImage } from '../db/repositories/emoji';
 import { getMessage, type MessageRow } from '../db/repositories/messages';
 import { actionVerdict, type OneBotAction, type ReplyTarget, sendAction } from '../delivery/onebotActions';
 import type { SocketAction, SocketId, SocketRelay } from '../delivery/socketRelay';
-import { storedAgentConfig } from '../domain/agentConfig';
+import type { StoredAgentDeliverySettings } from '../domain/agentConfig';
+import { deliverySettingsOf } from '../domain/configuration/delivery';
+import type { EffectiveConfig } from '../domain/configuration/precedence';
 import { createIsolationContext } from '../domain/isolationContext';
 import { MaiHiveError } from '../errors';
 import type { SecretBox } from '../llm/secretBox';
@@ -26,15 +28,18 @@ import type { DeliveryJobData, JobAttempt } from './jobs';
 /**
  * Delivery of a bot reply on the chat socket the chat's messages arrived on: a OneBot v11 action on
  * the bot account's reverse WebSocket (`onebot_ws`), or a maim_message `MessageBase` on the MaiBot
- * adapter's WebSocket (`maim_ws`); else, for QQ, through the agent's OneBot HTTP API
- * (`delivery.onebot_http`). Same durable job, retries and dead letters as the webhook
- * (`deliveryProcessor.ts`): a failed delivery is retried with the job's backoff and never runs the
- * LLM again, since the reply is already stored.
+ * adapter's WebSocket (`maim_ws`); else, for QQ, through the OneBot HTTP API of the chat's
+ * effective `delivery.onebot_http` (set for the tenant, the agent, the platform or the chat).
+ * Same durable job, retries and dead letters as the webhook (`deliveryProcessor.ts`): a failed
+ * delivery is retried with the job's backoff and never runs the LLM again, since the reply is
+ * already stored.
  */
 
 export interface OneBotDeliveryDeps {
   db: Database;
   logger: Logger;
+  /** The chat's effective configuration (the pool's `EffectiveConfigReader`): its `delivery`. */
+  config: { effectiveConfig(ctx: ConfigContext): Promise<EffectiveConfig> };
   /** Reaches the API process holding a chat socket; without it, only `onebot_http` is used. */
   sockets?: SocketRelay | undefined;
   /** Opens a sealed `onebot_http.access_token`. */
@@ -65,14 +70,27 @@ interface Loaded {
   /** The emoji image the reply is (`emoji/emojiSender.ts`), base64. */
   image: { base64: string } | undefined;
   delivered: boolean;
-  http: { base_url: string; access_token?: string; access_token_encrypted?: string } | undefined;
+}
+
+/** Where a stored reply is pushed: its chat's effective `delivery` settings (any scope). */
+export async function deliverySettingsOfReply(
+  deps: Pick<OneBotDeliveryDeps, 'config'>,
+  tenantId: string,
+  message: Pick<MessageRow, 'agent_id' | 'platform' | 'chat_stream_id'>,
+): Promise<StoredAgentDeliverySettings> {
+  const effective = await deps.config.effectiveConfig({
+    tenantId,
+    agentId: message.agent_id,
+    platform: message.platform,
+    chatStreamId: message.chat_stream_id,
+  });
+  return deliverySettingsOf(effective.delivery);
 }
 
 async function load(db: TenantDb, data: DeliveryJobData): Promise<Loaded | undefined> {
   const message = await getMessage(db, data.messageId);
   if (!message || message.agent_id !== data.agentId || message.direction !== 'out') return undefined;
   const delivered = (await getDelivery(db, data.messageId))?.status === 'delivered';
-  const http = storedAgentConfig((await getAgent(db, data.agentId))?.config).delivery?.onebot_http;
   const stream = await getChatStream(db, message.chat_stream_id);
   const quoted = message.reply_to ? await getMessage(db, message.reply_to) : undefined;
   const bot = (await listAgentAccounts(db, data.agentId)).find((a) => a.platform === message.platform);
@@ -85,7 +103,7 @@ async function load(db: TenantDb, data: DeliveryJobData): Promise<Loaded | undef
     botAccountId: bot?.account_id ?? null,
     quotedPlatformId: quoted?.client_message_id ?? null,
   };
-  return { message, target, image: await emojiImageOf(db, message), delivered, http };
+  return { message, target, image: await emojiImageOf(db, message), delivered };
 }
 
 /** The image of an emoji reply, when the reply is one (an `emoji` segment naming a stored image). */
@@ -208,16 +226,20 @@ export async function processOneBotDelivery(
   const socket =
     deps.sockets && (await deps.sockets.routeOf(data.tenantId, data.agentId, message.chat_stream_id));
   let route: OneBotRoute;
+  let http: StoredAgentDeliverySettings['onebot_http'];
   if (socket?.kind === 'onebot') route = { kind: 'onebot_ws', accountId: socket.accountId };
   else if (socket?.kind === 'maim') route = { kind: 'maim_ws', platform: socket.platform };
-  else if (loaded.http && message.platform === ONEBOT_PLATFORM) {
-    const sealed = loaded.http.access_token_encrypted;
-    let token = loaded.http.access_token;
+  else if (
+    message.platform === ONEBOT_PLATFORM &&
+    (http = (await deliverySettingsOfReply(deps, data.tenantId, message)).onebot_http)
+  ) {
+    const sealed = http.access_token_encrypted;
+    let token = http.access_token;
     if (sealed !== undefined) {
       if (!deps.secretBox) throw new UnrecoverableError('no server key to open the OneBot access token');
       token = deps.secretBox.decrypt(sealed);
     }
-    route = { kind: 'onebot_http', baseUrl: loaded.http.base_url, accessToken: token };
+    route = { kind: 'onebot_http', baseUrl: http.base_url, accessToken: token };
   } else return undefined;
 
   const log = deps.logger.child({

@@ -258,7 +258,14 @@ function jobKinds(
     },
     memory: {
       concurrency: followUps,
-      process: memoryJobRunner({ db: o.db, llm, logger: o.logger, clock: o.clock, ...sealed }),
+      process: memoryJobRunner({
+        db: o.db,
+        llm,
+        logger: o.logger,
+        clock: o.clock,
+        config: heartflowDeps.config,
+        ...sealed,
+      }),
     },
     stats: {
       concurrency: followUps,
@@ -270,7 +277,14 @@ function jobKinds(
     },
     delivery: {
       concurrency: followUps,
-      process: deliveryJobRunner({ db: o.db, logger: o.logger, clock: o.clock, sockets, ...sealed }),
+      process: deliveryJobRunner({
+        db: o.db,
+        logger: o.logger,
+        clock: o.clock,
+        config: heartflowDeps.config,
+        sockets,
+        ...sealed,
+      }),
     },
   };
 }

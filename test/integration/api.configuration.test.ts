@@ -243,14 +243,23 @@ describe('configuration API', () => {
     expect(written.status).toBe(200);
     expect(written.body.data.config).toMatchObject({ api_key: '***' });
     expect(written.body.data.changes.api_key).toEqual({ from: null, to: '***' });
-    // Delivery settings are an agent's own (its worker reads them there): other scopes are refused.
+    // Delivery settings at every scope: a tenant default, the agent's own, one chat's OneBot HTTP API.
     const tenantDelivery = await put(token, {
       category: 'delivery',
       scope: 'tenant',
-      config: { webhook_url: 'https://hook.example/x' },
+      config: { webhook_url: 'https://hook.example/tenant' },
     });
-    expect(tenantDelivery.status).toBe(400);
-    expect(tenantDelivery.body.error.details.fields.map((f) => f.path)).toEqual(['scope']);
+    expect(tenantDelivery.status).toBe(200);
+    const chatDelivery = await put(token, {
+      category: 'delivery',
+      scope: 'chat',
+      chat_stream_id: 'c1',
+      config: { onebot_http: { base_url: 'http://napcat.example:3000', access_token: 'tok-chat-secret' } },
+    });
+    expect(chatDelivery.status).toBe(200);
+    expect(chatDelivery.body.data.config).toEqual({
+      onebot_http: { base_url: 'http://napcat.example:3000', access_token: '***' },
+    });
     await put(token, {
       category: 'delivery',
       scope: 'agent',
@@ -259,18 +268,36 @@ describe('configuration API', () => {
     });
     const read = await get(token, '?chat_stream_id=c1');
     expect(read.body.data.config.llm).toMatchObject({ api_key: '***', base_url: 'https://llm.example/v1' });
-    expect(read.body.data.config.delivery).toMatchObject({ webhook_secret: '***' });
+    expect(read.body.data.config.delivery).toEqual({
+      webhook_url: 'https://hook.example/x',
+      webhook_secret: '***',
+      onebot_http: { base_url: 'http://napcat.example:3000', access_token: '***' },
+    });
+    expect(read.body.data.sources.delivery).toEqual({
+      webhook_url: 'agent',
+      webhook_secret: 'agent',
+      onebot_http: 'chat',
+    });
     expect(read.body.data.sources.llm.api_key).toBe('platform');
+    // Another chat of the agent has no OneBot HTTP API; another agent's chat the tenant's webhook.
+    expect((await get(token, '?chat_stream_id=c2')).body.data.config.delivery).not.toHaveProperty(
+      'onebot_http',
+    );
+    expect((await get(token, '?chat_stream_id=c3')).body.data.sources.delivery).toEqual({
+      webhook_url: 'tenant',
+    });
     const history = await app.request('GET', '/config/history', { token });
-    const everything = JSON.stringify([read.body, history.body, written.body]);
+    const everything = JSON.stringify([read.body, history.body, written.body, chatDelivery.body]);
     expect(everything).not.toContain('sk-platform-secret');
     expect(everything).not.toContain('whsec-tenant');
+    expect(everything).not.toContain('tok-chat-secret');
     expect(everything).not.toContain('v1:');
     const stored = await app.t.admin<{ c: string }>(
       `SELECT config::text AS c FROM config_entries WHERE tenant_id = $1`,
       [tenantId],
     );
-    expect(stored.rows.map((r) => r.c).join()).not.toMatch(/sk-platform-secret|whsec-tenant/);
+    expect(stored.rows.map((r) => r.c).join()).not.toMatch(/sk-platform-secret|whsec-tenant|tok-chat-secret/);
+    expect(stored.rows.map((r) => r.c).join()).toMatch(/access_token_encrypted/);
     expect(stored.rows.map((r) => r.c).join()).toMatch(/api_key_encrypted/);
     // "***" keeps the stored secret; a plain change of another key does not touch it.
     await put(token, {
@@ -334,6 +361,72 @@ describe('configuration API', () => {
       [tenantId],
     );
     expect(app.secretBox.decrypt((row.rows[0] as { k: string }).k)).toBe('sk-agent');
+  });
+
+  it('records a version for writes through /agents too: one history with PUT /config', async () => {
+    const { tenantId, token } = await newTenant();
+    const history = async (category: string) => {
+      const res = await app.request('GET', `/config/history?category=${category}&agent_id=a1&limit=20`, {
+        token,
+      });
+      return (res.body as unknown as Body).data.history;
+    };
+    const agentPut = async (body: Record<string, unknown>) => {
+      const res = await app.request('PUT', '/agents/a1/config', { token, body });
+      expect(res.status).toBe(200);
+    };
+    await agentPut({ llm: { provider: 'openai', models: ['m1'], api_key: 'sk-first' } });
+    expect(await history('llm')).toEqual([
+      expect.objectContaining({
+        scope: 'agent',
+        agent_id: 'a1',
+        version: 1,
+        action: 'put',
+        changed_by: 'alice',
+        config: { provider: 'openai', models: ['m1'], api_key: '***' },
+        changes: {
+          provider: { from: null, to: 'openai' },
+          models: { from: null, to: ['m1'] },
+          api_key: { from: null, to: '***' },
+        },
+      }),
+    ]);
+    // PUT /config at agent scope continues the same numbering, and /agents after it.
+    await put(token, { category: 'llm', scope: 'agent', agent_id: 'a1', config: { temperature: 0.4 } });
+    await agentPut({ llm: { provider: 'openai', models: ['m2'], temperature: 0.4, api_key: '***' } });
+    const rows = await history('llm');
+    expect(rows.map((r) => r.version)).toEqual([3, 2, 1]);
+    expect(rows[0]).toMatchObject({ changes: { models: { from: ['m1'], to: ['m2'] } } });
+    // Nothing of a category changed (the secret kept, persona only): no version.
+    await agentPut({
+      persona: '一个安静的机器人',
+      llm: { provider: 'openai', models: ['m2'], temperature: 0.4 },
+    });
+    expect(await history('llm')).toHaveLength(3);
+    // PUT /agents/{id} with config, and a section removed (null): versions of their categories.
+    const update = await app.request('PUT', '/agents/a1', {
+      token,
+      body: { config: { memory: { prompt_memories: 3 }, llm: null } },
+    });
+    expect(update.status).toBe(200);
+    expect((await history('memory'))[0]).toMatchObject({
+      version: 1,
+      changes: { prompt_memories: { from: null, to: 3 } },
+    });
+    expect((await history('llm'))[0]).toMatchObject({ version: 4, action: 'reset', config: {} });
+    // A new agent's initial values are its first version; the ciphertext is never in the history.
+    const created = await app.request('POST', '/agents', {
+      token,
+      body: { agent_id: 'a3', name: 'a3', config: { delivery: { webhook_secret: 'whsec-1' } } },
+    });
+    expect(created.status).toBe(201);
+    const stored = await app.t.admin<{ config: unknown; changes: unknown }>(
+      `SELECT config, changes FROM config_history WHERE tenant_id = $1 AND agent_id = 'a3'`,
+      [tenantId],
+    );
+    expect(stored.rows).toEqual([
+      { config: { webhook_secret: '***' }, changes: { webhook_secret: { from: null, to: '***' } } },
+    ]);
   });
 
   it('never lets one tenant see or use another one’s configuration', async () => {

@@ -246,6 +246,7 @@ describe('sending emoji and their statistics', () => {
         db: app.deps.db,
         logger: app.deps.logger,
         clock: app.deps.clock,
+        config: app.deps.configReader,
         fetch: ((_url: string, init: RequestInit) => {
           posted.push(init.body as string);
           return Promise.resolve(new Response('ok', { status: 200 }));
@@ -284,6 +285,8 @@ describe('sending emoji and their statistics', () => {
       await app.t.admin(
         `INSERT INTO chat_streams (tenant_id, chat_stream_id, agent_id, platform, group_id) VALUES ('acme', 'qq-g', 'qqbot', 'qq', '555')`,
       );
+      // Written behind the API's back: its configuration cache is told, as the API would.
+      app.deps.configReader.forget('acme');
       const res = await app.request('POST', '/emoji/send', {
         token: acmeAdmin,
         body: { chat_stream_id: 'qq-g', emotion: 'sad' },
@@ -291,7 +294,7 @@ describe('sending emoji and their statistics', () => {
       expect(res.body.data).toMatchObject({ source: 'pack', delivery: 'queued' });
       const messageId = res.body.data.message_id as string;
       const outcome = await processDeliveryJob(
-        { db: app.deps.db, logger: app.deps.logger, clock: app.deps.clock },
+        { db: app.deps.db, logger: app.deps.logger, clock: app.deps.clock, config: app.deps.configReader },
         { tenantId: 'acme', agentId: 'qqbot', messageId },
         { attempt: 1, maxAttempts: 6 },
       );

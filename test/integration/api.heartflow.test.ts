@@ -98,6 +98,51 @@ describe('heartflow endpoints', () => {
     });
   });
 
+  it('holds back after max_continuous_replies answers in a row until the others have spoken', async () => {
+    const { call, stream } = await newTenant();
+    const say = async (chat: string, content: string, mentioned = false) => {
+      const res = await call('POST', '/heartflow/process', {
+        message: { content, chat_stream_id: chat, sender_info: { user_id: 'u1', username: '小明' } },
+        context: { platform: 'qq', mentioned },
+      });
+      expect(res.status).toBe(200);
+      return res.body.data.processing_details;
+    };
+    for (const [chat, limit] of [
+      ['limited', 2],
+      ['unlimited', 0],
+    ] as const) {
+      await stream(chat);
+      const put = await call('PUT', `/heartflow/config/${chat}`, {
+        talk_value: 1,
+        max_continuous_replies: limit,
+      });
+      expect(put.status).toBe(200);
+      expect(put.body.data.config).toMatchObject({ max_continuous_replies: limit });
+      expect(await say(chat, '你好呀', true)).toMatchObject({ status: 'replied', reason: 'mentioned' });
+      expect(await say(chat, '今天吃什么', true)).toMatchObject({ status: 'replied', reason: 'mentioned' });
+      const status = await call('GET', `/heartflow/status/${chat}`);
+      expect(status.body.data).toMatchObject({
+        continuous_replies: 2,
+        continuous_limit_reached: limit > 0,
+      });
+    }
+    // The limited chat lets the next unprompted message pass, whatever its willingness…
+    expect(await say('limited', '我觉得去吃火锅吧')).toMatchObject({
+      status: 'no_reply',
+      reason: 'continuous_replies',
+      reply_probability: 0,
+    });
+    // …after which the run is over and the planner rolls again; a mention is always answered.
+    expect((await call('GET', '/heartflow/status/limited')).body.data).toMatchObject({
+      continuous_replies: 0,
+      continuous_limit_reached: false,
+    });
+    expect(await say('limited', '火锅好啊')).not.toMatchObject({ reason: 'continuous_replies' });
+    // The chat without a limit is never held back for it.
+    expect(await say('unlimited', '我觉得去吃火锅吧')).not.toMatchObject({ reason: 'continuous_replies' });
+  });
+
   it('refuses bad bodies, unknown streams and other tenants’ streams', async () => {
     const a = await newTenant();
     const b = await newTenant();
@@ -110,6 +155,28 @@ describe('heartflow endpoints', () => {
       expect((await b.call('GET', `${path}mine`)).status).toBe(404);
     }
     expect((await b.call('POST', '/heartflow/reset/mine')).status).toBe(404);
+    expect((await a.call('POST', '/heartflow/reset/nope')).status).toBe(404);
+    expect((await a.call('PUT', '/heartflow/config/nope', { talk_value: 0.1 })).status).toBe(404);
+    // Readers read; only writers change settings or state.
+    const reader = await app.tokenFor({ role: 'reader', tenantId: a.tenantId });
+    expect((await app.request('GET', '/heartflow/status/mine', { token: reader })).status).toBe(200);
+    expect(
+      (await app.request('PUT', '/heartflow/config/mine', { token: reader, body: { talk_value: 0.1 } }))
+        .status,
+    ).toBe(403);
+    expect((await app.request('POST', '/heartflow/reset/mine', { token: reader })).status).toBe(403);
+    // Every invalid field is listed, the continuous-reply limit included.
+    const invalid = await a.call('PUT', '/heartflow/config/mine', {
+      max_continuous_replies: -1,
+      timezone: 'Mars/Olympus',
+      quiet_hours: [{ start: '25:00', end: '07:00' }],
+    });
+    expect(invalid.status).toBe(400);
+    expect(invalid.body.error.details.fields.map((f) => f.path).sort()).toEqual([
+      'max_continuous_replies',
+      'quiet_hours.0.start',
+      'timezone',
+    ]);
     expect((await b.call('PUT', '/heartflow/config/mine', { talk_value: 0.1 })).status).toBe(404);
     expect((await a.call('GET', '/heartflow/analysis/mine?period=forever')).status).toBe(400);
     expect((await app.request('GET', '/heartflow/status/mine')).status).toBe(401);

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { verifyWebhookSignature } from '../../src/delivery/signature';
 import { newId } from '../../src/domain/ids';
 import { createIsolationContext } from '../../src/domain/isolationContext';
+import { deliveryJobId } from '../../src/queues/deliveryJobs';
 import type { HeartflowJobData } from '../../src/queues/tenantQueues';
 import type { WorkerPool } from '../../src/workers/workerPool';
 import { testEnv } from '../support/env';
@@ -171,6 +172,48 @@ describe('heartflow worker', () => {
     });
     expect(res.body.data).toMatchObject({ status: 'replied', response: '来自模型的回答', tokens_used: 46 });
     expect(stub.requestsFor('stub-model')).toHaveLength(1);
+  });
+
+  it('tells the model when it has replied several times in a row (max_continuous_replies)', async () => {
+    stub.reset();
+    stub.on('streak-model', {
+      kind: 'success',
+      content: '好的',
+      usage: { prompt_tokens: 10, completion_tokens: 2 },
+    });
+    await app.t.admin(
+      `INSERT INTO agents (tenant_id, agent_id, name, config) VALUES ('acme', 'chatty', 'Chatty', $1)`,
+      [JSON.stringify({ llm: { provider: 'openai', base_url: stub.baseUrl, models: ['streak-model'] } })],
+    );
+    const put = await app.request('PUT', '/config', {
+      token,
+      body: {
+        category: 'heartflow',
+        scope: 'agent',
+        agent_id: 'chatty',
+        config: { max_continuous_replies: 2 },
+      },
+    });
+    expect(put.status).toBe(200);
+    await startPool();
+    for (const text of ['@Chatty 一', '@Chatty 二', '@Chatty 三']) {
+      const res = await send({
+        message: text,
+        chat_stream_id: 'chatty-1',
+        platform: 'qq',
+        agent_id: 'chatty',
+      });
+      expect(res.body.data).toMatchObject({ status: 'replied' });
+    }
+    const systems = stub
+      .requestsFor('streak-model')
+      .map((r) => (r.body.messages as { role: string; content: string }[])[0]!)
+      .filter((m) => m.role === 'system' && m.content.includes('回复最后一条'))
+      .map((m) => m.content);
+    expect(systems).toHaveLength(3);
+    expect(systems[0]).not.toContain('连续回复');
+    expect(systems[1]).not.toContain('连续回复');
+    expect(systems[2]).toContain('你已经连续回复了2条消息，你回复的有点多了');
   });
 
   it("never runs a job under another tenant's context", async () => {
@@ -369,6 +412,67 @@ describe('follow-up jobs of the pool', () => {
         nowMs: Date.now(),
       });
       expect(verdict).toEqual({ ok: true });
+    } finally {
+      await new Promise((r) => receiver.close(r));
+    }
+  });
+});
+
+describe('delivery set for one chat (PUT /config at chat scope)', () => {
+  it("pushes that chat's replies to its own webhook, signed with its own secret; other chats have none", async () => {
+    const received: { body: string; headers: IncomingHttpHeaders }[] = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        received.push({ body, headers: req.headers });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/chat-hook`;
+    try {
+      for (const id of ['chat-hook-1', 'chat-hook-2']) {
+        const created = await app.request('POST', '/chat/streams', {
+          token,
+          body: { chat_stream_id: id, platform: 'qq', chat_type: 'group' },
+        });
+        expect(created.status).toBe(201);
+      }
+      const put = await app.request('PUT', '/config', {
+        token,
+        body: {
+          category: 'delivery',
+          scope: 'chat',
+          chat_stream_id: 'chat-hook-1',
+          config: { webhook_url: url, webhook_secret: 'chat-secret' },
+        },
+      });
+      expect(put.status).toBe(200);
+      await startPool();
+      const res = await send({ message: '@麦麦 你好', chat_stream_id: 'chat-hook-1', platform: 'qq' });
+      expect(res.body.data.status).toBe('replied');
+      const delivery = await waitFor(() => received[0]);
+      expect(JSON.parse(delivery.body)).toMatchObject({
+        chat_stream_id: 'chat-hook-1',
+        reply_to: res.body.data.message_id,
+      });
+      const verdict = verifyWebhookSignature({
+        secret: 'chat-secret',
+        body: delivery.body,
+        timestampHeader: delivery.headers['x-maihive-timestamp'] as string,
+        signatureHeader: delivery.headers['x-maihive-signature'] as string,
+        nowMs: Date.now(),
+      });
+      expect(verdict).toEqual({ ok: true });
+      // The other chat of the same agent has no route: no delivery job at all.
+      const other = await send({ message: '@麦麦 你好', chat_stream_id: 'chat-hook-2', platform: 'qq' });
+      expect(other.body.data.status).toBe('replied');
+      const jobOf = (messageId: unknown) =>
+        app.deps.queues.queue('acme', 'delivery').getJob(deliveryJobId(`${messageId as string}.r`));
+      expect(await jobOf(res.body.data.message_id)).toBeDefined();
+      expect(await jobOf(other.body.data.message_id)).toBeUndefined();
+      expect(received).toHaveLength(1);
     } finally {
       await new Promise((r) => receiver.close(r));
     }

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { type Job, QueueEvents, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 
+import { EffectiveConfigReader } from '../../src/configuration/effectiveConfig';
 import type { Database } from '../../src/db/database';
 import { listDeadLetters } from '../../src/db/repositories/deliveries';
 import { insertMessages, type NewMessage } from '../../src/db/repositories/messages';
@@ -18,6 +19,7 @@ import { SecretBox } from '../../src/llm/secretBox';
 import { tenantQueueName } from '../../src/queues/names';
 import { asBullmqFailure, retryDecision } from '../../src/queues/retryDecision';
 import { TenantQueues } from '../../src/queues/tenantQueues';
+import { keyspace } from '../../src/redis/keys';
 import {
   type DeliveryDeps,
   deliveryJobRunner,
@@ -104,9 +106,48 @@ async function seed(
   return rows.map((r) => r.messageId);
 }
 
+/**
+ * The workers' one configuration read, uncached (TTL 0): rows written by a test are seen by the
+ * next job at once.
+ */
+function configReader(db: Database = t.db): EffectiveConfigReader {
+  return new EffectiveConfigReader({
+    db,
+    redis,
+    keys: keyspace(redisHandle.prefix.replace(/:$/, '')),
+    tenants: { get: () => Promise.resolve(undefined) },
+    clock,
+    logger: t.logger,
+    ttlMs: 0,
+  });
+}
+
+/** Sets a category's values at one scope of acme's configuration, as PUT /config stores them. */
+async function setConfig(
+  tenantId: string,
+  category: string,
+  target:
+    { scope: 'tenant' } | { scope: 'chat'; chatStreamId: string } | { scope: 'platform'; platform: string },
+  config: Record<string, unknown>,
+): Promise<void> {
+  await t.admin(
+    `INSERT INTO config_entries (tenant_id, category, scope, platform, chat_stream_id, config, version)
+     VALUES ($1, $2, $3, $4, $5, $6, 1)`,
+    [
+      tenantId,
+      category,
+      target.scope,
+      'platform' in target ? target.platform : null,
+      'chatStreamId' in target ? target.chatStreamId : null,
+      JSON.stringify(config),
+    ],
+  );
+}
+
 function memoryDeps(db: Database = t.db, extra: Partial<MemoryDeps> = {}): MemoryDeps {
   return {
     db,
+    config: configReader(db),
     llm: new LlmClient({ logger: t.logger, clock, sleep: () => Promise.resolve(), rng: () => 0.5 }),
     logger: t.logger,
     clock,
@@ -176,6 +217,51 @@ describe('memory jobs', () => {
     expect(again).toMatchObject({ scanned: 0, stored: 0, summaries: 0 });
     expect(await memoriesOf('g1')).toEqual(stored);
     expect(memoryJobId(job)).toBe(`memory.g1.${job.upToMessageId}`);
+  });
+
+  it("reads the chat's memory settings through the effective configuration: one chat only", async () => {
+    const contents = ['我喜欢猫', 'My name is Bob', ...chatter(4)];
+    const last: Record<string, string> = {};
+    for (const chat of ['m-off', 'm-ret', 'm-plain']) {
+      const ids = await seed('acme', 'bot', chat, contents);
+      last[chat] = ids[ids.length - 1]!;
+    }
+    await setConfig('acme', 'memory', { scope: 'chat', chatStreamId: 'm-off' }, { enabled: false });
+    await setConfig(
+      'acme',
+      'memory',
+      { scope: 'chat', chatStreamId: 'm-ret' },
+      { retention_days: 30, summary_messages: 5 },
+    );
+    const run = (chat: string) =>
+      processMemoryJob(memoryDeps(), {
+        tenantId: 'acme',
+        agentId: 'bot',
+        platform: 'qq',
+        chatStreamId: chat,
+        upToMessageId: last[chat]!,
+      });
+    const stored = async (chat: string) =>
+      (
+        await t.admin<{ memory_type: string; expires_at: Date | null }>(
+          `SELECT memory_type, expires_at FROM memory_chest WHERE tenant_id = 'acme' AND chat_stream_id = $1`,
+          [chat],
+        )
+      ).rows;
+
+    // Memory off for m-off: the job does nothing there.
+    expect(await run('m-off')).toMatchObject({ scanned: 0, stored: 0, skipped: 'disabled' });
+    expect(await stored('m-off')).toEqual([]);
+    // m-ret: every memory expires 30 days on, and a summary is due after 5 messages.
+    expect(await run('m-ret')).toMatchObject({ scanned: 6, summaries: 1 });
+    const kept = await stored('m-ret');
+    expect(kept.length).toBeGreaterThanOrEqual(3);
+    expect(kept.every((m) => m.expires_at?.getTime() === T0 + 30 * 86_400_000)).toBe(true);
+    // The chat beside them keeps the defaults: no expiry, no summary before 20 messages.
+    expect(await run('m-plain')).toMatchObject({ scanned: 6, summaries: 0 });
+    const plain = await stored('m-plain');
+    expect(plain.length).toBeGreaterThanOrEqual(2);
+    expect(plain.every((m) => m.expires_at === null && m.memory_type !== 'summary')).toBe(true);
   });
 
   it('summarises a shorter tail once it is old enough, and only up to the job’s point', async () => {
@@ -514,15 +600,15 @@ describe('delivery jobs', () => {
     await t.admin(`UPDATE agents SET config = $1 WHERE tenant_id = 'globex' AND agent_id = 'hook'`, [
       JSON.stringify({ delivery: { webhook_url: receiver.url, webhook_secret: 'globex-secret' } }),
     ]);
-    deps = { db: t.db, logger: t.logger, clock, timeoutMs: 500, secretBox: box };
+    deps = { db: t.db, logger: t.logger, clock, config: configReader(), timeoutMs: 500, secretBox: box };
   });
 
   afterAll(async () => {
     await receiver.close();
   });
 
-  async function reply(agentId = 'hook', tenantId = 'acme'): Promise<string> {
-    const [question] = await seed(tenantId, agentId, `d-${agentId}`, ['@bot 在吗'], { start: T0 });
+  async function reply(agentId = 'hook', tenantId = 'acme', stream = `d-${agentId}`): Promise<string> {
+    const [question] = await seed(tenantId, agentId, stream, ['@bot 在吗'], { start: T0 });
     const replyId = `${question}.r`;
     await t.db.withTenant(createIsolationContext({ tenantId }), (db) =>
       insertMessages(db, [
@@ -530,7 +616,7 @@ describe('delivery jobs', () => {
           messageId: replyId,
           agentId,
           platform: 'qq',
-          chatStreamId: `d-${agentId}`,
+          chatStreamId: stream,
           direction: 'out',
           content: '在的！有什么可以帮你？',
           replyTo: question,
@@ -661,6 +747,60 @@ describe('delivery jobs', () => {
       await queues.queue('acme', 'delivery').obliterate({ force: true });
     } finally {
       await queues.close();
+    }
+  });
+
+  it("sends a chat's replies to the webhook its own scope sets, signed only with that scope's secret", async () => {
+    const chatReceiver = new Receiver();
+    await chatReceiver.start();
+    try {
+      receiver.answer([200]);
+      chatReceiver.answer([200]);
+      // d-vip overrides the URL only: the agent's secret must not sign for another receiver.
+      const unsigned = await reply('hook', 'acme', 'd-vip');
+      await setConfig(
+        'acme',
+        'delivery',
+        { scope: 'chat', chatStreamId: 'd-vip' },
+        { webhook_url: chatReceiver.url },
+      );
+      expect(await processDeliveryJob(deps, data(unsigned), { attempt: 1, maxAttempts: 6 })).toMatchObject({
+        status: 'delivered',
+      });
+      expect(receiver.received).toHaveLength(0);
+      expect(chatReceiver.received).toHaveLength(1);
+      expect(chatReceiver.received[0]!.headers[SIGNATURE_HEADER.toLowerCase()]).toBeUndefined();
+      expect(JSON.parse(chatReceiver.received[0]!.body)).toMatchObject({ chat_stream_id: 'd-vip' });
+
+      // d-vip2 sets URL and secret (sealed, as PUT /config stores it): signed with its own secret.
+      const signed = await reply('hook', 'acme', 'd-vip2');
+      chatReceiver.answer([200]);
+      await setConfig(
+        'acme',
+        'delivery',
+        { scope: 'chat', chatStreamId: 'd-vip2' },
+        { webhook_url: chatReceiver.url, webhook_secret_encrypted: box.encrypt('vip-secret') },
+      );
+      await processDeliveryJob(deps, data(signed), { attempt: 1, maxAttempts: 6 });
+      const got = chatReceiver.received[0]!;
+      const verify = (secret: string) =>
+        verifyWebhookSignature({
+          secret,
+          body: got.body,
+          timestampHeader: got.headers[TIMESTAMP_HEADER.toLowerCase()] as string,
+          signatureHeader: got.headers[SIGNATURE_HEADER.toLowerCase()] as string,
+          nowMs: T0,
+        });
+      expect(verify('vip-secret')).toEqual({ ok: true });
+      expect(verify(SECRET).ok).toBe(false);
+
+      // The agent's other chats still go to the agent's webhook.
+      const usual = await reply();
+      await processDeliveryJob(deps, data(usual), { attempt: 1, maxAttempts: 6 });
+      expect(receiver.received).toHaveLength(1);
+      expect(JSON.parse(receiver.received[0]!.body)).toMatchObject({ chat_stream_id: 'd-hook' });
+    } finally {
+      await chatReceiver.close();
     }
   });
 

@@ -5,6 +5,8 @@ import {
   configPatchSchema,
   maskConfigValues,
 } from '../../src/domain/configuration/categories';
+import { deliverySettingsOf } from '../../src/domain/configuration/delivery';
+import { memoryWorkerSettingsOf } from '../../src/domain/configuration/memory';
 import { resolveCategory } from '../../src/domain/configuration/precedence';
 
 const sealer = { encrypt: (plain: string) => `v1:aXY:dGFn:${Buffer.from(plain).toString('base64url')}` };
@@ -141,5 +143,68 @@ describe('configuration writes and reads', () => {
     expect(schema.heartflow!.properties.timezone!.default).toBe('UTC');
     expect(schema.content_policy!.properties.enabled!.default).toBe(true);
     expect(schema.llm!.properties.timeout_ms!.description).toMatch(/milliseconds/);
+  });
+});
+
+describe('delivery and memory settings of a chat (what their workers read)', () => {
+  const sealed = (plain: string) => sealer.encrypt(plain);
+
+  it('takes the webhook secret only from the scope the URL comes from', () => {
+    const agent = {
+      scope: 'agent' as const,
+      values: { webhook_url: 'https://agent.example/h', webhook_secret_encrypted: sealed('a') },
+    };
+    expect(deliverySettingsOf(resolveCategory('delivery', [agent]))).toEqual({
+      webhook_url: 'https://agent.example/h',
+      webhook_secret_encrypted: sealed('a'),
+    });
+    // A chat that overrides the URL only: unsigned, never signed with the agent's secret.
+    const urlOnly = { scope: 'chat' as const, values: { webhook_url: 'https://chat.example/h' } };
+    expect(deliverySettingsOf(resolveCategory('delivery', [agent, urlOnly]))).toEqual({
+      webhook_url: 'https://chat.example/h',
+    });
+    const both = {
+      scope: 'chat' as const,
+      values: { webhook_url: 'https://chat.example/h', webhook_secret_encrypted: sealed('c') },
+    };
+    expect(deliverySettingsOf(resolveCategory('delivery', [agent, both]))).toEqual({
+      webhook_url: 'https://chat.example/h',
+      webhook_secret_encrypted: sealed('c'),
+    });
+    // A secret alone (no URL of its scope) does not sign the inherited URL either.
+    const secretOnly = { scope: 'platform' as const, values: { webhook_secret_encrypted: sealed('p') } };
+    expect(deliverySettingsOf(resolveCategory('delivery', [agent, secretOnly]))).toEqual({
+      webhook_url: 'https://agent.example/h',
+    });
+  });
+
+  it('reads a stored OneBot HTTP API with its sealed token at any scope, whole from one scope', () => {
+    const tenant = { scope: 'tenant' as const, values: { onebot_http: { base_url: 'http://t.example' } } };
+    const platform = {
+      scope: 'platform' as const,
+      values: { onebot_http: { base_url: 'http://p.example', access_token_encrypted: sealed('tok') } },
+    };
+    const resolved = resolveCategory('delivery', [tenant, platform]);
+    expect(resolved.sources.onebot_http).toBe('platform');
+    expect(deliverySettingsOf(resolved)).toEqual({
+      onebot_http: { base_url: 'http://p.example', access_token_encrypted: sealed('tok') },
+    });
+  });
+
+  it('gives the memory worker enabled, retention and summary size, defaults when unset', () => {
+    expect(memoryWorkerSettingsOf(resolveCategory('memory', []))).toEqual({
+      enabled: true,
+      retentionMs: undefined,
+      summaryMessages: undefined,
+    });
+    const chat = {
+      scope: 'chat' as const,
+      values: { enabled: false, retention_days: 2, summary_messages: 8 },
+    };
+    expect(memoryWorkerSettingsOf(resolveCategory('memory', [chat]))).toEqual({
+      enabled: false,
+      retentionMs: 2 * 86_400_000,
+      summaryMessages: 8,
+    });
   });
 });

@@ -24,6 +24,7 @@ describe('HeartflowConfig', () => {
       response_style: 'friendly',
       enable_auto_emoji: true,
       quiet_hours: [],
+      max_continuous_replies: 3,
       timezone: 'UTC',
     });
   });

@@ -1,6 +1,7 @@
 import { HeartflowConfig as ConfigSchema, type HeartflowConfig } from '../../src/domain/heartflow/config';
 import {
   applyDecision,
+  continuousLimitReached,
   type HeartflowDecision,
   isQuietCommand,
   plan,
@@ -11,7 +12,9 @@ import {
 import {
   type HeartflowState,
   initialHeartflowState,
+  storedHeartflowState,
   updateOnMessage,
+  updateOnQuiet,
   updateOnReply,
 } from '../../src/domain/heartflow/willingness';
 import { mulberry32, type Rng, seedFromString } from '../../src/domain/random';
@@ -271,5 +274,105 @@ describe('applyDecision', () => {
     expect(applyDecision(s, reply, NOW).willingness).toBeCloseTo(updateOnReply(s, NOW).willingness, 10);
     const none = decide({ state: stateWith(0), messages: [msg('m', 'hi')] });
     expect(applyDecision(s, none, NOW)).toBe(s);
+  });
+});
+
+describe('continuous replies (max_continuous_replies, MaiBot "你已经连续回复了…")', () => {
+  /** Runs the planner over `texts` one batch each, a minute apart, applying each decision. */
+  function converse(
+    texts: string[],
+    cfg: HeartflowConfig,
+    start: HeartflowState = stateWith(1, { state: 'focused', lastFocusAt: NOW }),
+  ) {
+    let state = start;
+    const decisions: HeartflowDecision[] = [];
+    texts.forEach((text, i) => {
+      const at = NOW + i * 60_000;
+      const mentioned = text.startsWith('@');
+      state = updateOnMessage(state, { at, interest: 1, mentioned });
+      // Full willingness every time: only the limit can hold the bot back.
+      state = { ...state, willingness: 1 };
+      const d = plan({
+        state,
+        config: cfg,
+        messages: [msg(`m${i}`, text, mentioned)],
+        now: at,
+        rng: () => 0,
+      });
+      decisions.push(d);
+      state = applyDecision(state, d, at);
+    });
+    return { decisions, state };
+  }
+
+  it('defaults to 3 and counts batches answered in a row', () => {
+    expect(config().max_continuous_replies).toBe(3);
+    const { state } = converse(['a', 'b'], config({ max_continuous_replies: 0 }));
+    expect(state.continuousReplies).toBe(2);
+  });
+
+  it('after the limit lets one batch pass (no_reply, continuous_replies), then talks again', () => {
+    const { decisions, state } = converse(
+      ['一', '二', '三', '四', '五', '六', '七', '八'],
+      config({ talk_value: 1, max_continuous_replies: 3, enable_auto_emoji: false }),
+    );
+    expect(decisions.map((d) => d.action)).toEqual([
+      'reply',
+      'reply',
+      'reply',
+      'no_reply',
+      'reply',
+      'reply',
+      'reply',
+      'no_reply',
+    ]);
+    expect(decisions[3]).toMatchObject({ reason: 'continuous_replies', replyProbability: 0 });
+    expect(state.continuousReplies).toBe(0);
+  });
+
+  it('never holds back at 0 (no limit), and holds back after every reply at 1', () => {
+    const texts = ['一', '二', '三', '四', '五', '六'];
+    const unlimited = converse(
+      texts,
+      config({ talk_value: 1, max_continuous_replies: 0, enable_auto_emoji: false }),
+    );
+    expect(unlimited.decisions.every((d) => d.action === 'reply')).toBe(true);
+    const one = converse(
+      texts,
+      config({ talk_value: 1, max_continuous_replies: 1, enable_auto_emoji: false }),
+    );
+    expect(one.decisions.map((d) => d.action)).toEqual([
+      'reply',
+      'no_reply',
+      'reply',
+      'no_reply',
+      'reply',
+      'no_reply',
+    ]);
+  });
+
+  it('still answers a mention beyond the limit, and the run goes on counting', () => {
+    const { decisions, state } = converse(
+      ['一', '二', '@麦麦 你怎么不说话了', '@麦麦 在吗'],
+      config({ talk_value: 1, max_continuous_replies: 2, enable_auto_emoji: false }),
+    );
+    expect(decisions.map((d) => [d.action, d.reason])).toEqual([
+      ['reply', 'willing'],
+      ['reply', 'willing'],
+      ['reply', 'mentioned'],
+      ['reply', 'mentioned'],
+    ]);
+    expect(state.continuousReplies).toBe(4);
+    expect(continuousLimitReached(state, { max_continuous_replies: 2 })).toBe(true);
+    expect(continuousLimitReached(state, { max_continuous_replies: 0 })).toBe(false);
+  });
+
+  it('ends the run on a long silence, a quiet command, and reads old stored states as 0', () => {
+    const run = { ...stateWith(1), continuousReplies: 5 };
+    expect(updateOnQuiet(run, NOW).continuousReplies).toBe(0);
+    const later = updateOnMessage(run, { at: NOW + 31 * 60_000, interest: 0, mentioned: false });
+    expect(later.continuousReplies).toBe(0);
+    const { continuousReplies: _dropped, ...old } = run;
+    expect(storedHeartflowState(JSON.parse(JSON.stringify(old)), NOW).continuousReplies).toBe(0);
   });
 });

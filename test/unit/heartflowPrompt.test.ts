@@ -2,6 +2,7 @@ import { HeartflowConfig } from '../../src/domain/heartflow/config';
 import {
   buildReplyPrompt,
   type ChatMessage,
+  continuousReplyNote,
   type HistoryMessage,
   MIN_PROMPT_BUDGET,
   type ReplyPromptInput,
@@ -107,5 +108,24 @@ describe('truncate', () => {
     expect(truncate('😀😀😀', 2)).toBe('😀…');
     expect(truncate('abc', 3)).toBe('abc');
     expect(truncate('abc', 0)).toBe('');
+  });
+});
+
+describe('continuous-reply note (MaiBot "你已经连续回复了…条消息")', () => {
+  it('says nothing below 2, reminds from 2, and says it is too much at the limit', () => {
+    expect(continuousReplyNote(0, 3)).toBeUndefined();
+    expect(continuousReplyNote(1, 3)).toBeUndefined();
+    expect(continuousReplyNote(2, 3)).toBe('你已经连续回复了2条消息，请注意别刷屏。');
+    expect(continuousReplyNote(3, 3)).toContain('你已经连续回复了3条消息，你回复的有点多了');
+    expect(continuousReplyNote(7, 0)).toBe('你已经连续回复了7条消息，请注意别刷屏。');
+  });
+
+  it('goes into the system message of the reply prompt', () => {
+    const system = (n: number) =>
+      buildReplyPrompt(
+        input({ continuousReplies: n, config: { ...input().config, max_continuous_replies: 3 } }),
+      )[0]!.content;
+    expect(system(0)).not.toContain('连续回复');
+    expect(system(3)).toContain('你已经连续回复了3条消息，你回复的有点多了');
   });
 });

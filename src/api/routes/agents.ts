@@ -3,6 +3,7 @@ import { z } from 'zod';
 
 import { type Principal, TENANT_MEMBERS, TENANT_WRITERS } from '../../auth/principal';
 import { agentScope } from '../../auth/scope';
+import { lockConfigWrites, recordAgentConfigVersions } from '../../configuration/configWrites';
 import type { TenantDb } from '../../db/database';
 import { accountsClaimedByOthers, replaceAgentAccounts } from '../../db/repositories/agentAccounts';
 import {
@@ -166,6 +167,7 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
       const row = await deps.db.withTenant(tenantWide, async (db) => {
         // Serialises concurrent creates of this tenant, so the count below cannot be outrun.
         await lockTenantResource(db, 'agents');
+        await lockConfigWrites(db);
         if (await getAgent(db, body.agent_id)) {
           throw new ConflictError(`agent ${body.agent_id} already exists`, {
             details: { agent_id: body.agent_id },
@@ -181,6 +183,8 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
           config,
         });
         await syncAccounts(db, body.agent_id, config);
+        // Its llm/delivery/memory values are configuration: their first version in the history.
+        await recordAgentConfigVersions(db, body.agent_id, {}, config, principal.subject);
         return agent;
       });
       return { status: 201, data: agentBody(row) };
@@ -251,11 +255,15 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
       const { tenantWide, agentId, settings, tenantId } = await agentRequest(principal, req, params.agent_id);
       assertPlatformsAllowed(settings, body.platform, body.config);
       const row = await deps.db.withTenant(tenantWide, async (db) => {
+        if (body.config) await lockConfigWrites(db);
         const current = await getAgentForUpdate(db, agentId);
         if (!current) throw new NotFoundError('AGENT_NOT_FOUND', `agent ${agentId} not found`);
         const config =
           body.config && applyAgentConfigPatch(storedAgentConfig(current.config), body.config, deps.secrets);
-        if (config) await syncAccounts(db, agentId, config);
+        if (config) {
+          await syncAccounts(db, agentId, config);
+          await recordAgentConfigVersions(db, agentId, current.config, config, principal.subject);
+        }
         return updateAgent(db, agentId, {
           ...(body.name === undefined ? {} : { name: body.name }),
           ...(body.description === undefined ? {} : { description: body.description }),
@@ -339,11 +347,14 @@ export function agentsRoutes({ router, registry, deps }: RouteContext): void {
       const { tenantWide, agentId, settings, tenantId } = await agentRequest(principal, req, params.agent_id);
       assertPlatformsAllowed(settings, undefined, body);
       const config = await deps.db.withTenant(tenantWide, async (db) => {
+        await lockConfigWrites(db);
         const current = await getAgentForUpdate(db, agentId);
         if (!current) throw new NotFoundError('AGENT_NOT_FOUND', `agent ${agentId} not found`);
         const next = applyAgentConfigPatch(storedAgentConfig(current.config), body, deps.secrets);
         await syncAccounts(db, agentId, next);
         await updateAgent(db, agentId, { config: next });
+        // The same history as `PUT /config` at agent scope: one version per category changed.
+        await recordAgentConfigVersions(db, agentId, current.config, next, principal.subject);
         return next;
       });
       // Its bot accounts may have changed: the adapters' cached lookups go in every process.

@@ -118,10 +118,6 @@ export function configurationRoutes({ router, registry, deps }: RouteContext): v
         fields.push({ path: key, issue: `not used by scope ${input.scope}` });
       }
     }
-    if (input.category === 'delivery' && input.scope !== 'agent') {
-      // The delivery worker reads an agent's own delivery settings (webhook, OneBot HTTP API).
-      fields.push({ path: 'scope', issue: 'delivery settings are set per agent (scope agent)' });
-    }
     if (fields.length > 0) throw new ValidationError('the scope and its ids do not match', fields);
     return {
       tenantId,
@@ -228,9 +224,7 @@ export function configurationRoutes({ router, registry, deps }: RouteContext): v
     query: ResetQuery,
     response: z.object({ reset: z.array(Change) }),
     handler: async ({ query, principal, req }) => {
-      const categories = query.category
-        ? [query.category]
-        : CONFIG_CATEGORIES.filter((c) => c !== 'delivery' || query.scope === 'agent');
+      const categories = query.category ? [query.category] : [...CONFIG_CATEGORIES];
       const reset = [];
       for (const category of categories) {
         const ref = await refOf(principal, req, { ...query, category });

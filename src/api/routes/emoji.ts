@@ -12,6 +12,7 @@ import {
   listPacks,
   packEmojis,
 } from '../../db/repositories/emoji';
+import { deliverySettingsOf } from '../../domain/configuration/delivery';
 import { type ImageFormat, MEDIA_TYPES } from '../../domain/emoji';
 import { createIsolationContext, IDENTIFIER_PATTERN } from '../../domain/isolationContext';
 import { mulberry32 } from '../../domain/random';
@@ -298,7 +299,11 @@ export function emojiRoutes({ router, registry, deps }: RouteContext): void {
     handler: async ({ body, principal, req }) => {
       const { tenantId } = await resolveTenant(deps, principal, req);
       const sent = await sendEmoji(
-        deps,
+        {
+          ...deps,
+          deliveryOf: async (ctx) =>
+            deliverySettingsOf((await deps.configReader.effectiveConfig(ctx)).delivery),
+        },
         {
           tenantId,
           agentId: principal.agentId,

@@ -9,6 +9,7 @@ import {
   streamHeartflowState,
 } from '../../db/repositories/heartflowAnalysis';
 import {
+  continuousLimitReached,
   detectEmotion,
   effectiveTalkValue,
   HeartflowConfigPatch,
@@ -194,6 +195,9 @@ export function heartflowRoutes({ router, registry, deps }: RouteContext): void 
       interest: z.number(),
       no_reply_until_call: z.boolean(),
       quiet_hours_active: z.boolean(),
+      /** Batches answered in a row; at `max_continuous_replies` only mentions are answered. */
+      continuous_replies: z.number().int(),
+      continuous_limit_reached: z.boolean(),
     }),
     handler: async ({ params, principal, req }) => {
       const { stream, heartflow } = await configView(principal, req, params.chat_stream_id);
@@ -215,6 +219,8 @@ export function heartflowRoutes({ router, registry, deps }: RouteContext): void 
           interest: state.interest,
           no_reply_until_call: state.noReplyUntilCall,
           quiet_hours_active: inQuietHours(config, now, offset),
+          continuous_replies: state.continuousReplies,
+          continuous_limit_reached: continuousLimitReached(state, config),
         },
       };
     },

@@ -164,6 +164,8 @@ export interface MemoryInsert {
   importance: number;
   tags: string[];
   metadata: Record<string, unknown>;
+  /** When it expires (config `memory.retention_days`); undefined = kept until deleted. */
+  expiresAt?: Date | undefined;
 }
 
 /**
@@ -176,12 +178,12 @@ export async function insertMemoriesIfAbsent(db: TenantDb, rows: readonly Memory
   // tags travel as jsonb (unnest would flatten a text[][]) and become text[] per row.
   const { rows: inserted } = await db.query<{ memory_id: string }>(
     `INSERT INTO memory_chest (tenant_id, memory_id, agent_id, platform, chat_stream_id, scope, title, content,
-                               memory_type, importance, tags, metadata)
+                               memory_type, importance, tags, metadata, expires_at)
      SELECT $1, m.id, m.agent, m.platform, m.chat, m.scope, m.title, m.content, m.type, m.importance,
-            ARRAY(SELECT jsonb_array_elements_text(m.tags)), m.metadata
+            ARRAY(SELECT jsonb_array_elements_text(m.tags)), m.metadata, m.expires
      FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                 $9::text[], $10::real[], $11::jsonb[], $12::jsonb[])
-          AS m(id, agent, platform, chat, scope, title, content, type, importance, tags, metadata)
+                 $9::text[], $10::real[], $11::jsonb[], $12::jsonb[], $13::timestamptz[])
+          AS m(id, agent, platform, chat, scope, title, content, type, importance, tags, metadata, expires)
      ON CONFLICT (tenant_id, memory_id) DO NOTHING
      RETURNING memory_id`,
     [
@@ -197,6 +199,7 @@ export async function insertMemoriesIfAbsent(db: TenantDb, rows: readonly Memory
       col((m) => m.importance),
       col((m) => JSON.stringify(m.tags)),
       col((m) => JSON.stringify(m.metadata)),
+      col((m) => m.expiresAt ?? null),
     ],
   );
   return inserted.map((r) => r.memory_id);

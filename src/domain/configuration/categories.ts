@@ -61,7 +61,7 @@ export const CATEGORY_FIELDS = {
 export const CONFIG_DEFAULTS: Record<ConfigCategory, Record<string, unknown>> = {
   llm: { provider: 'local' },
   heartflow: { ...HEARTFLOW_CONFIG_DEFAULTS },
-  memory: { enabled: true, prompt_memories: 20 },
+  memory: { enabled: true, prompt_memories: 20, summary_messages: 20 },
   emoji: { enabled: true, cooldown_seconds: 60, max_per_hour: 20 },
   delivery: {},
   content_policy: { enabled: true },
@@ -90,9 +90,17 @@ export function configPatchSchema(category: ConfigCategory) {
   return z.strictObject(shape);
 }
 
-/** One key's schema, to check values read back from storage. */
+/**
+ * One key's schema, to check values read back from storage: for an agent-config category the
+ * stored form (a nested secret sealed, as in `delivery.onebot_http.access_token_encrypted`).
+ */
 export function fieldSchema(category: ConfigCategory, key: string): z.ZodType | undefined {
-  const field = (CATEGORY_FIELDS[category] as Record<string, z.ZodType>)[key];
+  const section: z.ZodType | undefined = AGENT_CONFIG_CATEGORIES.has(category)
+    ? unwrapOptional(AgentConfig.shape[category as 'llm' | 'delivery' | 'memory'])
+    : undefined;
+  const stored =
+    section instanceof z.ZodObject ? (section.shape as Record<string, z.ZodType>)[key] : undefined;
+  const field = stored ?? (CATEGORY_FIELDS[category] as Record<string, z.ZodType>)[key];
   return field && unwrapOptional(field);
 }
 
@@ -179,13 +187,19 @@ const KEY_DOCS: Record<ConfigCategory, Record<string, string>> = {
     response_style: 'reply style hint for the prompt',
     enable_auto_emoji: 'the planner may answer low-effort chatter with an emoji',
     quiet_hours: 'daily windows (HH:MM, local time) in which the bot speaks only when mentioned',
+    max_continuous_replies:
+      'batches the bot may answer in a row before it lets the others speak once (mentions are still answered); 0 = no limit, count',
     timezone: 'IANA time zone of talk_value_rules and quiet_hours',
   },
   memory: {
     max_short_term: 'messages kept in short-term memory',
     max_long_term: 'long-term memory items kept',
-    enabled: 'memories are extracted from chats and used in replies',
+    enabled:
+      'memories are extracted from chats (the memory worker skips a chat where it is off) and used in replies',
     prompt_memories: 'memories put into a reply prompt, count',
+    retention_days:
+      'memories the memory worker stores (facts, preferences, summaries) expire after this many days; unset = kept',
+    summary_messages: 'inbound messages per automatic chat summary, count',
   },
   emoji: {
     enabled: 'emoji may be sent at all',
@@ -193,9 +207,11 @@ const KEY_DOCS: Record<ConfigCategory, Record<string, string>> = {
     max_per_hour: 'most automatic emoji per chat per hour, count',
   },
   delivery: {
-    webhook_url: 'replies are POSTed here (http/https URL)',
-    webhook_secret: 'HMAC key of webhook signatures; secret, write-only, stored sealed',
-    onebot_http: 'OneBot v11 HTTP API replies are sent through: {base_url, access_token (secret)}',
+    webhook_url: 'replies are POSTed here (http/https URL); any scope, e.g. one chat to its own receiver',
+    webhook_secret:
+      'HMAC key of webhook signatures; secret, write-only, stored sealed. Signs only deliveries to the webhook_url of the same scope (a URL from another scope goes unsigned by it)',
+    onebot_http:
+      'OneBot v11 HTTP API QQ replies are sent through: {base_url, access_token (secret)}, taken whole from one scope',
   },
   content_policy: {
     enabled: 'reject markup and SQL-injection shapes in sent messages (400 content_policy)',

@@ -105,6 +105,11 @@ export const HEARTFLOW_FIELDS = {
   /** Daily windows in which the bot speaks only when mentioned. Default none. */
   quiet_hours: z.array(TimeWindow).max(24),
   /**
+   * Batches the bot may answer in a row before it lets the others speak once (it stays silent for
+   * one batch unless mentioned); the reply prompt says so from the second. 0 = no limit. Default 3.
+   */
+  max_continuous_replies: z.number().int().min(0).max(100),
+  /**
    * IANA time zone the clock times above are read in (`Asia/Shanghai`). Default `UTC`; set it at
    * tenant scope for the tenant's zone.
    */
@@ -120,6 +125,7 @@ export const HEARTFLOW_CONFIG_DEFAULTS = {
   response_style: 'friendly',
   enable_auto_emoji: true,
   quiet_hours: [],
+  max_continuous_replies: 3,
   timezone: 'UTC',
 } as const;
 
@@ -137,6 +143,9 @@ export const HeartflowConfig = z.strictObject({
   response_style: HEARTFLOW_FIELDS.response_style.default(HEARTFLOW_CONFIG_DEFAULTS.response_style),
   enable_auto_emoji: HEARTFLOW_FIELDS.enable_auto_emoji.default(HEARTFLOW_CONFIG_DEFAULTS.enable_auto_emoji),
   quiet_hours: HEARTFLOW_FIELDS.quiet_hours.default([]),
+  max_continuous_replies: HEARTFLOW_FIELDS.max_continuous_replies.default(
+    HEARTFLOW_CONFIG_DEFAULTS.max_continuous_replies,
+  ),
   timezone: HEARTFLOW_FIELDS.timezone.default(HEARTFLOW_CONFIG_DEFAULTS.timezone),
 });
 export type HeartflowConfig = z.infer<typeof HeartflowConfig>;
@@ -151,6 +160,7 @@ export const HeartflowConfigPatch = z.strictObject({
   response_style: HEARTFLOW_FIELDS.response_style.optional(),
   enable_auto_emoji: HEARTFLOW_FIELDS.enable_auto_emoji.optional(),
   quiet_hours: HEARTFLOW_FIELDS.quiet_hours.optional(),
+  max_continuous_replies: HEARTFLOW_FIELDS.max_continuous_replies.optional(),
   timezone: HEARTFLOW_FIELDS.timezone.optional(),
 });
 export type HeartflowConfigPatch = z.infer<typeof HeartflowConfigPatch>;

@@ -1,7 +1,13 @@
 import type { Rng } from '../random';
 import { effectiveTalkValue, type HeartflowConfig, inQuietHours } from './config';
 import { detectEmotion, type Emotion, isLowEffort } from './emotion';
-import { type HeartflowState, type StreamState, updateOnQuiet, updateOnReply } from './willingness';
+import {
+  type HeartflowState,
+  type StreamState,
+  updateOnPass,
+  updateOnQuiet,
+  updateOnReply,
+} from './willingness';
 
 /**
  * The planner step: given a stream's state (already updated with every message of the batch) and
@@ -14,7 +20,10 @@ import { type HeartflowState, type StreamState, updateOnQuiet, updateOnReply } f
  *    mention (every message of a private chat counts as one) with `mentioned_bot_reply` → `reply`.
  * 2. Waiting for a call (`noReplyUntilCall`) → `no_reply`.
  * 3. Quiet hours → `no_reply`.
- * 4. Otherwise reply with probability `willingness × talk_value × STATE_FACTOR[state]`; a reply to
+ * 4. The bot already answered `max_continuous_replies` batches in a row (0 = no limit) → `no_reply`
+ *    (MaiBot: "你已经连续回复了…条消息，你回复的有点多了"): it lets the others speak once before it
+ *    talks unprompted again; a mention is still answered (rule 1).
+ * 5. Otherwise reply with probability `willingness × talk_value × STATE_FACTOR[state]`; a reply to
  *    low-effort or emotional chatter becomes `emoji` with probability `emojiChance(sensitivity)`
  *    when `enable_auto_emoji`. Not replying after `UNANSWERED_LIMIT` unanswered messages in a row
  *    → `no_reply_until_call`.
@@ -36,7 +45,8 @@ export type DecisionReason =
   | 'quiet_hours'
   | 'willing'
   | 'not_willing'
-  | 'unanswered_streak';
+  | 'unanswered_streak'
+  | 'continuous_replies';
 
 /** Reply probability multiplier by state: a focused bot follows the conversation more eagerly. */
 export const STATE_FACTOR: Readonly<Record<StreamState, number>> = { absent: 0.5, normal: 1, focused: 1.5 };
@@ -152,6 +162,7 @@ export function plan(input: PlanInput): HeartflowDecision {
 
   if (state.noReplyUntilCall) return decision('no_reply', 'waiting_for_call', 0, last);
   if (inQuietHours(config, now, input.utcOffsetMinutes)) return decision('no_reply', 'quiet_hours', 0, last);
+  if (continuousLimitReached(state, config)) return decision('no_reply', 'continuous_replies', 0, last);
 
   const talkValue = effectiveTalkValue(config, now, {
     utcOffsetMinutes: input.utcOffsetMinutes,
@@ -173,9 +184,20 @@ export function plan(input: PlanInput): HeartflowDecision {
   return decision('no_reply', 'not_willing', p, last);
 }
 
-/** The state after carrying out a decision at `at`: replies damp willingness, quiet waits for a call. */
+/** Whether the bot has answered `max_continuous_replies` batches in a row (never when it is 0). */
+export function continuousLimitReached(
+  state: Pick<HeartflowState, 'continuousReplies'>,
+  config: Pick<HeartflowConfig, 'max_continuous_replies'>,
+): boolean {
+  return config.max_continuous_replies > 0 && state.continuousReplies >= config.max_continuous_replies;
+}
+
+/**
+ * The state after carrying out a decision at `at`: replies damp willingness and count as
+ * continuous replies, letting a batch pass ends them, quiet waits for a call.
+ */
 export function applyDecision(state: HeartflowState, d: HeartflowDecision, at: number): HeartflowState {
-  if (d.action === 'no_reply') return state;
+  if (d.action === 'no_reply') return updateOnPass(state);
   if (d.action === 'no_reply_until_call') return updateOnQuiet(state, at);
   return updateOnReply(state, at);
 }

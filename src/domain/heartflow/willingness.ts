@@ -31,6 +31,12 @@ export interface HeartflowState {
   messagesSinceReply: number;
   /** Replies in a row, each within `FOCUS_STREAK_WINDOW_MS` of the previous one. */
   replyStreak: number;
+  /**
+   * Continuous replies: batches the bot answered in a row, without a batch it let pass between them
+   * (others speaking among themselves) or a long silence. The planner's `max_continuous_replies`
+   * rule reads it (MaiBot's "你已经连续回复了…条消息").
+   */
+  continuousReplies: number;
   /** Exponential moving average of message interest (weight `INTEREST_EMA_ALPHA`). */
   interest: number;
   /** The bot was told to be quiet: it speaks again only when mentioned. */
@@ -80,6 +86,7 @@ export function initialHeartflowState(now: number): HeartflowState {
     lastFocusAt: undefined,
     messagesSinceReply: 0,
     replyStreak: 0,
+    continuousReplies: 0,
     interest: 0,
     noReplyUntilCall: false,
   };
@@ -95,6 +102,7 @@ const StoredState = z.object({
   lastFocusAt: Time,
   messagesSinceReply: z.number().int().min(0),
   replyStreak: z.number().int().min(0).default(0),
+  continuousReplies: z.number().int().min(0).default(0),
   interest: z.number().min(0).max(1),
   noReplyUntilCall: z.boolean().default(false),
 });
@@ -129,6 +137,7 @@ export function stateAt(state: HeartflowState, now: number): HeartflowState {
   if (state.lastMessageAt === undefined || at - state.lastMessageAt >= ABSENT_AFTER_MS) {
     next.state = 'absent';
     next.replyStreak = 0;
+    next.continuousReplies = 0;
   } else if (state.state === 'focused' && at - (state.lastFocusAt ?? 0) >= FOCUS_TIMEOUT_MS) {
     next.state = 'normal';
   }
@@ -175,8 +184,17 @@ export function updateOnReply(state: HeartflowState, at: number): HeartflowState
     lastReplyAt: s.lastUpdatedAt,
     messagesSinceReply: 0,
     replyStreak,
+    continuousReplies: s.continuousReplies + 1,
     noReplyUntilCall: false,
   };
+}
+
+/**
+ * After the bot let a batch pass (`no_reply`): the others spoke without it, so its run of
+ * continuous replies is over.
+ */
+export function updateOnPass(state: HeartflowState): HeartflowState {
+  return state.continuousReplies === 0 ? state : { ...state, continuousReplies: 0 };
 }
 
 /** After the bot was told to be quiet: it waits for a mention and drops focus. */
@@ -187,5 +205,6 @@ export function updateOnQuiet(state: HeartflowState, at: number): HeartflowState
     noReplyUntilCall: true,
     state: s.state === 'focused' ? 'normal' : s.state,
     replyStreak: 0,
+    continuousReplies: 0,
   };
 }
