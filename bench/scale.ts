@@ -172,6 +172,7 @@ function bottleneck(cpu: CpuDelta): string {
 }
 
 async function main(): Promise<void> {
+  const loadAtStart = os.loadavg();
   const config = loadConfig();
   const logger = createLogger({ level: 'warn' });
   const services = await resolveServices(config, logger);
@@ -372,8 +373,9 @@ async function main(): Promise<void> {
       );
     const lost = results.reduce((n, r) => n + (r.fate.missing ?? 0), 0);
     const load = os.loadavg();
+    const fmt = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ');
     console.log(
-      `\n${lost} closed-loop message(s) missing in PostgreSQL; load average ${load.map((l) => l.toFixed(2)).join(' ')}`,
+      `\n${lost} closed-loop message(s) missing in PostgreSQL; load average ${fmt(loadAtStart)} at the start, ${fmt(load)} at the end`,
     );
     const finishedAt = new Date();
     const files = await writeResult(
@@ -382,7 +384,12 @@ async function main(): Promise<void> {
         settings: SETTINGS,
         topology:
           'dist/main.js under a private pm2 from ecosystem.config.js: API instances in cluster mode (the pm2 daemon balances connections), workers in fork mode; real PostgreSQL (shared server, own database); private Redis with AOF',
-        machine: { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model ?? 'unknown', load },
+        machine: {
+          cpus: os.cpus().length,
+          cpu_model: os.cpus()[0]?.model ?? 'unknown',
+          load_at_start: loadAtStart,
+          load,
+        },
         results,
         finished_at: finishedAt,
       },
