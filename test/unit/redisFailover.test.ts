@@ -1,4 +1,5 @@
 import { ServiceUnavailableError } from '../../src/errors';
+import { AnnouncementError } from '../../src/queues/tenantQueues';
 import { isRedisUnavailable, mapRedisError } from '../../src/redis/availability';
 import { hashTagOf } from '../../src/redis/connect';
 
@@ -15,6 +16,15 @@ describe('a Redis Cluster failover, as the code sees it', () => {
       expect(mapped).toBeInstanceOf(ServiceUnavailableError);
       expect((mapped as ServiceUnavailableError).retryAfterSeconds).toBeGreaterThanOrEqual(1);
     }
+  });
+
+  it('sees an unreachable Redis behind an error that wraps it (a job stored but not announced)', () => {
+    const announcement = new AnnouncementError(
+      'msg_1',
+      new Error('Too many Cluster redirections. Last error: ReplyError: CLUSTERDOWN The cluster is down'),
+    );
+    expect(mapRedisError(announcement)).toBeInstanceOf(ServiceUnavailableError);
+    expect(isRedisUnavailable(new AnnouncementError('msg_1', new Error('ERR unknown command')))).toBe(false);
   });
 
   it('leaves a command error that is not about availability alone', () => {
