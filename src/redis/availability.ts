@@ -4,17 +4,24 @@ import { CONNECTION_FAILURE_CODES, MaiHiveError, ServiceUnavailableError } from 
 export const REDIS_RETRY_AFTER_SECONDS = 5;
 
 // ioredis client-side failures (no connection, offline queue disabled, command timeout, retries
-// spent) and server replies that mean "not now" (loading, failover, cluster reconfiguring).
+// spent) and server replies that mean "not now" (loading, failover, cluster reconfiguring). A
+// cluster client that spent its redirections while a master failed over says "Too many Cluster
+// redirections. Last error: …" (MOVED to the dead master, CLUSTERDOWN, a closed connection).
 const UNAVAILABLE_MESSAGE =
-  /Stream isn't writeable|Connection is closed|Command timed out|max retries|MaxRetriesPerRequest|None of startup nodes|Failed to refresh slots cache|^(LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|BUSY)\b|connect (ECONNREFUSED|ETIMEDOUT)/i;
+  /Stream isn't writeable|Connection is closed|Command timed out|max retries|MaxRetriesPerRequest|None of startup nodes|Failed to refresh slots cache|Too many Cluster redirections|^(LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|BUSY)\b|connect (ECONNREFUSED|ETIMEDOUT)/i;
 
-/** Whether an error says Redis cannot be reached right now (as opposed to a bug or a bad command). */
-export function isRedisUnavailable(err: unknown): boolean {
+/**
+ * Whether an error says Redis cannot be reached right now (as opposed to a bug or a bad command),
+ * itself or through its `cause`: e.g. a job stored but not announced because, on a cluster, the
+ * shared active-tenant set's master was failing over (`AnnouncementError`).
+ */
+export function isRedisUnavailable(err: unknown, depth = 0): boolean {
   if (err instanceof MaiHiveError || typeof err !== 'object' || err === null) return false;
-  const e = err as { code?: unknown; name?: unknown; message?: unknown };
+  const e = err as { code?: unknown; name?: unknown; message?: unknown; cause?: unknown };
   if (typeof e.code === 'string' && CONNECTION_FAILURE_CODES.has(e.code)) return true;
   if (e.name === 'MaxRetriesPerRequestError' || e.name === 'ConnectionClosedError') return true;
-  return typeof e.message === 'string' && UNAVAILABLE_MESSAGE.test(e.message);
+  if (typeof e.message === 'string' && UNAVAILABLE_MESSAGE.test(e.message)) return true;
+  return depth < 4 && e.cause !== undefined && isRedisUnavailable(e.cause, depth + 1);
 }
 
 /** Redis connection failures become 503 SERVICE_UNAVAILABLE with `Retry-After`; anything else is returned as is. */

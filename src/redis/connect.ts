@@ -66,6 +66,7 @@ export function connectRedis(url: string, options: RedisOptions = {}): Redis {
     ...clusterLevel,
     // A node that fails over comes back under another address: re-learn the slots when it errors.
     slotsRefreshTimeout: nodeOptions.connectTimeout ?? 3000,
+    ...failoverRetries(nodeOptions.maxRetriesPerRequest === null),
     ...(nodeOptions.retryStrategy ? { clusterRetryStrategy: nodeOptions.retryStrategy } : {}),
     redisOptions: {
       ...nodeOptions,
@@ -76,9 +77,52 @@ export function connectRedis(url: string, options: RedisOptions = {}): Redis {
   return cluster as unknown as Redis;
 }
 
+/**
+ * While a master fails over (from its crash until the cluster has marked it failed and promoted a
+ * replica: about 1.5-3 × `cluster-node-timeout`), commands for its slots meet a closed connection,
+ * `CLUSTERDOWN`, or `MOVED` back to the dead master; ioredis retries each after a delay, at most
+ * `maxRedirections` times (the MOVED ones without delay: about two redirections per delay).
+ *
+ * - A client that waits through outages (`maxRetriesPerRequest: null`: the workers' BullMQ
+ *   connection) rides through a failover of up to `FAILOVER_RIDE_THROUGH_MS`: its job locks,
+ *   completions and fetches resume on the promoted replica instead of failing (a failed completion
+ *   would leave the job to BullMQ's stalled-job check, 30-45 s later).
+ * - Any other client (the API's) keeps ioredis's default of 16 (about 2 s): a send meeting the
+ *   switch fails fast and the API answers 503 with `Retry-After` (`availability.ts`).
+ */
+export const FAILOVER_RIDE_THROUGH_MS = 60_000;
+const FAILOVER_RETRY_DELAY_MS = 200;
+
+function failoverRetries(waitThrough: boolean): ClusterOptions {
+  return {
+    retryDelayOnFailover: FAILOVER_RETRY_DELAY_MS,
+    retryDelayOnClusterDown: FAILOVER_RETRY_DELAY_MS,
+    retryDelayOnTryAgain: FAILOVER_RETRY_DELAY_MS,
+    maxRedirections: waitThrough ? Math.ceil((2 * FAILOVER_RIDE_THROUGH_MS) / FAILOVER_RETRY_DELAY_MS) : 16,
+  };
+}
+
+/**
+ * What decides a key's hash slot: the text of its first non-empty `{…}` hash tag, else the whole
+ * key. Keys with the same answer share a slot (and one pipeline on a cluster may carry them).
+ */
+export function hashTagOf(key: string): string {
+  const open = key.indexOf('{');
+  const close = open < 0 ? -1 : key.indexOf('}', open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : key;
+}
+
 /** Whether a client made by `connectRedis` talks to a cluster. */
 export function isCluster(redis: Redis): boolean {
   return (redis as unknown as { isCluster?: boolean }).isCluster === true;
+}
+
+/** A cluster client's current masters, the slot map read again first: an idle client's map may predate a failover. */
+async function currentMasters(cluster: Cluster): Promise<Redis[]> {
+  await new Promise<void>((resolve, reject) =>
+    cluster.refreshSlotsCache((err) => (err ? reject(err) : resolve())),
+  );
+  return cluster.nodes('master');
 }
 
 /**
@@ -86,7 +130,7 @@ export function isCluster(redis: Redis): boolean {
  * cluster client would visit one node only) or on the one server.
  */
 export async function* scanEach(redis: Redis, pattern: string, count = 500): AsyncGenerator<string[]> {
-  const nodes = isCluster(redis) ? (redis as unknown as Cluster).nodes('master') : [redis];
+  const nodes = isCluster(redis) ? await currentMasters(redis as unknown as Cluster) : [redis];
   for (const node of nodes) {
     let cursor = '0';
     do {

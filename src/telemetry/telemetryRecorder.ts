@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Clock } from '../domain/clock';
 import { binOf } from '../domain/latencyHistogram';
 import type { Logger } from '../logger';
+import { hashTagOf, isCluster } from '../redis/connect';
 import type { Keyspace } from '../redis/keys';
 
 /**
@@ -111,14 +112,28 @@ export class TelemetryRecorder {
     const expiries = this.expiries;
     this.pending = new Map();
     this.expiries = new Map();
-    const pipeline = this.o.redis.pipeline();
-    for (const [key, fields] of pending) {
-      for (const [field, n] of fields) pipeline.hincrby(key, field, n);
-      const expiry = expiries.get(key);
-      if (expiry !== undefined) pipeline.pexpireat(key, expiry);
+    // A cluster runs a pipeline only when its keys live on one node: the installation's buckets
+    // (`{_tm}`) and each tenant's (its own tag) are then written by one pipeline per hash tag.
+    const cluster = isCluster(this.o.redis);
+    const groups = new Map<string, string[]>();
+    for (const key of pending.keys()) {
+      const group = cluster ? hashTagOf(key) : '';
+      const keys = groups.get(group);
+      if (keys) keys.push(key);
+      else groups.set(group, [key]);
     }
-    const results = (await pipeline.exec()) ?? [];
-    const failed = results.find(([err]) => err)?.[0];
+    const results = await Promise.all(
+      [...groups.values()].map(async (keys) => {
+        const pipeline = this.o.redis.pipeline();
+        for (const key of keys) {
+          for (const [field, n] of pending.get(key)!) pipeline.hincrby(key, field, n);
+          const expiry = expiries.get(key);
+          if (expiry !== undefined) pipeline.pexpireat(key, expiry);
+        }
+        return (await pipeline.exec()) ?? [];
+      }),
+    );
+    const failed = results.flat().find(([err]) => err)?.[0];
     if (failed) throw failed;
   }
 }

@@ -25,6 +25,8 @@ export interface Reply {
    * (a spent quota): the job that answered fails, so operators see and retry it.
    */
   fault?: boolean;
+  /** The fault was Redis being unreachable (a failover, a restart): the job is retried, not failed. */
+  transient?: boolean;
   usage: LlmUsageRecord[];
   /** Segments of the reply beyond its text (an emoji image: `emoji/emojiSender.ts`). */
   segments?: unknown[];

@@ -44,6 +44,7 @@ import type { LlmSettings } from '../llm/types';
 import type { Logger } from '../logger';
 import type { PluginRuntime } from '../plugins/pluginRuntime';
 import type { HeartflowJobData, TenantQueues } from '../queues/tenantQueues';
+import { isRedisUnavailable } from '../redis/availability';
 import type { Keyspace } from '../redis/keys';
 import { type Reply, storeBatch } from './batchOutcome';
 import {
@@ -222,6 +223,8 @@ async function sweepStream(deps: HeartflowDeps, data: SweepJobData): Promise<Fai
 export interface FailedAnswer {
   messageIds: string[];
   error: string;
+  /** The fault was Redis being unreachable (the LLM call's quota or slot): worth another attempt. */
+  transient?: boolean;
 }
 
 interface Holding {
@@ -512,7 +515,11 @@ async function answerPending(
     });
     if (reply.text !== null) await afterSend(deps, ctx, plugins, target, reply.text);
     if (reply.fault && reply.error !== null) {
-      failures.push({ messageIds: rest.map((m) => m.message_id), error: reply.error });
+      failures.push({
+        messageIds: rest.map((m) => m.message_id),
+        error: reply.error,
+        ...(reply.transient ? { transient: true } : {}),
+      });
     }
   }
   return failures;
@@ -708,6 +715,7 @@ async function produceReply(
       tokens: null,
       error: (err as Error).message,
       fault: !(err instanceof LlmQuotaExceededError),
+      transient: isRedisUnavailable(err),
       usage,
     };
   }

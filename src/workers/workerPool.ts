@@ -249,11 +249,11 @@ function jobKinds(
         if (failed.length === 0) return;
         // The outcomes are stored (`failed`, with the reason) and announced; the job fails too,
         // remembering which messages, so that operators see it and a retry answers them again.
+        // When Redis was unreachable (a failover), the job's own attempts retry it after backoff.
         const rerun = failed.flatMap((f) => f.messageIds);
         await job.updateData({ ...data, rerun });
-        throw new UnrecoverableJobError(
-          `reply generation failed for ${rerun.length} message(s) (${rerun.join(', ')}): ${failed[0]!.error}`,
-        );
+        const reason = `reply generation failed for ${rerun.length} message(s) (${rerun.join(', ')}): ${failed[0]!.error}`;
+        throw failed.every((f) => f.transient) ? new Error(reason) : new UnrecoverableJobError(reason);
       },
     },
     memory: {

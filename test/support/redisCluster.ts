@@ -2,6 +2,7 @@
  * A private Redis Cluster for a test file, from the installed `redis-server` and `redis-cli`
  * binaries (Debian package redis-server / redis-tools): `masters` masters with `replicasPerMaster`
  * replicas each, on free ports in a temp dir, slots assigned by `redis-cli --cluster create`.
+ * With replicas, it returns once every replica's link to its master is up (a failover needs it).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -29,6 +30,10 @@ export interface RedisCluster {
   masterPorts(): Promise<number[]>;
   /** Kills a node with SIGKILL (a crash, not a shutdown). */
   kill(port: number): Promise<void>;
+  /** Port of the master serving `slot` as a live node sees it (after a failover: the promoted replica). */
+  masterOfSlot(slot: number): Promise<number>;
+  /** Ports of the replicas of the master on `port`. */
+  replicasOf(port: number): Promise<number[]>;
   close(): Promise<void>;
 }
 
@@ -52,23 +57,35 @@ async function freeClusterPort(taken: Set<number>): Promise<number> {
   }
 }
 
-async function clusterInfo(port: number): Promise<Record<string, string>> {
+/** One command on one node, on a connection of its own. */
+async function onNode<T>(port: number, ...args: string[]): Promise<T> {
   const redis = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
   redis.on('error', () => undefined);
   try {
     await redis.connect();
-    const text = (await redis.call('CLUSTER', 'INFO')) as string;
-    return Object.fromEntries(text.split('\r\n').map((line) => line.split(':') as [string, string]));
+    return (await redis.call(args[0]!, ...args.slice(1))) as T;
   } finally {
     redis.disconnect();
   }
 }
 
+/** `key:value` lines (CLUSTER INFO, INFO replication) as an object. */
+const fields = (text: string): Record<string, string> =>
+  Object.fromEntries(text.split('\r\n').map((line) => line.split(':') as [string, string]));
+
+const clusterInfo = async (port: number) => fields(await onNode<string>(port, 'CLUSTER', 'INFO'));
+
 export async function startRedisCluster(
-  options: { masters?: number; replicasPerMaster?: number } = {},
+  options: {
+    masters?: number;
+    replicasPerMaster?: number;
+    /** `cluster-node-timeout`, ms: how long a master may be unreachable before its replica takes over. Default 2000. */
+    nodeTimeoutMs?: number;
+  } = {},
 ): Promise<RedisCluster> {
   const masters = options.masters ?? 3;
   const replicas = options.replicasPerMaster ?? 0;
+  const nodeTimeoutMs = options.nodeTimeoutMs ?? 2000;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'maihive-redis-cluster-'));
   const taken = new Set<number>();
   const nodes: RedisClusterNode[] = [];
@@ -104,7 +121,7 @@ export async function startRedisCluster(
           '--cluster-config-file',
           'nodes.conf',
           '--cluster-node-timeout',
-          '2000',
+          String(nodeTimeoutMs),
           '--save',
           '',
           '--appendonly',
@@ -129,6 +146,12 @@ export async function startRedisCluster(
         async () => ((await clusterInfo(n.port)).cluster_state === 'ok' ? true : undefined),
         20_000,
       );
+    // A replica that has not synced yet refuses to stand for election.
+    for (const n of nodes)
+      await waitFor(async () => {
+        const info = fields(await onNode<string>(n.port, 'INFO', 'replication'));
+        return info.role === 'master' || info.master_link_status === 'up' ? true : undefined;
+      }, 20_000);
   } catch (err) {
     await close();
     throw err;
@@ -149,6 +172,19 @@ export async function startRedisCluster(
         }),
       );
       return roles.filter((r) => r.role === 'master').map((r) => r.port);
+    },
+    async masterOfSlot(slot) {
+      const live = nodes.find((n) => n.process.exitCode === null && n.process.signalCode === null)!;
+      const ranges = await onNode<[number, number, [string, number]][]>(live.port, 'CLUSTER', 'SLOTS');
+      const range = ranges.find(([from, to]) => slot >= from && slot <= to);
+      if (!range) throw new Error(`slot ${slot} is served by no node`);
+      return range[2][1];
+    },
+    async replicasOf(port) {
+      const info = fields(await onNode<string>(port, 'INFO', 'replication'));
+      return Object.entries(info)
+        .filter(([k]) => /^slave\d+$/.test(k))
+        .map(([, v]) => Number(/port=(\d+)/.exec(v)?.[1]));
     },
     async kill(port) {
       const node = nodes.find((n) => n.port === port)!;
