@@ -243,7 +243,14 @@ function jobKinds(
     },
     memory: {
       concurrency: followUps,
-      process: memoryJobRunner({ db: o.db, llm, logger: o.logger, clock: o.clock, ...sealed }),
+      process: memoryJobRunner({
+        db: o.db,
+        llm,
+        logger: o.logger,
+        clock: o.clock,
+        queues: heartflowDeps.queues,
+        ...sealed,
+      }),
     },
     stats: {
       concurrency: followUps,
