@@ -4,10 +4,12 @@
  * hours are kept, per agent and per feature), then `GET /stats/usage` and `GET /stats/tenants`
  * over HTTP against the real app. Target: p95 ≤ 20 ms each (the seed: 65 ms average). Baseline
  * in the same run: `GET /system/info` (authenticated, one small query), so the ratios hold on a
- * shared machine. Writes bench/results/stats-<timestamp>.json and stats-latest.json.
+ * shared machine. Also PostgreSQL's own execution time of `/stats/tenants`' statement against the
+ * summed-buckets statement migration 013 replaced (EXPLAIN ANALYZE, interleaved). Writes
+ * bench/results/stats-<timestamp>.json and stats-latest.json.
  */
 import { once } from 'node:events';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,6 +17,8 @@ import path from 'node:path';
 import { createApp } from '../src/api/app';
 import { compose } from '../src/composition';
 import { loadConfig } from '../src/config';
+import type { PlatformDb } from '../src/db/database';
+import { usageByTenant } from '../src/db/repositories/usageRollups';
 import { createLogger } from '../src/logger';
 import { resolveServices } from '../src/services/localServices';
 import { recreateDatabase, withClient, withDatabase } from './lib/dataset';
@@ -50,9 +54,108 @@ async function load(adminUrl: string): Promise<number> {
                      SELECT tenant_id, g, b, a, 'reply', l, p, co, cost FROM (${figures(g, step, count)})
                        AS f(tenant_id, g, b, a, mi, r, nr, fa, l, p, co, cost)`);
     }
-    await c.query('VACUUM (ANALYZE) usage_stats, usage_feature_stats, tenants');
+    // The running totals the hour jobs keep: migration 013's own back-fill statement.
+    const migration = await readFile(path.join('migrations', '013.do.usage-tenant-totals.sql'), 'utf8');
+    await c.query(migration.slice(migration.indexOf('INSERT INTO usage_tenant_totals')));
+    await c.query('VACUUM (ANALYZE) usage_stats, usage_feature_stats, usage_tenant_totals, tenants');
   });
   return Number(process.hrtime.bigint() - start) / 1e6;
+}
+
+/**
+ * The cross-tenant statement before migration 013: every bucket of the period summed per tenant.
+ * Kept here only as the same-run reference of `explainTenants`.
+ */
+const SUMMED_BUCKETS = `WITH u AS (
+    SELECT tenant_id, sum(messages_in) AS messages_in, sum(replies) AS replies, sum(no_replies) AS no_replies,
+      sum(failures) AS failures, sum(llm_requests) AS llm_requests, sum(prompt_tokens) AS prompt_tokens,
+      sum(completion_tokens) AS completion_tokens, sum(cost) AS cost FROM usage_stats
+    WHERE granularity = $1 AND bucket_start >= $2 AND bucket_start < $3
+    GROUP BY tenant_id
+  )
+  SELECT t.tenant_id, t.name, coalesce(u.messages_in, 0) AS messages_in, coalesce(u.replies, 0) AS replies,
+         coalesce(u.no_replies, 0) AS no_replies, coalesce(u.failures, 0) AS failures,
+         coalesce(u.llm_requests, 0) AS llm_requests, coalesce(u.prompt_tokens, 0) AS prompt_tokens,
+         coalesce(u.completion_tokens, 0) AS completion_tokens, coalesce(u.cost, 0) AS cost,
+         count(*) OVER () AS total
+  FROM tenants t LEFT JOIN u ON u.tenant_id = t.tenant_id
+  ORDER BY coalesce(u.cost, 0) DESC, t.tenant_id DESC
+  LIMIT $4 OFFSET $5`;
+
+interface ExplainCase {
+  name: string;
+  summed_buckets_ms: LatencyStats;
+  running_totals_ms: LatencyStats;
+  ratio_p50: number;
+}
+
+/**
+ * PostgreSQL's own execution time (`EXPLAIN (ANALYZE)`) of `/stats/tenants`' statement, as the
+ * application role in a platform unit (RLS on), against the summed-buckets statement it replaced,
+ * interleaved in the same run: less sensitive to a loaded machine than HTTP round trips.
+ */
+async function explainTenants(appUrl: string): Promise<ExplainCase[]> {
+  const DAY_MS = 86_400_000;
+  const rounds = 40;
+  const now = Date.now();
+  const dayEnd = now - (now % DAY_MS) + DAY_MS;
+  const hourEnd = now - (now % 3_600_000) + 3_600_000;
+  const periods = [
+    { name: '24h (hours)', granularity: 'hour' as const, from: hourEnd - DAY_MS, to: hourEnd },
+    { name: '7d (days)', granularity: 'day' as const, from: dayEnd - 7 * DAY_MS, to: dayEnd },
+    { name: '30d (days)', granularity: 'day' as const, from: dayEnd - 30 * DAY_MS, to: dayEnd },
+    { name: '90d (days)', granularity: 'day' as const, from: dayEnd - 90 * DAY_MS, to: dayEnd },
+  ];
+  return withClient(appUrl, async (c) => {
+    await c.query(`SELECT set_config('app.platform_access', 'on', false)`);
+    const executionMs = async (text: string, params: unknown[]) => {
+      const { rows } = await c.query<{ 'QUERY PLAN': [{ 'Execution Time': number }] }>(
+        `EXPLAIN (ANALYZE, FORMAT JSON) ${text}`,
+        params,
+      );
+      return rows[0]!['QUERY PLAN'][0]['Execution Time'];
+    };
+    // usageByTenant's own statement and parameters, captured from the repository function.
+    const captured = async (p: (typeof periods)[number]) => {
+      let statement = { text: '', values: [] as unknown[] };
+      const capture = {
+        query: (text: string, values: unknown[]) => {
+          statement = { text, values };
+          return Promise.resolve({ rows: [], rowCount: 0 });
+        },
+      } as unknown as PlatformDb;
+      await usageByTenant(capture, {
+        granularity: p.granularity,
+        from: new Date(p.from),
+        to: new Date(p.to),
+        sort: 'cost',
+        order: 'desc',
+        limit: 20,
+        offset: 0,
+      });
+      return statement;
+    };
+    const out: ExplainCase[] = [];
+    for (const p of periods) {
+      const params = [p.granularity, new Date(p.from), new Date(p.to), 20, 0];
+      const totals = await captured(p);
+      const summed: number[] = [];
+      const running: number[] = [];
+      for (let i = 0; i < rounds; i++) {
+        summed.push(await executionMs(SUMMED_BUCKETS, params));
+        running.push(await executionMs(totals.text, totals.values));
+      }
+      const a = latencyStats(summed);
+      const b = latencyStats(running);
+      out.push({
+        name: p.name,
+        summed_buckets_ms: a,
+        running_totals_ms: b,
+        ratio_p50: Math.round((b.p50_ms / a.p50_ms) * 100) / 100,
+      });
+    }
+    return out;
+  });
 }
 
 async function measure(
@@ -82,9 +185,16 @@ async function main(): Promise<void> {
   const services = await resolveServices(config, logger, { database: DATABASE });
   try {
     const adminUrl = withDatabase(services.databaseAdminUrl, DATABASE);
-    await recreateDatabase(services.databaseAdminUrl, DATABASE, config.appRole, logger);
-    console.log(`loading ${SHAPE.tenants} tenants × ${SHAPE.dayBuckets} days of buckets…`);
-    const loadMs = await load(adminUrl);
+    // BENCH_STATS_REUSE=1 measures the database a previous run loaded (loading takes minutes on
+    // a busy machine); the schema must be current (the run that loaded it ran the migrations).
+    let loadMs = 0;
+    if (process.env.BENCH_STATS_REUSE === '1') {
+      console.log(`reusing the loaded database ${DATABASE}`);
+    } else {
+      await recreateDatabase(services.databaseAdminUrl, DATABASE, config.appRole, logger);
+      console.log(`loading ${SHAPE.tenants} tenants × ${SHAPE.dayBuckets} days of buckets…`);
+      loadMs = await load(adminUrl);
+    }
     const { rows } = await withClient(adminUrl, (c) =>
       c.query<{ g: string; n: string }>(
         `SELECT granularity AS g, count(*)::text AS n FROM usage_stats GROUP BY 1 ORDER BY 1`,
@@ -162,6 +272,8 @@ async function main(): Promise<void> {
         ),
       ];
       const baseline = cases[0]!;
+      console.log('EXPLAIN ANALYZE of /stats/tenants: summed buckets (before 013) vs running totals…');
+      const explain = await explainTenants(withDatabase(services.databaseUrl, DATABASE));
       const result = {
         benchmark: 'stats',
         started_at: startedAt.toISOString(),
@@ -172,6 +284,7 @@ async function main(): Promise<void> {
           node: process.version,
           loadavg: os.loadavg(),
         },
+        explain_stats_tenants: explain,
         shape: { ...SHAPE, usage_stats_rows: rowCounts, load_ms: Math.round(loadMs) },
         requests: REQUESTS,
         target_p95_ms: TARGET_P95_MS,
@@ -196,6 +309,17 @@ async function main(): Promise<void> {
             )} ms  ×${c.p95_vs_baseline} ${c.meets_target === undefined ? '' : c.meets_target ? 'ok' : 'MISSED'}`,
         );
       }
+      for (const e of explain) {
+        console.log(
+          `EXPLAIN /stats/tenants ${e.name.padEnd(12)} summed buckets p50 ${e.summed_buckets_ms.p50_ms.toFixed(2)} ms, running totals p50 ${e.running_totals_ms.p50_ms.toFixed(2)} ms (×${e.ratio_p50})`,
+        );
+      }
+      console.log(
+        `load average ${os
+          .loadavg()
+          .map((l) => l.toFixed(2))
+          .join(' ')}`,
+      );
       console.log(`\nwrote ${file} and bench/results/stats-latest.json`);
     } finally {
       await new Promise<void>((resolve) => {

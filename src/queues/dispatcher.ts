@@ -80,7 +80,8 @@ const QUEUE_STATE = new RedisScript(`
 local ready = redis.call('LLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2])
 local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
 local due = first[2] and math.floor(tonumber(first[2]) / 4096) or 0
-return { ready, redis.call('ZCARD', KEYS[3]), redis.call('LLEN', KEYS[4]), redis.call('HEXISTS', KEYS[5], 'paused'), due }`);
+return { ready, redis.call('ZCARD', KEYS[3]), redis.call('LLEN', KEYS[4]), redis.call('HEXISTS', KEYS[5], 'paused'), due,
+  redis.call('ZCARD', KEYS[6]) }`);
 
 /** Longest wait before a tenant whose jobs are all delayed is looked at again, ms. */
 const DELAYED_RECHECK_MS = 1000;
@@ -122,6 +123,8 @@ interface TenantEntry {
   resettle: boolean;
   /** Empty fetches in a row while the queue had ready jobs (refused by a cap elsewhere). */
   refusals: number;
+  /** Whether this process last put the tenant in (true) or took it out of (false) the failed set. */
+  failedListed?: boolean;
 }
 
 /**
@@ -442,6 +445,7 @@ export class Dispatcher {
         attempts: job.opts.attempts ?? 1,
       });
       const next = await job.moveToFailed(asBullmqFailure(error, decision), token, fetchNext);
+      if (decision !== 'retry') this.listFailed(tenantId, true);
       // Retries wait in `delayed`; look at the tenant again when the backoff is over.
       if (decision === 'retry') this.scheduler.markBacklogged(tenantId);
       return fetchNext ? await this.tenants.get(tenantId)!.worker.jobFrom(next, token) : undefined;
@@ -486,6 +490,22 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * Puts the tenant in or takes it out of the kind's failed set (what queue depths read besides
+   * the active set); only on a change this process sees, so settles cost no extra round trip.
+   */
+  private listFailed(tenantId: string, failed: boolean): void {
+    const entry = this.tenants.get(tenantId);
+    if (entry) entry.failedListed = failed;
+    const set = this.o.keys.failedTenants(this.o.kind);
+    (failed ? this.o.connection.sadd(set, tenantId) : this.o.connection.srem(set, tenantId)).catch(
+      (err: unknown) => {
+        if (entry) entry.failedListed = undefined; // try again at the next settle
+        this.o.logger.warn({ err, tenant_id: tenantId }, 'cannot update the failed-tenant set');
+      },
+    );
+  }
+
   private async settleOnce(tenantId: string, entry: TenantEntry): Promise<void> {
     const activeSet = this.o.keys.activeTenants(this.o.kind);
     const k = entry.queue.keys;
@@ -494,9 +514,14 @@ export class Dispatcher {
     // Sent together: one round trip. The set gets the tenant back below if work is left.
     const [, state] = await Promise.all([
       this.o.connection.srem(activeSet, tenantId),
-      QUEUE_STATE.run(this.o.connection, [k.wait!, k.prioritized!, k.delayed!, k.active!, k.meta!], []),
+      QUEUE_STATE.run(
+        this.o.connection,
+        [k.wait!, k.prioritized!, k.delayed!, k.active!, k.meta!, k.failed!],
+        [],
+      ),
     ]);
-    const [ready = 0, delayed = 0, active = 0, paused = 0, due = 0] = state as number[];
+    const [ready = 0, delayed = 0, active = 0, paused = 0, due = 0, failed = 0] = state as number[];
+    if (failed > 0 !== entry.failedListed) this.listFailed(tenantId, failed > 0);
     if (ready + delayed + active > 0) await this.o.connection.sadd(activeSet, tenantId);
     if (paused) return; // resuming announces the queue again
     if (ready > 0) {

@@ -79,6 +79,12 @@ export function keyspace(prefix: string = KEY_PREFIX) {
      * Redis Cluster too.
      */
     activeTenants: (kind: string) => `${prefix}:{~active}:${kind}`,
+    /**
+     * Set of tenants whose queue of a kind holds failed jobs (the dispatchers add a tenant when
+     * a job fails for good and drop it when a settle finds none), so that queue depths cover
+     * tenants that left the active set with failed jobs behind. Same hash tag as the active sets.
+     */
+    failedTenants: (kind: string) => `${prefix}:{~active}:failed:${kind}`,
     /** Pub/sub channel waking the dispatchers when a tenant's queue of a kind gets work. */
     workAvailable: (kind: string) => `${prefix}:wake:${kind}`,
     /**

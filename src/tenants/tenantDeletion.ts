@@ -57,7 +57,10 @@ export async function deleteTenantEverywhere(
   const sweep = async () => {
     await deps.telemetry?.flush().catch(() => undefined);
     const shared = deps.redis.pipeline();
-    for (const kind of JOB_KINDS) shared.srem(deps.keys.activeTenants(kind), tenantId);
+    for (const kind of JOB_KINDS) {
+      shared.srem(deps.keys.activeTenants(kind), tenantId);
+      shared.srem(deps.keys.failedTenants(kind), tenantId);
+    }
     await shared.exec();
     return deleteMatching(deps.redis, deps.keys.tenantHashTagPattern(tenantId));
   };

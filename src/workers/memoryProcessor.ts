@@ -48,7 +48,8 @@ import type { SecretBox } from '../llm/secretBox';
 import type { LlmSettings } from '../llm/types';
 import { LlmError } from '../llm/types';
 import type { Logger } from '../logger';
-import { assertJobTenant, type MemoryJobData } from './jobs';
+import type { TenantQueues } from '../queues/tenantQueues';
+import { assertJobTenant, enqueueStats, type MemoryJobData } from './jobs';
 
 export interface MemoryDeps {
   db: Database;
@@ -73,6 +74,11 @@ export interface MemoryDeps {
   maxSummariesPerJob?: number;
   /** Seals agents' LLM API keys for the client. */
   secretBox?: SecretBox;
+  /**
+   * Where the usage statistics of the job's LLM calls are scheduled for recompute (as the
+   * heartflow does for its calls); without it their buckets wait for another job of the minute.
+   */
+  queues?: TenantQueues;
 }
 
 export interface MemoryJobResult {
@@ -191,9 +197,20 @@ export async function processMemoryJob(deps: MemoryDeps, data: MemoryJobData): P
   };
   if (!setup || !settings) return { ...result, skipped: 'unknown_stream' };
   if (!setup.upTo) return { ...result, skipped: data.upToMessageId ? 'unknown_message' : undefined };
-  const run: RunContext = { deps, ctx, setup, settings, upTo: setup.upTo, result };
-  await extractFacts(run);
-  await writeSummaries(run);
+  const run: RunContext = { deps, ctx, setup, settings, upTo: setup.upTo, result, usageMinutes: new Set() };
+  try {
+    await extractFacts(run);
+    await writeSummaries(run);
+  } finally {
+    // The calls recorded so far (a failed round keeps the ones before it) are counted under
+    // feature `memory` once their minute's and hour's buckets are recomputed.
+    if (deps.queues && run.usageMinutes.size > 0) {
+      const now = deps.clock.now();
+      await Promise.all(
+        [...run.usageMinutes].map((minute) => enqueueStats(deps.queues!, ctx.tenantId, minute, now)),
+      );
+    }
+  }
   deps.logger.debug({ chat_stream_id: chatStreamId, ...result }, 'memory job finished');
   return result;
 }
@@ -203,6 +220,8 @@ interface RunContext {
   ctx: ChatStreamContext;
   setup: JobSetup;
   settings: LlmSettings;
+  /** Minutes (ms) holding the `llm_usage` rows this job stored. */
+  usageMinutes: Set<number>;
   upTo: StreamCursor;
   result: MemoryJobResult;
 }
@@ -242,7 +261,7 @@ async function extractFacts(run: RunContext): Promise<void> {
     const sources = batch.map(sourceOf);
     const { candidates, usage } = await extractCandidates(run, sources);
     await deps.db.withTenant(ctx, async (db) => {
-      for (const u of usage) await recordLlmUsage(db, u);
+      for (const u of usage) noteUsage(run, await recordLlmUsage(db, u));
       const inserted = await insertMemoriesIfAbsent(
         db,
         candidates.map((c) => insertOf(c, ctx, {}, expiryOf(run))),
@@ -254,6 +273,11 @@ async function extractFacts(run: RunContext): Promise<void> {
     after = cursorOfMessage(last);
     if (batch.length < batchSize) return;
   }
+}
+
+function noteUsage(run: RunContext, at: Date): void {
+  const t = at.getTime();
+  run.usageMinutes.add(t - (t % 60_000));
 }
 
 async function extractCandidates(
@@ -366,7 +390,7 @@ async function writeSummaries(run: RunContext): Promise<void> {
       at: first.created_at.getTime(),
     };
     const won = await deps.db.withTenant(ctx, async (db) => {
-      for (const u of usage) await recordLlmUsage(db, u);
+      for (const u of usage) noteUsage(run, await recordLlmUsage(db, u));
       // Compare-and-set: a job that summarised these messages first wins; this one stores nothing.
       if (!(await advanceSummarizedCursor(db, ctx.chatStreamId, from, to))) return false;
       const inserted = await insertMemoriesIfAbsent(db, [

@@ -1,7 +1,13 @@
 import type { Job } from 'bullmq';
 
 import type { Database } from '../db/database';
-import { purgeUsageBuckets, recomputeFeatureBucket, rollUpDay } from '../db/repositories/usageRollups';
+import {
+  lockTenantRollups,
+  purgeUsageBuckets,
+  recomputeFeatureBucket,
+  rewriteRunningTotals,
+  rollUpDay,
+} from '../db/repositories/usageRollups';
 import {
   lockUsageBucket,
   readBucketSource,
@@ -35,8 +41,9 @@ export interface StatsJobResult {
  * Recomputes one usage bucket (a minute or an hour) of a tenant from `messages` and `llm_usage`,
  * and makes its `usage_stats` and `usage_feature_stats` rows exactly that. Nothing is ever
  * incremented, so a retried, duplicated or late job rewrites the same figures: runs can only make
- * a bucket more current. An hour's job also rewrites its day (the sum of the day's hours) and
- * purges the tenant's minutes and hours past retention, counted back from the hour.
+ * a bucket more current. An hour's job also rewrites its day (the sum of the day's hours), the
+ * tenant's running totals from the hour and from the day onwards (what `/stats/tenants` reads),
+ * and purges the tenant's minutes and hours past retention, counted back from the hour.
  */
 export async function processStatsJob(deps: StatsDeps, data: StatsJobData): Promise<StatsJobResult> {
   const size = BUCKET_MS[data.granularity];
@@ -66,7 +73,11 @@ export async function processStatsJob(deps: StatsDeps, data: StatsJobData): Prom
     await replaceUsageBucket(db, data.granularity, start, buckets);
     await recomputeFeatureBucket(db, data.granularity, start, end);
     if (data.granularity === 'hour') {
-      await rollUpDay(db, new Date(data.bucketStart - (data.bucketStart % DAY_MS)));
+      const day = new Date(data.bucketStart - (data.bucketStart % DAY_MS));
+      await lockTenantRollups(db);
+      await rollUpDay(db, day);
+      await rewriteRunningTotals(db, 'hour', start);
+      await rewriteRunningTotals(db, 'day', day);
       const keep = deps.retention ?? { minuteHours: 48, hourDays: 35 };
       await purgeUsageBuckets(db, {
         minutesBefore: new Date(data.bucketStart - keep.minuteHours * HOUR_MS),

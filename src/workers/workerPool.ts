@@ -264,6 +264,7 @@ function jobKinds(
         logger: o.logger,
         clock: o.clock,
         config: heartflowDeps.config,
+        queues: heartflowDeps.queues,
         ...sealed,
       }),
     },

@@ -85,6 +85,10 @@ const SEEDS: Record<number, string> = {
       SELECT t, 'day', '2026-01-01T00:00:00Z', 'default', 3 FROM unnest(ARRAY['ua', 'ub']) t;
     INSERT INTO usage_feature_stats (tenant_id, granularity, bucket_start, agent_id, feature, llm_requests, cost)
       SELECT t, 'hour', '2026-01-01T00:00:00Z', 'default', 'reply', 2, 0.5 FROM unnest(ARRAY['ua', 'ub']) t;`,
+  13: `
+    INSERT INTO usage_tenant_totals (tenant_id, granularity, bucket_start, messages_in, replies, no_replies,
+                                     failures, llm_requests, prompt_tokens, completion_tokens, cost)
+      SELECT t, 'day', '2026-01-02T00:00:00Z', 5, 4, 1, 0, 3, 30, 6, 0.5 FROM unnest(ARRAY['ua', 'ub']) t;`,
 };
 
 const MIGRATION_FILE = /^(\d+)\.do\..*\.sql$/;

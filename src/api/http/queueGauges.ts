@@ -3,12 +3,8 @@ import { Gauge, type Registry } from 'prom-client';
 import type { Dependencies } from '../../dependencies';
 import { JOB_KINDS, type JobKind } from '../../queues/names';
 
-/**
- * Most tenants per job kind whose queues one scrape reads (one Redis round trip each). The active
- * sets hold the tenants that had work recently, normally far fewer; past this, tenants are taken in
- * id order and `maihive_queue_tenants_active` still tells the whole size.
- */
-export const MAX_SCRAPED_TENANTS = 1000;
+/** Tenant queues whose counts are read at once (one Redis script call each). */
+const READ_CONCURRENCY = 200;
 
 export const QUEUE_STATES = ['waiting', 'active', 'failed', 'delayed'] as const;
 type QueueState = (typeof QUEUE_STATES)[number];
@@ -18,7 +14,7 @@ export interface QueueSnapshot {
   ok: boolean;
   /** Tenants in each kind's active set. */
   activeTenants: Record<JobKind, number>;
-  /** Jobs per kind and state, summed over the scraped tenants. */
+  /** Jobs per kind and state, summed over the tenants with work or failed jobs. */
   totals: Record<JobKind, Counts>;
   /** The allowlisted tenants' own counts. */
   perTenant: { tenantId: string; kind: JobKind; counts: Counts }[];
@@ -27,8 +23,11 @@ export interface QueueSnapshot {
 const zero = (): Counts => ({ waiting: 0, active: 0, failed: 0, delayed: 0 });
 
 /**
- * Queue depths of every tenant, summed per kind and state (one Redis read per tenant queue), for
- * `/metrics` and `/monitor/status`. Allowlisted tenants are read even when not active.
+ * Queue depths of every tenant, summed per kind and state, for `/metrics` and `/monitor/status`.
+ * Read are the tenants of each kind's active set (those with waiting, delayed or running jobs)
+ * and of its failed set (those with failed jobs: they leave the active set once nothing else is
+ * left), one script call per tenant queue, so the cost follows the tenants with work or failures,
+ * not all tenants. Allowlisted tenants are read even when in neither.
  */
 export async function readQueueSnapshot(
   deps: Pick<Dependencies, 'redis' | 'keys' | 'queues'>,
@@ -38,26 +37,30 @@ export async function readQueueSnapshot(
   const snapshot: QueueSnapshot = { ...emptySnapshot(), ok: true };
   await Promise.all(
     JOB_KINDS.map(async (kind) => {
-      const members = await redis.smembers(keys.activeTenants(kind));
-      snapshot.activeTenants[kind] = members.length;
-      const scraped = new Set(members.sort().slice(0, MAX_SCRAPED_TENANTS));
-      for (const t of allowlist) scraped.add(t);
-      await Promise.all(
-        [...scraped].map(async (tenantId) => {
-          const c = await queues
-            .queue(tenantId, kind)
-            .getJobCounts('waiting', 'prioritized', 'active', 'failed', 'delayed');
-          const n = (type: string) => c[type] ?? 0;
-          const counts: Counts = {
-            waiting: n('waiting') + n('prioritized'),
-            active: n('active'),
-            failed: n('failed'),
-            delayed: n('delayed'),
-          };
-          for (const s of QUEUE_STATES) snapshot.totals[kind][s] += counts[s];
-          if (allowlist.has(tenantId)) snapshot.perTenant.push({ tenantId, kind, counts });
-        }),
-      );
+      const [active, failed] = await Promise.all([
+        redis.smembers(keys.activeTenants(kind)),
+        redis.smembers(keys.failedTenants(kind)),
+      ]);
+      snapshot.activeTenants[kind] = active.length;
+      const scraped = [...new Set([...active, ...failed, ...allowlist])];
+      for (let i = 0; i < scraped.length; i += READ_CONCURRENCY) {
+        await Promise.all(
+          scraped.slice(i, i + READ_CONCURRENCY).map(async (tenantId) => {
+            const c = await queues
+              .queue(tenantId, kind)
+              .getJobCounts('waiting', 'prioritized', 'active', 'failed', 'delayed');
+            const n = (type: string) => c[type] ?? 0;
+            const counts: Counts = {
+              waiting: n('waiting') + n('prioritized'),
+              active: n('active'),
+              failed: n('failed'),
+              delayed: n('delayed'),
+            };
+            for (const s of QUEUE_STATES) snapshot.totals[kind][s] += counts[s];
+            if (allowlist.has(tenantId)) snapshot.perTenant.push({ tenantId, kind, counts });
+          }),
+        );
+      }
     }),
   );
   return snapshot;
@@ -92,7 +95,7 @@ export class QueueGauges {
     });
     const jobs: Gauge<'kind' | 'state'> = new Gauge({
       name: 'maihive_queue_jobs',
-      help: 'Jobs by kind and state, summed over the tenants with recent work',
+      help: 'Jobs by kind and state, summed over the tenants with work or failed jobs',
       labelNames: ['kind', 'state'],
       registers: [registry],
       collect: async () => {

@@ -17,9 +17,11 @@ export interface LlmUsageRecord {
   error?: string | null;
 }
 
-export async function recordLlmUsage(db: TenantDb, u: LlmUsageRecord): Promise<void> {
+/** Stores one call; answers its `created_at` (the bucket its figures belong to). */
+export async function recordLlmUsage(db: TenantDb, u: LlmUsageRecord): Promise<Date> {
   const { text, values } = llmUsageStatement(db.ctx.tenantId, [u]);
-  await db.query(text, values);
+  const { rows } = await db.query<{ created_at: Date }>(`${text} RETURNING created_at`, values);
+  return rows[0]!.created_at;
 }
 
 /** Inserts usage rows in one statement, to combine with others (`combineStatements`); none is a no-op. */

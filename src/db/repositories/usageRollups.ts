@@ -77,6 +77,77 @@ export async function rollUpDay(db: TenantDb, dayStart: Date): Promise<void> {
   );
 }
 
+/**
+ * Serialises the roll-ups of the unit's tenant (its day rows and running totals) until the
+ * transaction ends: two hour jobs of one day would otherwise interleave their rewrites of the day,
+ * and running totals must be rewritten over committed buckets one job at a time.
+ */
+export async function lockTenantRollups(db: TenantDb): Promise<void> {
+  await db.query(`SELECT pg_advisory_xact_lock(hashtextextended($1 || '/rollups', 0))`, [db.ctx.tenantId]);
+}
+
+const TOTAL_COLUMNS = [
+  'messages_in',
+  'replies',
+  'no_replies',
+  'failures',
+  'llm_requests',
+  'prompt_tokens',
+  'completion_tokens',
+  'cost',
+] as const;
+
+const BUCKET_INTERVAL = { hour: '1 hour', day: '24 hours' } as const;
+
+/**
+ * Rewrites the unit's tenant's running totals (`usage_tenant_totals`, migration 013) of one
+ * granularity from the bucket at `from` onwards: each row becomes the total before `from` plus
+ * the running sum of the buckets since, one row per bucket (those without figures carry the total
+ * on) from the row before `from` to the tenant's last bucket, which is marked latest. Called with
+ * the tenant's roll-up lock held (`lockTenantRollups`) after its buckets were rewritten.
+ */
+export async function rewriteRunningTotals(
+  db: TenantDb,
+  granularity: 'hour' | 'day',
+  from: Date,
+): Promise<void> {
+  const args = [db.ctx.tenantId, granularity, from];
+  await db.query(
+    `DELETE FROM usage_tenant_totals WHERE tenant_id = $1 AND granularity = $2 AND bucket_start >= $3`,
+    args,
+  );
+  const cols = TOTAL_COLUMNS.join(', ');
+  await db.query(
+    `WITH base AS (
+       SELECT bucket_start, ${cols} FROM usage_tenant_totals
+       WHERE tenant_id = $1 AND granularity = $2 AND bucket_start < $3
+       ORDER BY bucket_start DESC LIMIT 1
+     ), b AS (
+       SELECT bucket_start, ${TOTAL_COLUMNS.map((c) => `sum(${c}) AS ${c}`).join(', ')}
+       FROM usage_stats
+       WHERE tenant_id = $1 AND granularity = $2 AND bucket_start >= $3
+       GROUP BY bucket_start
+     ), g AS (
+       SELECT generate_series(
+                coalesce((SELECT bucket_start FROM base) + $4::interval, (SELECT min(bucket_start) FROM b)),
+                (SELECT max(bucket_start) FROM b), $4::interval) AS bucket_start
+     )
+     INSERT INTO usage_tenant_totals (tenant_id, granularity, bucket_start, ${cols})
+     SELECT $1, $2, g.bucket_start,
+            ${TOTAL_COLUMNS.map((c) => `coalesce((SELECT ${c} FROM base), 0) + sum(coalesce(b.${c}, 0)) OVER w`).join(',\n            ')}
+     FROM g LEFT JOIN b ON b.bucket_start = g.bucket_start
+     WINDOW w AS (ORDER BY g.bucket_start)`,
+    [...args, BUCKET_INTERVAL[granularity]],
+  );
+  await db.query(
+    `UPDATE usage_tenant_totals x SET is_latest = (x.bucket_start = m.last)
+     FROM (SELECT max(bucket_start) AS last FROM usage_tenant_totals WHERE tenant_id = $1 AND granularity = $2) m
+     WHERE x.tenant_id = $1 AND x.granularity = $2 AND (x.is_latest OR x.bucket_start = m.last)
+       AND x.is_latest IS DISTINCT FROM (x.bucket_start = m.last)`,
+    [db.ctx.tenantId, granularity],
+  );
+}
+
 /** Deletes the unit's tenant's minute buckets before `minutesBefore` and hour buckets before `hoursBefore`. */
 export async function purgeUsageBuckets(
   db: TenantDb,
@@ -91,6 +162,14 @@ export async function purgeUsageBuckets(
     );
     removed += r.rowCount ?? 0;
   }
+  // Running totals of the purged hours, but the last one: the base of the rows after it.
+  const r = await db.query(
+    `DELETE FROM usage_tenant_totals WHERE tenant_id = $1 AND granularity = 'hour'
+       AND bucket_start < (SELECT max(bucket_start) FROM usage_tenant_totals
+                           WHERE tenant_id = $1 AND granularity = 'hour' AND bucket_start < $2)`,
+    [db.ctx.tenantId, args.hoursBefore],
+  );
+  removed += r.rowCount ?? 0;
   return removed;
 }
 
@@ -188,40 +267,74 @@ export async function featuresOfPeriod(
 }
 
 export const TENANT_SORTS = {
-  tenant_id: 't.tenant_id',
-  messages_in: 'coalesce(u.messages_in, 0)',
-  replies: 'coalesce(u.replies, 0)',
-  llm_requests: 'coalesce(u.llm_requests, 0)',
-  tokens: 'coalesce(u.prompt_tokens + u.completion_tokens, 0)',
-  cost: 'coalesce(u.cost, 0)',
+  tenant_id: 'tenant_id',
+  messages_in: 'messages_in',
+  replies: 'replies',
+  llm_requests: 'llm_requests',
+  tokens: 'prompt_tokens + completion_tokens',
+  cost: 'cost',
 } as const;
 export type TenantSort = keyof typeof TENANT_SORTS;
 
+const BUCKET_MS = { hour: 3_600_000, day: 86_400_000 } as const;
+
+/** Typed NULLs standing in for the figures in the tenants' rows of `usageByTenant`. */
+const NULLS = TOTAL_COLUMNS.map((c) => `NULL::${c === 'cost' ? 'numeric' : 'bigint'} AS ${c}`).join(', ');
+
 /**
- * Every tenant's usage of a period (platform unit of work: the `platform_read` policy lets it sum
- * all tenants' buckets), tenants without figures included as zeros, one page in `sort` order
- * (ties by tenant id), with the number of tenants.
+ * Every tenant's usage of a period (platform unit of work: the `platform_read` policy lets it read
+ * all tenants' running totals), tenants without figures included as zeros, one page in `sort`
+ * order (ties by tenant id), with the number of tenants. A tenant's figures over `[from, to)` are
+ * its running totals before `to` minus those before `from`; "before X" is its latest row when
+ * that is older than X, else its row of the bucket before X (the rows are dense, so that row
+ * exists unless the tenant has no bucket before X: zero). Four index ranges of at most one row
+ * per tenant (normally two: the latest, and the bucket before `from`), however long the period (summing the
+ * buckets read 30 rows per tenant for 30 days), grouped with the tenants in one pass: a join would
+ * be planned as a nested loop (RLS makes the planner expect a handful of rows on each side).
  */
 export async function usageByTenant(
   db: PlatformDb,
   p: UsagePeriod & { sort: TenantSort; order: 'asc' | 'desc'; limit: number; offset: number },
 ): Promise<{ rows: (UsageFigures & { tenantId: string; name: string })[]; total: number }> {
   const dir = p.order === 'asc' ? 'ASC' : 'DESC';
+  const size = BUCKET_MS[p.granularity];
+  const cols = TOTAL_COLUMNS.join(', ');
+  const negated = TOTAL_COLUMNS.map((c) => `-${c}`).join(', ');
   const { rows } = await db.query<FigureRow & { tenant_id: string; name: string; total: string }>(
-    `WITH u AS (
-       SELECT tenant_id, ${SUMS} FROM usage_stats
-       WHERE granularity = $1 AND bucket_start >= $2 AND bucket_start < $3
-       GROUP BY tenant_id
+    `WITH r AS (
+       SELECT tenant_id, name, ${NULLS} FROM tenants
+       UNION ALL
+       -- The totals before \`to\`: the latest row if older, else the row of the bucket before \`to\`.
+       SELECT tenant_id, NULL, ${cols} FROM usage_tenant_totals
+       WHERE granularity = $1 AND is_latest AND bucket_start < $3
+       UNION ALL
+       SELECT tenant_id, NULL, ${cols} FROM usage_tenant_totals
+       WHERE granularity = $1 AND bucket_start = $4 AND NOT is_latest
+       UNION ALL
+       -- Minus the totals before \`from\`, likewise.
+       SELECT tenant_id, NULL, ${negated} FROM usage_tenant_totals
+       WHERE granularity = $1 AND is_latest AND bucket_start < $2
+       UNION ALL
+       SELECT tenant_id, NULL, ${negated} FROM usage_tenant_totals
+       WHERE granularity = $1 AND bucket_start = $5 AND NOT is_latest
+     ), u AS (
+       SELECT tenant_id, max(name) AS name, ${TOTAL_COLUMNS.map((c) => `coalesce(sum(${c}), 0) AS ${c}`).join(', ')}
+       FROM r GROUP BY tenant_id
+       HAVING count(name) > 0
      )
-     SELECT t.tenant_id, t.name, coalesce(u.messages_in, 0) AS messages_in, coalesce(u.replies, 0) AS replies,
-            coalesce(u.no_replies, 0) AS no_replies, coalesce(u.failures, 0) AS failures,
-            coalesce(u.llm_requests, 0) AS llm_requests, coalesce(u.prompt_tokens, 0) AS prompt_tokens,
-            coalesce(u.completion_tokens, 0) AS completion_tokens, coalesce(u.cost, 0) AS cost,
-            count(*) OVER () AS total
-     FROM tenants t LEFT JOIN u ON u.tenant_id = t.tenant_id
-     ORDER BY ${TENANT_SORTS[p.sort]} ${dir}, t.tenant_id ${dir}
-     LIMIT $4 OFFSET $5`,
-    [p.granularity, p.from, p.to, p.limit, p.offset],
+     SELECT u.*, (SELECT count(*) FROM tenants) AS total
+     FROM u
+     ORDER BY ${TENANT_SORTS[p.sort]} ${dir}, tenant_id ${dir}
+     LIMIT $6 OFFSET $7`,
+    [
+      p.granularity,
+      p.from,
+      p.to,
+      new Date(p.to.getTime() - size),
+      new Date(p.from.getTime() - size),
+      p.limit,
+      p.offset,
+    ],
   );
   let total = Number(rows[0]?.total ?? 0);
   if (rows.length === 0 && p.offset > 0) {
