@@ -1,3 +1,6 @@
+import { isUtf8 } from 'node:buffer';
+import type { IncomingMessage } from 'node:http';
+
 import type { NextFunction, Request, Response } from 'express';
 
 import { ValidationError } from '../../errors';
@@ -73,4 +76,17 @@ export function rejectUnsafeInput(req: Request, _res: Response, next: NextFuncti
   const inBody = req.body === undefined ? undefined : jsonInputProblem(req.body);
   if (inBody) return next(new ValidationError('invalid request body', [inBody]));
   next();
+}
+
+/**
+ * `verify` step of the JSON parser: a body that is not valid UTF-8 is refused (400) instead of
+ * being decoded with U+FFFD in place of the bad bytes, stored, and returned changed.
+ */
+export function assertUtf8Body(_req: IncomingMessage, _res: unknown, buf: Buffer): void {
+  if (!isUtf8(buf)) {
+    throw Object.assign(new Error('request body is not valid UTF-8'), {
+      status: 400,
+      type: 'encoding.invalid_utf8',
+    });
+  }
 }
