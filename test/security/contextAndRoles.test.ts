@@ -4,7 +4,7 @@
  * that would move a row to B are refused with nothing written; each role can do only what API.md
  * gives it.
  */
-import { codeOf, snapshotTenant, startWorld, type World } from './support/twoTenants';
+import { codeOf, snapshotTenant, startWorld, type World, WORLD_TIMEOUT_MS } from './support/twoTenants';
 
 let w: World;
 let beforeA: string;
@@ -14,7 +14,7 @@ beforeAll(async () => {
   w = await startWorld();
   beforeA = await snapshotTenant(w.app, 'tenant_a');
   beforeB = await snapshotTenant(w.app, 'tenant_b');
-});
+}, WORLD_TIMEOUT_MS);
 afterAll(async () => {
   await w.app.close();
 });

@@ -13,6 +13,7 @@ import { keyspace } from '../../src/redis/keys';
 import { heartflowJobData } from '../support/fixtures';
 import { type RuntimeHarness, startRuntimeHarness } from '../support/runtimeHarness';
 import { waitFor } from '../support/waitFor';
+import { WORLD_TIMEOUT_MS } from './support/twoTenants';
 
 let h: RuntimeHarness;
 let keyA: string;
@@ -25,7 +26,7 @@ beforeAll(async () => {
   keyB = await h.tenantWithKey('tenant_b');
   // At most one send per 100 s: the second is refused.
   keyLimited = await h.tenantWithKey('tenant_r', { rate_limit_per_second: 0.01 });
-});
+}, WORLD_TIMEOUT_MS);
 afterAll(async () => {
   await h.close();
 });

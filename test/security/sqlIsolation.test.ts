@@ -7,7 +7,7 @@ import pg from 'pg';
 
 import { createIsolationContext } from '../../src/domain/isolationContext';
 import { IsolationViolationError } from '../../src/errors';
-import { startWorld, type World } from './support/twoTenants';
+import { startWorld, type World, WORLD_TIMEOUT_MS } from './support/twoTenants';
 
 let w: World;
 let tenantTables: string[];
@@ -22,7 +22,7 @@ beforeAll(async () => {
       ORDER BY 1`,
   );
   tenantTables = rows.map((r) => r.table_name);
-});
+}, WORLD_TIMEOUT_MS);
 afterAll(async () => {
   await w.app.close();
 });

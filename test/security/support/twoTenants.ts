@@ -31,7 +31,7 @@ export interface TenantWorld {
   readonly agentKeyId: string;
   readonly agentKey: string;
   readonly readerKey: string;
-  /** Access tokens (JWT), one per role: real logins, and an agent-bound token. */
+  /** Access tokens (JWT), one per role: the admin's from a real login, the others as the server signs them. */
   readonly tokens: { tenant_admin: string; operator: string; reader: string; agent: string };
   readonly usernames: readonly string[];
 }
@@ -172,14 +172,18 @@ async function seedTenant(app: TestApp, platformAdmin: string, p: 'a' | 'b'): Pr
     readerKey,
     tokens: {
       tenant_admin: tokenAdmin,
-      operator: await login(app, id, `${p}_operator`),
-      reader: await login(app, id, `${p}_reader`),
+      // Signed by the server's token service like a login's (a login costs a scrypt hash each).
+      operator: await app.tokenFor({ role: 'operator', tenantId: id, sub: `${p}_operator` }),
+      reader: await app.tokenFor({ role: 'reader', tenantId: id, sub: `${p}_reader` }),
       // Agent users do not exist (agent credentials are keys): a token as the server signs one.
       agent: await app.tokenFor({ role: 'agent', tenantId: id, agentId: agent }),
     },
     usernames,
   };
 }
+
+/** How long seeding may take on a loaded machine (passwords are hashed with scrypt at N=2^17). */
+export const WORLD_TIMEOUT_MS = 180_000;
 
 /** Starts one app for the calling file and seeds both tenants. */
 export async function startWorld(options: Parameters<typeof startTestApp>[0] = {}): Promise<World> {
@@ -212,11 +216,11 @@ export async function snapshotTenant(app: TestApp, tenantId: string): Promise<st
   ] as const;
   const parts: string[] = [];
   for (const [table, key] of tables) {
-    const { rows } = await app.t.admin(
+    const { rows } = await app.t.admin<{ row: unknown }>(
       `SELECT to_jsonb(t) - 'last_used_at' AS row FROM ${table} t WHERE tenant_id = $1 ORDER BY ${key}`,
       [tenantId],
     );
-    parts.push(`${table}:${JSON.stringify(rows.map((r: { row: unknown }) => r.row))}`);
+    parts.push(`${table}:${JSON.stringify(rows.map((r) => r.row))}`);
   }
   const tenant = await app.t.admin(`SELECT to_jsonb(t) AS row FROM tenants t WHERE tenant_id = $1`, [
     tenantId,
