@@ -122,9 +122,11 @@ describe('Redis keys and queues', () => {
       await queues.announce('tenant_a', 'heartflow');
       const job = await waitFor(async () => {
         const j = await Job.fromId(queues.queue('tenant_a', 'heartflow'), forged.messageId);
-        return j && (await j.getState()) === 'failed' ? j : undefined;
+        // The reason is read with the job: fetched before the move to failed, it is not there yet.
+        return j?.failedReason ? j : undefined;
       }, 60_000);
       expect(job.failedReason).toMatch(/names tenant/);
+      expect(await job.getState()).toBe('failed');
       const { rows } = await h.t.admin(
         `SELECT tenant_id FROM messages WHERE message_id = 'msg_forged_into_a'`,
       );
