@@ -147,11 +147,25 @@ describe('enumeration', () => {
     "answers B's %s and a random id with the same status, body and SQL work",
     async (_kind, foreignPath, randomPath) => {
       const token = w.A.tokens.tenant_admin;
+      // The id asked for, wherever it shows (body, or a setting in the SQL), reads as ID.
+      const idOf = (p: string) =>
+        decodeURIComponent(
+          p
+            .split('/')
+            .filter((s) => s !== 'status')
+            .at(-1)!,
+        );
       const run = async (path: string) => {
         const capture = captureSql();
         try {
           const res = await w.app.request('GET', path, { token });
-          return { res, statements: capture.statements.map((s) => s.caller) };
+          // Authentication's cache refreshes depend on time, not on the id asked for.
+          const work = capture.statements.filter((s) => !s.caller.startsWith('src/auth/'));
+          return {
+            status: res.status,
+            body: comparable(res.body).replaceAll(idOf(path), 'ID'),
+            statements: work.map((s) => `${s.caller} ${s.text}`.replaceAll(idOf(path), 'ID')),
+          };
         } finally {
           capture.stop();
         }
@@ -161,19 +175,9 @@ describe('enumeration', () => {
       await run(randomPath);
       const foreign = await run(foreignPath(w));
       const random = await run(randomPath);
-      expect(foreign.res.status).toBe(404);
-      expect(random.res.status).toBe(404);
-      // The body names the id asked for, if anything: replace it before comparing.
-      const idOf = (p: string) =>
-        decodeURIComponent(
-          p
-            .split('/')
-            .filter((s) => s !== 'status')
-            .at(-1)!,
-        );
-      expect(comparable(foreign.res.body).replaceAll(idOf(foreignPath(w)), 'ID')).toBe(
-        comparable(random.res.body).replaceAll(idOf(randomPath), 'ID'),
-      );
+      expect(foreign.status).toBe(404);
+      expect(random.status).toBe(404);
+      expect(foreign.body).toBe(random.body);
       // Same statements from the same functions: the same work, hence the same latency profile.
       expect(foreign.statements).toEqual(random.statements);
     },
