@@ -11,7 +11,7 @@ import { PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from
 import type { Logger } from '../logger';
 import { errorHandler, type RequestLocals, sendError } from './envelope';
 import { docsRoutes } from './http/docsPage';
-import { rejectUnsafeInput } from './http/inputSafety';
+import { assertUtf8Body, rejectUnsafeInput } from './http/inputSafety';
 import { ApiMetrics } from './http/metrics';
 import { createOpenApiRegistry, generateOpenApiDocument } from './http/openapiDocument';
 import { keepRawBody } from './http/rawBody';
@@ -104,6 +104,9 @@ function requireJson(req: Request, _res: Response, next: NextFunction): void {
 function bodyParserErrors(err: unknown, _req: Request, _res: Response, next: NextFunction): void {
   const e = err as { type?: string; status?: number; message?: string };
   if (e.type === 'entity.too.large') return next(new PayloadTooLargeError('request body too large'));
+  if (e.type === 'encoding.invalid_utf8') {
+    return next(new ValidationError('malformed body', [{ path: 'body', issue: 'not valid UTF-8' }]));
+  }
   if (e.type === 'entity.parse.failed') {
     return next(new ValidationError('malformed JSON body', [{ path: '', issue: 'body is not valid JSON' }]));
   }
@@ -151,7 +154,16 @@ export function createApp(deps: Dependencies): express.Express {
   // Admission before the body is read: a request the gate turns away costs no parse.
   v1.use(deps.ingress.middleware());
   v1.use(requireJson);
-  v1.use(express.json({ limit: deps.config.maxBodyBytes, strict: true, verify: keepRawBody }));
+  v1.use(
+    express.json({
+      limit: deps.config.maxBodyBytes,
+      strict: true,
+      verify: (req, res, buf) => {
+        assertUtf8Body(req, res, buf);
+        keepRawBody(req, res, buf);
+      },
+    }),
+  );
   v1.use(bodyParserErrors);
   v1.use(rejectUnsafeInput);
   mountRoutes({ router: v1, registry, deps });

@@ -10,6 +10,7 @@ import type { Dependencies } from '../../src/dependencies';
 import type { Clock } from '../../src/domain/clock';
 import type { Role } from '../../src/domain/roles';
 import type { SecretBox } from '../../src/llm/secretBox';
+import type { Logger } from '../../src/logger';
 import { createTestDatabase, createTestRedis, type TestDatabase } from './testDatabase';
 
 /** The server key test apps seal agents' LLM API keys with (`MAIHIVE_SECRET_KEY`). */
@@ -67,6 +68,8 @@ export async function startTestApp(
     clock?: Clock;
     /** Redis the app uses instead of the shared test server (e.g. a private one a test stops). */
     redisUrl?: string;
+    /** The app's logger (default: the test database's silent one), e.g. one writing to a buffer. */
+    logger?: Logger;
     /** Rewrites the app's PostgreSQL URL (e.g. through a proxy a test cuts); arranging still goes direct. */
     databaseUrl?: (appUrl: string) => string;
   } = {},
@@ -88,7 +91,7 @@ export async function startTestApp(
   });
   const composition = await compose({
     config,
-    logger: t.logger,
+    logger: options.logger ?? t.logger,
     databaseUrl: options.databaseUrl ? options.databaseUrl(t.appUrl) : t.appUrl,
     redisUrl: options.redisUrl ?? redisHandle.url,
     ...(options.clock ? { clock: options.clock } : {}),

@@ -1,3 +1,6 @@
+import { isUtf8 } from 'node:buffer';
+import type { IncomingMessage } from 'node:http';
+
 import type { NextFunction, Request, Response } from 'express';
 
 import { ValidationError } from '../../errors';
@@ -15,11 +18,22 @@ export interface InputProblem {
   issue: string;
 }
 
+/** A UTF-16 surrogate without its partner (`\ud800` in JSON): no UTF-8 text can hold it. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** Why a string cannot be stored as it was sent, if it cannot. */
+function textProblem(s: string): string | undefined {
+  if (s.includes('\u0000')) return 'contains a NUL character (U+0000)';
+  // PostgreSQL would store U+FFFD in its place: accepted, then returned changed.
+  if (LONE_SURROGATE.test(s)) return 'contains a lone UTF-16 surrogate (not valid Unicode text)';
+  return undefined;
+}
+
 /**
  * The first thing in a parsed JSON value that MaiHive cannot take: nesting deeper than `maxDepth`,
  * or a string (value or key) holding U+0000, which PostgreSQL's text and jsonb cannot store — a
- * message accepted with it would fail later, in a worker, and be lost. Iterative, so the check
- * itself cannot overflow the stack.
+ * message accepted with it would fail later, in a worker, and be lost — or a lone surrogate, which
+ * would be stored as U+FFFD. Iterative, so the check itself cannot overflow the stack.
  */
 export function jsonInputProblem(value: unknown, maxDepth = MAX_JSON_DEPTH): InputProblem | undefined {
   const stack: { value: unknown; depth: number; path: readonly (string | number)[] }[] = [
@@ -29,8 +43,8 @@ export function jsonInputProblem(value: unknown, maxDepth = MAX_JSON_DEPTH): Inp
   while (stack.length > 0) {
     const item = stack.pop()!;
     if (typeof item.value === 'string') {
-      if (item.value.includes('\u0000'))
-        return { path: at(item.path), issue: 'contains a NUL character (U+0000)' };
+      const issue = textProblem(item.value);
+      if (issue) return { path: at(item.path), issue };
       continue;
     }
     if (typeof item.value !== 'object' || item.value === null) continue;
@@ -41,8 +55,8 @@ export function jsonInputProblem(value: unknown, maxDepth = MAX_JSON_DEPTH): Inp
       continue;
     }
     for (const [key, v] of Object.entries(item.value)) {
-      if (key.includes('\u0000'))
-        return { path: at(item.path), issue: 'a field name contains a NUL character (U+0000)' };
+      const issue = textProblem(key);
+      if (issue) return { path: at(item.path), issue: `a field name ${issue}` };
       stack.push({ value: v, depth: item.depth + 1, path: [...item.path, key] });
     }
   }
@@ -62,4 +76,17 @@ export function rejectUnsafeInput(req: Request, _res: Response, next: NextFuncti
   const inBody = req.body === undefined ? undefined : jsonInputProblem(req.body);
   if (inBody) return next(new ValidationError('invalid request body', [inBody]));
   next();
+}
+
+/**
+ * `verify` step of the JSON parser: a body that is not valid UTF-8 is refused (400) instead of
+ * being decoded with U+FFFD in place of the bad bytes, stored, and returned changed.
+ */
+export function assertUtf8Body(_req: IncomingMessage, _res: unknown, buf: Buffer): void {
+  if (!isUtf8(buf)) {
+    throw Object.assign(new Error('request body is not valid UTF-8'), {
+      status: 400,
+      type: 'encoding.invalid_utf8',
+    });
+  }
 }
