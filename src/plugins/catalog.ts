@@ -20,9 +20,13 @@ export interface CatalogEntry {
   events: { name: string; type: EventType }[];
 }
 
-/** Built-in plugins, by module file under `builtin/`. */
+/**
+ * Built-in plugins, by module file under `builtin/`: `.ts` when the sources run through tsx
+ * (`npm start`, tests), `.js` in the compiled build (`dist/`, as pm2 runs it) — the extension of
+ * this very file says which.
+ */
 export const BUILTIN_MODULES = ['dice', 'memoryChest', 'keywordReplies', 'dailyUsage'].map((name) =>
-  path.join(__dirname, 'builtin', `${name}.ts`),
+  path.join(__dirname, 'builtin', `${name}${path.extname(__filename)}`),
 );
 
 const Name = z.string().regex(/^[A-Za-z][\w.-]{0,63}$/);

@@ -59,6 +59,9 @@ for (const m of workerData.preload) { try { require(m); } catch {} }
 require('node:worker_threads').parentPort.postMessage({ type: 'ready' });
 `;
 
+/** Least time between starts of a thread after one failed before it was ready, ms. */
+const RESTART_BACKOFF_MS = 5000;
+
 export class PluginSandbox {
   private worker: Worker | undefined;
   private readonly calls = new Map<number, InFlight>();
@@ -67,6 +70,8 @@ export class PluginSandbox {
   private readonly ready = new WeakSet<Worker>();
   private seq = 0;
   private closed = false;
+  /** When a thread last failed before it was ready (ms since the epoch), for the restart backoff. */
+  private lastFailedStart = -Infinity;
   /** Threads started so far (a restart after a crash or a hung plugin counts). */
   starts = 0;
 
@@ -76,14 +81,27 @@ export class PluginSandbox {
 
   /** Starts the thread ahead of the first call (its start-up, ~1 s under tsx, is no call's budget). */
   start(): void {
-    if (!this.closed) this.thread();
+    if (this.closed) return;
+    try {
+      this.thread();
+    } catch {
+      // In its restart backoff: the next call tries again.
+    }
   }
 
   private thread(): Worker {
     if (this.worker) return this.worker;
+    const now = Date.now();
+    if (now - this.lastFailedStart < RESTART_BACKOFF_MS) {
+      throw new PluginCallError('crash', 'the plugin sandbox thread could not start; retrying shortly');
+    }
     const worker = new Worker(BOOT, {
       eval: true,
-      workerData: { entry: path.join(__dirname, 'sandboxWorker.ts'), preload: this.options.preload ?? [] },
+      // `.ts` under tsx, `.js` in the compiled build: the extension of this very file.
+      workerData: {
+        entry: path.join(__dirname, `sandboxWorker${path.extname(__filename)}`),
+        preload: this.options.preload ?? [],
+      },
       env: {},
       resourceLimits: { maxOldGenerationSizeMb: this.options.maxHeapMb ?? 64, maxYoungGenerationSizeMb: 16 },
       stdout: true,
@@ -91,12 +109,19 @@ export class PluginSandbox {
     });
     this.starts++;
     worker.on('message', (m: FromWorker) => this.onMessage(worker, m));
-    worker.on('error', (err) => this.options.logger?.warn({ err }, 'plugin sandbox thread failed'));
+    worker.on('error', (err) => {
+      if (!this.ready.has(worker)) this.lastFailedStart = Date.now();
+      this.options.logger?.warn({ err }, 'plugin sandbox thread failed');
+    });
     worker.on('exit', () => {
       const current = this.worker === worker;
+      const started = this.ready.has(worker);
       this.lost(worker, 'the plugin sandbox thread exited');
-      // A thread that died under a plugin is replaced at once, not on the next call.
-      if (current) this.start();
+      if (!current || this.closed) return;
+      // A thread that died under a plugin is replaced at once, not on the next call. One that
+      // never came up (it cannot load: nothing a retry changes soon) is left to the next call,
+      // at most one start per `RESTART_BACKOFF_MS`, rather than restarted in a loop.
+      if (started) this.start();
     });
     // Plugins' console output is dropped rather than mixed into the server's log.
     worker.stdout.resume();
@@ -154,7 +179,12 @@ export class PluginSandbox {
   /** Runs one component; rejects with `PluginCallError` on error, crash or an overrun budget. */
   run(call: SandboxCall): Promise<unknown> {
     if (this.closed) return Promise.reject(new PluginCallError('crash', 'the plugin sandbox is closed'));
-    const worker = this.thread();
+    let worker: Worker;
+    try {
+      worker = this.thread();
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
     const callId = ++this.seq;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

@@ -150,6 +150,28 @@ describe('the production build', () => {
     expect(sent.status).toBe(200);
     expect(sent.data.status).toBe('replied');
 
+    // Built-in plugins and their sandbox thread load from the compiled files too (they once
+    // looked for `.ts` sources next to dist/ and failed on every call).
+    const ownerAuth = { authorization: `Bearer ${owner.data.access_token as string}` };
+    const installed = await call(
+      'POST',
+      '/plugins/install',
+      { plugin_id: 'dice', permissions: ['message_send'], auto_enable: true },
+      ownerAuth,
+    );
+    expect(installed).toMatchObject({ status: 201, data: { plugin_id: 'dice', status: 'enabled' } });
+    const rolled = await call(
+      'POST',
+      '/plugins/dice/execute',
+      { action: 'roll', parameters: { dice: '2d6' } },
+      ownerAuth,
+    );
+    expect(rolled.status).toBe(200);
+    expect(rolled.data).toMatchObject({
+      success: true,
+      reply: expect.stringMatching(/^🎲 2d6: \d+/) as unknown,
+    });
+
     expect(await stop(worker)).toBe(0);
     expect(await stop(api)).toBe(0);
   }, 120_000);
