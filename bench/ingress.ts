@@ -199,6 +199,20 @@ function merge(runs: Summary[]): Summary {
   };
 }
 
+/** A route's line in the printed summary. */
+function tableRow(route: string, s: Summary): string[] {
+  return [
+    route,
+    String(s.requests_per_s),
+    s.p50_ms.toFixed(1),
+    s.p99_ms.toFixed(1),
+    String(s.non_2xx),
+    String(s.errors),
+    String(s.server_cpu_us_per_req),
+    String(s.redis_cpu_us_per_req),
+  ];
+}
+
 function meanStages(runs: Summary[]): Record<string, number> {
   const sums: Record<string, number> = {};
   for (const run of runs) {
@@ -348,36 +362,9 @@ async function main(): Promise<void> {
     console.log(
       formatTable([
         ['route', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'server µs/req', 'redis µs/req'],
-        [
-          'POST /chat/send',
-          String(app.requests_per_s),
-          app.p50_ms.toFixed(1),
-          app.p99_ms.toFixed(1),
-          String(app.non_2xx),
-          String(app.errors),
-          String(app.server_cpu_us_per_req),
-          String(app.redis_cpu_us_per_req),
-        ],
-        [
-          'Express + queue.add',
-          String(baseline.requests_per_s),
-          baseline.p50_ms.toFixed(1),
-          baseline.p99_ms.toFixed(1),
-          String(baseline.non_2xx),
-          String(baseline.errors),
-          String(baseline.server_cpu_us_per_req),
-          String(baseline.redis_cpu_us_per_req),
-        ],
-        [
-          'bare echo',
-          String(echo.requests_per_s),
-          echo.p50_ms.toFixed(1),
-          echo.p99_ms.toFixed(1),
-          String(echo.non_2xx),
-          String(echo.errors),
-          String(echo.server_cpu_us_per_req),
-          String(echo.redis_cpu_us_per_req),
-        ],
+        tableRow('POST /chat/send', app),
+        tableRow('Express + queue.add', baseline),
+        tableRow('bare echo', echo),
       ]),
     );
     console.log(

@@ -16,7 +16,6 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -27,6 +26,7 @@ import pg from 'pg';
 import { loadConfig } from '../src/config';
 import { createLogger } from '../src/logger';
 import { resolveServices } from '../src/services/localServices';
+import { freePort } from '../test/support/freePort';
 import { recreateDatabase, withDatabase } from './lib/dataset';
 import { adminToken, createTenant, dataOf, request } from './lib/isolation/http';
 import { writeResult } from './lib/queueBench';
@@ -48,17 +48,6 @@ const SETTINGS = {
 };
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 interface Send {
   key: string;

@@ -28,7 +28,6 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -40,6 +39,7 @@ import { loadConfig } from '../src/config';
 import { createLogger } from '../src/logger';
 import { resolveServices } from '../src/services/localServices';
 import { startPrivateRedis } from '../src/services/privateServers';
+import { freePort } from '../test/support/freePort';
 import { recreateDatabase, withDatabase } from './lib/dataset';
 import { adminToken, type BenchTenant, createTenant, dataOf, request } from './lib/isolation/http';
 import { type CpuDelta, cpuDelta, cpuSnapshot, type ProcessGroups } from './lib/processCpu';
@@ -68,17 +68,6 @@ const CONFIGURATIONS: readonly { api: number; workers: number }[] = [
 ];
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 interface Answer {
   /** ms since the phase started. */

@@ -5,11 +5,11 @@
  * as a `MessageBase`, delivered by a durable delivery job.
  */
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 
 import type { WorkerPool } from '../../src/workers/workerPool';
 import { BOT_QQ, replyIn, seedChatTenants } from '../support/chatSockets';
 import { FakeMaimAdapter, maimGroupMessage, toApiReceive } from '../support/fakeMaimAdapter';
+import { freePort } from '../support/freePort';
 import { type SecondProcess, startSecondProcess } from '../support/secondProcess';
 import { startTestApp, type TestApp } from '../support/testApp';
 import { startTestPool } from '../support/testPool';
@@ -31,14 +31,6 @@ async function connect(
   const client = await FakeMaimAdapter.connect(url, o);
   clients.push(client);
   return client;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 async function clientIdsIn(tenantId: string, chatStreamId: string): Promise<string[]> {

@@ -8,12 +8,12 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { cpSync, existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
 import { testEnv } from '../support/env';
+import { freePort } from '../support/freePort';
 import { createTestDatabase, createTestRedis, type TestDatabase } from '../support/testDatabase';
 import { waitFor } from '../support/waitFor';
 
@@ -28,17 +28,6 @@ let install: string;
 let t: TestDatabase;
 let redis: ReturnType<typeof createTestRedis>;
 const children: ChildProcess[] = [];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts an ecosystem.config.js app from the install directory, the way pm2 would. */
 function startApp(name: string, env: NodeJS.ProcessEnv): ChildProcess {

@@ -11,9 +11,9 @@
 import { type ChildProcess, execFileSync, fork } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 
+import { freePort } from '../../../test/support/freePort';
 import type { ProbeReport, ProbeTick } from './probe';
 
 export type TopologyName = 'single' | 'split';
@@ -63,17 +63,6 @@ interface EcosystemApp {
   args?: string;
   node_args?: string;
   env?: Record<string, string>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Starts one process and resolves once its log says `maihive started`. */
