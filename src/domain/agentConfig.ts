@@ -86,9 +86,15 @@ const StoredAgentOneBotSettings = AgentOneBotSettings.extend({ secret_encrypted:
 
 /** Memory settings (config category `memory`; an agent's are stored here, in its config). */
 export const AgentMemorySettings = z.strictObject({
-  /** Messages kept in short-term memory. Absent = no limit. */
+  /**
+   * Messages kept in short-term memory: the most inbound messages the memory worker reads (and its
+   * LLM extractor sees) in one extraction round. Absent = the worker's batch size (200).
+   */
   max_short_term: z.number().int().positive().max(100_000).optional(),
-  /** Long-term memory items kept. Absent = no limit. */
+  /**
+   * Long-term memory items kept: the most memories of the agent (every scope); the memory worker
+   * removes the least valuable unlocked ones over it when it stores. Absent = no limit.
+   */
   max_long_term: z.number().int().positive().max(10_000_000).optional(),
   /** Memories are extracted from chats and used in replies. Default true. */
   enabled: z.boolean().optional(),

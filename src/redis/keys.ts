@@ -70,6 +70,15 @@ export function keyspace(prefix: string = KEY_PREFIX) {
     /** Set while a chat stream's lock is held when a job stored a message the holder must still see. */
     streamDirty: (tenantId: string, chatStreamId: string) =>
       `${tenant(tenantId)}:dirty:${encodeId(chatStreamId)}`,
+    /**
+     * The last automatic emoji of a chat stream (`<ms>|<message id>`, expires after
+     * `emoji.cooldown_seconds`) and its count in one clock hour (`hour` = ms / 3 600 000), see
+     * `AutoEmojiLimiter`.
+     */
+    autoEmojiLast: (tenantId: string, chatStreamId: string) =>
+      `${tenant(tenantId)}:emoji:last:${encodeId(chatStreamId)}`,
+    autoEmojiHour: (tenantId: string, chatStreamId: string, hour: number) =>
+      `${tenant(tenantId)}:emoji:hour:${encodeId(chatStreamId)}:${hour}`,
     /** When a chat stream's last heartflow pass ended (ms), to tell a busy stream from a quiet one. */
     streamLastPass: (tenantId: string, chatStreamId: string) =>
       `${tenant(tenantId)}:lastpass:${encodeId(chatStreamId)}`,

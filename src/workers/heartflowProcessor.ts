@@ -35,6 +35,7 @@ import {
 } from '../domain/heartflow';
 import { type ChatStreamContext, createChatStreamContext } from '../domain/isolationContext';
 import { mulberry32, seedFromString } from '../domain/random';
+import { AutoEmojiLimiter, type AutoEmojiLimits, autoEmojiLimitsOf } from '../emoji/autoEmojiLimit';
 import { pickEmoji, useOf } from '../emoji/emojiSender';
 import { agentLlmSettings } from '../llm/agentSettings';
 import type { LlmClient } from '../llm/llmClient';
@@ -345,6 +346,8 @@ interface ChatSettings {
   memoryEnabled: boolean;
   /** Memories of the agent put into a reply prompt. */
   promptMemories: number;
+  /** `emoji.cooldown_seconds` and `emoji.max_per_hour` of the planner's automatic emoji. */
+  emojiLimits: AutoEmojiLimits;
 }
 
 function chatSettings(effective: EffectiveConfig): ChatSettings {
@@ -361,6 +364,7 @@ function chatSettings(effective: EffectiveConfig): ChatSettings {
     delivery: deliverySettingsOf(effective.delivery),
     memoryEnabled,
     promptMemories: memoryEnabled ? Number(memory.prompt_memories ?? 20) : 0,
+    emojiLimits: autoEmojiLimitsOf(effective.emoji.values),
   };
 }
 
@@ -447,18 +451,18 @@ async function answerPending(
     // An `on_message` handler may answer the newest message before the planner runs.
     const heard = await onMessage(deps, ctx, plugins, newest);
     const now = deps.clock.now();
-    let decision =
-      heard?.decision ??
+    const planWith = (cfg: HeartflowConfig) =>
       plan({
         state,
-        config,
+        config: cfg,
         messages: planned,
         now,
         rng: mulberry32(seedFromString(restTarget)),
         chatType: stream.heartflow?.chat_type ?? 'group',
-        utcOffsetMinutes: utcOffsetMinutes(config.timezone, now),
+        utcOffsetMinutes: utcOffsetMinutes(cfg.timezone, now),
         pluginActions: offered.map((o) => o.spec.name),
       });
+    let decision = heard?.decision ?? planWith(config);
     const target = heard
       ? newest
       : byId.get(decision.reason === 'plugin_command' ? decision.targetMessageId! : restTarget)!;
@@ -483,6 +487,20 @@ async function answerPending(
           settings: plannerSettings,
         });
     if (acted) decision = acted.decision;
+    let actionData = acted?.actionData;
+    if (!heard && !acted?.reply && decision.action === 'emoji') {
+      // An automatic emoji within `emoji.cooldown_seconds` of the chat's last one, or over its
+      // `emoji.max_per_hour`: the batch is planned as if emoji were off (the same draw, so the
+      // rule planner's text reply), and the refusal is kept in the action record.
+      const refused = await new AutoEmojiLimiter(deps.redis, deps.keys).take(
+        { tenantId: ctx.tenantId, chatStreamId: ctx.chatStreamId, messageId: target.message_id, now },
+        settings.emojiLimits,
+      );
+      if (refused) {
+        decision = planWith({ ...config, enable_auto_emoji: false });
+        actionData = { ...actionData, emoji_refused: refused };
+      }
+    }
     state = applyDecision(state, decision, now);
     let reply =
       heard?.reply ??
@@ -511,7 +529,7 @@ async function answerPending(
       reply,
       state,
       startedAt,
-      ...(acted?.actionData ? { actionData: acted.actionData } : {}),
+      ...(actionData ? { actionData } : {}),
     });
     if (reply.text !== null) await afterSend(deps, ctx, plugins, target, reply.text);
     if (reply.fault && reply.error !== null) {

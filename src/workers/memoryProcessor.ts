@@ -1,7 +1,7 @@
 import type { Job } from 'bullmq';
 
 import type { ConfigContext } from '../configuration/effectiveConfig';
-import type { Database } from '../db/database';
+import type { Database, TenantDb } from '../db/database';
 import { getAgent } from '../db/repositories/agents';
 import { type LlmUsageRecord, recordLlmUsage } from '../db/repositories/llmUsage';
 import {
@@ -9,6 +9,7 @@ import {
   advanceSummarizedCursor,
   countInboundBetween,
   cursorAtTime,
+  evictMemoriesOverCap,
   getMemoryCursors,
   insertMemoriesIfAbsent,
   type MemoryInsert,
@@ -87,6 +88,8 @@ export interface MemoryJobResult {
   /** Memories newly stored (facts, preferences and summaries). */
   stored: number;
   summaries: number;
+  /** Memories of the agent removed over its `memory.max_long_term`. */
+  evicted: number;
   extractor: 'heuristic' | 'llm';
   /** Why nothing was done, if so (`disabled`: the chat's `memory.enabled` is off). */
   skipped?: 'unknown_stream' | 'unknown_message' | 'disabled';
@@ -167,7 +170,7 @@ export async function processMemoryJob(deps: MemoryDeps, data: MemoryJobData): P
   const memory = memoryWorkerSettingsOf(effective.memory);
   if (!memory.enabled) {
     deps.logger.debug({ chat_stream_id: chatStreamId }, 'memory job skipped: memory is off for this chat');
-    return { scanned: 0, stored: 0, summaries: 0, extractor: 'heuristic', skipped: 'disabled' };
+    return { scanned: 0, stored: 0, summaries: 0, evicted: 0, extractor: 'heuristic', skipped: 'disabled' };
   }
   const setup = await deps.db.withTenant(ctx, async (db): Promise<JobSetup | undefined> => {
     const cursors = await getMemoryCursors(db, chatStreamId);
@@ -193,6 +196,7 @@ export async function processMemoryJob(deps: MemoryDeps, data: MemoryJobData): P
     scanned: 0,
     stored: 0,
     summaries: 0,
+    evicted: 0,
     extractor: settings && settings.provider !== 'local' ? 'llm' : 'heuristic',
   };
   if (!setup || !settings) return { ...result, skipped: 'unknown_stream' };
@@ -244,7 +248,7 @@ function extractionContext(run: RunContext): ExtractionContext {
 
 async function extractFacts(run: RunContext): Promise<void> {
   const { deps, ctx } = run;
-  const batchSize = deps.batchSize ?? 200;
+  const batchSize = Math.min(deps.batchSize ?? 200, run.setup.memory.maxShortTerm ?? Infinity);
   let after = run.setup.scanned;
   for (;;) {
     const batch = await deps.db.withTenant(ctx, (db) =>
@@ -267,12 +271,20 @@ async function extractFacts(run: RunContext): Promise<void> {
         candidates.map((c) => insertOf(c, ctx, {}, expiryOf(run))),
       );
       run.result.stored += inserted.length;
+      if (inserted.length > 0) await evictOverCap(run, db);
       await advanceScannedCursor(db, ctx.chatStreamId, cursorOfMessage(last));
     });
     run.result.scanned += batch.length;
     after = cursorOfMessage(last);
     if (batch.length < batchSize) return;
   }
+}
+
+/** `memory.max_long_term`, in the unit of work that stored the new memories. */
+async function evictOverCap(run: RunContext, db: TenantDb): Promise<void> {
+  const cap = run.setup.memory.maxLongTerm;
+  if (cap === undefined) return;
+  run.result.evicted += (await evictMemoriesOverCap(db, run.ctx.agentId, cap)).length;
 }
 
 function noteUsage(run: RunContext, at: Date): void {
@@ -403,6 +415,7 @@ async function writeSummaries(run: RunContext): Promise<void> {
       ]);
       run.result.stored += inserted.length;
       run.result.summaries += inserted.length;
+      if (inserted.length > 0) await evictOverCap(run, db);
       return true;
     });
     if (!won) return;

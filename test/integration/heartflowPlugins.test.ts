@@ -171,6 +171,21 @@ describe('emoji in the heartflow', () => {
         body: { chat_stream_id: id, platform: 'qq', chat_type: 'group' },
       }),
     );
+    const put = await app.request('PUT', '/config', {
+      token: acme,
+      body: {
+        category: 'heartflow',
+        scope: 'chat',
+        chat_stream_id: id,
+        config: { talk_value: 1, emotion_sensitivity: 1 },
+      },
+    });
+    expect(put.status).toBe(200);
+    await refocus(id);
+  }
+
+  /** Puts the chat back into the eager state (a reply lowers the bot's willingness). */
+  async function refocus(id: string): Promise<void> {
     const now = Date.now();
     const state = {
       state: 'focused',
@@ -182,20 +197,26 @@ describe('emoji in the heartflow', () => {
       interest: 1,
       noReplyUntilCall: false,
     };
-    const put = await app.request('PUT', '/config', {
-      token: acme,
-      body: {
-        category: 'heartflow',
-        scope: 'chat',
-        chat_stream_id: id,
-        config: { talk_value: 1, emotion_sensitivity: 1 },
-      },
-    });
-    expect(put.status).toBe(200);
     await app.t.admin(
       `UPDATE chat_streams SET heartflow_state = $2 WHERE tenant_id = 'acme' AND chat_stream_id = $1`,
       [id, JSON.stringify(state)],
     );
+  }
+
+  async function emojiConfig(id: string, config: Record<string, unknown>): Promise<void> {
+    const put = await app.request('PUT', '/config', {
+      token: acme,
+      body: { category: 'emoji', scope: 'chat', chat_stream_id: id, config },
+    });
+    expect(put.status).toBe(200);
+  }
+
+  async function recordOf(messageId: string) {
+    const { rows } = await app.t.admin<{ action_name: string; action_data: Record<string, unknown> }>(
+      `SELECT action_name, action_data FROM action_records WHERE tenant_id = 'acme' AND message_id = $1`,
+      [messageId],
+    );
+    return rows[0];
   }
 
   it("answers chatter with the tenant's pack emoji for the planner's emotion, and records the use", async () => {
@@ -223,6 +244,60 @@ describe('emoji in the heartflow', () => {
       emotion: 'happy',
       segments: [{ type: 'emoji' }],
     });
+  });
+
+  it('emoji.cooldown_seconds: a second automatic emoji in the same chat is refused (text reply, reason recorded), another chat still gets one', async () => {
+    await eagerStream('cool-1');
+    await emojiConfig('cool-1', { cooldown_seconds: 3600 });
+    let first: string | undefined;
+    for (let i = 0; i < 5 && first === undefined; i++) {
+      await refocus('cool-1');
+      const res = await send(acme, '哈哈哈哈', 'cool-1');
+      if (res.body.data.response === '[表情:笑哭]') first = res.body.data.message_id as string;
+    }
+    expect(first).toBeDefined();
+    const refused: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      await refocus('cool-1');
+      const res = await send(acme, '哈哈哈哈', 'cool-1');
+      expect(res.body.data.response).not.toBe('[表情:笑哭]');
+      const record = await recordOf(res.body.data.message_id as string);
+      if (record?.action_data.emoji_refused === 'cooldown') refused.push(record.action_name);
+    }
+    // The planner picks an emoji for 90 % of these messages: each such pick was refused and
+    // answered by a text reply.
+    expect(refused.length).toBeGreaterThan(0);
+    expect(new Set(refused)).toEqual(new Set(['reply']));
+    // The cooldown is per chat: another eager chat answers with an emoji.
+    const other: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      await eagerStream(`cool-other-${i}`);
+      other.push((await send(acme, '哈哈哈哈', `cool-other-${i}`)).body.data.response as string);
+    }
+    expect(other).toContain('[表情:笑哭]');
+  });
+
+  it('emoji.max_per_hour at chat scope: 0 refuses every automatic emoji of that chat only', async () => {
+    const refused: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      await eagerStream(`cap-${i}`);
+      await emojiConfig(`cap-${i}`, { max_per_hour: 0 });
+      const res = await send(acme, '哈哈哈哈', `cap-${i}`);
+      expect(res.body.data.status).toBe('replied');
+      expect(res.body.data.response).not.toBe('[表情:笑哭]');
+      const record = await recordOf(res.body.data.message_id as string);
+      expect(record?.action_name).toBe('reply');
+      if (record?.action_data.emoji_refused === 'max_per_hour')
+        refused.push(res.body.data.message_id as string);
+    }
+    expect(refused.length).toBeGreaterThan(0);
+    // An explicit POST /emoji/send is not automatic: the chat's cap does not apply to it.
+    const sent = await app.request('POST', '/emoji/send', {
+      token: acme,
+      body: { chat_stream_id: 'cap-0', emotion: '开心', trigger_type: 'auto' },
+    });
+    expect(sent.status).toBe(200);
+    expect(sent.body.data).toMatchObject({ content: '[表情:笑哭]', source: 'pack' });
   });
 
   it('never answers with an emoji when the message turns emoji off', async () => {

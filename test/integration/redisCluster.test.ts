@@ -9,6 +9,7 @@
  */
 import calculateSlot from 'cluster-key-slot';
 
+import { AutoEmojiLimiter } from '../../src/emoji/autoEmojiLimit';
 import { takeTokens } from '../../src/ingress/rateLimiter';
 import { keyspace } from '../../src/redis/keys';
 import { RedisScript } from '../../src/redis/redisScript';
@@ -209,6 +210,14 @@ describe('MaiHive on a 3-master Redis Cluster', () => {
       { key: keys.rateBucket('bravo', 'api_key:k1'), ratePerSecond: 10 },
     ]);
     expect(decision).toEqual({ allowed: true });
+  });
+
+  it('limits automatic emoji of a chat in one script (cooldown key and hour count in one slot)', async () => {
+    const limiter = new AutoEmojiLimiter(h.redis.redis, keyspace(h.prefix));
+    const at = { tenantId: 'bravo', chatStreamId: 'c-1', now: Date.UTC(2030, 0, 1, 10) };
+    const limits = { cooldownSeconds: 60, maxPerHour: 5 };
+    expect(await limiter.take({ ...at, messageId: 'e1' }, limits)).toBeUndefined();
+    expect(await limiter.take({ ...at, messageId: 'e2', now: at.now + 1000 }, limits)).toBe('cooldown');
   });
 
   it('ran every multi-key Lua script MaiHive defines, each call within one hash slot', () => {

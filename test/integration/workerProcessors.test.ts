@@ -363,6 +363,102 @@ describe('memory jobs', () => {
     expect(stored.map((m) => [m.content, m.metadata.extractor])).toEqual([['张三是医生', 'heuristic']]);
   });
 
+  it('memory.max_long_term: storing over the cap removes the agent’s least valuable memories, no one else’s', async () => {
+    await t.admin(
+      `INSERT INTO agents (tenant_id, agent_id, name, config) VALUES
+         ('acme', 'capped', 'C', '{}'), ('acme', 'beside', 'B', '{}'), ('globex', 'capped', 'G', '{}')`,
+    );
+    const old = new Date(T0 - 10 * 86_400_000);
+    const recent = new Date(T0 - 86_400_000);
+    // [tenant, agent, id, importance, last_accessed, created_at, locked]
+    const rows: [string, string, string, number, Date | null, Date, boolean][] = [
+      ['acme', 'capped', 'low-never-read', 0.1, null, recent, false],
+      ['acme', 'capped', 'low-read', 0.1, recent, old, false],
+      ['acme', 'capped', 'tie-older', 0.2, null, old, false],
+      ['acme', 'capped', 'tie-newer', 0.2, null, recent, false],
+      ['acme', 'capped', 'locked-zero', 0, null, old, true],
+      ['acme', 'capped', 'high', 0.9, null, old, false],
+      ['acme', 'beside', 'beside-zero', 0, null, old, false],
+      ['globex', 'capped', 'globex-zero', 0, null, old, false],
+    ];
+    for (const [tenant, agent, id, importance, accessed, at, locked] of rows) {
+      await t.admin(
+        `INSERT INTO memory_chest (tenant_id, memory_id, agent_id, scope, content, importance, last_accessed,
+                                   created_at, locked)
+         VALUES ($1, $2, $3, 'agent', $2, $4, $5, $6, $7)`,
+        [tenant, id, agent, importance, accessed, at, locked],
+      );
+    }
+    const ids = await seed('acme', 'capped', 'cap-1', ['我喜欢猫', 'My name is Bob']);
+    await setConfig('acme', 'memory', { scope: 'chat', chatStreamId: 'cap-1' }, { max_long_term: 5 });
+    const r = await processMemoryJob(memoryDeps(), {
+      tenantId: 'acme',
+      agentId: 'capped',
+      platform: 'qq',
+      chatStreamId: 'cap-1',
+      upToMessageId: ids[1]!,
+    });
+    // 6 + 2 new = 8 over a cap of 5: the three least valuable unlocked ones go — lowest importance
+    // first, the never-read before the read one, then of a tie the older.
+    expect(r).toMatchObject({ stored: 2, evicted: 3 });
+    const left = async (tenant: string, agent: string) =>
+      (
+        await t.admin<{ memory_id: string; importance: number }>(
+          `SELECT memory_id, importance FROM memory_chest WHERE tenant_id = $1 AND agent_id = $2 ORDER BY memory_id`,
+          [tenant, agent],
+        )
+      ).rows;
+    const kept = await left('acme', 'capped');
+    expect(kept).toHaveLength(5);
+    expect(kept.map((m) => m.memory_id).filter((id) => !id.startsWith('mem_'))).toEqual([
+      'high',
+      'locked-zero',
+      'tie-newer',
+    ]);
+    expect(kept.filter((m) => m.memory_id.startsWith('mem_')).every((m) => m.importance > 0.2)).toBe(true);
+    // Another agent of the tenant and the other tenant's agent of the same id are untouched.
+    expect((await left('acme', 'beside')).map((m) => m.memory_id)).toEqual(['beside-zero']);
+    expect((await left('globex', 'capped')).map((m) => m.memory_id)).toEqual(['globex-zero']);
+
+    // Another chat of the agent without the override (no cap by default) removes nothing.
+    const more = await seed('acme', 'capped', 'cap-2', ['我是程序员']);
+    expect(
+      await processMemoryJob(memoryDeps(), {
+        tenantId: 'acme',
+        agentId: 'capped',
+        platform: 'qq',
+        chatStreamId: 'cap-2',
+        upToMessageId: more[0]!,
+      }),
+    ).toMatchObject({ stored: 1, evicted: 0 });
+    expect(await left('acme', 'capped')).toHaveLength(6);
+  });
+
+  it('memory.max_short_term: the extraction reads at most that many messages per round (per LLM call)', async () => {
+    const ids = await seed('acme', 'smart', 's-short', [
+      '我喜欢爬山',
+      '今天好累',
+      '我是医生',
+      '周末去海边',
+      '好的',
+    ]);
+    stub.on('mem-model', { kind: 'success', content: '' });
+    await setConfig('acme', 'memory', { scope: 'chat', chatStreamId: 's-short' }, { max_short_term: 2 });
+    const r = await processMemoryJob(memoryDeps(), {
+      tenantId: 'acme',
+      agentId: 'smart',
+      platform: 'qq',
+      chatStreamId: 's-short',
+      upToMessageId: ids[4]!,
+    });
+    expect(r).toMatchObject({ scanned: 5, extractor: 'llm' });
+    // 5 messages in rounds of 2: three extraction calls, each shown at most 2 messages.
+    const calls = stub.requestsFor('mem-model');
+    expect(calls).toHaveLength(3);
+    const shown = calls.map((c) => ids.filter((id) => JSON.stringify(c.body).includes(id)).length);
+    expect(shown).toEqual([2, 2, 1]);
+  });
+
   it('skips a stream that does not exist in the job’s tenant', async () => {
     const r = await processMemoryJob(memoryDeps(), {
       tenantId: 'globex',

@@ -191,20 +191,30 @@ describe('delivery and memory settings of a chat (what their workers read)', () 
     });
   });
 
-  it('gives the memory worker enabled, retention and summary size, defaults when unset', () => {
+  it('gives the memory worker enabled, retention, summary size and the two caps, defaults when unset', () => {
     expect(memoryWorkerSettingsOf(resolveCategory('memory', []))).toEqual({
       enabled: true,
       retentionMs: undefined,
       summaryMessages: undefined,
+      maxShortTerm: undefined,
+      maxLongTerm: undefined,
     });
     const chat = {
       scope: 'chat' as const,
-      values: { enabled: false, retention_days: 2, summary_messages: 8 },
+      values: {
+        enabled: false,
+        retention_days: 2,
+        summary_messages: 8,
+        max_short_term: 50,
+        max_long_term: 500,
+      },
     };
-    expect(memoryWorkerSettingsOf(resolveCategory('memory', [chat]))).toEqual({
+    expect(memoryWorkerSettingsOf(resolveCategory('memory', [chat]))).toStrictEqual({
       enabled: false,
       retentionMs: 2 * 86_400_000,
       summaryMessages: 8,
+      maxShortTerm: 50,
+      maxLongTerm: 500,
     });
   });
 });

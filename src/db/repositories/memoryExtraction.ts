@@ -205,6 +205,26 @@ export async function insertMemoriesIfAbsent(db: TenantDb, rows: readonly Memory
   return inserted.map((r) => r.memory_id);
 }
 
+/**
+ * `memory.max_long_term`: when the agent has more than `cap` memories (every scope, locked ones
+ * counted), removes the least valuable unlocked ones — lowest importance, then least recently
+ * accessed (never accessed first), then oldest — until it has `cap`. Returns the removed ids.
+ * Runs in the caller's unit of work, under RLS (the tenant's rows only).
+ */
+export async function evictMemoriesOverCap(db: TenantDb, agentId: string, cap: number): Promise<string[]> {
+  const { rows } = await db.query<{ memory_id: string }>(
+    `DELETE FROM memory_chest m
+      WHERE m.tenant_id = $1 AND m.memory_id IN (
+        SELECT memory_id FROM memory_chest
+         WHERE tenant_id = $1 AND agent_id = $2 AND NOT locked
+         ORDER BY importance ASC, last_accessed ASC NULLS FIRST, created_at ASC, memory_id ASC
+         LIMIT greatest((SELECT count(*) FROM memory_chest WHERE tenant_id = $1 AND agent_id = $2) - $3, 0))
+      RETURNING m.memory_id`,
+    [db.ctx.tenantId, agentId, cap],
+  );
+  return rows.map((r) => r.memory_id);
+}
+
 /** Moves the extraction cursor forward (never back: concurrent jobs may finish out of order). */
 export async function advanceScannedCursor(
   db: TenantDb,

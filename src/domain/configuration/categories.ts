@@ -192,8 +192,10 @@ const KEY_DOCS: Record<ConfigCategory, Record<string, string>> = {
     timezone: 'IANA time zone of talk_value_rules and quiet_hours',
   },
   memory: {
-    max_short_term: 'messages kept in short-term memory',
-    max_long_term: 'long-term memory items kept',
+    max_short_term:
+      'messages kept in short-term memory: most inbound messages the memory worker reads (and its LLM extractor sees) per extraction round; unset = 200, count',
+    max_long_term:
+      'long-term memory items kept: most memories of the agent (all scopes, locked ones counted); when the memory worker stores more, the least valuable unlocked ones (lowest importance, then least recently accessed, then oldest) are removed in the same transaction; the value of the chat whose job stores applies; unset = no cap, count',
     enabled:
       'memories are extracted from chats (the memory worker skips a chat where it is off) and used in replies',
     prompt_memories: 'memories put into a reply prompt, count',

@@ -8,6 +8,13 @@ export interface MemoryWorkerSettings {
   retentionMs: number | undefined;
   /** Inbound messages per summary, when a scope sets it (else the worker's default applies). */
   summaryMessages: number | undefined;
+  /**
+   * `memory.max_short_term`: most inbound messages the extraction reads (and the LLM extractor
+   * sees) in one round, when a scope sets it; undefined = the worker's batch size.
+   */
+  maxShortTerm: number | undefined;
+  /** `memory.max_long_term`: most memories the agent keeps; undefined = no cap. */
+  maxLongTerm: number | undefined;
 }
 
 const DAY_MS = 86_400_000;
@@ -22,5 +29,7 @@ export function memoryWorkerSettingsOf(resolved: ResolvedCategory): MemoryWorker
       resolved.sources.summary_messages !== 'default' && typeof v.summary_messages === 'number'
         ? v.summary_messages
         : undefined,
+    maxShortTerm: typeof v.max_short_term === 'number' ? v.max_short_term : undefined,
+    maxLongTerm: typeof v.max_long_term === 'number' ? v.max_long_term : undefined,
   };
 }
