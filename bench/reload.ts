@@ -13,12 +13,11 @@
  * Passes when: every message was accepted (no request failed for good), none is missing or
  * unfinished after the drain, none was answered twice. Writes bench/results/reload-<time>.json.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -26,13 +25,12 @@ import pg from 'pg';
 import { loadConfig } from '../src/config';
 import { createLogger } from '../src/logger';
 import { resolveServices } from '../src/services/localServices';
-import { freePort } from '../test/support/freePort';
 import { recreateDatabase, withDatabase } from './lib/dataset';
 import { adminToken, createTenant, dataOf, request } from './lib/isolation/http';
+import { type Pm2Deployment, startPm2Deployment } from './lib/pm2Deployment';
 import { writeResult } from './lib/queueBench';
 
 const ROOT = path.resolve(__dirname, '..');
-const PM2 = path.join(ROOT, 'node_modules', '.bin', 'pm2');
 const DATABASE = 'maihive_bench_reload';
 const PREFIX = 'bench.reload';
 const ADMIN = { username: 'root', password: 'bench-reload-root-password' };
@@ -46,7 +44,6 @@ const SETTINGS = {
   drain_max_ms: num('BENCH_DRAIN_MS', 120_000),
   max_attempts: 5,
 };
-const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Send {
@@ -88,29 +85,9 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger({ level: 'warn' });
   const services = await resolveServices(config, logger);
-  const pm2Home = await mkdtemp(path.join(os.tmpdir(), 'maihive-bench-pm2-'));
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'maihive-bench-reload-'));
   const pool = new pg.Pool({ connectionString: withDatabase(services.databaseAdminUrl, DATABASE), max: 2 });
-  const port = await freePort();
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    PM2_HOME: pm2Home,
-    NODE_ENV: 'production',
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    DATABASE_ADMIN_URL: withDatabase(services.databaseAdminUrl, DATABASE),
-    REDIS_URL: services.redisUrl,
-    REDIS_PREFIX: PREFIX,
-    JWT_SECRET: 'bench-reload-jwt-secret-0123456789abcdef',
-    MAIHIVE_SECRET_KEY: 'bench-reload-server-key-0123456789abcdef',
-    MAIHIVE_BOOTSTRAP_ADMIN: `${ADMIN.username}:${ADMIN.password}`,
-    MAIHIVE_DATA_DIR: dataDir,
-    MAIHIVE_API_INSTANCES: String(SETTINGS.api_instances),
-    MAIHIVE_WORKER_INSTANCES: String(SETTINGS.worker_instances),
-    LOG_LEVEL: 'warn',
-  };
-  const pm2 = (...args: string[]) => run(PM2, args, { cwd: ROOT, env });
+  let deployment: Pm2Deployment | undefined;
   try {
     console.log('building dist/ (npm run build)');
     execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'ignore' });
@@ -118,12 +95,18 @@ async function main(): Promise<void> {
     console.log(
       `pm2 start ecosystem.config.js (${SETTINGS.api_instances} API, ${SETTINGS.worker_instances} workers)`,
     );
-    await pm2('start', 'ecosystem.config.js');
-    const base = `http://127.0.0.1:${port}`;
-    for (let i = 0; (await request(base, 'GET', '/ready')).status !== 200; i++) {
-      if (i > 600) throw new Error('the API did not become ready');
-      await sleep(100);
-    }
+    deployment = await startPm2Deployment({
+      name: 'reload',
+      tmpDir: dataDir,
+      databaseAdminUrl: withDatabase(services.databaseAdminUrl, DATABASE),
+      redisUrl: services.redisUrl,
+      redisPrefix: PREFIX,
+      dataDir: path.join(dataDir, 'data'),
+      apiInstances: SETTINGS.api_instances,
+      workerInstances: SETTINGS.worker_instances,
+      bootstrapAdmin: `${ADMIN.username}:${ADMIN.password}`,
+    });
+    const { base, pm2 } = deployment;
     const bearer = await adminToken(base, ADMIN.username, ADMIN.password);
     const tenant = await createTenant(base, bearer, 'reload', {
       rate_limit_per_second: 10_000,
@@ -223,14 +206,13 @@ async function main(): Promise<void> {
     console.log(`wrote ${files.join(', ')}`);
     if (!pass) process.exitCode = 1;
   } finally {
-    await pm2('kill').catch(() => undefined);
+    await deployment?.stop();
     await pool.end();
     const redis = new Redis(services.redisUrl);
     const keys = await redis.keys(`${PREFIX}*`);
     if (keys.length > 0) await redis.del(...keys);
     redis.disconnect();
     await services.close();
-    await rm(pm2Home, { recursive: true, force: true });
     await rm(dataDir, { recursive: true, force: true });
   }
 }

@@ -25,12 +25,11 @@
  *
  * Writes bench/results/scale-<time>.json; prints a table with ratios against 1 × 1 of the same run.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -39,15 +38,14 @@ import { loadConfig } from '../src/config';
 import { createLogger } from '../src/logger';
 import { resolveServices } from '../src/services/localServices';
 import { startPrivateRedis } from '../src/services/privateServers';
-import { freePort } from '../test/support/freePort';
 import { recreateDatabase, withDatabase } from './lib/dataset';
 import { adminToken, type BenchTenant, createTenant, dataOf, request } from './lib/isolation/http';
+import { startPm2Deployment } from './lib/pm2Deployment';
 import { type CpuDelta, cpuDelta, cpuSnapshot, type ProcessGroups } from './lib/processCpu';
 import { round, writeResult } from './lib/queueBench';
 import { formatTable, latencyStats } from './lib/stats';
 
 const ROOT = path.resolve(__dirname, '..');
-const PM2 = path.join(ROOT, 'node_modules', '.bin', 'pm2');
 const DATABASE = 'maihive_bench_scale';
 const ADMIN = { username: 'root', password: 'bench-scale-root-password' };
 const num = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
@@ -66,7 +64,6 @@ const CONFIGURATIONS: readonly { api: number; workers: number }[] = [
   { api: 2, workers: 1 },
   { api: 2, workers: 2 },
 ];
-const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Answer {
@@ -187,36 +184,21 @@ async function main(): Promise<void> {
     let tenants: BenchTenant[] | undefined;
 
     for (const c of CONFIGURATIONS) {
-      const pm2Home = await mkdtemp(path.join(tmp, 'pm2-'));
-      const port = await freePort();
-      const env: NodeJS.ProcessEnv = {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        PM2_HOME: pm2Home,
-        NODE_ENV: 'production',
-        HOST: '127.0.0.1',
-        PORT: String(port),
-        DATABASE_ADMIN_URL: adminUrl,
-        REDIS_URL: redisServer.url,
-        REDIS_PREFIX: `bench.scale.a${c.api}w${c.workers}`,
-        JWT_SECRET: 'bench-scale-jwt-secret-0123456789abcdef',
-        MAIHIVE_SECRET_KEY: 'bench-scale-server-key-0123456789abcdef',
-        MAIHIVE_BOOTSTRAP_ADMIN: `${ADMIN.username}:${ADMIN.password}`,
-        MAIHIVE_DATA_DIR: path.join(tmp, 'data'),
-        MAIHIVE_API_INSTANCES: String(c.api),
-        MAIHIVE_WORKER_INSTANCES: String(c.workers),
-        WORKER_CONCURRENCY: String(SETTINGS.worker_concurrency),
-        LOG_LEVEL: 'warn',
-      };
-      const pm2 = (...args: string[]) => run(PM2, args, { cwd: ROOT, env });
+      console.log(`\n${c.api} API × ${c.workers} worker(s): pm2 start ecosystem.config.js`);
+      const deployment = await startPm2Deployment({
+        name: 'scale',
+        tmpDir: tmp,
+        databaseAdminUrl: adminUrl,
+        redisUrl: redisServer.url,
+        redisPrefix: `bench.scale.a${c.api}w${c.workers}`,
+        dataDir: path.join(tmp, 'data'),
+        apiInstances: c.api,
+        workerInstances: c.workers,
+        bootstrapAdmin: `${ADMIN.username}:${ADMIN.password}`,
+        env: { WORKER_CONCURRENCY: String(SETTINGS.worker_concurrency) },
+      });
+      const { base, pm2, pm2Home } = deployment;
       try {
-        console.log(`\n${c.api} API × ${c.workers} worker(s): pm2 start ecosystem.config.js`);
-        await pm2('start', 'ecosystem.config.js');
-        const base = `http://127.0.0.1:${port}`;
-        for (let i = 0; (await request(base, 'GET', '/ready')).status !== 200; i++) {
-          if (i > 600) throw new Error('the API did not become ready');
-          await sleep(100);
-        }
         if (!tenants) {
           const bearer = await adminToken(base, ADMIN.username, ADMIN.password);
           tenants = [];
@@ -281,8 +263,7 @@ async function main(): Promise<void> {
           `  ingress: ${open.accepted_per_s} sends/s, refused ${JSON.stringify(open.refused)}; bottleneck: ${r.bottleneck.ingress}`,
         );
       } finally {
-        await pm2('kill').catch(() => undefined);
-        await rm(pm2Home, { recursive: true, force: true });
+        await deployment.stop();
       }
     }
 
