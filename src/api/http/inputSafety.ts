@@ -35,29 +35,43 @@ function textProblem(s: string): string | undefined {
  * message accepted with it would fail later, in a worker, and be lost — or a lone surrogate, which
  * would be stored as U+FFFD. Iterative, so the check itself cannot overflow the stack.
  */
+/** A value still to check, and how it was reached (its path is only spelled out for an answer). */
+interface Pending {
+  value: unknown;
+  depth: number;
+  parent: Pending | undefined;
+  key: string | number | undefined;
+}
+
+function pathOf(item: Pending): string {
+  const keys: (string | number)[] = [];
+  for (let p: Pending | undefined = item; p?.key !== undefined; p = p.parent) keys.push(p.key);
+  return keys.length === 0 ? 'body' : keys.reverse().join('.');
+}
+
 export function jsonInputProblem(value: unknown, maxDepth = MAX_JSON_DEPTH): InputProblem | undefined {
-  const stack: { value: unknown; depth: number; path: readonly (string | number)[] }[] = [
-    { value, depth: 0, path: [] },
-  ];
-  const at = (path: readonly (string | number)[]) => (path.length === 0 ? 'body' : path.join('.'));
+  // Every request body passes here: each pending value links to its parent instead of carrying a
+  // copy of its path, so a body that is fine allocates no path at all.
+  const stack: Pending[] = [{ value, depth: 0, parent: undefined, key: undefined }];
   while (stack.length > 0) {
     const item = stack.pop()!;
     if (typeof item.value === 'string') {
       const issue = textProblem(item.value);
-      if (issue) return { path: at(item.path), issue };
+      if (issue) return { path: pathOf(item), issue };
       continue;
     }
     if (typeof item.value !== 'object' || item.value === null) continue;
-    if (item.depth >= maxDepth)
-      return { path: at(item.path), issue: `nested deeper than ${maxDepth} levels` };
+    if (item.depth >= maxDepth) return { path: pathOf(item), issue: `nested deeper than ${maxDepth} levels` };
+    const depth = item.depth + 1;
     if (Array.isArray(item.value)) {
-      item.value.forEach((v, i) => stack.push({ value: v, depth: item.depth + 1, path: [...item.path, i] }));
+      item.value.forEach((v, i) => stack.push({ value: v, depth, parent: item, key: i }));
       continue;
     }
-    for (const [key, v] of Object.entries(item.value)) {
+    for (const key in item.value) {
+      if (!Object.hasOwn(item.value, key)) continue;
       const issue = textProblem(key);
-      if (issue) return { path: at(item.path), issue: `a field name ${issue}` };
-      stack.push({ value: v, depth: item.depth + 1, path: [...item.path, key] });
+      if (issue) return { path: pathOf(item), issue: `a field name ${issue}` };
+      stack.push({ value: (item.value as Record<string, unknown>)[key], depth, parent: item, key });
     }
   }
   return undefined;
