@@ -18,6 +18,18 @@ describe('a Redis Cluster failover, as the code sees it', () => {
     }
   });
 
+  it('treats a cluster client re-reading its slot map after a failover as Redis being unavailable', () => {
+    for (const message of [
+      "Cluster isn't ready and enableOfflineQueue options is false",
+      'Node is disconnected',
+      'Cluster is disconnected.',
+    ]) {
+      const mapped = mapRedisError(new Error(message));
+      expect(mapped).toBeInstanceOf(ServiceUnavailableError);
+      expect((mapped as ServiceUnavailableError).retryAfterSeconds).toBeGreaterThan(0);
+    }
+  });
+
   it('sees an unreachable Redis behind an error that wraps it (a job stored but not announced)', () => {
     const announcement = new AnnouncementError(
       'msg_1',
