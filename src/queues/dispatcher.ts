@@ -116,7 +116,10 @@ interface TenantEntry {
   queue: Queue;
   /** Fetches (`getNextJob`) out now. */
   fetching: number;
-  /** Fetches in a row that found a job: from two on, up to `FETCH_AHEAD` may be out at once. */
+  /**
+   * Fetches in a row that found a job, back to 0 when one (or a chain) finds none: from two on, up
+   * to `FETCH_AHEAD` may be out at once.
+   */
   streak: number;
   /** A `settleEmpty` is running; another empty fetch meanwhile sets `resettle` instead. */
   settling: boolean;
@@ -469,6 +472,8 @@ export class Dispatcher {
    */
   private async settleEmpty(tenantId: string): Promise<void> {
     const entry = this.tenants.get(tenantId)!;
+    // The backlog, if there was one, is gone: the next wake-up sends one fetch, not a burst.
+    entry.streak = 0;
     // At once, so no pick meanwhile goes for a job that is not there; the read below brings the
     // tenant back if there is work after all.
     this.scheduler.unpick(tenantId);

@@ -15,12 +15,15 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-function dispatcher(process: (job: Job, tenantId: string, log: Logger) => Promise<unknown>): Dispatcher {
+function dispatcher(
+  process: (job: Job, tenantId: string, log: Logger) => Promise<unknown>,
+  concurrency = 1,
+): Dispatcher {
   return new Dispatcher({
     kind: 'stats',
     connection: redis,
     keys: keyspace(prefix),
-    concurrency: 1,
+    concurrency,
     logger: createLogger({ level: 'silent' }),
     clock: systemClock,
     scheduleOf: () => Promise.resolve({ weight: 1, maxConcurrency: Infinity, paused: false }),
@@ -83,5 +86,37 @@ describe('the logger a processor gets', () => {
       await d.close();
     }
     expect(bindings).toMatchObject({ kind: 'stats', tenant_id: 'globex', job_id: jobId });
+  });
+});
+
+describe('a tenant whose jobs come one at a time', () => {
+  it('costs about one fetch per job, however many slots are free', async () => {
+    // Each job is added only after the previous one ended: never a backlog. A chain that found the
+    // queue empty once made the dispatcher treat the tenant as backlogged, and every other job
+    // then sent a burst of fetches (up to the tenant's cap), all but one of them empty.
+    let done = () => undefined as void;
+    const d = dispatcher(() => {
+      done();
+      return Promise.resolve();
+    }, 20);
+    await d.start();
+    const queues = new TenantQueues(redis, prefix);
+    const jobs = 12;
+    try {
+      for (let i = 0; i < jobs; i++) {
+        const ran = new Promise<void>((resolve) => (done = resolve));
+        await queues.queue('initech', 'stats').add('stats', { tenantId: 'initech', i });
+        await queues.announce('initech', 'stats');
+        await ran;
+        // The job's completion (and its chained fetch) is over before the next job arrives.
+        await new Promise((resolve) => setTimeout(resolve, 30));
+      }
+    } finally {
+      await queues.close();
+      await d.close();
+    }
+    expect(d.counters.fetchHits).toBe(jobs);
+    // One fetch per job, plus a spare now and then (the periodic refresh of the active set).
+    expect(d.counters.fetches).toBeLessThanOrEqual(jobs + 4);
   });
 });
