@@ -77,7 +77,6 @@ export async function compose(options: CompositionOptions): Promise<Composition>
   const tenants = new TenantDirectory(db, redis, keys);
   // Configuration changed through any process leaves this process's cache at once.
   const configReader = new EffectiveConfigReader({ db, redis, keys, tenants, clock, logger });
-  await configReader.watch(channels);
   // Asymmetric keys, when configured, replace the HS256 secret (no development secret is made then).
   const tokenKeys = config.jwtKeys
     ? { keys: config.jwtKeys }
@@ -91,6 +90,8 @@ export async function compose(options: CompositionOptions): Promise<Composition>
     clock,
     logger,
   });
+  // Configuration (and plugin) changes made through any process leave this process's caches at once.
+  await configReader.watch(channels, [plugins.forgetTenant]);
   const ingress = new IngressGate(config.ingress);
   ingress.start();
   const telemetry = new TelemetryRecorder({ redis, keys, clock, logger });

@@ -10,6 +10,7 @@ import type { Clock } from '../domain/clock';
 import { AGENT_CONFIG_CATEGORIES, type ConfigCategory } from '../domain/configuration/categories';
 import { type ConfigLayer, type EffectiveConfig, resolveConfig } from '../domain/configuration/precedence';
 import { createIsolationContext } from '../domain/isolationContext';
+import { TenantSnapshots } from '../domain/tenantSnapshots';
 import type { Logger } from '../logger';
 import type { ChannelHub } from '../redis/channelHub';
 import type { Keyspace } from '../redis/keys';
@@ -45,13 +46,6 @@ export interface TenantSettingsSource {
 
 /** Backstop TTL of a cached tenant configuration, ms (changes normally arrive by pub/sub). */
 export const CONFIG_CACHE_TTL_MS = 5000;
-const MAX_TENANTS = 10_000;
-
-interface Snapshot {
-  rows: TenantConfigRows;
-  expiresAt: number;
-}
-
 export interface EffectiveConfigReaderOptions {
   db: Database;
   redis: Redis;
@@ -63,27 +57,27 @@ export interface EffectiveConfigReaderOptions {
 }
 
 export class EffectiveConfigReader {
-  private readonly snapshots = new Map<string, Snapshot>();
-  private readonly loading = new Map<string, Promise<TenantConfigRows>>();
-  /** Bumped by every change notice: a read started before it is not cached. */
-  private readonly generations = new Map<string, number>();
-  private readonly ttlMs: number;
+  private readonly snapshots: TenantSnapshots<TenantConfigRows>;
 
   constructor(private readonly o: EffectiveConfigReaderOptions) {
-    this.ttlMs = o.ttlMs ?? CONFIG_CACHE_TTL_MS;
+    this.snapshots = new TenantSnapshots(
+      (tenantId) => o.db.withTenant(createIsolationContext({ tenantId }), (db) => tenantConfigRows(db)),
+      { clock: o.clock, ttlMs: o.ttlMs ?? CONFIG_CACHE_TTL_MS },
+    );
   }
 
   /** Every category's effective values and sources for `ctx`. */
   async effectiveConfig(ctx: ConfigContext): Promise<EffectiveConfig> {
-    const [rows, tenant] = await Promise.all([this.rowsOf(ctx.tenantId), this.o.tenants.get(ctx.tenantId)]);
+    const [rows, tenant] = await Promise.all([
+      this.snapshots.get(ctx.tenantId),
+      this.o.tenants.get(ctx.tenantId),
+    ]);
     return resolveConfig((category) => layersOf(category, rows, tenant?.settings, ctx));
   }
 
   /** Drops a tenant's cached configuration in this process. */
   forget(tenantId: string): void {
-    this.generations.set(tenantId, (this.generations.get(tenantId) ?? 0) + 1);
-    this.snapshots.delete(tenantId);
-    this.loading.delete(tenantId);
+    this.snapshots.forget(tenantId);
   }
 
   /** Drops it here and tells every process (`watch`) to. */
@@ -92,42 +86,28 @@ export class EffectiveConfigReader {
     await this.o.redis.publish(this.o.keys.configChanged(), tenantId);
   }
 
-  /** Follows change notices of every process; resolves once subscribed. Returns the unsubscribe. */
-  async watch(channels: ChannelHub): Promise<() => void> {
-    const offConfig = await channels.subscribe(this.o.keys.configChanged(), (tenantId) =>
-      this.forget(tenantId),
-    );
+  /**
+   * Follows change notices of every process; resolves once subscribed. Returns the unsubscribe.
+   * `alsoForget`: other per-tenant caches of this process that the same notices invalidate (the
+   * plugin runtime's enabled plugins).
+   */
+  async watch(
+    channels: ChannelHub,
+    alsoForget: readonly ((tenantId: string) => void)[] = [],
+  ): Promise<() => void> {
+    const forget = (tenantId: string) => {
+      this.forget(tenantId);
+      for (const f of alsoForget) f(tenantId);
+    };
+    const offConfig = await channels.subscribe(this.o.keys.configChanged(), forget);
     const offAgents = await channels.subscribe(this.o.keys.agentChanged(), (message) => {
       const { tenant_id: tenantId } = JSON.parse(message) as { tenant_id?: unknown };
-      if (typeof tenantId === 'string') this.forget(tenantId);
+      if (typeof tenantId === 'string') forget(tenantId);
     });
     return () => {
       offConfig();
       offAgents();
     };
-  }
-
-  private rowsOf(tenantId: string): Promise<TenantConfigRows> {
-    const now = this.o.clock.now();
-    const hit = this.snapshots.get(tenantId);
-    if (hit && hit.expiresAt > now) return Promise.resolve(hit.rows);
-    let pending = this.loading.get(tenantId);
-    if (pending) return pending;
-    const generation = this.generations.get(tenantId) ?? 0;
-    pending = this.o.db
-      .withTenant(createIsolationContext({ tenantId }), (db) => tenantConfigRows(db))
-      .then((rows) => {
-        if ((this.generations.get(tenantId) ?? 0) === generation) {
-          if (this.snapshots.size >= MAX_TENANTS) this.snapshots.delete(this.snapshots.keys().next().value!);
-          this.snapshots.set(tenantId, { rows, expiresAt: now + this.ttlMs });
-        }
-        return rows;
-      })
-      .finally(() => {
-        if (this.loading.get(tenantId) === pending) this.loading.delete(tenantId);
-      });
-    this.loading.set(tenantId, pending);
-    return pending;
   }
 }
 

@@ -1,6 +1,7 @@
 import type { Database } from '../db/database';
 import { enabledTenantPlugins, type TenantPluginRow } from '../db/repositories/plugins';
 import { createIsolationContext } from '../domain/isolationContext';
+import { TenantSnapshots } from '../domain/tenantSnapshots';
 import type { Logger } from '../logger';
 import type { CatalogEntry, PluginCatalog } from './catalog';
 import type { ComponentKind, ComponentResult, EventType, PluginContext, PluginMessage } from './manifest';
@@ -19,6 +20,9 @@ export interface PluginOutcome {
   durationMs: number;
 }
 
+/** Longest a process uses a tenant's enabled plugins without re-reading them, ms (as configuration). */
+export const ENABLED_TTL_MS = 5000;
+
 /** A tenant's enabled plugin, with its catalog entry. */
 export interface EnabledPlugin {
   entry: CatalogEntry;
@@ -32,6 +36,13 @@ export interface EnabledPlugin {
  */
 export class PluginRuntime {
   readonly sandbox: PluginSandbox;
+  /**
+   * Each tenant's enabled plugin rows, read once per `ENABLED_TTL_MS` instead of in a transaction
+   * of their own for every heartflow pass. The plugin routes announce every change on the
+   * configuration channel, whose notices `forgetTenant` (wired by `EffectiveConfigReader.watch`)
+   * turn into a re-read; the TTL bounds staleness only when a notice is lost.
+   */
+  private readonly enabledRows: TenantSnapshots<TenantPluginRow[]>;
 
   constructor(
     readonly catalog: PluginCatalog,
@@ -45,7 +56,15 @@ export class PluginRuntime {
         ...(host.logger ? { logger: host.logger } : {}),
       });
     this.sandbox.start();
+    this.enabledRows = new TenantSnapshots(
+      (tenantId) =>
+        host.db.withTenant(createIsolationContext({ tenantId }), (db) => enabledTenantPlugins(db)),
+      { clock: host.clock, ttlMs: ENABLED_TTL_MS },
+    );
   }
+
+  /** Drops the tenant's enabled plugins read so far (a plugin was installed, switched or changed). */
+  readonly forgetTenant = (tenantId: string): void => this.enabledRows.forget(tenantId);
 
   get db(): Database {
     return this.host.db;
@@ -53,9 +72,7 @@ export class PluginRuntime {
 
   /** The tenant's enabled plugins that the catalog still has (an uninstalled module is skipped). */
   async enabled(tenantId: string): Promise<EnabledPlugin[]> {
-    const rows = await this.host.db.withTenant(createIsolationContext({ tenantId }), (db) =>
-      enabledTenantPlugins(db),
-    );
+    const rows = await this.enabledRows.get(tenantId);
     return rows.flatMap((row) => {
       const entry = this.catalog.get(row.plugin_id);
       return entry ? [{ entry, row }] : [];

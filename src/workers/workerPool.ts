@@ -127,13 +127,6 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     logger: o.logger,
     ...(o.configCacheTtlMs ? { ttlMs: o.configCacheTtlMs } : {}),
   });
-  try {
-    await config.watch(channels);
-  } catch (err) {
-    await channels.close();
-    connection.disconnect();
-    throw err;
-  }
   const plugins =
     o.plugins &&
     new PluginRuntime(o.plugins, {
@@ -142,6 +135,14 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
       logger: o.logger,
       complete: pluginCompletion(o.db, llm, o.secretBox),
     });
+  try {
+    await config.watch(channels, plugins ? [plugins.forgetTenant] : []);
+  } catch (err) {
+    await plugins?.close();
+    await channels.close();
+    connection.disconnect();
+    throw err;
+  }
   const heartflowDeps: HeartflowDeps = {
     config,
     db: o.db,

@@ -128,6 +128,18 @@ describe('plugins in the heartflow', () => {
     expect(await replyCalls('globex', 'cmd-1')).toBe(1);
   });
 
+  it('enabling and disabling it there takes effect from the very next message (the workers cache enabled plugins)', async () => {
+    // The worker has just read globex's enabled plugins (the test above): a cached list that only
+    // the change notice of the plugin routes can renew within its 5 s lifetime.
+    expect((await send(globex, '/roll 1d6', 'cmd-2', 'private')).body.data.response).not.toMatch(/🎲/);
+    expect((await app.request('POST', '/plugins/dice/enable', { token: globex })).status).toBe(200);
+    const enabled = await send(globex, '/roll 1d6', 'cmd-2', 'private');
+    expect(enabled.body.data.response).toMatch(/^🎲 1d6: \d+/);
+    expect((await app.request('POST', '/plugins/dice/disable', { token: globex })).status).toBe(200);
+    const disabled = await send(globex, '/roll 1d6', 'cmd-2', 'private');
+    expect(disabled.body.data.response).not.toMatch(/🎲/);
+  });
+
   it('an on_message handler answers keywords in the chats configured, and only there', async () => {
     const hit = await send(acme, '大家早安', 'kw-1');
     expect(hit.body.data).toMatchObject({ status: 'replied', response: '早安呀～' });

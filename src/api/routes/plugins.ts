@@ -129,6 +129,11 @@ export function pluginsRoutes({ router, registry, deps }: RouteContext): void {
     if (!entry) throw new NotFoundError('NOT_FOUND', 'no such plugin', { plugin_id: pluginId });
     return entry;
   };
+  /** The heartflow of every process reads a tenant's enabled plugins from a cache: renewed now. */
+  const pluginsChanged = async (tenantId: string) => {
+    deps.plugins.forgetTenant(tenantId);
+    await deps.configReader.announce(tenantId);
+  };
   const installed = async (tenantId: string, pluginId: string) => {
     const entry = catalogEntry(pluginId);
     const row = await deps.db.withTenant(createIsolationContext({ tenantId }), (db) =>
@@ -211,6 +216,7 @@ export function pluginsRoutes({ router, registry, deps }: RouteContext): void {
           details: { plugin_id: entry.manifest.id },
         });
       }
+      await pluginsChanged(tenantId);
       return { status: 201, data: pluginBody(entry, row) };
     },
   });
@@ -233,6 +239,7 @@ export function pluginsRoutes({ router, registry, deps }: RouteContext): void {
         const row = await deps.db.withTenant(createIsolationContext({ tenantId }), (db) =>
           updateTenantPlugin(db, params.plugin_id, { status }),
         );
+        await pluginsChanged(tenantId);
         return { data: pluginBody(entry, row) };
       },
     });
@@ -279,6 +286,7 @@ export function pluginsRoutes({ router, registry, deps }: RouteContext): void {
       await deps.db.withTenant(createIsolationContext({ tenantId }), (db) =>
         updateTenantPlugin(db, params.plugin_id, { config }),
       );
+      await pluginsChanged(tenantId);
       return { data: { plugin_id: params.plugin_id, config } };
     },
   });
