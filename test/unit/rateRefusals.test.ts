@@ -36,7 +36,7 @@ describe('RateRefusals', () => {
   });
 
   it('stays within its bound: expired entries go first, then the oldest', () => {
-    const r = new RateRefusals(3);
+    const r = new RateRefusals(3, 0);
     r.remember('a', 0, 10);
     r.remember('b', 0, 1000);
     r.remember('c', 0, 1000);
@@ -47,5 +47,18 @@ describe('RateRefusals', () => {
     expect(r.size).toBe(3);
     expect(r.refusal(['b'], 30)).toBeUndefined();
     expect(r.refusal(['e'], 30)?.bucket).toBe('e');
+  });
+
+  it('holds a refusal for at least its hold time (the tokens refilled meanwhile are kept), at most a second', () => {
+    const r = new RateRefusals(10, 100);
+    r.remember('t:credential:k', 0, 10); // the next token in 10 ms (100/s)
+    expect(r.refusal(['t:credential:k'], 50)).toEqual({ bucket: 't:credential:k', waitMs: 50 });
+    expect(r.refusal(['t:credential:k'], 100)).toBeUndefined();
+    r.remember('t:credential:k', 0, 400); // a longer wait than the hold: the wait
+    expect(r.refusal(['t:credential:k'], 399)?.waitMs).toBe(1);
+    const long = new RateRefusals(10, 5000);
+    long.remember('t:tenant', 0, 10);
+    expect(long.refusal(['t:tenant'], 999)).toBeDefined();
+    expect(long.refusal(['t:tenant'], 1000)).toBeUndefined();
   });
 });
