@@ -14,7 +14,16 @@ interface TenantChannel {
   waiters: Map<string, ((e: MessageDoneEvent) => void)[]>;
   /** Resolves once subscribed, with the function that unsubscribes. */
   subscription: Promise<() => void>;
+  /** Set while the channel has no waiter: unsubscribes unless a send waits again first. */
+  idle?: NodeJS.Timeout | undefined;
 }
+
+/**
+ * How long a tenant's channel stays subscribed after its last waiter, ms. An adapter waiting on
+ * its sends one at a time would otherwise cost a SUBSCRIBE and an UNSUBSCRIBE per message; an idle
+ * channel costs only the announcements it carries meanwhile, dropped unparsed.
+ */
+export const LINGER_MS = 10_000;
 
 /**
  * The `?wait` requests of one process, per tenant: one listener on the tenant's `messageDone`
@@ -28,7 +37,13 @@ export class OutcomeWaiters {
   constructor(
     private readonly channels: ChannelHub,
     private readonly keys: Keyspace,
+    private readonly lingerMs = LINGER_MS,
   ) {}
+
+  /** Tenants whose channel is subscribed (or subscribing) now. */
+  get subscribedTenants(): number {
+    return this.tenants.size;
+  }
 
   /** Resolves once the tenant's channel is subscribed; rejects (503) when Redis cannot subscribe. */
   async expect(tenantId: string, messageId: string): Promise<Expectation> {
@@ -50,6 +65,8 @@ export class OutcomeWaiters {
         if (this.tenants.get(tenantId) === channel) this.tenants.delete(tenantId);
       });
     }
+    clearTimeout(channel.idle);
+    channel.idle = undefined;
     const { waiters } = channel;
     let resolveOutcome!: (e: MessageDoneEvent) => void;
     const outcome = new Promise<MessageDoneEvent>((resolve) => (resolveOutcome = resolve));
@@ -75,13 +92,18 @@ export class OutcomeWaiters {
     return { outcome, cancel };
   }
 
-  /** Unsubscribes a tenant's channel once its last waiter is gone. */
+  /** Unsubscribes a tenant's channel once its last waiter has been gone for `lingerMs`. */
   private release(tenantId: string, channel: TenantChannel): void {
     if (channel.waiters.size > 0 || this.tenants.get(tenantId) !== channel) return;
-    this.tenants.delete(tenantId);
-    channel.subscription.then(
-      (unsubscribe) => unsubscribe(),
-      () => undefined,
-    );
+    clearTimeout(channel.idle);
+    channel.idle = setTimeout(() => {
+      if (channel.waiters.size > 0 || this.tenants.get(tenantId) !== channel) return;
+      this.tenants.delete(tenantId);
+      channel.subscription.then(
+        (unsubscribe) => unsubscribe(),
+        () => undefined,
+      );
+    }, this.lingerMs);
+    channel.idle.unref();
   }
 }
