@@ -5,14 +5,15 @@ import { binOf } from '../domain/latencyHistogram';
 import type { Logger } from '../logger';
 import { hashTagOf, isCluster } from '../redis/connect';
 import type { Keyspace } from '../redis/keys';
+import { RedisScript } from '../redis/redisScript';
 
 /**
  * What every process (API and worker) measures, summed across processes in Redis so that any API
  * process can answer for the installation (`/stats/api`, `/stats/performance`, `/monitor/status`,
  * the job and LLM series of `/metrics`).
  *
- * Observations accumulate in memory and are flushed every `flushMs` in one pipeline of HINCRBYs:
- * a request costs no Redis round trip of its own. Each latency sample lands in three buckets at
+ * Observations accumulate in memory and are flushed every `flushMs` in one script call (`FLUSH`,
+ * one per hash tag on a cluster): a request costs no Redis round trip of its own. Each latency sample lands in three buckets at
  * once, a minute, an hour and a day (the roll-up is done at write time, so no job has to merge
  * minutes later), each once for the installation and once for the tenant when there is one.
  * Bucket keys expire after their retention (`BUCKET_RETENTION_MS`): the purge is Redis's.
@@ -33,6 +34,27 @@ export type TelemetrySeries = 'api' | 'job' | 'llm';
 export const SEP = '\t';
 /** Field suffix of a label's summed latency, µs (the bins hold counts). */
 export const SUM_FIELD = 'sum';
+
+/**
+ * A flush's increments in one command: for each key, its field count and expiry (ms since the
+ * epoch, 0 = none), then its field and increment pairs. A pipeline of HINCRBYs cost the client a
+ * command object, a promise and a reply per field (hundreds per flush in a busy process).
+ */
+const FLUSH = new RedisScript(`
+local a = 1
+for i = 1, #KEYS do
+  local fields, expiry = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  a = a + 2
+  for _ = 1, fields do
+    redis.call('HINCRBY', KEYS[i], ARGV[a], ARGV[a + 1])
+    a = a + 2
+  end
+  if expiry > 0 then redis.call('PEXPIREAT', KEYS[i], expiry) end
+end
+return #KEYS`);
+
+/** Most increments one flush script carries (a longer flush is split, so none blocks Redis long). */
+const FIELDS_PER_SCRIPT = 500;
 
 export interface TelemetryRecorderOptions {
   redis: Redis;
@@ -112,8 +134,8 @@ export class TelemetryRecorder {
     const expiries = this.expiries;
     this.pending = new Map();
     this.expiries = new Map();
-    // A cluster runs a pipeline only when its keys live on one node: the installation's buckets
-    // (`{_tm}`) and each tenant's (its own tag) are then written by one pipeline per hash tag.
+    // A cluster runs a script only on keys of one slot: the installation's buckets (`{_tm}`) and
+    // each tenant's (its own tag) are then written by one script call per hash tag.
     const cluster = isCluster(this.o.redis);
     const groups = new Map<string, string[]>();
     for (const key of pending.keys()) {
@@ -122,18 +144,24 @@ export class TelemetryRecorder {
       if (keys) keys.push(key);
       else groups.set(group, [key]);
     }
-    const results = await Promise.all(
-      [...groups.values()].map(async (keys) => {
-        const pipeline = this.o.redis.pipeline();
-        for (const key of keys) {
-          for (const [field, n] of pending.get(key)!) pipeline.hincrby(key, field, n);
-          const expiry = expiries.get(key);
-          if (expiry !== undefined) pipeline.pexpireat(key, expiry);
+    const scripts: { keys: string[]; args: (string | number)[] }[] = [];
+    for (const keys of groups.values()) {
+      let script = { keys: [] as string[], args: [] as (string | number)[] };
+      let fields = 0;
+      for (const key of keys) {
+        if (fields >= FIELDS_PER_SCRIPT) {
+          scripts.push(script);
+          script = { keys: [], args: [] };
+          fields = 0;
         }
-        return (await pipeline.exec()) ?? [];
-      }),
-    );
-    const failed = results.flat().find(([err]) => err)?.[0];
-    if (failed) throw failed;
+        const increments = pending.get(key)!;
+        script.keys.push(key);
+        script.args.push(increments.size, expiries.get(key) ?? 0);
+        for (const [field, n] of increments) script.args.push(field, n);
+        fields += increments.size;
+      }
+      scripts.push(script);
+    }
+    await Promise.all(scripts.map(({ keys, args }) => FLUSH.run(this.o.redis, keys, args)));
   }
 }
