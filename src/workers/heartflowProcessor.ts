@@ -6,7 +6,6 @@ import { recordEmojiUse } from '../db/repositories/emoji';
 import {
   claimWithHistory,
   type InboundMessage,
-  replyContext,
   requeueFailed,
   storeInbound,
   type StreamHeartflow,
@@ -297,8 +296,8 @@ interface StreamContext {
 }
 
 /**
- * Claims the pending messages and reads everything a reply needs, in one unit of work of two
- * statements (storing the job's own message first, when given).
+ * Claims the pending messages and reads the agent and the stream's state (one statement), then the
+ * memories for the prompt, in one unit of work (storing the job's own message first, when given).
  */
 async function loadStream(
   db: TenantDb,
@@ -308,7 +307,13 @@ async function loadStream(
   memoryLimit: number,
 ): Promise<StreamContext> {
   if (store) await storeInbound(db, [store]);
-  const { pending, history } = await claimWithHistory(db, ctx.chatStreamId, BATCH_LIMIT, HISTORY);
+  const { pending, history, context } = await claimWithHistory(
+    db,
+    ctx.agentId,
+    ctx.chatStreamId,
+    BATCH_LIMIT,
+    HISTORY,
+  );
   if (pending.length === 0) {
     return {
       pending,
@@ -319,7 +324,6 @@ async function loadStream(
       memories: [],
     };
   }
-  const context = await replyContext(db, ctx.agentId, ctx.chatStreamId);
   const memories = await memoriesForPrompt(
     db,
     ctx,

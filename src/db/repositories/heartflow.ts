@@ -10,50 +10,8 @@ export interface ClaimedStream {
   pending: MessageRow[];
   /** The stream's latest messages, newest first (claimed ones included, as they were). */
   history: MessageRow[];
-}
-
-/**
- * Claims the stream's pending inbound messages (queued, or left `processing` by a worker that
- * died), oldest first, at most `limit`, and marks them `processing`; and reads the stream's
- * latest `historyLimit` messages: one statement. The history comes from the statement's
- * snapshot, so the messages just claimed are in it with the status they had before. The caller
- * holds the stream's lock.
- */
-export async function claimWithHistory(
-  db: TenantDb,
-  chatStreamId: string,
-  limit: number,
-  historyLimit: number,
-): Promise<ClaimedStream> {
-  const { rows } = await db.query<MessageRow & { part: 'pending' | 'history' }>(
-    `WITH claimed AS (
-       UPDATE messages SET status = 'processing'
-       WHERE tenant_id = $1 AND message_id IN (
-         SELECT message_id FROM messages
-         WHERE tenant_id = $1 AND chat_stream_id = $2 AND direction = 'in' AND status IN ('queued', 'processing')
-         ORDER BY created_at, message_id LIMIT $3)
-       RETURNING *),
-     recent AS (
-       SELECT * FROM messages WHERE tenant_id = $1 AND chat_stream_id = $2
-       ORDER BY created_at DESC, message_id DESC LIMIT $4)
-     SELECT 'pending' AS part, claimed.* FROM claimed
-     UNION ALL
-     SELECT 'history' AS part, recent.* FROM recent`,
-    [db.ctx.tenantId, chatStreamId, limit, historyLimit],
-  );
-  const byTime = (a: MessageRow, b: MessageRow) =>
-    a.created_at.getTime() - b.created_at.getTime() || a.message_id.localeCompare(b.message_id);
-  const strip = ({ part: _part, ...row }: MessageRow & { part: string }): MessageRow => row;
-  return {
-    pending: rows
-      .filter((r) => r.part === 'pending')
-      .map(strip)
-      .sort(byTime),
-    history: rows
-      .filter((r) => r.part === 'history')
-      .map(strip)
-      .sort((a, b) => byTime(b, a)),
-  };
+  /** The agent and the stream's heartflow, read by the same statement. */
+  context: ReplyContext;
 }
 
 /**
@@ -65,25 +23,64 @@ export interface ReplyContext {
   heartflow: StreamHeartflow | undefined;
 }
 
-/** `ReplyContext` in one statement (one row of two JSON values). */
-export async function replyContext(
+type ClaimRow = MessageRow & {
+  part: 'pending' | 'history' | 'context';
+  agent: ReplyContext['agent'] | null;
+  heartflow: StreamHeartflow | null;
+};
+
+/**
+ * Claims the stream's pending inbound messages (queued, or left `processing` by a worker that
+ * died), oldest first, at most `limit`, and marks them `processing`; reads the stream's latest
+ * `historyLimit` messages; and reads the agent and the stream's heartflow state (one row of their
+ * own, its message columns NULL): one statement, one round trip. The history comes from the
+ * statement's snapshot, so the messages just claimed are in it with the status they had before.
+ * The caller holds the stream's lock.
+ */
+export async function claimWithHistory(
   db: TenantDb,
   agentId: string,
   chatStreamId: string,
-): Promise<ReplyContext> {
-  const { rows } = await db.query<{
-    agent: ReplyContext['agent'] | null;
-    heartflow: StreamHeartflow | null;
-  }>(
-    `SELECT
+  limit: number,
+  historyLimit: number,
+): Promise<ClaimedStream> {
+  const { rows } = await db.query<ClaimRow>(
+    `WITH claimed AS (
+       UPDATE messages SET status = 'processing'
+       WHERE tenant_id = $1 AND message_id IN (
+         SELECT message_id FROM messages
+         WHERE tenant_id = $1 AND chat_stream_id = $2 AND direction = 'in' AND status IN ('queued', 'processing')
+         ORDER BY created_at, message_id LIMIT $3)
+       RETURNING *),
+     recent AS (
+       SELECT * FROM messages WHERE tenant_id = $1 AND chat_stream_id = $2
+       ORDER BY created_at DESC, message_id DESC LIMIT $4)
+     SELECT 'pending' AS part, claimed.*, NULL::json AS agent, NULL::json AS heartflow FROM claimed
+     UNION ALL
+     SELECT 'history' AS part, recent.*, NULL::json, NULL::json FROM recent
+     UNION ALL
+     SELECT 'context' AS part, (NULL::messages).*,
        (SELECT json_build_object('name', a.name, 'config', a.config) FROM agents a
-         WHERE a.tenant_id = $1 AND a.agent_id = $2) AS agent,
+         WHERE a.tenant_id = $1 AND a.agent_id = $5),
        (SELECT json_build_object('heartflow_state', s.heartflow_state, 'chat_type', s.chat_type) FROM chat_streams s
-         WHERE s.tenant_id = $1 AND s.chat_stream_id = $3) AS heartflow`,
-    [db.ctx.tenantId, agentId, chatStreamId],
+         WHERE s.tenant_id = $1 AND s.chat_stream_id = $2)`,
+    [db.ctx.tenantId, chatStreamId, limit, historyLimit, agentId],
   );
-  const row = rows[0]!;
-  return { agent: row.agent ?? undefined, heartflow: row.heartflow ?? undefined };
+  const byTime = (a: MessageRow, b: MessageRow) =>
+    a.created_at.getTime() - b.created_at.getTime() || a.message_id.localeCompare(b.message_id);
+  const strip = ({ part: _part, agent: _agent, heartflow: _heartflow, ...row }: ClaimRow): MessageRow => row;
+  const context = rows.find((r) => r.part === 'context');
+  return {
+    pending: rows
+      .filter((r) => r.part === 'pending')
+      .map(strip)
+      .sort(byTime),
+    history: rows
+      .filter((r) => r.part === 'history')
+      .map(strip)
+      .sort((a, b) => byTime(b, a)),
+    context: { agent: context?.agent ?? undefined, heartflow: context?.heartflow ?? undefined },
+  };
 }
 
 /** A stream's heartflow state (its settings are configuration: `EffectiveConfigReader`). */
