@@ -1,0 +1,83 @@
+import { Redis } from 'ioredis';
+import pg from 'pg';
+
+import { Dispatcher } from '../../src/queues/dispatcher';
+import { type RuntimeHarness, startRuntimeHarness } from '../support/runtimeHarness';
+
+/**
+ * What one quiet `?wait` message costs in round trips, through a whole process composed as `npm
+ * start` runs it: PostgreSQL statements, Redis commands and heartflow fetches, counted by wrapping
+ * the clients. On a VM where every socket write is a syscall costing tens of µs, these counts,
+ * not any single statement, are what a flood multiplies for every tenant (issue 9). The budgets
+ * sit a little above today's counts (≈ 10.9 statements, ≈ 25 commands, ≈ 1.2 fetches, 7 Dec) so
+ * background work (memory and stats jobs, timers) does not make the test flaky, and well below
+ * what they were before (15.5, 64 and 4.4).
+ */
+
+jest.setTimeout(120_000);
+
+let h: RuntimeHarness;
+
+beforeAll(async () => {
+  h = await startRuntimeHarness();
+});
+
+afterAll(async () => {
+  await h.close();
+});
+
+function counting<T extends object, K extends keyof T>(
+  proto: T,
+  method: K,
+  count: (args: unknown[]) => void,
+) {
+  const original = proto[method] as (...args: unknown[]) => unknown;
+  (proto as Record<K, unknown>)[method] = function (this: unknown, ...args: unknown[]) {
+    count(args);
+    return original.apply(this, args);
+  };
+  return () => void ((proto as Record<K, unknown>)[method] = original);
+}
+
+it('a quiet ?wait message stays within its PostgreSQL, Redis and fetch budgets', async () => {
+  const key = await h.tenantWithKey('budget');
+  const send = (i: number) =>
+    h.call('POST', '/chat/send?wait=10000', {
+      apiKey: key,
+      body: {
+        message: `@麦麦 你好，第${i}条`,
+        chat_stream_id: `s${i % 3}`,
+        platform: 'qq',
+        sender_info: { user_id: `u${i}`, username: 'u' },
+      },
+    });
+  // Warm up: the tenant's caches, queues and subscriptions exist before counting.
+  for (let i = 0; i < 5; i++) await send(i);
+  await new Promise((r) => setTimeout(r, 500));
+
+  let statements = 0;
+  let commands = 0;
+  let fetches = 0;
+  const restore = [
+    counting(pg.Client.prototype, 'query', () => statements++),
+    counting(Redis.prototype, 'sendCommand', () => commands++),
+    counting(Dispatcher.prototype as unknown as Record<string, unknown>, 'fetch', () => fetches++),
+  ];
+  const n = 30;
+  const statuses = new Set<unknown>();
+  try {
+    for (let i = 0; i < n; i++) {
+      statuses.add((await send(100 + i)).data.status);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  } finally {
+    for (const r of restore) r();
+  }
+  expect([...statuses]).toEqual(['replied']);
+  const perMessage = { statements: statements / n, commands: commands / n, fetches: fetches / n };
+  expect(perMessage.statements).toBeLessThanOrEqual(12.5);
+  expect(perMessage.commands).toBeLessThanOrEqual(35);
+  // Fetches of every kind (heartflow, memory, stats, delivery) per message.
+  expect(perMessage.fetches).toBeLessThanOrEqual(2.5);
+});
