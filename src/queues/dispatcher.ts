@@ -117,8 +117,9 @@ interface TenantEntry {
   /** Fetches (`getNextJob`) out now. */
   fetching: number;
   /**
-   * Fetches in a row that found a job, back to 0 when one (or a chain) finds none: from two on, up
-   * to `FETCH_AHEAD` may be out at once.
+   * Fetches in a row that found a job, back to 0 when one finds none or a settle finds nothing
+   * ready (after a chained fetch came back empty): from two on, up to `FETCH_AHEAD` may be out at
+   * once.
    */
   streak: number;
   /** A `settleEmpty` is running; another empty fetch meanwhile sets `resettle` instead. */
@@ -472,8 +473,6 @@ export class Dispatcher {
    */
   private async settleEmpty(tenantId: string): Promise<void> {
     const entry = this.tenants.get(tenantId)!;
-    // The backlog, if there was one, is gone: the next wake-up sends one fetch, not a burst.
-    entry.streak = 0;
     // At once, so no pick meanwhile goes for a job that is not there; the read below brings the
     // tenant back if there is work after all.
     this.scheduler.unpick(tenantId);
@@ -526,6 +525,9 @@ export class Dispatcher {
       ),
     ]);
     const [ready = 0, delayed = 0, active = 0, paused = 0, due = 0, failed = 0] = state as number[];
+    // Nothing ready: the backlog, if there was one, is gone, and the next wake-up sends one fetch,
+    // not a burst (a chained fetch that found nothing used to leave the streak as it was).
+    if (ready === 0) entry.streak = 0;
     if (failed > 0 !== entry.failedListed) this.listFailed(tenantId, failed > 0);
     if (ready + delayed + active > 0) await this.o.connection.sadd(activeSet, tenantId);
     if (paused) return; // resuming announces the queue again
