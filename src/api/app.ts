@@ -11,6 +11,7 @@ import { PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from
 import type { Logger } from '../logger';
 import { errorHandler, type RequestLocals, sendError } from './envelope';
 import { docsRoutes } from './http/docsPage';
+import { earlyRateRefusal } from './http/earlyRefusal';
 import { assertUtf8Body, rejectUnsafeInput } from './http/inputSafety';
 import { ApiMetrics } from './http/metrics';
 import { createOpenApiRegistry, generateOpenApiDocument } from './http/openapiDocument';
@@ -150,6 +151,10 @@ export function createApp(deps: Dependencies): express.Express {
   v1.use(baseRoutes(deps));
   // Before the authenticator: the scraper's METRICS_TOKEN bearer is not a JWT.
   v1.use(metricsRoutes(deps, metrics));
+  // A sender its rate limit refused a moment ago is refused again before authentication and
+  // before its body is read: a flood over its rate costs a digest and a lookup per request.
+  const early = earlyRateRefusal(); // wall-clock time, like the buckets (Redis TIME)
+  v1.post('/chat/send', early.refuse);
   v1.use(authenticateRequests(authenticator));
   // Admission before the body is read: a request the gate turns away costs no parse.
   v1.use(deps.ingress.middleware());
@@ -167,6 +172,7 @@ export function createApp(deps: Dependencies): express.Express {
   v1.use(bodyParserErrors);
   v1.use(rejectUnsafeInput);
   mountRoutes({ router: v1, registry, deps });
+  v1.use(early.remember);
   const openapi = generateOpenApiDocument(registry, deps.version);
   const openapiJson = JSON.stringify(openapi);
   const openapiTag = `"${createHash('sha1').update(openapiJson).digest('base64url')}"`;

@@ -284,6 +284,30 @@ describe('limits', () => {
     expect((await send({ message: '4' }, { token: t.token })).status).toBe(200);
   });
 
+  it('refuses that credential before reading its body or authenticating it while its bucket refills', async () => {
+    const t = await newTenant({ credential_rate_limit_per_second: 1 });
+    const other = await app.tokenFor({ role: 'tenant_admin', tenantId: t.tenantId, sub: 'another-sender' });
+    expect((await send({ message: '1' }, { token: t.token })).status).toBe(200);
+    const limited = await send({ message: '2' }, { token: t.token });
+    expect(limited.status).toBe(429);
+    const waitMs = Number(limited.body.error?.details?.retry_after_ms);
+    // Not even a body: a request that reached validation would be a 400.
+    const early = await send(undefined, { token: t.token });
+    expect(early.status).toBe(429);
+    expect(early.body.error).toMatchObject({
+      code: 'RATE_LIMIT_EXCEEDED',
+      details: { limit: 'credential', rate_per_second: 1 },
+    });
+    expect(Number(early.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    // Another credential of the tenant, and the same one on another route, are not refused.
+    expect((await send({ message: '3' }, { token: other })).status).toBe(200);
+    expect((await send(undefined, { token: other })).status).toBe(400);
+    expect((await app.request('GET', '/auth/me', { token: t.token })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, waitMs + 50));
+    expect((await send(undefined, { token: t.token })).status).toBe(400);
+    expect((await send({ message: '4' }, { token: t.token })).status).toBe(200);
+  });
+
   it('answers 429 QUOTA_EXCEEDED until UTC midnight once the daily quota is spent', async () => {
     const t = await newTenant({ quotas: { daily_messages: 2 } });
     expect((await send({ message: '1' }, { token: t.token })).status).toBe(200);

@@ -1,0 +1,60 @@
+import type { NextFunction, Request, Response } from 'express';
+
+import { RateLimitError } from '../../errors';
+import { CredentialRefusals } from '../../ingress/credentialRefusals';
+
+/** The header a send authenticates with (API key first, as the authenticator reads them). */
+function credentialHeader(req: Request): string | undefined {
+  const key = req.headers['x-api-key'];
+  if (typeof key === 'string' && key !== '') return `k:${key}`;
+  const auth = req.headers.authorization;
+  return typeof auth === 'string' && auth !== '' ? `a:${auth}` : undefined;
+}
+
+/**
+ * Sends turned away before authentication and before their body is read, when this process
+ * refused the same credential's last send for rate and its bucket has not refilled yet
+ * (`CredentialRefusals`): the same 429 `RATE_LIMIT_EXCEEDED` and `Retry-After` the admission would
+ * answer, through the same error handler (and its jitter). Mount `refuse` before authentication on
+ * the send route, and `remember` as an error middleware after the routes.
+ */
+export function earlyRateRefusal(now: () => number = Date.now, refusals = new CredentialRefusals()) {
+  return {
+    refusals,
+    refuse: (req: Request, res: Response, next: NextFunction): void => {
+      const header = credentialHeader(req);
+      if (header === undefined) return next();
+      const fingerprint = CredentialRefusals.fingerprint(header);
+      const known = refusals.refusal(fingerprint, now());
+      if (!known) {
+        res.locals.credentialFingerprint = fingerprint;
+        return next();
+      }
+      next(
+        new RateLimitError(
+          'RATE_LIMIT_EXCEEDED',
+          `${known.limit} rate limit exceeded`,
+          Math.max(1, Math.ceil(known.waitMs / 1000)),
+          { limit: known.limit, rate_per_second: known.ratePerSecond, retry_after_ms: known.waitMs },
+        ),
+      );
+    },
+    remember: (err: unknown, _req: Request, res: Response, next: NextFunction): void => {
+      const fingerprint = res.locals.credentialFingerprint as string | undefined;
+      if (fingerprint && err instanceof RateLimitError && err.code === 'RATE_LIMIT_EXCEEDED') {
+        const details = err.details ?? {};
+        const limit = details.limit;
+        const waitMs = Number(details.retry_after_ms);
+        if ((limit === 'tenant' || limit === 'credential') && waitMs > 0) {
+          const rate = details.rate_per_second;
+          refusals.remember(fingerprint, now(), {
+            limit,
+            waitMs,
+            ratePerSecond: typeof rate === 'number' ? rate : undefined,
+          });
+        }
+      }
+      next(err);
+    },
+  };
+}
