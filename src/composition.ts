@@ -75,6 +75,8 @@ export async function compose(options: CompositionOptions): Promise<Composition>
   // Agents changed through any API process leave this process's send-path cache at once.
   await watchAgentChanges(channels, keys, db);
   const tenants = new TenantDirectory(db, redis, keys);
+  // Tenant changes made through any process leave this process's copies at once.
+  await tenants.watch(channels);
   // Configuration changed through any process leaves this process's cache at once.
   const configReader = new EffectiveConfigReader({ db, redis, keys, tenants, clock, logger });
   // Asymmetric keys, when configured, replace the HS256 secret (no development secret is made then).

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 
 import type { Database } from '../db/database';
 import { getTenant, type TenantRow } from '../db/repositories/tenants';
+import type { ChannelHub } from '../redis/channelHub';
 import type { Keyspace } from '../redis/keys';
 
 /** What the ingress needs to know about a tenant on every request, cached in Redis. */
@@ -15,6 +16,14 @@ export interface TenantMeta {
 const CACHE_TTL_SECONDS = 300;
 
 /**
+ * Longest a process answers `get` from its own copy, ms. Changes reach every process at once by
+ * pub/sub (`invalidate` → `watch`); this only bounds staleness when a notice is lost.
+ */
+export const LOCAL_TTL_MS = 2000;
+/** Tenants whose meta a process keeps (oldest dropped beyond it). */
+const LOCAL_ENTRIES = 10_000;
+
+/**
  * Distinct cached values whose parse is remembered. Keyed by the exact cached text, so a changed
  * tenant (status, settings) is a new text and parsed afresh: this saves the parse, never a read.
  */
@@ -23,21 +32,43 @@ const PARSED_ENTRIES = 1000;
 /**
  * Tenant status and settings, read through a Redis cache shared by every API process. Writers
  * (tenant update, suspend, delete) call `invalidate`, so a suspended or deleted tenant's
- * credentials stop working at the next request in every process, not after a TTL.
+ * credentials stop working at the next request in every process, not after a TTL: authentication
+ * reads the Redis copy (in the round trip it makes for the credential anyway). Other readers (the
+ * send path's settings, the workers' configuration and LLM quotas, login) use `get`, which also
+ * keeps each tenant for `LOCAL_TTL_MS` in the process; `invalidate` drops that copy here and, by
+ * pub/sub, in every process that `watch`es, so a change reaches them within a Redis round trip.
  *
  * The metas it returns are frozen and shared: callers may key per-process memos on them.
  */
 export class TenantDirectory {
   private readonly parsed = new Map<string, Readonly<TenantMeta> | undefined>();
+  private readonly local = new Map<string, { meta: TenantMeta | undefined; expiresAt: number }>();
+  /** Bumped by every change notice: a read started before it is not kept. */
+  private readonly generations = new Map<string, number>();
 
   constructor(
     private readonly db: Database,
     private readonly redis: Redis,
     private readonly keys: Keyspace,
+    private readonly now: () => number = Date.now,
   ) {}
 
   async get(tenantId: string): Promise<TenantMeta | undefined> {
-    return this.resolve(tenantId, await this.redis.get(this.cacheKey(tenantId)));
+    const hit = this.local.get(tenantId);
+    if (hit && hit.expiresAt > this.now()) return hit.meta;
+    const generation = this.generations.get(tenantId) ?? 0;
+    const meta = await this.resolve(tenantId, await this.redis.get(this.cacheKey(tenantId)));
+    if ((this.generations.get(tenantId) ?? 0) === generation) {
+      this.local.delete(tenantId);
+      if (this.local.size >= LOCAL_ENTRIES) this.local.delete(this.local.keys().next().value!);
+      this.local.set(tenantId, { meta, expiresAt: this.now() + LOCAL_TTL_MS });
+    }
+    return meta;
+  }
+
+  /** Follows every process's `invalidate`; resolves once subscribed. Returns the unsubscribe. */
+  watch(channels: ChannelHub): Promise<() => void> {
+    return channels.subscribe(this.keys.tenantChanged(), (tenantId) => this.forget(tenantId));
   }
 
   /** The Redis key `get` reads, for callers that fetch it in a round trip they make anyway (MGET). */
@@ -67,7 +98,14 @@ export class TenantDirectory {
   }
 
   async invalidate(tenantId: string): Promise<void> {
+    this.forget(tenantId);
     await this.redis.del(this.cacheKey(tenantId));
+    await this.redis.publish(this.keys.tenantChanged(), tenantId);
+  }
+
+  private forget(tenantId: string): void {
+    this.generations.set(tenantId, (this.generations.get(tenantId) ?? 0) + 1);
+    this.local.delete(tenantId);
   }
 
   private parse(cached: string): Readonly<TenantMeta> | undefined {

@@ -134,6 +134,11 @@ export function keyspace(prefix: string = KEY_PREFIX) {
      */
     configChanged: () => `${prefix}:config`,
     /**
+     * Pub/sub channel announcing that a tenant's row changed (status, settings; message: the
+     * tenant id); every process drops its in-process copy (`TenantDirectory`).
+     */
+    tenantChanged: () => `${prefix}:tenants`,
+    /**
      * Telemetry of one time bucket (hash of counts: label and histogram bin → n), of one tenant or,
      * with `null`, of the whole installation. `size` is m, h or d; `start` the bucket's start (ms).
      * The installation's telemetry keys share the `{_tm}` hash tag (no tenant id starts with `_`): one slot.
