@@ -9,7 +9,9 @@
  *   * store throughput, single (storeOrStrengthen, one unit of work per memory) and batched
  *     (insertMemoriesIfAbsent, 500 per statement);
  *   * the sizes of the table and of the search index.
- * Writes bench/results/memory-<timestamp>.json and memory-latest.json.
+ * Writes bench/results/memory-<timestamp>.json and memory-latest.json. `--reuse` keeps an earlier
+ * run's database, `--no-http` skips the HTTP part, `--server-cpu-prof` writes a CPU profile of
+ * the HTTP server to bench/results/memory-logs/cpuprof/.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -249,6 +251,10 @@ async function measureHttp(adminUrl: string, redisUrl: string, zh: string[], en:
     logDir,
     // The periodic purge stays out of the measurement.
     extraEnv: { MEMORY_PURGE_INTERVAL_MS: '0' },
+    // `--server-cpu-prof`: a V8 CPU profile of the server, written when it stops.
+    nodeOptions: process.argv.includes('--server-cpu-prof')
+      ? ['--cpu-prof', `--cpu-prof-dir=${path.join(logDir, 'cpuprof')}`]
+      : undefined,
   });
   try {
     const admin = await adminToken(topology.url, BENCH_ADMIN.username, BENCH_ADMIN.password);
