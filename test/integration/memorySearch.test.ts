@@ -155,6 +155,21 @@ describe('memory search quality (test/fixtures/memorySearchQuality.ts)', () => {
     expect(statements).toBe(CASES.length);
   });
 
+  it('is planned once per connection: PostgreSQL keeps the statement generic plan', async () => {
+    const ctx = createIsolationContext({ tenantId: 'qa' });
+    const { rows: plans } = await t.db.withTenant(ctx, async (db) => {
+      // Queries of 1 to 7 terms, with and without pairs: one statement text, one plan.
+      for (const c of CASES.slice(0, 8)) await searchMemories(db, { query: c.query, limit: 5, now: NOW });
+      return db.query<{ generic: number; custom: number }>(
+        `SELECT generic_plans::int AS generic, custom_plans::int AS custom FROM pg_prepared_statements
+         WHERE statement LIKE 'WITH pairs AS MATERIALIZED%'`,
+      );
+    });
+    expect(plans).toHaveLength(1);
+    // Five custom plans first (PostgreSQL's rule), then the generic one.
+    expect(plans[0]!.generic).toBeGreaterThanOrEqual(3);
+  });
+
   it('reads the GIN index under row-level security, and the index never hands out another tenant', async () => {
     // As the application role: RLS applies, so only a LEAKPROOF match can be an index condition
     // (migration 012's @@~; the built-in @@ made every search a scan of the tenant).
