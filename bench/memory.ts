@@ -9,7 +9,9 @@
  *   * store throughput, single (storeOrStrengthen, one unit of work per memory) and batched
  *     (insertMemoriesIfAbsent, 500 per statement);
  *   * the sizes of the table and of the search index.
- * Writes bench/results/memory-<timestamp>.json and memory-latest.json.
+ * Writes bench/results/memory-<timestamp>.json and memory-latest.json. `--reuse` keeps an earlier
+ * run's database, `--no-http` skips the HTTP part, `--server-cpu-prof` writes a CPU profile of
+ * the HTTP server to bench/results/memory-logs/cpuprof/.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -84,6 +86,11 @@ async function load(adminUrl: string, total: number) {
   try {
     await owner.query(`INSERT INTO tenants (tenant_id, name)
       SELECT 'bench_t' || lpad(t::text, 3, '0'), 'Bench tenant ' || t FROM generate_series(0, ${TENANTS - 1}) t`);
+    // Rebuilt after the load as the migrations define it (migration 012's operator class, which
+    // the app needs for an indexed search under RLS, and its pending-list limit).
+    const { rows: def } = await owner.query<{ d: string }>(
+      `SELECT pg_get_indexdef('memory_chest_search'::regclass) AS d`,
+    );
     await owner.query('DROP INDEX memory_chest_search');
     const searched = Math.round(total / 10);
     let generated = 0;
@@ -129,7 +136,7 @@ async function load(adminUrl: string, total: number) {
     const loadMs = msSince(start);
     const indexMs = await timed(() =>
       owner.query(`SET maintenance_work_mem = '256MB';
-                   CREATE INDEX memory_chest_search ON memory_chest USING gin (search_vector)`),
+                   ${def[0]!.d}`),
     );
     await owner.query('VACUUM (ANALYZE) memory_chest');
     const { rows } = await owner.query<{ table: string; search: string; all: string }>(
@@ -244,6 +251,10 @@ async function measureHttp(adminUrl: string, redisUrl: string, zh: string[], en:
     logDir,
     // The periodic purge stays out of the measurement.
     extraEnv: { MEMORY_PURGE_INTERVAL_MS: '0' },
+    // `--server-cpu-prof`: a V8 CPU profile of the server, written when it stops.
+    nodeOptions: process.argv.includes('--server-cpu-prof')
+      ? ['--cpu-prof', `--cpu-prof-dir=${path.join(logDir, 'cpuprof')}`]
+      : undefined,
   });
   try {
     const admin = await adminToken(topology.url, BENCH_ADMIN.username, BENCH_ADMIN.password);

@@ -1,7 +1,7 @@
 import { insertMemoriesIfAbsent, type MemoryInsert } from '../../src/db/repositories/memoryExtraction';
 import { searchMemories } from '../../src/db/repositories/memorySearch';
 import { createIsolationContext } from '../../src/domain/isolationContext';
-import { memoryTerms } from '../../src/domain/memory';
+import { memoryTerms, queryTerms, termRelevance } from '../../src/domain/memory';
 import { CASES, fillers, NEAR_MISSES } from '../fixtures/memorySearchQuality';
 import { createTestDatabase, type TestDatabase } from '../support/testDatabase';
 
@@ -72,11 +72,25 @@ afterAll(async () => {
   await t.close();
 });
 
-function search(query: string, limit = 5) {
+function search(query: string, limit = 5, o: { prefetch?: number; statements?: string[] } = {}) {
   const ctx = createIsolationContext({ tenantId: 'qa', agentId: 'bot1', platform: 'qq', chatStreamId: 'c1' });
-  return t.db.withTenant(ctx, (db) =>
-    searchMemories(db, { query, limit, now: NOW, agentId: 'bot1', platform: 'qq', chatStreamId: 'c1' }),
-  );
+  return t.db.withTenant(ctx, (db) => {
+    const counted = Object.assign(Object.create(db) as typeof db, {
+      query: (text: string, params?: readonly unknown[]) => {
+        o.statements?.push(text);
+        return db.query(text, params);
+      },
+    });
+    return searchMemories(counted, {
+      query,
+      limit,
+      now: NOW,
+      agentId: 'bot1',
+      platform: 'qq',
+      chatStreamId: 'c1',
+      prefetch: o.prefetch,
+    });
+  });
 }
 
 describe('memory search quality (test/fixtures/memorySearchQuality.ts)', () => {
@@ -113,6 +127,47 @@ describe('memory search quality (test/fixtures/memorySearchQuality.ts)', () => {
     if (recall < 0.9 || mrr < 0.8) throw new Error(report);
     expect(recall).toBeGreaterThanOrEqual(0.9);
     expect(mrr).toBeGreaterThanOrEqual(0.8);
+  });
+
+  it('ranks by the relevance of the whole texts, read from the index in one statement', async () => {
+    let statements = 0;
+    for (const c of CASES) {
+      const sent: string[] = [];
+      const { memories } = await search(c.query, 5, { statements: sent });
+      statements += sent.length;
+      const terms = queryTerms(c.query);
+      for (const m of memories) {
+        // The term match the statement reads from the lexemes (hits, terms, literal query) is the
+        // one of the memory's text.
+        const text = `${m.title ?? ''} ${m.content} ${m.tags.join(' ')}`;
+        expect(m.relevance).toBeCloseTo(termRelevance(c.query, terms, text), 9);
+      }
+      // Nothing came whole (prefetch 0): the winners are read by id, in the same order and score.
+      const sentLean: string[] = [];
+      const lean = await search(c.query, 5, { prefetch: 0, statements: sentLean });
+      expect(lean.memories.map((m) => [m.memory_id, m.score, m.content])).toEqual(
+        memories.map((m) => [m.memory_id, m.score, m.content]),
+      );
+      expect(lean.total).toBe((await search(c.query)).total);
+      expect(sentLean).toHaveLength(memories.length > 0 ? 2 : 1);
+    }
+    // The SQL twin of the ranking put every query's winners among the rows that came whole.
+    expect(statements).toBe(CASES.length);
+  });
+
+  it('is planned once per connection: PostgreSQL keeps the statement generic plan', async () => {
+    const ctx = createIsolationContext({ tenantId: 'qa' });
+    const { rows: plans } = await t.db.withTenant(ctx, async (db) => {
+      // Queries of 1 to 7 terms, with and without pairs: one statement text, one plan.
+      for (const c of CASES.slice(0, 8)) await searchMemories(db, { query: c.query, limit: 5, now: NOW });
+      return db.query<{ generic: number; custom: number }>(
+        `SELECT generic_plans::int AS generic, custom_plans::int AS custom FROM pg_prepared_statements
+         WHERE statement LIKE 'WITH pairs AS MATERIALIZED%'`,
+      );
+    });
+    expect(plans).toHaveLength(1);
+    // Five custom plans first (PostgreSQL's rule), then the generic one.
+    expect(plans[0]!.generic).toBeGreaterThanOrEqual(3);
   });
 
   it('reads the GIN index under row-level security, and the index never hands out another tenant', async () => {

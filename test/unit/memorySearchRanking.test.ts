@@ -1,9 +1,11 @@
 import {
   anyTermTsquery,
+  matchRelevance,
   memoryTerms,
   queryTerms,
   type RankableMemory,
   rankMemories,
+  termMatch,
   termRelevance,
   twoTermTsquery,
 } from '../../src/domain/memory';
@@ -56,6 +58,19 @@ describe('termRelevance', () => {
     expect(focused).toBeGreaterThan(long);
     expect(long).toBeGreaterThan(0.8);
     expect(termRelevance('x', [], 'x')).toBe(0);
+  });
+
+  it('comes from the term match alone (what the search reads from the index lexemes)', () => {
+    const q = 'Alice 火锅';
+    const terms = queryTerms(q);
+    expect(termMatch(q, terms, '小明 alice 火锅 hotpot')).toEqual({ hit: 2, docTerms: 4, phrase: true });
+    expect(termMatch(q, terms, 'Alice 吃火锅')).toEqual({ hit: 2, docTerms: 3, phrase: false });
+    expect(matchRelevance(2, { hit: 2, docTerms: 4, phrase: true })).toBeCloseTo(0.8 + 0.05 + 0.1, 12);
+    expect(matchRelevance(2, { hit: 1, docTerms: 1, phrase: false })).toBeCloseTo(0.4 + 0.1, 12);
+    expect(matchRelevance(2, { hit: 0, docTerms: 3, phrase: true })).toBe(0);
+    expect(matchRelevance(0, { hit: 1, docTerms: 1, phrase: true })).toBe(0);
+    for (const text of ['小明 alice 火锅 hotpot', 'Alice 吃火锅', 'bob', '火锅'])
+      expect(matchRelevance(terms.length, termMatch(q, terms, text))).toBe(termRelevance(q, terms, text));
   });
 });
 

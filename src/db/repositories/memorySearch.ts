@@ -1,10 +1,14 @@
 import {
   anyTermTsquery,
   literalNeedle,
+  matchRelevance,
   queryTerms,
+  RANK_WEIGHTS,
+  type RankableMemory,
   type Ranked,
   rankMemories,
-  termRelevance,
+  RECENCY_HALF_LIFE_MS,
+  type TermMatch,
   twoTermTsquery,
 } from '../../domain/memory';
 import type { TenantDb } from '../database';
@@ -28,6 +32,8 @@ export interface MemorySearch extends MemorySearchFilter {
   limit: number;
   /** ms since the epoch: the clock of the ranking. */
   now: number;
+  /** How many candidates come whole with the search statement. Default `prefetchCount(limit)`. */
+  prefetch?: number;
 }
 
 export type FoundMemory = Ranked<
@@ -50,11 +56,11 @@ export const PROBE_CAP = { term: 200, pairs: 1000 } as const;
 /** Most terms the any-term stage probes one by one (a prompt's query can have hundreds). */
 export const MAX_PROBED_TERMS = 16;
 
-const FILTERS = `AND ($3::text IS NULL OR agent_id = $3)
-       AND ($4::text IS NULL OR scope = $4)
-       AND ($5::text IS NULL OR memory_type = $5)
-       AND ($6::text IS NULL OR platform IS NULL OR platform = $6)
-       AND ($7::text IS NULL OR chat_stream_id IS NULL OR chat_stream_id = $7)
+const FILTERS = `AND ($2::text IS NULL OR agent_id = $2)
+       AND ($3::text IS NULL OR scope = $3)
+       AND ($4::text IS NULL OR memory_type = $4)
+       AND ($5::text IS NULL OR platform IS NULL OR platform = $5)
+       AND ($6::text IS NULL OR chat_stream_id IS NULL OR chat_stream_id = $6)
        AND ${UNEXPIRED}`;
 
 function filterParams(db: TenantDb, s: MemorySearch) {
@@ -68,75 +74,197 @@ function filterParams(db: TenantDb, s: MemorySearch) {
   ] as const;
 }
 
-type Found = { rows: (MemoryRow & { total: string })[]; total: number };
+type FullRow = MemoryRow & { memoryId: string; createdAt: number; lastAccessed: number | null };
 
-function found(rows: (MemoryRow & { total: string })[]): Found {
-  return { rows, total: rows.length > 0 ? Number(rows[0]!.total) : 0 };
+function fullRow(r: MemoryRow): FullRow {
+  return {
+    ...r,
+    memoryId: r.memory_id,
+    createdAt: r.created_at.getTime(),
+    lastAccessed: r.last_accessed?.getTime() ?? null,
+  };
+}
+
+/** A query without terms: a literal substring of the content (no index; a scan of the tenant). */
+async function literalSearch(
+  db: TenantDb,
+  s: MemorySearch,
+  needle: string,
+): Promise<{ memories: FoundMemory[]; total: number }> {
+  const [tenantId, ...filters] = filterParams(db, s);
+  const { rows } = await db.query<MemoryRow & { total: string }>(
+    `SELECT ${MEMORY_COLUMNS}, count(*) OVER () AS total FROM memory_chest
+     WHERE tenant_id = $1 AND strpos(lower(content), $7) > 0
+       ${FILTERS}
+     ORDER BY importance DESC, created_at DESC
+     LIMIT $8`,
+    [tenantId, ...filters, needle, candidateCount(s.limit)],
+  );
+  const list = rows.map(({ total: _t, ...r }) => fullRow(r));
+  // No terms: every candidate contains the query, equally relevant.
+  const memories = rankMemories(s.query, list, { now: s.now, limit: s.limit, relevanceOf: () => 1 });
+  return { memories, total: rows.length > 0 ? Number(rows[0]!.total) : 0 };
+}
+
+/** The columns of `MEMORY_COLUMNS` a candidate row carries only when it is fetched whole. */
+const WIDE_COLUMNS = MEMORY_COLUMNS.split(',')
+  .map((c) => c.trim())
+  .filter((c) => !['memory_id', 'importance', 'created_at', 'last_accessed'].includes(c));
+
+/**
+ * How many of the best candidates by the SQL twin of the ranking come whole with the statement:
+ * the winners of `rankMemories` are among them unless floating point puts a near-tie the other
+ * way round at the edge, when the missing ones are read in a second statement.
+ */
+export function prefetchCount(limit: number): number {
+  return 2 * limit;
+}
+
+/** `rankMemories`' default score (the relevance of `matchRelevance`) in SQL, over `scored`. */
+function sqlScore(termCount: string, now: string): string {
+  const w = RANK_WEIGHTS;
+  const rel = `CASE WHEN hit = 0 THEN 0 ELSE least(1, 0.8 * hit / ${termCount}
+                 + 0.1 * hit / greatest(doc_terms, 1) + CASE WHEN phrase THEN 0.1 ELSE 0 END) END`;
+  const recency = `power(0.5, greatest(0, ${now} - greatest(created_ms, coalesce(accessed_ms, 0)))
+                 / ${RECENCY_HALF_LIFE_MS})`;
+  return `${w.relevance} * (${rel}) + ${w.importance} * importance + ${w.recency} * ${recency}`;
 }
 
 /**
- * Candidates of a term search. Each tsquery of `probes` is one GIN probe (`@@~`, migration 012:
- * the leakproof match the index answers under row-level security) reading at most `PROBE_CAP`
- * rows; their union is ranked by `ts_rank` against `rankQuery` (then importance, newest) on a
- * narrow row, and only the best `candidateCount` are read whole. `total` is the union's size.
+ * The GIN match of a probe, written twice (the same condition, the same index scan: GIN reads
+ * each posting list once). Lexemes carry their tenant, so every row the index returns is the
+ * tenant's; but the planner takes the tenant condition (the query's and the policy's) for an
+ * independent 10 % filter and, for a probe it estimates at a few thousand rows (any common term),
+ * ANDed the GIN scan with a scan of the tenant's btree: all its 100k entries, ~8 ms, for no row
+ * fewer. Twice the match squares its estimated selectivity (and the default one of a generic
+ * plan), so every probe is read from the GIN index alone.
+ */
+function matchTwice(tsquery: string): string {
+  return `search_vector @@~ ${tsquery} AND search_vector @@~ ${tsquery}`;
+}
+
+/**
+ * `value`, hidden from the planner's estimates: a parameter read through a subquery (an InitPlan,
+ * still usable as an index condition) is not a constant even to a custom plan, so a custom plan
+ * estimates the pairs probe and the number of terms as a generic plan does, not from the actual
+ * tsquery and array. Every search's plan is then the same, and after its first five executions on
+ * a connection PostgreSQL keeps the statement's generic plan instead of planning it anew each time
+ * (1–3 ms, more under load: every probe is planned, executed or not).
+ */
+function opaque(value: string): string {
+  return `(SELECT ${value})`;
+}
+
+interface CandidateRow extends Partial<MemoryRow> {
+  memory_id: string;
+  importance: number;
+  created_ms: number;
+  accessed_ms: number | null;
+  hit: number;
+  doc_terms: number;
+  phrase: boolean;
+  total: string;
+}
+
+/**
+ * The term search, one statement. Its stages, chosen in SQL: `pairs`, the memories having at
+ * least two of the query's terms (one GIN probe of `pairsQuery`, at most `PROBE_CAP.pairs` rows);
+ * only when fewer than `limit` do (a one-time filter: otherwise never executed), `anyterm`, one
+ * probe per term of `probes` (`@@~`, migration 012: the leakproof match the index answers under
+ * row-level security), each reading at most `PROBE_CAP.term` rows. The answering stage's hits are
+ * ordered by `ts_rank` on narrow rows and the best `candidateCount` read: for each, what the
+ * ranking needs (importance, times, and the term match from the index's lexemes: how many of the
+ * query's terms, how many terms in all, whether the whole query is in the text); the best
+ * `prefetchCount` of them by the SQL twin of the ranking also come whole. `total` is the
+ * answering stage's number of hits.
  */
 async function termCandidates(
   db: TenantDb,
   s: MemorySearch,
-  probes: readonly string[],
-  rankQuery: string,
-  cap: number,
-): Promise<Found> {
-  const [tenantId, ...filters] = filterParams(db, s);
-  // One subquery per probe, each with its tsquery as a parameter of its own: planned with the
-  // actual lexeme, a rare term's probe is estimated as rare and read from the GIN index alone (a
-  // probe estimated as common is ANDed with the tenant's btree, reading all its entries).
-  const probe = (
-    i: number,
-  ) => `(SELECT memory_id, ts_rank(search_vector, $2::tsquery) AS rank, importance, created_at
-         FROM memory_chest
-         WHERE tenant_id = $1 AND search_vector @@~ $${10 + i}::tsquery
-           ${FILTERS}
-         LIMIT $8)`;
-  const { rows } = await db.query<MemoryRow & { total: string }>(
-    `WITH probe AS MATERIALIZED (
-       SELECT DISTINCT memory_id, rank, importance, created_at FROM (
-         ${probes.map((_, i) => probe(i)).join('\n         UNION ALL\n         ')}) hit
-     ), best AS (
-       SELECT memory_id, rank, importance, created_at, count(*) OVER () AS total FROM probe
-       ORDER BY rank DESC, importance DESC, created_at DESC
-       LIMIT $9
-     )
-     SELECT ${MEMORY_COLUMNS.replace(/(^|,)\s*/g, '$1 m.')}, best.total
-     FROM best JOIN memory_chest m ON m.tenant_id = $1 AND m.memory_id = best.memory_id
-     ORDER BY best.rank DESC, best.importance DESC, best.created_at DESC`,
-    [tenantId, rankQuery, ...filters, cap, candidateCount(s.limit), ...probes],
-  );
-  return found(rows);
-}
-
-/** A query without terms: a literal substring of the content (no index; a scan of the tenant). */
-async function literalCandidates(db: TenantDb, s: MemorySearch, needle: string): Promise<Found> {
-  const [tenantId, ...filters] = filterParams(db, s);
-  const { rows } = await db.query<MemoryRow & { total: string }>(
-    `SELECT ${MEMORY_COLUMNS}, count(*) OVER () AS total FROM memory_chest
-     WHERE tenant_id = $1 AND strpos(lower(content), $2) > 0
-       ${FILTERS}
-     ORDER BY importance DESC, created_at DESC
-     LIMIT $8`,
-    [tenantId, needle, ...filters, candidateCount(s.limit)],
-  );
-  return found(rows);
+  terms: readonly string[],
+  prefix: string,
+): Promise<CandidateRow[]> {
+  const probed = terms.slice(0, MAX_PROBED_TERMS);
+  const { rows } = await db.query<CandidateRow>(SEARCH_SQL, [
+    ...filterParams(db, s),
+    s.limit,
+    candidateCount(s.limit),
+    terms.map((t) => prefix + t),
+    literalNeedle(s.query),
+    terms.length,
+    s.now,
+    s.prefetch ?? prefetchCount(s.limit),
+    anyTermTsquery(probed, prefix),
+    twoTermTsquery(terms, prefix) ?? null,
+    probed.map((t) => anyTermTsquery([t], prefix)),
+  ]);
+  return rows;
 }
 
 /**
+ * The statement of `termCandidates`: one text for every query (the probes are an array), so it
+ * is prepared once per connection. Parameters: $1–$6 tenant and filters, $7 limit, $8
+ * `candidateCount`, $9 the query's terms as lexemes, $10 its literal needle, $11 its number of
+ * terms, $12 now (ms), $13 `prefetchCount`, $14 the any-term tsquery (what both stages rank
+ * by: `ts_rank` of the pairs tsquery counts each of its terms once, so it ranks as the any-term
+ * one of its terms does, at the cost of sorting its 56 operands for every row), $15 the pairs
+ * tsquery (null: fewer than two terms), $16 one tsquery per probed term.
+ */
+const SEARCH_SQL = `WITH pairs AS MATERIALIZED (
+       SELECT memory_id, ts_rank(search_vector, $14::tsquery) AS rank, importance, created_at
+       FROM memory_chest
+       WHERE tenant_id = $1 AND ${matchTwice(opaque('$15::tsquery'))}
+         ${FILTERS}
+       LIMIT ${PROBE_CAP.pairs}
+     ), anyterm AS MATERIALIZED (
+       SELECT DISTINCT hit.memory_id, hit.rank, hit.importance, hit.created_at
+       FROM unnest(${opaque('$16::tsquery[]')}) AS probe(q)
+       CROSS JOIN LATERAL (
+         SELECT memory_id, ts_rank(search_vector, $14::tsquery) AS rank, importance, created_at
+         FROM memory_chest
+         WHERE tenant_id = $1 AND ${matchTwice('probe.q')}
+           ${FILTERS}
+         LIMIT ${PROBE_CAP.term}) hit
+       WHERE (SELECT count(*) FROM pairs) < $7
+     ), hits AS (
+       SELECT * FROM pairs WHERE (SELECT count(*) FROM pairs) >= $7
+       UNION ALL
+       SELECT * FROM anyterm
+     ), best AS (
+       SELECT memory_id, rank, count(*) OVER () AS total FROM hits
+       ORDER BY rank DESC, importance DESC, created_at DESC
+       LIMIT $8
+     ), scored AS MATERIALIZED (
+       SELECT ${MEMORY_COLUMNS.replace(/(^|,)\s*/g, '$1 m.')}, best.total,
+              extract(epoch FROM m.created_at)::float8 * 1000 AS created_ms,
+              extract(epoch FROM m.last_accessed)::float8 * 1000 AS accessed_ms,
+              length(m.search_vector) - length(ts_delete(m.search_vector, $9::text[])) AS hit,
+              length(m.search_vector) AS doc_terms,
+              strpos(lower(coalesce(m.title, '') || ' ' || m.content || ' ' || array_to_string(m.tags, ' ')),
+                     $10) > 0 AS phrase
+       FROM best JOIN memory_chest m ON m.tenant_id = $1 AND m.memory_id = best.memory_id
+     ), ranked AS (
+       SELECT *, row_number() OVER (
+         ORDER BY ${sqlScore('$11::float8', '$12::float8')} DESC, created_ms DESC, memory_id) AS pos
+       FROM scored
+     )
+     SELECT memory_id, importance, created_ms, accessed_ms, hit, doc_terms, phrase, total,
+            ${WIDE_COLUMNS.map((c) => `CASE WHEN pos <= $13 THEN ${c} END AS ${c}`).join(', ')},
+            CASE WHEN pos <= $13 THEN created_at END AS created_at,
+            CASE WHEN pos <= $13 THEN last_accessed END AS last_accessed
+     FROM ranked`;
+
+/**
  * Searches the unit's tenant's unexpired memories and ranks them with `rankMemories` (relevance,
- * importance, recency). The index (`search_vector`, GIN over tenant-prefixed lexemes) first finds memories
- * having at least two of the query's terms; only when fewer than `limit` do, memories having any
- * (a common term alone can match a large share of a tenant: ranking all of them is the slow
- * part). Candidates come best `ts_rank` first. A query without any term (only punctuation, `%`,
- * `_`, …) is matched literally as a substring instead. Nothing is written: see `touchMemories`.
- * `total` is how many memories matched in the stage that answered.
+ * importance, recency). The index (`search_vector`, GIN over tenant-prefixed lexemes) first finds
+ * memories having at least two of the query's terms; only when fewer than `limit` do, memories
+ * having any (a common term alone can match a large share of a tenant: ranking all of them is the
+ * slow part); both in one statement (`termCandidates`). Candidates come best `ts_rank` first, with
+ * their term match read from the index's lexemes, and `rankMemories` ranks them all; the winners'
+ * whole rows mostly came with them (else one more statement reads the missing ones). A query
+ * without any term (only punctuation, `%`, `_`, …) is matched literally as a substring instead.
+ * Nothing is written: see `touchMemories`. `total` is how many memories matched in the stage
+ * that answered.
  */
 export async function searchMemories(
   db: TenantDb,
@@ -145,40 +273,43 @@ export async function searchMemories(
   const terms = queryTerms(s.query);
   const needle = literalNeedle(s.query);
   if (terms.length === 0 && needle === '') return { memories: [], total: 0 };
-  let hits: Found | undefined;
-  if (terms.length === 0) {
-    hits = await literalCandidates(db, s, needle);
-  } else {
-    // Lexemes carry their tenant (migration 008): the index holds each tenant's postings apart.
-    const prefix = `${db.ctx.tenantId}/`;
-    const pairs = twoTermTsquery(terms, prefix);
-    if (pairs !== undefined) hits = await termCandidates(db, s, [pairs], pairs, PROBE_CAP.pairs);
-    if (hits === undefined || hits.rows.length < s.limit) {
-      const probed = terms.slice(0, MAX_PROBED_TERMS);
-      hits = await termCandidates(
-        db,
-        s,
-        probed.map((t) => anyTermTsquery([t], prefix)),
-        anyTermTsquery(probed, prefix),
-        PROBE_CAP.term,
-      );
-    }
+  if (terms.length === 0) return literalSearch(db, s, needle);
+  // Lexemes carry their tenant (migration 008): the index holds each tenant's postings apart.
+  const rows = await termCandidates(db, s, terms, `${db.ctx.tenantId}/`);
+  const ranked = rankMemories(
+    s.query,
+    rows.map((r) => ({
+      memoryId: r.memory_id,
+      content: '',
+      importance: r.importance,
+      createdAt: r.created_ms,
+      lastAccessed: r.accessed_ms,
+      row: r,
+    })),
+    { now: s.now, limit: s.limit, relevanceOf: (_q, m) => matchRelevance(terms.length, termMatchOf(m)) },
+  );
+  const whole = new Map<string, MemoryRow>();
+  for (const { row: r } of ranked) if (r.tenant_id != null) whole.set(r.memory_id, r as MemoryRow);
+  const missing = ranked.filter((m) => !whole.has(m.memoryId)).map((m) => m.memoryId);
+  if (missing.length > 0) {
+    const { rows: read } = await db.query<MemoryRow>(
+      `SELECT ${MEMORY_COLUMNS} FROM memory_chest WHERE tenant_id = $1 AND memory_id = ANY ($2::text[])`,
+      [db.ctx.tenantId, missing],
+    );
+    for (const r of read) whole.set(r.memory_id, r);
   }
-  const list = hits.rows.map(({ total: _t, ...r }) => ({
-    ...r,
-    memoryId: r.memory_id,
-    createdAt: r.created_at.getTime(),
-    lastAccessed: r.last_accessed?.getTime() ?? null,
-  }));
-  const searchable = (m: (typeof list)[number]) => `${m.title ?? ''} ${m.content} ${m.tags.join(' ')}`;
-  const memories = rankMemories(s.query, list, {
-    now: s.now,
-    limit: s.limit,
-    // The literal fallback has no terms: every candidate contains the query, equally relevant.
-    relevanceOf: (q, m) =>
-      terms.length > 0 ? termRelevance(q, terms, searchable(m as (typeof list)[number])) : 1,
-  });
-  return { memories, total: hits.total };
+  const memories: FoundMemory[] = [];
+  for (const m of ranked) {
+    const r = whole.get(m.memoryId);
+    // (Gone only if deleted by another transaction between the two statements.)
+    if (r) memories.push({ ...fullRow(r), score: m.score, relevance: m.relevance });
+  }
+  return { memories, total: rows.length > 0 ? Number(rows[0]!.total) : 0 };
+}
+
+function termMatchOf(m: RankableMemory): TermMatch {
+  const r = (m as RankableMemory & { row: CandidateRow }).row;
+  return { hit: r.hit, docTerms: r.doc_terms, phrase: r.phrase };
 }
 
 /**

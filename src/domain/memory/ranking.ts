@@ -30,6 +30,11 @@ export interface RankOptions {
 
 export type Ranked<T> = T & { score: number; relevance: number };
 
+/** The default weights of `rankMemories`. */
+export const RANK_WEIGHTS = { relevance: 0.6, importance: 0.25, recency: 0.15 } as const;
+/** The default half-life of recency, ms (7 days). */
+export const RECENCY_HALF_LIFE_MS = 7 * 24 * 3600_000;
+
 const CJK_CHAR = /[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]/u;
 const WEAK_CHARS = new Set('的了吗呢吧啊呀哦嗯是在我你他她它们这那有和与就都也还很');
 
@@ -63,8 +68,8 @@ export function rankMemories<T extends RankableMemory>(
   memories: readonly T[],
   o: RankOptions,
 ): Ranked<T>[] {
-  const w = o.weights ?? { relevance: 0.6, importance: 0.25, recency: 0.15 };
-  const halfLife = o.halfLifeMs ?? 7 * 24 * 3600_000;
+  const w = o.weights ?? RANK_WEIGHTS;
+  const halfLife = o.halfLifeMs ?? RECENCY_HALF_LIFE_MS;
   const hasQuery = query.trim().length > 0;
   const ranked = memories
     .map((m) => {

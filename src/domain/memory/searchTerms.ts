@@ -89,20 +89,40 @@ export function literalNeedle(query: string): string {
   return query.replace(/\s+/g, ' ').trim().toLowerCase();
 }
 
+/** What relevance needs to know of a memory text: the index's lexemes can tell it without the text. */
+export interface TermMatch {
+  /** How many of the query's terms the text has. */
+  hit: number;
+  /** How many distinct terms the text has (`memoryTerms(text).length`). */
+  docTerms: number;
+  /** Whether the text contains the whole query literally (`literalNeedle`, lower-cased). */
+  phrase: boolean;
+}
+
 /**
- * Relevance of a memory text to a query's terms, 0..1 (pure): mostly the share of the query's
- * terms the text has, plus a little for how much of the text the match covers (a focused memory
- * beats a long one mentioning the same words) and for containing the whole query literally.
+ * Relevance of a match to a query of `queryTermCount` terms, 0..1 (pure): mostly the share of
+ * the query's terms the text has, plus a little for how much of the text the match covers (a
+ * focused memory beats a long one mentioning the same words) and for containing the whole query
+ * literally.
  */
-export function termRelevance(query: string, terms: readonly string[], text: string): number {
-  if (terms.length === 0) return 0;
+export function matchRelevance(queryTermCount: number, m: TermMatch): number {
+  if (queryTermCount === 0 || m.hit === 0) return 0;
+  const coverage = m.hit / queryTermCount;
+  const focus = m.hit / Math.max(m.docTerms, 1);
+  return Math.min(1, 0.8 * coverage + 0.1 * focus + 0.1 * (m.phrase ? 1 : 0));
+}
+
+/** The `TermMatch` of a text (what the search reads from the index's lexemes instead). */
+export function termMatch(query: string, terms: readonly string[], text: string): TermMatch {
   const doc = new Set(memoryTerms(text));
   let hit = 0;
   for (const t of terms) if (doc.has(t)) hit++;
-  if (hit === 0) return 0;
-  const coverage = hit / terms.length;
-  const focus = hit / Math.max(doc.size, 1);
   const needle = literalNeedle(query);
-  const phrase = needle !== '' && text.toLowerCase().includes(needle) ? 1 : 0;
-  return Math.min(1, 0.8 * coverage + 0.1 * focus + 0.1 * phrase);
+  return { hit, docTerms: doc.size, phrase: needle !== '' && text.toLowerCase().includes(needle) };
+}
+
+/** Relevance of a memory text to a query's terms, 0..1 (pure): `matchRelevance` of its `termMatch`. */
+export function termRelevance(query: string, terms: readonly string[], text: string): number {
+  if (terms.length === 0) return 0;
+  return matchRelevance(terms.length, termMatch(query, terms, text));
 }
