@@ -7,12 +7,15 @@
  * alternate their order to cancel machine noise. Then 100k sends and the API process's RSS.
  * Writes bench/results/ingress-*.json.
  *
- * Both children run with the API role's deployment Node flags (`node_args` of ecosystem.config.js)
- * plus `--expose-gc` (used only when the RSS phase asks for a collection), at LOG_LEVEL silent. Each
+ * Both children run compiled JavaScript, as the deployment does (`dist/` under pm2): the child and
+ * the sources it imports are compiled with tsc into bench/results/ingress-build first
+ * (BENCH_TSX=1 runs them through tsx instead, which adds tsx's own memory and start-up to every
+ * figure), with the API role's deployment Node flags (`node_args` of ecosystem.config.js) plus
+ * `--expose-gc` (used only when the RSS phase asks for a collection), at LOG_LEVEL silent. Each
  * round also records the server child's CPU time and Redis's (INFO cpu): on a small shared machine
  * CPU per request is steadier than requests per second, and shows where the time goes.
  */
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, fork, spawnSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -54,8 +57,38 @@ function deploymentNodeFlags(): string[] {
 // BENCH_CHILD_FLAGS adds flags to the children; BENCH_PROFILE_DIR=<dir> writes a CPU profile of each
 // measured run (warm-up and start-up left out) there.
 const EXTRA_FLAGS = (process.env.BENCH_CHILD_FLAGS ?? '').split(/\s+/).filter((f) => f !== '');
-// The children are TypeScript (the bench's own server around src/), loaded through tsx.
-const NODE_FLAGS = [...deploymentNodeFlags(), '--import', 'tsx', '--expose-gc', ...EXTRA_FLAGS];
+const THROUGH_TSX = process.env.BENCH_TSX === '1';
+const NODE_FLAGS = [
+  ...deploymentNodeFlags(),
+  ...(THROUGH_TSX ? ['--import', 'tsx'] : []),
+  '--expose-gc',
+  ...EXTRA_FLAGS,
+];
+const BUILD_DIR = path.join(__dirname, 'results', 'ingress-build');
+
+/**
+ * The child's script: bench/lib/ingressServer.ts compiled with everything it imports from src/
+ * (tsc, the project's own settings), or the TypeScript itself under BENCH_TSX=1.
+ */
+async function childScript(): Promise<string> {
+  const source = path.join(__dirname, 'lib', 'ingressServer.ts');
+  if (THROUGH_TSX) return source;
+  await mkdir(BUILD_DIR, { recursive: true });
+  const tsconfig = {
+    extends: path.relative(BUILD_DIR, path.join(__dirname, '..', 'tsconfig.json')),
+    compilerOptions: { noEmit: false, outDir: '.', rootDir: '../../..', incremental: false },
+    files: [path.relative(BUILD_DIR, source)],
+    include: [],
+  };
+  await writeFile(path.join(BUILD_DIR, 'tsconfig.json'), JSON.stringify(tsconfig, null, 2));
+  const tsc = require.resolve('typescript/bin/tsc');
+  const result = spawnSync(process.execPath, [tsc, '-p', path.join(BUILD_DIR, 'tsconfig.json')], {
+    stdio: 'inherit',
+  });
+  if (result.status !== 0) throw new Error(`compiling the bench server failed (tsc exit ${result.status})`);
+  return path.join(BUILD_DIR, 'bench', 'lib', 'ingressServer.js');
+}
+let CHILD_SCRIPT = '';
 
 interface Child {
   port: number;
@@ -63,7 +96,7 @@ interface Child {
 }
 
 function startServer(mode: Mode, env: NodeJS.ProcessEnv): Promise<Child> {
-  const child = fork(path.join(__dirname, 'lib/ingressServer.ts'), ['--mode', mode], {
+  const child = fork(CHILD_SCRIPT, ['--mode', mode], {
     env: { ...process.env, ...env },
     execArgv: NODE_FLAGS,
   });
@@ -249,6 +282,7 @@ async function clearRedis(url: string): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  CHILD_SCRIPT = await childScript();
   const config = loadConfig({ ...process.env, NODE_ENV: 'development' });
   const logger = createLogger({ level: 'warn' });
   const services = await resolveServices(config, logger, { database: 'postgres' });
@@ -336,7 +370,7 @@ async function main(): Promise<void> {
       benchmark: 'ingress',
       finished_at: new Date().toISOString(),
       machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version },
-      settings: { ...RUN, node_flags: NODE_FLAGS },
+      settings: { ...RUN, node_flags: NODE_FLAGS, compiled: !THROUGH_TSX },
       send: app,
       baseline_queue_add: baseline,
       echo,

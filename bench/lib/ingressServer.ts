@@ -24,6 +24,8 @@ type Message =
   | { type: 'stats'; gc?: boolean }
   | { type: 'profile'; action: 'start' }
   | { type: 'profile'; action: 'stop'; file: string }
+  | { type: 'heap'; action: 'start' }
+  | { type: 'heap'; action: 'stop'; file: string }
   | { type: 'close' };
 
 /**
@@ -42,6 +44,32 @@ async function profile(msg: Extract<Message, { type: 'profile' }>): Promise<void
     await post('Profiler.start');
   } else {
     const { profile: data } = (await post('Profiler.stop')) as { profile: unknown };
+    profiler.disconnect();
+    await writeFile(msg.file, JSON.stringify(data));
+  }
+  process.send!({ type: 'profiled' });
+}
+
+/**
+ * Allocation sampling of a measured run (BENCH_HEAP_PROFILE_DIR): every sampled allocation, the
+ * ones collected since included, so the profile sums to what the run allocated (bytes per send),
+ * not to what is still live. Read with any `.heapprofile` viewer.
+ */
+async function heapProfile(msg: Extract<Message, { type: 'heap' }>): Promise<void> {
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((resolve, reject) =>
+      profiler.post(method, params, (err, result) => (err ? reject(err) : resolve(result))),
+    );
+  if (msg.action === 'start') {
+    profiler.connect();
+    await post('HeapProfiler.enable');
+    await post('HeapProfiler.startSampling', {
+      samplingInterval: 1024,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    });
+  } else {
+    const { profile: data } = (await post('HeapProfiler.stopSampling')) as { profile: unknown };
     profiler.disconnect();
     await writeFile(msg.file, JSON.stringify(data));
   }
@@ -129,6 +157,7 @@ async function main(): Promise<void> {
       process.send!(stats());
     }
     if (msg.type === 'profile') void profile(msg);
+    if (msg.type === 'heap') void heapProfile(msg);
     if (msg.type === 'close') {
       server.close();
       server.closeAllConnections();

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 
 import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -10,25 +11,28 @@ import type { Dependencies } from '../dependencies';
 import { PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from '../errors';
 import type { Logger } from '../logger';
 import { errorHandler, type RequestLocals, sendError } from './envelope';
-import { docsRoutes } from './http/docsPage';
+import { DOCS_PATHS, docsRoutes } from './http/docsPage';
 import { earlyRateRefusal } from './http/earlyRefusal';
 import { assertUtf8Body, rejectUnsafeInput } from './http/inputSafety';
 import { ApiMetrics } from './http/metrics';
 import { createOpenApiRegistry, generateOpenApiDocument } from './http/openapiDocument';
+import { gatedRouter } from './http/pathGate';
 import { keepRawBody } from './http/rawBody';
-import { requestId } from './requestId';
-import { baseRoutes } from './routes/base';
+import { assignRequestId } from './requestId';
+import { BASE_PATHS, baseRoutes } from './routes/base';
 import { mountRoutes } from './routes/index';
-import { metricsRoutes } from './routes/metrics';
+import { METRICS_PATHS, metricsRoutes } from './routes/metrics';
 
 extendZodWithOpenApi(z);
 
 /**
  * helmet's headers (default options: no nonces, nothing read from the request) are the same for
  * every response, so they are worked out once and then set in a loop, without helmet's chain of a
- * dozen middlewares per request. Should helmet ever not finish synchronously, it runs per request.
+ * dozen middlewares per request. Returns undefined should helmet ever not finish synchronously:
+ * then it runs per request.
  */
-function securityHeaders(): (req: Request, res: Response, next: NextFunction) => void {
+function fixedSecurityHeaders():
+  { set: [string, string | number | readonly string[]][]; removed: string[] } | undefined {
   const middleware = helmet();
   const set: [string, string | number | readonly string[]][] = [];
   const removed: string[] = [];
@@ -44,36 +48,44 @@ function securityHeaders(): (req: Request, res: Response, next: NextFunction) =>
   } catch {
     finished = false;
   }
-  if (!finished) return middleware;
-  return (_req, res, next) => {
-    for (const name of removed) res.removeHeader(name);
-    for (const [name, value] of set) res.setHeader(name, value);
-    next();
-  };
+  return finished ? { set, removed } : undefined;
+}
+
+/** What the first middleware keeps about a request in `res.locals`. */
+interface LifecycleLocals extends RequestLocals {
+  /** `performance.now()` when the request arrived, ms. */
+  startedAt: number;
 }
 
 /**
- * One access-log line per response: `request completed` (info, warn for 4xx) or `request errored`
- * (error, 5xx) with the request id, method, URL, status and time in ms; never headers, which carry
- * credentials. Nothing is attached to a request when the logger's level would drop every line.
+ * The first middleware of every request, as one layer: the request id, the security headers, and
+ * ONE `close` listener (a function made once per app, not per request) that counts and times the
+ * response (`ApiMetrics`) and writes the access-log line. `close` follows every response, finished
+ * or aborted (`writableFinished` tells which), so a single listener serves both; four middlewares
+ * and three listeners per request cost a router step and a closure each.
+ *
+ * The access log: one line per response, `request completed` (info, warn for 4xx) or `request
+ * errored` (error, 5xx) with the request id, method, URL, status and time in ms; never headers,
+ * which carry credentials. Nothing is logged when the logger's level would drop every line.
  */
-function accessLog(logger: Logger): (req: Request, res: Response, next: NextFunction) => void {
-  const started = new WeakMap<Response, number>();
-  function finished(this: Response): void {
-    this.off('finish', finished);
-    this.off('close', finished);
+function requestLifecycle(
+  logger: Logger,
+  metrics: ApiMetrics,
+): (req: Request, res: Response, next: NextFunction) => void {
+  const headers = fixedSecurityHeaders();
+  const helmetEach = headers ? undefined : helmet();
+  function onClose(this: Response): void {
+    const locals = this.locals as Partial<LifecycleLocals>;
+    const ms = performance.now() - (locals.startedAt ?? performance.now());
+    const req = this.req;
+    if (this.writableFinished) metrics.record(req, this, ms);
     const status = this.statusCode;
     const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
     if (!logger.isLevelEnabled(level)) return;
-    const req = this.req;
     const line = {
-      req: {
-        id: (this.locals as Partial<RequestLocals>).requestId,
-        method: req.method,
-        url: req.originalUrl,
-      },
+      req: { id: locals.requestId, method: req.method, url: req.originalUrl },
       res: { statusCode: status },
-      responseTime: Date.now() - (started.get(this) ?? Date.now()),
+      responseTime: Math.round(ms),
     };
     if (status >= 500) {
       logger.error({ ...line, err: new Error(`failed with status code ${status}`) }, 'request errored');
@@ -81,13 +93,16 @@ function accessLog(logger: Logger): (req: Request, res: Response, next: NextFunc
       logger[level](line, 'request completed');
     }
   }
-  return (_req, res, next) => {
-    if (logger.isLevelEnabled('error')) {
-      started.set(res, Date.now());
-      res.on('finish', finished);
-      res.on('close', finished);
+  return (req, res, next) => {
+    (res.locals as LifecycleLocals).startedAt = performance.now();
+    assignRequestId(req, res);
+    res.once('close', onClose);
+    if (headers) {
+      for (const name of headers.removed) res.removeHeader(name);
+      for (const [name, value] of headers.set) res.setHeader(name, value);
+      return next();
     }
-    next();
+    helmetEach!(req, res, next);
   };
 }
 
@@ -99,6 +114,19 @@ function requireJson(req: Request, _res: Response, next: NextFunction): void {
     return next(new UnsupportedMediaTypeError('expected Content-Type: application/json'));
   }
   next();
+}
+
+/**
+ * The JSON body: parsed (`parser`), its errors mapped to the contract's codes, then checked by
+ * `rejectUnsafeInput`; one router layer instead of three.
+ */
+function requestBody(parser: (req: Request, res: Response, next: NextFunction) => void) {
+  return (req: Request, res: Response, next: NextFunction) => {
+    parser(req, res, (err?: unknown) => {
+      if (err) bodyParserErrors(err, req, res, next);
+      else rejectUnsafeInput(req, res, next);
+    });
+  };
 }
 
 /** body-parser's errors, mapped to the contract's codes. */
@@ -121,12 +149,9 @@ export function createApp(deps: Dependencies): express.Express {
   // (a hash per response) could never match a later one. The one static document sets its own.
   app.set('etag', false);
   app.set('trust proxy', 'loopback');
-  app.use(requestId);
   const metrics = new ApiMetrics(deps);
-  app.use(metrics.middleware());
   deps.processBeat.addRole('api');
-  app.use(securityHeaders());
-  app.use(accessLog(deps.logger));
+  app.use(requestLifecycle(deps.logger, metrics));
 
   const authenticator = new Authenticator({
     tokens: deps.tokens,
@@ -148,29 +173,28 @@ export function createApp(deps: Dependencies): express.Express {
   });
 
   const v1 = express.Router();
-  v1.use(baseRoutes(deps));
+  v1.use(gatedRouter(BASE_PATHS, baseRoutes(deps)));
   // Before the authenticator: the scraper's METRICS_TOKEN bearer is not a JWT.
-  v1.use(metricsRoutes(deps, metrics));
+  v1.use(gatedRouter(METRICS_PATHS, metricsRoutes(deps, metrics)));
   // A sender its rate limit refused a moment ago is refused again before authentication and
   // before its body is read: a flood over its rate costs a digest and a lookup per request.
   const early = earlyRateRefusal(); // wall-clock time, like the buckets (Redis TIME)
   v1.post('/chat/send', early.refuse);
-  v1.use(authenticateRequests(authenticator));
-  // Admission before the body is read: a request the gate turns away costs no parse.
-  v1.use(deps.ingress.middleware());
-  v1.use(requireJson);
+  // Authentication, then admission before the body is read (a request the gate turns away costs
+  // no parse), then the JSON check: one layer.
+  v1.use(authenticateRequests(authenticator, deps.ingress.middleware()));
   v1.use(
-    express.json({
-      limit: deps.config.maxBodyBytes,
-      strict: true,
-      verify: (req, res, buf) => {
-        assertUtf8Body(req, res, buf);
-        keepRawBody(req, res, buf);
-      },
-    }),
+    requestBody(
+      express.json({
+        limit: deps.config.maxBodyBytes,
+        strict: true,
+        verify: (req, res, buf) => {
+          assertUtf8Body(req, res, buf);
+          keepRawBody(req, res, buf);
+        },
+      }),
+    ),
   );
-  v1.use(bodyParserErrors);
-  v1.use(rejectUnsafeInput);
   mountRoutes({ router: v1, registry, deps });
   v1.use(early.remember);
   const openapi = generateOpenApiDocument(registry, deps.version);
@@ -181,7 +205,7 @@ export function createApp(deps: Dependencies): express.Express {
     res.setHeader('ETag', openapiTag);
     res.type('json').send(openapiJson);
   });
-  app.use(docsRoutes(deps.version));
+  app.use(gatedRouter(DOCS_PATHS, docsRoutes(deps.version)));
   app.use('/api/v1', v1);
 
   app.use((_req: Request, res: Response) => sendError(res, 404, 'NOT_FOUND', 'no such route'));
@@ -189,12 +213,18 @@ export function createApp(deps: Dependencies): express.Express {
   return app;
 }
 
-/** Sets `res.locals.principal` (undefined: anonymous) before any route runs. */
-function authenticateRequests(authenticator: Authenticator) {
+/**
+ * Sets `res.locals.principal` (undefined: anonymous) before any route runs, then runs the ingress
+ * gate and `requireJson`: three steps in one router layer.
+ */
+function authenticateRequests(
+  authenticator: Authenticator,
+  gate: (req: Request, res: Response, next: NextFunction) => void,
+) {
   return (req: Request, res: Response, next: NextFunction) => {
     authenticator.authenticate(req).then((principal) => {
       res.locals.principal = principal;
-      next();
+      gate(req, res, (err?: unknown) => (err ? next(err) : requireJson(req, res, next)));
     }, next);
   };
 }

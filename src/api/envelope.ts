@@ -14,6 +14,28 @@ function requestIdOf(res: Response): string {
 }
 
 /**
+ * Writes a JSON answer as Express's `res.status(status).json(body)` would with this app's settings
+ * (no ETag, no JSON spaces or replacer): `Content-Type: application/json; charset=utf-8` unless a
+ * type was set, `Content-Length`, no body for HEAD, 204 or 304. Without `res.json`/`res.send`'s
+ * generic path (content-type parsing and charset rewriting, freshness check, a Buffer copy), which
+ * every answer of the API pays.
+ */
+export function writeJson(res: Response, status: number, body: unknown): void {
+  const json = JSON.stringify(body);
+  res.status(status);
+  if (status === 204 || status === 304) {
+    res.removeHeader('Content-Type');
+    res.removeHeader('Content-Length');
+    res.end();
+    return;
+  }
+  if (!res.hasHeader('Content-Type')) res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(json));
+  if (res.req.method === 'HEAD') res.end();
+  else res.end(json, 'utf8');
+}
+
+/**
  * Sends the success envelope of API.md. `topLevel` adds fields beside the envelope's own, for
  * protocols that read them there (OneBot's quick operation); it never replaces an envelope field.
  */
@@ -24,7 +46,7 @@ export function sendOk(
   message = 'ok',
   topLevel: Record<string, unknown> = {},
 ): void {
-  res.status(status).json({
+  writeJson(res, status, {
     ...topLevel,
     success: true,
     data,
@@ -41,7 +63,7 @@ export function sendError(
   message: string,
   details?: Record<string, unknown>,
 ): void {
-  res.status(status).json({
+  writeJson(res, status, {
     success: false,
     error: details === undefined ? { code, message } : { code, message, details },
     timestamp: new Date().toISOString(),

@@ -65,8 +65,25 @@ export interface TelemetryRecorderOptions {
   flushMs?: number;
 }
 
+/**
+ * Samples of one series, label, latency bin, scope and minute since the last flush: what a
+ * request costs the recorder is one map entry update; the minute, hour and day keys, for the
+ * installation and the tenant, are made once per flush.
+ */
+interface Samples {
+  series: TelemetrySeries;
+  label: string;
+  bin: string;
+  tenantId: string | undefined;
+  /** Start of the sample's minute, ms (its hour and day follow from it). */
+  minute: number;
+  count: number;
+  micros: number;
+}
+
 export class TelemetryRecorder {
   private pending = new Map<string, Map<string, number>>();
+  private samples = new Map<string, Samples>();
   private expiries = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
@@ -83,18 +100,35 @@ export class TelemetryRecorder {
   /** One latency sample of a series (ms), for the installation and, when given, the tenant. */
   observe(series: TelemetrySeries, label: string, ms: number, tenantId?: string): void {
     const at = this.o.clock.now();
-    const bin = `${label}${SEP}${binOf(ms)}`;
-    const sum = `${label}${SEP}${SUM_FIELD}`;
+    const minute = at - (at % SIZE_MS.m);
+    const bin = binOf(ms);
     const micros = Math.max(0, Math.round(ms * 1000));
-    for (const size of ['m', 'h', 'd'] as const) {
-      const start = at - (at % SIZE_MS[size]);
-      for (const scope of tenantId === undefined ? [null] : [null, tenantId]) {
-        const key = this.o.keys.telemetryBucket(scope, series, size, start);
-        this.add(key, bin, 1);
-        this.add(key, sum, micros);
-        this.expiries.set(key, start + SIZE_MS[size] + BUCKET_RETENTION_MS[size]);
+    const id = `${series}\n${tenantId ?? ''}\n${minute}\n${label}\n${bin}`;
+    const entry = this.samples.get(id);
+    if (entry) {
+      entry.count++;
+      entry.micros += micros;
+      return;
+    }
+    this.samples.set(id, { series, label, bin: String(bin), tenantId, minute, count: 1, micros });
+  }
+
+  /** Spreads the accumulated samples over their minute, hour and day buckets (see `observe`). */
+  private bucketSamples(): void {
+    for (const s of this.samples.values()) {
+      for (const size of ['m', 'h', 'd'] as const) {
+        // Hour and day boundaries are minute boundaries: the minute's start picks the same bucket.
+        const start = s.minute - (s.minute % SIZE_MS[size]);
+        const expiry = start + SIZE_MS[size] + BUCKET_RETENTION_MS[size];
+        for (const scope of s.tenantId === undefined ? [null] : [null, s.tenantId]) {
+          const key = this.o.keys.telemetryBucket(scope, s.series, size, start);
+          this.add(key, `${s.label}${SEP}${s.bin}`, s.count);
+          this.add(key, `${s.label}${SEP}${SUM_FIELD}`, s.micros);
+          this.expiries.set(key, expiry);
+        }
       }
     }
+    this.samples.clear();
   }
 
   /** Adds to an installation-wide running total (never expires; bounded fields only). */
@@ -129,6 +163,7 @@ export class TelemetryRecorder {
   }
 
   private async write(): Promise<void> {
+    this.bucketSamples();
     if (this.pending.size === 0) return;
     const pending = this.pending;
     const expiries = this.expiries;

@@ -62,6 +62,9 @@ function swaggerUiDir(): string {
   return path.dirname(require.resolve('swagger-ui-dist/package.json'));
 }
 
+/** Every path `docsRoutes` answers (see `gatedRouter`). */
+export const DOCS_PATHS = { exact: ['/', '/api/v1'], prefixes: [DOCS_PATH] } as const;
+
 /**
  * The API reference page (Swagger UI over `/api/v1/openapi.json`, served from the npm package),
  * and the pointers at `/` and `/api/v1/`: HTML for browsers, the JSON envelope for everyone else.

@@ -71,8 +71,8 @@ export class IngressGate {
           }),
         );
       }
-      res.once('finish', decision.release);
-      res.once('close', decision.release);
+      // `close` follows every response, finished or aborted: one listener releases both.
+      res.on('close', decision.release);
       next();
     };
   }

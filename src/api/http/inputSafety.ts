@@ -78,11 +78,21 @@ export function jsonInputProblem(value: unknown, maxDepth = MAX_JSON_DEPTH): Inp
 }
 
 /**
+ * The request's parsed query string, parsed once: Express 5's `req.query` is a getter that parses
+ * the query string again on every read (an object per read), and the input check and the route
+ * each read it.
+ */
+export function queryOf(req: Request, res: Response): Record<string, unknown> {
+  const locals = res.locals as { parsedQuery?: Record<string, unknown> };
+  return (locals.parsedQuery ??= req.query as Record<string, unknown>);
+}
+
+/**
  * After the JSON parser: a body or query string with a problem above is answered 400
  * VALIDATION_ERROR naming the field, before any route sees it.
  */
-export function rejectUnsafeInput(req: Request, _res: Response, next: NextFunction): void {
-  const inQuery = jsonInputProblem(req.query, 2);
+export function rejectUnsafeInput(req: Request, res: Response, next: NextFunction): void {
+  const inQuery = jsonInputProblem(queryOf(req, res), 2);
   if (inQuery)
     return next(
       new ValidationError('invalid request query', [{ ...inQuery, path: `query.${inQuery.path}` }]),

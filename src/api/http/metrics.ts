@@ -1,3 +1,5 @@
+import { performance } from 'node:perf_hooks';
+
 import type { NextFunction, Request, Response } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -32,6 +34,15 @@ const NON_COUNTERS_NAMED_TOTAL = [
   'nodejs_active_resources_total',
 ];
 
+/** The prom-client children and telemetry label of one method, route pattern and status class. */
+interface Series {
+  requests: { inc(): void };
+  duration: { observe(seconds: number): void };
+  /** `METHOD route\tstatus class`, the telemetry label. */
+  telemetryLabel: string;
+  statusClass: string;
+}
+
 type MetricsDeps = Pick<
   Dependencies,
   'queues' | 'redis' | 'keys' | 'version' | 'logger' | 'db' | 'telemetry' | 'config'
@@ -52,6 +63,7 @@ export class ApiMetrics {
   private readonly duration: Histogram<'method' | 'route' | 'status_class'>;
   private readonly tenantRequests: Counter<'tenant_id' | 'status_class'>;
   private readonly allowlist: ReadonlySet<string>;
+  private readonly series = new Map<string, Series>();
 
   constructor(private readonly deps: MetricsDeps) {
     this.allowlist = new Set(deps.config.metricsTenantAllowlist);
@@ -89,27 +101,52 @@ export class ApiMetrics {
   }
 
   /**
-   * Counts and times every response, here and in the shared telemetry (`/stats/api`, per tenant
-   * too); the route is known only once routing is done, at `finish`.
+   * Counts and times one finished response, here and in the shared telemetry (`/stats/api`, per
+   * tenant too); called once routing is done (the route pattern is known), with the time from
+   * receiving the request to finishing the response, ms.
+   */
+  record(req: Request, res: Response, ms: number): void {
+    const series = this.seriesOf(req.method, routeLabel(req), statusClass(res.statusCode));
+    series.requests.inc();
+    series.duration.observe(ms / 1000);
+    const tenantId = (res.locals.principal as Principal | undefined)?.tenantId;
+    this.deps.telemetry.observe('api', series.telemetryLabel, ms, tenantId);
+    if (tenantId !== undefined && this.allowlist.has(tenantId)) {
+      this.tenantRequests.inc({ tenant_id: tenantId, status_class: series.statusClass });
+    }
+  }
+
+  /**
+   * A middleware counting and timing every response (`record` at `finish`), for apps that do not
+   * call `record` themselves.
    */
   middleware() {
     return (req: Request, res: Response, next: NextFunction): void => {
-      const start = process.hrtime.bigint();
-      res.on('finish', () => {
-        const ms = Number(process.hrtime.bigint() - start) / 1e6;
-        const route = routeLabel(req);
-        const cls = statusClass(res.statusCode);
-        const labels = { method: req.method, route, status_class: cls };
-        this.requests.inc(labels);
-        this.duration.observe(labels, ms / 1000);
-        const tenantId = (res.locals.principal as Principal | undefined)?.tenantId;
-        this.deps.telemetry.observe('api', `${req.method} ${route}${SEP}${cls}`, ms, tenantId);
-        if (tenantId !== undefined && this.allowlist.has(tenantId)) {
-          this.tenantRequests.inc({ tenant_id: tenantId, status_class: cls });
-        }
-      });
+      const start = performance.now();
+      res.on('finish', () => this.record(req, res, performance.now() - start));
       next();
     };
+  }
+
+  /**
+   * The label children of one method, route and status class, made once: prom-client hashes a
+   * label object on every `inc`/`observe`, its children do not. Bounded like the labels (route
+   * patterns, not URLs).
+   */
+  private seriesOf(method: string, route: string, cls: string): Series {
+    const key = `${method} ${route}${SEP}${cls}`;
+    let series = this.series.get(key);
+    if (!series) {
+      const labels = { method, route, status_class: cls };
+      series = {
+        requests: this.requests.labels(labels),
+        duration: this.duration.labels(labels),
+        telemetryLabel: key,
+        statusClass: cls,
+      };
+      this.series.set(key, series);
+    }
+    return series;
   }
 
   /** The exposition text and its content type. */

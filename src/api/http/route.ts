@@ -6,6 +6,7 @@ import type { Principal } from '../../auth/principal';
 import type { Role } from '../../domain/roles';
 import { ForbiddenError, IsolationViolationError, UnauthorizedError, ValidationError } from '../../errors';
 import { sendOk } from '../envelope';
+import { queryOf } from './inputSafety';
 import { documentOperation, type ErrorStatus, type RequestHeader } from './openapiOperation';
 
 // Route modules call `.openapi()` on their schemas while being imported, before `app.ts` runs its
@@ -92,23 +93,28 @@ export function parseWith<S extends z.ZodType>(
  * credential naming another `agent_id` likewise. Checked here, for every route, before the route's
  * own validation (which may not even know the field: it must not be silently ignored).
  */
-function checkNamedContext(principal: Principal, req: Request): void {
+function checkNamedContext(principal: Principal, req: Request, query: Record<string, unknown>): void {
+  checkNamedIn(principal, query);
   const raw: unknown = req.body;
-  const body = (typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? raw : {}) as Record<
-    string,
-    unknown
-  >;
-  const query = req.query as Record<string, unknown>;
-  for (const source of [query, body]) {
-    const tenant = source.tenant_id;
-    if (tenant !== undefined && principal.role !== 'platform_admin' && tenant !== principal.tenantId) {
-      throw new IsolationViolationError('the credential does not allow this tenant');
-    }
-    const agent = source.agent_id;
-    if (agent !== undefined && principal.agentId !== undefined && agent !== principal.agentId) {
-      throw new IsolationViolationError('the credential is bound to another agent');
-    }
+  if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
+    checkNamedIn(principal, raw as Record<string, unknown>);
   }
+}
+
+function checkNamedIn(principal: Principal, source: Record<string, unknown>): void {
+  const tenant = source.tenant_id;
+  if (tenant !== undefined && principal.role !== 'platform_admin' && tenant !== principal.tenantId) {
+    throw new IsolationViolationError('the credential does not allow this tenant');
+  }
+  const agent = source.agent_id;
+  if (agent !== undefined && principal.agentId !== undefined && agent !== principal.agentId) {
+    throw new IsolationViolationError('the credential is bound to another agent');
+  }
+}
+
+function isEmpty(query: Record<string, unknown>): boolean {
+  for (const key in query) if (Object.hasOwn(query, key)) return false;
+  return true;
 }
 
 /** The query schema a route validates with: strict (unknown parameters refused), built once. */
@@ -127,10 +133,9 @@ function strictQuerySchema(schema: z.ZodType | undefined): z.ZodType {
 function parseQuery(
   strict: z.ZodType,
   acceptsTenantId: boolean,
-  req: Request,
+  query: Record<string, unknown>,
   principal: Principal | undefined,
 ): unknown {
-  const query = req.query as Record<string, unknown>;
   let raw = query;
   if (principal && principal.role !== 'platform_admin' && !acceptsTenantId && 'tenant_id' in query) {
     raw = { ...query };
@@ -154,6 +159,15 @@ export function route<
   // Built once: a schema made per request would be compiled again by zod on its first parse.
   const strictQuery = strictQuerySchema(spec.query);
   const acceptsTenantId = spec.query instanceof z.ZodObject && 'tenant_id' in spec.query.shape;
+  // Most requests have no query string: its parse (a valid one) is made once and shared, frozen so
+  // that no handler can change what the next request sees.
+  let emptyQuery: { value: unknown } | undefined;
+  const parseEmptyQuery = (principal: Principal | undefined) => {
+    if (emptyQuery) return emptyQuery.value;
+    const value: unknown = parseQuery(strictQuery, acceptsTenantId, {}, principal);
+    emptyQuery = { value: typeof value === 'object' && value !== null ? Object.freeze(value) : value };
+    return emptyQuery.value;
+  };
   router[spec.method](spec.path, (req: Request, res: Response, next: NextFunction) => {
     const run = async () => {
       const principal = res.locals.principal as Principal | undefined;
@@ -161,9 +175,12 @@ export function route<
         if (!principal) throw new UnauthorizedError();
         if (!spec.auth.includes(principal.role)) throw new ForbiddenError('your role may not do this');
       }
-      if (principal && spec.auth !== 'public') checkNamedContext(principal, req);
+      const rawQuery = queryOf(req, res);
+      if (principal && spec.auth !== 'public') checkNamedContext(principal, req, rawQuery);
       const params = spec.params ? parseWith(spec.params, req.params, 'params') : undefined;
-      const parsedQuery = parseQuery(strictQuery, acceptsTenantId, req, principal);
+      const parsedQuery = isEmpty(rawQuery)
+        ? parseEmptyQuery(principal)
+        : parseQuery(strictQuery, acceptsTenantId, rawQuery, principal);
       const query = spec.query ? parsedQuery : undefined;
       const body = spec.body ? parseWith(spec.body, req.body ?? {}, 'body') : undefined;
       const result = await spec.handler({

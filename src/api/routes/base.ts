@@ -22,6 +22,9 @@ export async function probe(check: () => Promise<unknown>, timeoutMs: number): P
   }
 }
 
+/** Every path `baseRoutes` answers (see `gatedRouter`). */
+export const BASE_PATHS = { exact: ['/health', '/ready'] } as const;
+
 /** `/health`, `/ready`: the real dependencies, answered within a bounded time. */
 export function baseRoutes(deps: Dependencies): Router {
   const router = Router();

@@ -4,6 +4,9 @@ import type { Dependencies } from '../../dependencies';
 import { PlatformAdminGate } from '../auth/platformAdmin';
 import type { ApiMetrics } from '../http/metrics';
 
+/** Every path `metricsRoutes` answers (see `gatedRouter`). */
+export const METRICS_PATHS = { exact: ['/metrics'] } as const;
+
 /**
  * `GET /metrics` (API.md § Base): Prometheus text for `Authorization: Bearer <METRICS_TOKEN>` or a
  * platform admin's credentials. Mounted before the authenticator, which would take the static
