@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 
 import type { Database } from '../db/database';
 import { getTenant, type TenantRow } from '../db/repositories/tenants';
+import { TenantSnapshots } from '../domain/tenantSnapshots';
 import type { ChannelHub } from '../redis/channelHub';
 import type { Keyspace } from '../redis/keys';
 
@@ -42,28 +43,22 @@ const PARSED_ENTRIES = 1000;
  */
 export class TenantDirectory {
   private readonly parsed = new Map<string, Readonly<TenantMeta> | undefined>();
-  private readonly local = new Map<string, { meta: TenantMeta | undefined; expiresAt: number }>();
-  /** Bumped by every change notice: a read started before it is not kept. */
-  private readonly generations = new Map<string, number>();
+  private readonly local: TenantSnapshots<TenantMeta | undefined>;
 
   constructor(
     private readonly db: Database,
     private readonly redis: Redis,
     private readonly keys: Keyspace,
-    private readonly now: () => number = Date.now,
-  ) {}
+    now: () => number = Date.now,
+  ) {
+    this.local = new TenantSnapshots(
+      async (tenantId) => this.resolve(tenantId, await this.redis.get(this.cacheKey(tenantId))),
+      { clock: { now }, ttlMs: LOCAL_TTL_MS, maxTenants: LOCAL_ENTRIES },
+    );
+  }
 
-  async get(tenantId: string): Promise<TenantMeta | undefined> {
-    const hit = this.local.get(tenantId);
-    if (hit && hit.expiresAt > this.now()) return hit.meta;
-    const generation = this.generations.get(tenantId) ?? 0;
-    const meta = await this.resolve(tenantId, await this.redis.get(this.cacheKey(tenantId)));
-    if ((this.generations.get(tenantId) ?? 0) === generation) {
-      this.local.delete(tenantId);
-      if (this.local.size >= LOCAL_ENTRIES) this.local.delete(this.local.keys().next().value!);
-      this.local.set(tenantId, { meta, expiresAt: this.now() + LOCAL_TTL_MS });
-    }
-    return meta;
+  get(tenantId: string): Promise<TenantMeta | undefined> {
+    return this.local.get(tenantId);
   }
 
   /** Follows every process's `invalidate`; resolves once subscribed. Returns the unsubscribe. */
@@ -104,8 +99,7 @@ export class TenantDirectory {
   }
 
   private forget(tenantId: string): void {
-    this.generations.set(tenantId, (this.generations.get(tenantId) ?? 0) + 1);
-    this.local.delete(tenantId);
+    this.local.forget(tenantId);
   }
 
   private parse(cached: string): Readonly<TenantMeta> | undefined {
