@@ -22,14 +22,13 @@ export function earlyRateRefusal(now: () => number = Date.now, refusals = new Cr
   return {
     refusals,
     refuse: (req: Request, res: Response, next: NextFunction): void => {
+      // Marks the send for `remember`; the digest is worked out only when something is remembered.
+      res.locals.earlyRefusal = true;
+      if (refusals.size === 0) return next();
       const header = credentialHeader(req);
       if (header === undefined) return next();
-      const fingerprint = CredentialRefusals.fingerprint(header);
-      const known = refusals.refusal(fingerprint, now());
-      if (!known) {
-        res.locals.credentialFingerprint = fingerprint;
-        return next();
-      }
+      const known = refusals.refusal(CredentialRefusals.fingerprint(header), now());
+      if (!known) return next();
       next(
         new RateLimitError(
           'RATE_LIMIT_EXCEEDED',
@@ -39,15 +38,15 @@ export function earlyRateRefusal(now: () => number = Date.now, refusals = new Cr
         ),
       );
     },
-    remember: (err: unknown, _req: Request, res: Response, next: NextFunction): void => {
-      const fingerprint = res.locals.credentialFingerprint as string | undefined;
-      if (fingerprint && err instanceof RateLimitError && err.code === 'RATE_LIMIT_EXCEEDED') {
+    remember: (err: unknown, req: Request, res: Response, next: NextFunction): void => {
+      const header = res.locals.earlyRefusal === true ? credentialHeader(req) : undefined;
+      if (header !== undefined && err instanceof RateLimitError && err.code === 'RATE_LIMIT_EXCEEDED') {
         const details = err.details ?? {};
         const limit = details.limit;
         const waitMs = Number(details.retry_after_ms);
         if ((limit === 'tenant' || limit === 'credential') && waitMs > 0) {
           const rate = details.rate_per_second;
-          refusals.remember(fingerprint, now(), {
+          refusals.remember(CredentialRefusals.fingerprint(header), now(), {
             limit,
             waitMs,
             ratePerSecond: typeof rate === 'number' ? rate : undefined,
