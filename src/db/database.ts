@@ -189,6 +189,11 @@ export class Database {
       // Lets the OS notice a peer that vanished while a pooled connection sat idle.
       keepAlive: true,
       application_name: options.applicationName ?? 'maihive',
+      // A unit of work's statements are written as soon as they are issued, each behind the last
+      // (pg's pipeline mode, which keeps their order and gives each its own answer): `BEGIN` and
+      // the settings go out with the first statement instead of a round trip of their own, and
+      // statements a repository issues together cost one round trip.
+      pipeline: true,
     });
     // An idle client losing its server must not crash the process; the next checkout reconnects.
     this.pool.on('error', (err) => this.logger.warn({ err }, 'idle PostgreSQL client failed'));
@@ -206,6 +211,23 @@ export class Database {
       tenantSettings(ctx),
       (client) => new TenantHandle(client, ctx),
       fn,
+    );
+  }
+
+  /**
+   * A tenant unit of work whose statements are all issued before `fn` first awaits (one statement,
+   * or several written together): `BEGIN`, the statements and `COMMIT` go out at once, a single
+   * round trip in all. A statement issued later fails ("this unit of work has ended"), and `fn`
+   * cannot roll back by throwing once its statements are written: a failed statement still rolls
+   * the unit back, and its error is what this rejects with.
+   */
+  withTenantAtOnce<T>(ctx: IsolationContext, fn: (db: TenantDb) => Promise<T>): Promise<T> {
+    return this.unitOfWork<TenantHandle, T>(
+      ctx.tenantId,
+      tenantSettings(ctx),
+      (client) => new TenantHandle(client, ctx),
+      fn,
+      true,
     );
   }
 
@@ -269,6 +291,7 @@ export class Database {
     settings: Record<string, string>,
     makeHandle: (client: pg.PoolClient) => H,
     fn: (db: H) => Promise<T>,
+    atOnce = false,
   ): Promise<T> {
     if (this.closed) throw new ServiceUnavailableError('database is shutting down');
     const releasePermit = await this.permit(key);
@@ -281,11 +304,23 @@ export class Database {
     }
     const handle = makeHandle(client);
     let broken: Error | undefined;
+    // `COMMIT` written right behind the statements of a unit of work at once; settled before release.
+    let early: Promise<pg.QueryResult> | undefined;
     try {
-      await client.query(beginSql(settings, this.statementTimeoutMs));
-      const result = await fn(handle);
+      // Not awaited before `fn`: its first statement is written right behind it. Should `BEGIN`
+      // fail, so does every statement behind it (same connection, in order), and nothing commits.
+      const begun = client.query(beginSql(settings, this.statementTimeoutMs));
+      begun.catch(() => undefined); // awaited below; `fn` may fail first
+      const work = fn(handle);
+      if (atOnce) {
+        handle.end();
+        early = client.query('COMMIT');
+        early.catch(() => undefined); // awaited below, or in the failure path
+      }
+      const result = await work;
+      await begun;
       handle.end();
-      const commit = await client.query('COMMIT');
+      const commit = await (early ?? client.query('COMMIT'));
       // A statement that failed inside the callback aborts the transaction even when the callback
       // caught its error; PostgreSQL then answers COMMIT with ROLLBACK instead of an error.
       if (commit.command === 'ROLLBACK') {
@@ -298,6 +333,11 @@ export class Database {
         // The server stopped answering: a ROLLBACK would wait behind the unanswered query for
         // another timeout. Destroy the connection instead; the server ends the transaction itself.
         broken = err as Error;
+      } else if (early) {
+        // The `COMMIT` already written ends the transaction (as a ROLLBACK when a statement failed).
+        await early.catch((commitErr: unknown) => {
+          broken = commitErr instanceof Error ? commitErr : new Error(String(commitErr));
+        });
       } else {
         try {
           await client.query('ROLLBACK');

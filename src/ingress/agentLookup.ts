@@ -114,7 +114,7 @@ export function lookupAgent(
 ): Promise<AgentFacts | undefined> {
   return cacheOf(db).get(`agent/${tenantId}/${agentId}`, { tenantId, agentId }, nowMs, async () => {
     const ctx = createIsolationContext({ tenantId, agentId });
-    const row = await db.withTenant(ctx, (t) => getAgent(t, agentId));
+    const row = await db.withTenantAtOnce(ctx, (t) => getAgent(t, agentId));
     if (!row) return undefined;
     const onebot = storedAgentConfig(row.config).onebot;
     return {

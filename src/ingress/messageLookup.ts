@@ -151,7 +151,7 @@ export async function readMessageStatus(
   ctx: IsolationContext,
   messageId: string,
 ): Promise<MessageStatusView | undefined> {
-  const row = await deps.db.withTenant(ctx, (db) => getMessage(db, messageId));
+  const row = await deps.db.withTenantAtOnce(ctx, (db) => getMessage(db, messageId));
   if (row && row.status !== 'queued') return statusFromRow(row);
   const found = await findJob(deps.queues, ctx, messageId);
   if (found) {

@@ -71,7 +71,7 @@ export async function storeBatch(
   const replyId = `${b.target.message_id}.r`;
   const answered = b.reply.text !== null;
   const outcomes = batchOutcomes(b, finishedAt);
-  await deps.db.withTenant(ctx, (db) =>
+  await deps.db.withTenantAtOnce(ctx, (db) =>
     storeBatchOutcome(db, {
       chatStreamId: ctx.chatStreamId,
       usage: b.reply.usage,

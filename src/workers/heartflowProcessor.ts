@@ -182,7 +182,7 @@ export async function processHeartflowJob(
 /** Stores one inbound message, through the pool's group commit when there is one. */
 async function storeOne(deps: HeartflowDeps, ctx: ChatStreamContext, inbound: InboundMessage): Promise<void> {
   if (deps.inbound) await deps.inbound.store(ctx.tenantId, inbound);
-  else await deps.db.withTenant(ctx, (db) => storeInbound(db, [inbound]));
+  else await deps.db.withTenantAtOnce(ctx, (db) => storeInbound(db, [inbound]));
 }
 
 function streamLock(deps: HeartflowDeps, tenantId: string, chatStreamId: string, token?: string): StreamLock {
@@ -306,14 +306,12 @@ async function loadStream(
   now: number,
   memoryLimit: number,
 ): Promise<StreamContext> {
-  if (store) await storeInbound(db, [store]);
-  const { pending, history, context } = await claimWithHistory(
-    db,
-    ctx.agentId,
-    ctx.chatStreamId,
-    BATCH_LIMIT,
-    HISTORY,
-  );
+  // Written together, one round trip (the unit's connection keeps their order: the claim sees
+  // the stored message); `Promise.all` so that the claim's rejection is handled if the store fails.
+  const [, { pending, history, context }] = await Promise.all([
+    store ? storeInbound(db, [store]) : undefined,
+    claimWithHistory(db, ctx.agentId, ctx.chatStreamId, BATCH_LIMIT, HISTORY),
+  ]);
   if (pending.length === 0) {
     return {
       pending,
@@ -477,7 +475,7 @@ async function answerPending(
     const history =
       index === 0
         ? stream.history
-        : await deps.db.withTenant(ctx, (db) => recentMessages(db, ctx.chatStreamId, HISTORY));
+        : await deps.db.withTenantAtOnce(ctx, (db) => recentMessages(db, ctx.chatStreamId, HISTORY));
     const acted = heard
       ? undefined
       : await pluginAction(deps, ctx, {

@@ -74,6 +74,6 @@ export class InboundWriter {
   }
 
   private write(tenantId: string, items: InboundMessage[]): Promise<void> {
-    return this.db.withTenant(createIsolationContext({ tenantId }), (db) => storeInbound(db, items));
+    return this.db.withTenantAtOnce(createIsolationContext({ tenantId }), (db) => storeInbound(db, items));
   }
 }

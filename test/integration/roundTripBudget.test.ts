@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 
 import { Dispatcher } from '../../src/queues/dispatcher';
+import { watchRoundTrips } from '../support/pgRoundTrips';
 import { type RuntimeHarness, startRuntimeHarness } from '../support/runtimeHarness';
 
 /**
@@ -9,9 +10,9 @@ import { type RuntimeHarness, startRuntimeHarness } from '../support/runtimeHarn
  * start` runs it: PostgreSQL statements, Redis commands and heartflow fetches, counted by wrapping
  * the clients. On a VM where every socket write is a syscall costing tens of µs, these counts,
  * not any single statement, are what a flood multiplies for every tenant (issue 9). The budgets
- * sit a little above today's counts (≈ 10.9 statements, ≈ 25 commands, ≈ 1.2 fetches, 7 Dec) so
+ * sit a little above today's counts (≈ 9 statements in ≈ 4.7 round trips, ≈ 21 commands, ≈ 1.3 fetches, 7 Dec) so
  * background work (memory and stats jobs, timers) does not make the test flaky, and well below
- * what they were before (15.5, 64 and 4.4).
+ * what they were before (15.5 statements each its own round trip, 64 commands and 4.4 fetches).
  */
 
 jest.setTimeout(120_000);
@@ -29,11 +30,11 @@ afterAll(async () => {
 function counting<T extends object, K extends keyof T>(
   proto: T,
   method: K,
-  count: (args: unknown[]) => void,
+  count: (self: unknown, args: unknown[]) => void,
 ) {
   const original = proto[method] as (...args: unknown[]) => unknown;
   (proto as Record<K, unknown>)[method] = function (this: unknown, ...args: unknown[]) {
-    count(args);
+    count(this, args);
     return original.apply(this, args);
   };
   return () => void ((proto as Record<K, unknown>)[method] = original);
@@ -58,8 +59,12 @@ it('a quiet ?wait message stays within its PostgreSQL, Redis and fetch budgets',
   let statements = 0;
   let commands = 0;
   let fetches = 0;
+  let roundTrips = 0;
   const restore = [
-    counting(pg.Client.prototype, 'query', () => statements++),
+    counting(pg.Client.prototype, 'query', (client) => {
+      statements++;
+      watchRoundTrips(client as pg.Client, () => roundTrips++);
+    }),
     counting(Redis.prototype, 'sendCommand', () => commands++),
     counting(Dispatcher.prototype as unknown as Record<string, unknown>, 'fetch', () => fetches++),
   ];
@@ -75,8 +80,15 @@ it('a quiet ?wait message stays within its PostgreSQL, Redis and fetch budgets',
     for (const r of restore) r();
   }
   expect([...statuses]).toEqual(['replied']);
-  const perMessage = { statements: statements / n, commands: commands / n, fetches: fetches / n };
+  const perMessage = {
+    statements: statements / n,
+    roundTrips: roundTrips / n,
+    commands: commands / n,
+    fetches: fetches / n,
+  };
   expect(perMessage.statements).toBeLessThanOrEqual(12.5);
+  // Statements written together (pipelined BEGIN, units at once) wait for one answer, not one each.
+  expect(perMessage.roundTrips).toBeLessThanOrEqual(6);
   expect(perMessage.commands).toBeLessThanOrEqual(35);
   // Fetches of every kind (heartflow, memory, stats, delivery) per message.
   expect(perMessage.fetches).toBeLessThanOrEqual(2.5);
