@@ -104,6 +104,11 @@ const EnvSchema = z.object({
   MAIHIVE_AUTOSTART: bool.optional(),
   /** Maximum PostgreSQL connections per process pool. Default 20. */
   DB_POOL_MAX: z.coerce.number().int().min(1).max(500).default(20),
+  /**
+   * Most of a process's PostgreSQL connections one tenant holds at once (its other units of work
+   * wait for its own). Default: a quarter of `DB_POOL_MAX`, rounded up (5 of 20).
+   */
+  DB_POOL_MAX_PER_TENANT: z.coerce.number().int().min(1).max(500).optional(),
   /** Milliseconds to wait for a pooled PostgreSQL connection before failing with 503. Default 5000. */
   DB_CONNECT_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
   /** Prefix of every Redis key and BullMQ queue. Default `mh`. */
@@ -280,6 +285,7 @@ export const VARIABLE_RULES: { readonly [K in keyof Env]-?: VariableRule } = {
   MAIHIVE_PLUGIN_DIR: { rule: 'a directory path', example: '/etc/maihive/plugins' },
   MAIHIVE_AUTOSTART: { rule: 'true or false (also 1/0, yes/no)', example: 'false' },
   DB_POOL_MAX: { rule: 'an integer from 1 to 500', example: '20' },
+  DB_POOL_MAX_PER_TENANT: { rule: 'an integer from 1 to 500', example: '5' },
   DB_CONNECT_TIMEOUT_MS: { rule: 'a positive integer (ms)', example: '5000' },
   REDIS_PREFIX: { rule: '1 to 64 characters from A-Z a-z 0-9 _ . -', example: 'mh' },
   ACCESS_TOKEN_TTL_SECONDS: { rule: 'an integer of at least 30 (seconds)', example: '3600' },
@@ -365,6 +371,8 @@ export interface Config {
   readonly memoryPurgeIntervalMs: number;
   readonly db: {
     readonly poolMax: number;
+    /** Most connections of the pool one tenant holds at once. */
+    readonly poolMaxPerTenant: number;
     readonly connectTimeoutMs: number;
     readonly statementTimeoutMs: number;
   };
@@ -391,6 +399,15 @@ const SECRET_VARIABLES = new Set<string>([
 ]);
 
 /** "is invalid" with what was given: the value itself, or only its length for a secret. */
+/**
+ * A tenant's share of a pool by default: a quarter, rounded up. A flood of one tenant then runs at
+ * most that many transactions at once in PostgreSQL (the rest wait in its own line, see
+ * `FairSemaphore`), and the other tenants' statements do not queue behind all of the pool's.
+ */
+export function defaultPoolMaxPerTenant(poolMax: number): number {
+  return Math.max(1, Math.ceil(poolMax / 4));
+}
+
 function invalidValue(variable: string, value: string | undefined): string {
   if (value === undefined) return 'is invalid';
   if (SECRET_VARIABLES.has(variable)) return `is invalid (${value.length} characters given)`;
@@ -471,6 +488,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     memoryPurgeIntervalMs: e.MEMORY_PURGE_INTERVAL_MS,
     db: Object.freeze({
       poolMax: e.DB_POOL_MAX,
+      poolMaxPerTenant: Math.min(
+        e.DB_POOL_MAX,
+        e.DB_POOL_MAX_PER_TENANT ?? defaultPoolMaxPerTenant(e.DB_POOL_MAX),
+      ),
       connectTimeoutMs: e.DB_CONNECT_TIMEOUT_MS,
       statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
     }),

@@ -35,6 +35,8 @@ export interface DatabaseOptions {
   url: string;
   /** Pool size. */
   poolMax: number;
+  /** Most of the pool's connections one tenant holds at once. Default `poolMax` (no cap). */
+  poolMaxPerTenant?: number;
   /** ms to wait for a connection before failing with `ServiceUnavailableError`. */
   connectTimeoutMs: number;
   /** Statement timeout inside units of work, ms. */
@@ -170,7 +172,8 @@ export class Database {
   private readonly connectTimeoutMs: number;
   /**
    * Checkouts of the pool's connections, served round-robin by tenant when they are short (the
-   * platform's units count as one more "tenant"), instead of pg-pool's first come, first served.
+   * platform's units count as one more "tenant"), instead of pg-pool's first come, first served,
+   * and at most `poolMaxPerTenant` held by one tenant at once.
    */
   private readonly checkouts: FairSemaphore;
   private closed = false;
@@ -179,7 +182,10 @@ export class Database {
     this.logger = options.logger;
     this.statementTimeoutMs = options.statementTimeoutMs;
     this.connectTimeoutMs = options.connectTimeoutMs;
-    this.checkouts = new FairSemaphore(options.poolMax);
+    this.checkouts = new FairSemaphore(
+      options.poolMax,
+      Math.min(options.poolMax, options.poolMaxPerTenant ?? options.poolMax),
+    );
     this.pool = new pg.Pool({
       connectionString: options.url,
       max: options.poolMax,
@@ -275,7 +281,7 @@ export class Database {
 
   /** A permit for one of the pool's connections, in `key`'s turn when they are short. */
   private async permit(key: string): Promise<() => void> {
-    const now = this.checkouts.tryAcquire();
+    const now = this.checkouts.tryAcquire(key);
     if (now) return now;
     const timeout = AbortSignal.timeout(this.connectTimeoutMs);
     try {

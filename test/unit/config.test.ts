@@ -100,6 +100,7 @@ describe('loadConfig', () => {
     METRICS_TOKEN: 'short',
     MAIHIVE_AUTOSTART: 'perhaps',
     DB_POOL_MAX: '0',
+    DB_POOL_MAX_PER_TENANT: '0',
     DB_CONNECT_TIMEOUT_MS: 'soon',
     REDIS_PREFIX: 'has space',
     ACCESS_TOKEN_TTL_SECONDS: '5',
@@ -178,5 +179,12 @@ describe('loadConfig', () => {
       expect({ variable, row: row !== undefined }).toEqual({ variable, row: true });
       expect(row).toContain(rule.replace(/\|/g, '\\|'));
     }
+  });
+
+  it("caps a tenant's share of the PostgreSQL pool at a quarter by default, never above the pool", () => {
+    expect(loadConfig({}).db).toMatchObject({ poolMax: 20, poolMaxPerTenant: 5 });
+    expect(loadConfig({ DB_POOL_MAX: '2' }).db).toMatchObject({ poolMax: 2, poolMaxPerTenant: 1 });
+    expect(loadConfig({ DB_POOL_MAX: '8', DB_POOL_MAX_PER_TENANT: '50' }).db.poolMaxPerTenant).toBe(8);
+    expect(loadConfig({ DB_POOL_MAX_PER_TENANT: '12' }).db.poolMaxPerTenant).toBe(12);
   });
 });

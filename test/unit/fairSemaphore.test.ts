@@ -86,3 +86,63 @@ describe('FairSemaphore', () => {
     expect(s.snapshot()).toEqual({ available: 3, waiting: 0, keys: 0 });
   });
 });
+
+describe('FairSemaphore with a cap per key', () => {
+  it('holds a key to its cap while permits are free, and lets another key take them at once', async () => {
+    const s = new FairSemaphore(4, 2);
+    const flood = [await s.acquire('flood'), await s.acquire('flood')];
+    expect(s.tryAcquire('flood')).toBeUndefined();
+    let third = false;
+    void s.acquire('flood').then(() => (third = true));
+    await settle();
+    expect(third).toBe(false);
+    // Free permits are not the flood's: a quiet key gets one at once, though the flood waits.
+    const quiet = s.tryAcquire('quiet');
+    expect(quiet).toBeDefined();
+    expect(s.snapshot()).toEqual({ available: 1, waiting: 1, keys: 1 });
+    // The flood's own release makes room for its waiter.
+    flood[0]!();
+    await settle();
+    expect(third).toBe(true);
+    expect(s.snapshot()).toEqual({ available: 1, waiting: 0, keys: 0 });
+  });
+
+  it("passes a capped key's turn to the next key when permits are short", async () => {
+    const s = new FairSemaphore(3, 2);
+    const a = [await s.acquire('a'), await s.acquire('a')];
+    const b = await s.acquire('b');
+    const order: string[] = [];
+    for (const label of ['a1', 'a2']) void s.acquire('a').then(() => order.push(label));
+    void s.acquire('b').then(() => order.push('b1'));
+    await settle();
+    expect(order).toEqual([]);
+    // b's release: a is at its cap, so b's waiter takes the permit although a queued first.
+    b();
+    await settle();
+    expect(order).toEqual(['b1']);
+    a[0]!();
+    await settle();
+    expect(order).toEqual(['b1', 'a1']);
+  });
+
+  it('never lets a key hold more than its cap, nor hands out more permits than there are', async () => {
+    const s = new FairSemaphore(5, 2);
+    const held = new Map<string, number>();
+    let total = 0;
+    let peak = 0;
+    const run = async (key: string) => {
+      const release = await s.acquire(key);
+      held.set(key, (held.get(key) ?? 0) + 1);
+      total++;
+      peak = Math.max(peak, held.get(key)!);
+      expect(total).toBeLessThanOrEqual(5);
+      await new Promise((r) => setTimeout(r, key.charCodeAt(0) % 3));
+      held.set(key, held.get(key)! - 1);
+      total--;
+      release();
+    };
+    await Promise.all(Array.from({ length: 60 }, (_, i) => run(['a', 'b', 'c', 'a', 'a'][i % 5]!)));
+    expect(peak).toBe(2);
+    expect(s.snapshot()).toEqual({ available: 5, waiting: 0, keys: 0 });
+  });
+});
