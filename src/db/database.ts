@@ -8,6 +8,7 @@ import type { Logger } from '../logger';
 import { mapDatabaseError } from './errors';
 import { FairSemaphore } from './fairSemaphore';
 import { checkRawSql } from './rawSqlGuard';
+import { queryScoped } from './scopedStatement';
 
 /** Something that runs SQL: a pooled client inside a unit of work. */
 export interface Queryable {
@@ -76,11 +77,18 @@ function statementName(text: string): string | undefined {
   return name;
 }
 
-/** A unit-of-work handle that refuses to run once its transaction has ended. */
+/** How a handle sends one statement: `name` set for the application's own (kept prepared). */
+type Send = <R extends pg.QueryResultRow>(
+  text: string,
+  values: unknown[] | undefined,
+  name: string | undefined,
+) => Promise<pg.QueryResult<R>>;
+
+/** A unit-of-work handle that refuses to run once its unit has ended. */
 class TransactionHandle implements Queryable {
   private open = true;
 
-  constructor(private readonly client: pg.PoolClient) {}
+  constructor(private readonly send: Send) {}
 
   query<R extends pg.QueryResultRow>(text: string, params?: readonly unknown[]): Promise<pg.QueryResult<R>> {
     return this.run<R>(text, params, statementName(text));
@@ -106,19 +114,25 @@ class TransactionHandle implements Queryable {
     if (!this.open) {
       return Promise.reject(new Error('this unit of work has ended; its database handle cannot be reused'));
     }
-    const values = params as unknown[] | undefined;
-    return name === undefined
-      ? this.client.query<R>(text, values)
-      : this.client.query<R>({ name, text, values });
+    return this.send<R>(text, params as unknown[] | undefined, name);
   }
+}
+
+/** Statements of a transaction: one round trip each, inside the unit's BEGIN … COMMIT. */
+function sendOn(client: pg.PoolClient): Send {
+  return <R extends pg.QueryResultRow>(
+    text: string,
+    values: unknown[] | undefined,
+    name: string | undefined,
+  ) => (name === undefined ? client.query<R>(text, values) : client.query<R>({ name, text, values }));
 }
 
 class TenantHandle extends TransactionHandle implements TenantDb {
   constructor(
-    client: pg.PoolClient,
+    send: Send,
     readonly ctx: IsolationContext,
   ) {
-    super(client);
+    super(send);
   }
 
   async rawSql<R extends pg.QueryResultRow>(text: string, params: readonly unknown[] = []) {
@@ -204,16 +218,45 @@ export class Database {
     return this.unitOfWork<TenantHandle, T>(
       ctx.tenantId,
       tenantSettings(ctx),
-      (client) => new TenantHandle(client, ctx),
+      (client) => new TenantHandle(sendOn(client), ctx),
       fn,
     );
+  }
+
+  /**
+   * A tenant unit of work that only reads, in one round trip per statement instead of a
+   * transaction's BEGIN … COMMIT around them: each statement is sent together with the unit's
+   * settings (the same as `withTenant`'s, plus `transaction_read_only`) and runs in an implicit
+   * transaction of its own (`queryScoped`), under the same row-level security. Each statement
+   * sees the data committed when it starts, as in `withTenant`'s READ COMMITTED transaction; what
+   * is lost is one transaction around several statements, so a write (or a lock) fails with
+   * "read-only transaction", and `SET LOCAL` would last one statement. For a read of one or two
+   * statements, the path of a search or a listing.
+   */
+  readTenant<T>(ctx: IsolationContext, fn: (db: TenantDb) => Promise<T>): Promise<T> {
+    const settings = {
+      ...tenantSettings(ctx),
+      statement_timeout: String(Math.trunc(this.statementTimeoutMs)),
+      transaction_read_only: 'on',
+    };
+    return this.withConnection(ctx.tenantId, async (client) => {
+      const handle = new TenantHandle(
+        (text, values, name) => queryScoped(client, { settings, text, values, name }),
+        ctx,
+      );
+      try {
+        return await fn(handle);
+      } finally {
+        handle.end();
+      }
+    });
   }
 
   withPlatform<T>(fn: (db: PlatformDb) => Promise<T>): Promise<T> {
     return this.unitOfWork<TransactionHandle, T>(
       '',
       PLATFORM_SETTINGS,
-      (client) => new TransactionHandle(client),
+      (client) => new TransactionHandle(sendOn(client)),
       fn,
     );
   }
@@ -264,11 +307,13 @@ export class Database {
     }
   }
 
-  private async unitOfWork<H extends TransactionHandle, T>(
+  /**
+   * One of the pool's connections for `fn`, in `key`'s turn, always given back: destroyed when
+   * `fn` reports it unusable (`broken`) or when the server stopped answering a query.
+   */
+  private async withConnection<T>(
     key: string,
-    settings: Record<string, string>,
-    makeHandle: (client: pg.PoolClient) => H,
-    fn: (db: H) => Promise<T>,
+    fn: (client: pg.PoolClient, broken: (err: Error) => void) => Promise<T>,
   ): Promise<T> {
     if (this.closed) throw new ServiceUnavailableError('database is shutting down');
     const releasePermit = await this.permit(key);
@@ -279,37 +324,53 @@ export class Database {
       releasePermit();
       throw mapDatabaseError(err);
     }
-    const handle = makeHandle(client);
-    let broken: Error | undefined;
+    let unusable: Error | undefined;
     try {
-      await client.query(beginSql(settings, this.statementTimeoutMs));
-      const result = await fn(handle);
-      handle.end();
-      const commit = await client.query('COMMIT');
-      // A statement that failed inside the callback aborts the transaction even when the callback
-      // caught its error; PostgreSQL then answers COMMIT with ROLLBACK instead of an error.
-      if (commit.command === 'ROLLBACK') {
-        throw new Error('unit of work rolled back: a statement in it failed and its error was caught');
-      }
-      return result;
+      return await fn(client, (err) => (unusable = err));
     } catch (err) {
-      handle.end();
-      if (isQueryReadTimeout(err)) {
-        // The server stopped answering: a ROLLBACK would wait behind the unanswered query for
-        // another timeout. Destroy the connection instead; the server ends the transaction itself.
-        broken = err as Error;
-      } else {
-        try {
-          await client.query('ROLLBACK');
-        } catch (rollbackErr) {
-          // The connection is unusable; destroy it rather than return it to the pool.
-          broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
-        }
-      }
+      // The server stopped answering: the connection still waits for that answer. Destroy it; the
+      // server ends the transaction itself.
+      if (isQueryReadTimeout(err)) unusable = err as Error;
       throw mapDatabaseError(err);
     } finally {
-      client.release(broken);
+      client.release(unusable);
       releasePermit();
     }
+  }
+
+  private unitOfWork<H extends TransactionHandle, T>(
+    key: string,
+    settings: Record<string, string>,
+    makeHandle: (client: pg.PoolClient) => H,
+    fn: (db: H) => Promise<T>,
+  ): Promise<T> {
+    return this.withConnection(key, async (client, broken) => {
+      const handle = makeHandle(client);
+      try {
+        await client.query(beginSql(settings, this.statementTimeoutMs));
+        const result = await fn(handle);
+        handle.end();
+        const commit = await client.query('COMMIT');
+        // A statement that failed inside the callback aborts the transaction even when the callback
+        // caught its error; PostgreSQL then answers COMMIT with ROLLBACK instead of an error.
+        if (commit.command === 'ROLLBACK') {
+          throw new Error('unit of work rolled back: a statement in it failed and its error was caught');
+        }
+        return result;
+      } catch (err) {
+        handle.end();
+        // After a read timeout a ROLLBACK would wait behind the unanswered query for another
+        // timeout; withConnection destroys the connection instead.
+        if (!isQueryReadTimeout(err)) {
+          try {
+            await client.query('ROLLBACK');
+          } catch (rollbackErr) {
+            // The connection is unusable; destroy it rather than return it to the pool.
+            broken(rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr)));
+          }
+        }
+        throw err;
+      }
+    });
   }
 }
