@@ -234,16 +234,42 @@ export class Database {
    * statements, the path of a search or a listing.
    */
   readTenant<T>(ctx: IsolationContext, fn: (db: TenantDb) => Promise<T>): Promise<T> {
+    return this.scopedUnit(ctx, { transaction_read_only: 'on' }, Infinity, fn);
+  }
+
+  /**
+   * A tenant unit of work of exactly ONE statement (a second is refused), sent with its settings
+   * in one round trip like `readTenant`'s: atomic as that statement is, and it may write.
+   * `synchronousCommit: false` lets its commit return before the WAL reaches the disk (for writes
+   * a crash may lose, such as access counts). Default true.
+   */
+  tenantStatement<T>(
+    ctx: IsolationContext,
+    fn: (db: TenantDb) => Promise<T>,
+    o: { synchronousCommit?: boolean } = {},
+  ): Promise<T> {
+    return this.scopedUnit(ctx, o.synchronousCommit === false ? { synchronous_commit: 'off' } : {}, 1, fn);
+  }
+
+  /** The unit of `readTenant` and `tenantStatement`: at most `statements` statements. */
+  private scopedUnit<T>(
+    ctx: IsolationContext,
+    extra: Record<string, string>,
+    statements: number,
+    fn: (db: TenantDb) => Promise<T>,
+  ): Promise<T> {
     const settings = {
       ...tenantSettings(ctx),
       statement_timeout: String(Math.trunc(this.statementTimeoutMs)),
-      transaction_read_only: 'on',
+      ...extra,
     };
     return this.withConnection(ctx.tenantId, async (client) => {
-      const handle = new TenantHandle(
-        (text, values, name) => queryScoped(client, { settings, text, values, name }),
-        ctx,
-      );
+      let sent = 0;
+      const handle = new TenantHandle((text, values, name) => {
+        if (++sent > statements)
+          return Promise.reject(new Error('a single-statement unit of work runs one statement only'));
+        return queryScoped(client, { settings, text, values, name });
+      }, ctx);
       try {
         return await fn(handle);
       } finally {

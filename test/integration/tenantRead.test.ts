@@ -1,6 +1,7 @@
 /**
- * The tenant read unit (`Database.readTenant`): every statement sent with the unit's settings in
- * one round trip, as one implicit transaction (`src/db/scopedStatement.ts`). Isolation as strong
+ * The tenant read unit (`Database.readTenant`) and the one-statement unit (`tenantStatement`):
+ * every statement sent with the unit's settings in one round trip, as one implicit transaction
+ * (`src/db/scopedStatement.ts`). Isolation as strong
  * as `withTenant`'s (the tenant's rows only, the narrowing context, nothing left on the pooled
  * connection, even after a failure), read-only, the statement timeout in force, prepared
  * statements kept per connection, and the round trips it saves counted on the wire.
@@ -223,5 +224,53 @@ describe('readTenant', () => {
         }),
       ),
     ).toBe(2);
+  });
+});
+
+describe('tenantStatement', () => {
+  it('writes in one round trip under its settings, and refuses a second statement', async () => {
+    const db = t.openDatabase({ poolMax: 1 });
+    const ctx = createIsolationContext({ tenantId: B });
+    await db.readTenant(ctx, (h) => h.query('SELECT 1'));
+    let row: Record<string, unknown> | undefined;
+    const trips = await roundTrips(db, async () => {
+      const r = await db.tenantStatement(
+        ctx,
+        (h) =>
+          h.query(
+            `UPDATE memory_chest SET access_count = access_count + 1 WHERE memory_id = ANY ($1::text[])
+             RETURNING memory_id, current_setting('synchronous_commit') AS sync, current_setting('app.tenant_id') AS tenant`,
+            [[`agent-${A}`, `agent-${B}`]],
+          ),
+        { synchronousCommit: false },
+      );
+      row = r.rows[0];
+      return r;
+    });
+    expect(trips).toBe(1);
+    // Only B's row: A's is not visible from B's unit.
+    expect(row).toEqual({ memory_id: `agent-${B}`, sync: 'off', tenant: B });
+    const { rows } = await t.admin<{ memory_id: string; access_count: number }>(
+      `SELECT memory_id, access_count FROM memory_chest WHERE memory_id LIKE 'agent-%' ORDER BY 1`,
+    );
+    expect(rows).toEqual([
+      { memory_id: `agent-${A}`, access_count: 0 },
+      { memory_id: `agent-${B}`, access_count: 1 },
+    ]);
+    expect(await bareSettings(db)).toMatchObject({ ...NO_CONTEXT, read_only: 'off' });
+
+    await expect(
+      db.tenantStatement(ctx, async (h) => {
+        await h.query(`UPDATE memory_chest SET access_count = access_count + 1 WHERE memory_id = $1`, [
+          `agent-${B}`,
+        ]);
+        await h.query(`UPDATE memory_chest SET access_count = 100 WHERE memory_id = $1`, [`agent-${B}`]);
+      }),
+    ).rejects.toThrow(/one statement only/);
+    const { rows: after } = await t.admin<{ n: number }>(
+      `SELECT access_count AS n FROM memory_chest WHERE memory_id = $1`,
+      [`agent-${B}`],
+    );
+    expect(after[0]).toEqual({ n: 2 });
   });
 });
