@@ -3,8 +3,9 @@
  * Loads N memories (default 1,000,000) over 10 tenants, a tenth of them in the searched tenant,
  * with synthetic Chinese, English and mixed texts (bench/lib/memoryText.ts); then measures, as
  * the application role under row-level security:
- *   * search p50/p95/p99 of Chinese and of English queries (searchMemories, what
- *     GET /memory/search and the heartflow prompt run), and the API's search + access count;
+ *   * search p50/p95/p99 of Chinese and of English queries (searchMemories in a read unit,
+ *     `Database.readTenant`, as GET /memory/search runs it), and search + access count in one
+ *     transaction (as the heartflow prompt runs it);
  *   * a same-run baseline: the naive substring scan of the tenant's memories (strpos, no index);
  *   * store throughput, single (storeOrStrengthen, one unit of work per memory) and batched
  *     (insertMemoriesIfAbsent, 500 per statement);
@@ -19,7 +20,7 @@ import path from 'node:path';
 import pg from 'pg';
 
 import { loadConfig } from '../src/config';
-import { Database } from '../src/db/database';
+import { Database, type TenantDb } from '../src/db/database';
 import { migrate } from '../src/db/migrate';
 import { storeOrStrengthen } from '../src/db/repositories/memories';
 import { insertMemoriesIfAbsent, type MemoryInsert } from '../src/db/repositories/memoryExtraction';
@@ -192,16 +193,17 @@ async function measureSearch(app: Database, queries: string[], touch: boolean) {
   const samples: number[] = [];
   let hits = 0;
   for (const [i, query] of queries.entries()) {
+    const search = async (db: TenantDb) => {
+      const r = await searchMemories(db, { query, limit: SEARCHES.limit, now: Date.now() });
+      hits += r.memories.length;
+      return r.memories.map((m) => m.memory_id);
+    };
+    // As GET /memory/search runs it (a read unit: one round trip); with the access count, as a
+    // prompt does (search and count in one transaction).
     const ms = await timed(() =>
-      app.withTenant(ctx, async (db) => {
-        const r = await searchMemories(db, { query, limit: SEARCHES.limit, now: Date.now() });
-        if (touch)
-          await touchMemories(
-            db,
-            r.memories.map((m) => m.memory_id),
-          );
-        hits += r.memories.length;
-      }),
+      touch
+        ? app.withTenant(ctx, async (db) => touchMemories(db, await search(db)))
+        : app.readTenant(ctx, search),
     );
     if (i >= SEARCHES.warmup) samples.push(ms);
   }

@@ -8,6 +8,7 @@ import type { Logger } from '../logger';
 import { mapDatabaseError } from './errors';
 import { FairSemaphore } from './fairSemaphore';
 import { checkRawSql } from './rawSqlGuard';
+import { queryScoped } from './scopedStatement';
 
 /** Something that runs SQL: a pooled client inside a unit of work. */
 export interface Queryable {
@@ -78,11 +79,18 @@ function statementName(text: string): string | undefined {
   return name;
 }
 
-/** A unit-of-work handle that refuses to run once its transaction has ended. */
+/** How a handle sends one statement: `name` set for the application's own (kept prepared). */
+type Send = <R extends pg.QueryResultRow>(
+  text: string,
+  values: unknown[] | undefined,
+  name: string | undefined,
+) => Promise<pg.QueryResult<R>>;
+
+/** A unit-of-work handle that refuses to run once its unit has ended. */
 class TransactionHandle implements Queryable {
   private open = true;
 
-  constructor(private readonly client: pg.PoolClient) {}
+  constructor(private readonly send: Send) {}
 
   query<R extends pg.QueryResultRow>(text: string, params?: readonly unknown[]): Promise<pg.QueryResult<R>> {
     return this.run<R>(text, params, statementName(text));
@@ -108,19 +116,25 @@ class TransactionHandle implements Queryable {
     if (!this.open) {
       return Promise.reject(new Error('this unit of work has ended; its database handle cannot be reused'));
     }
-    const values = params as unknown[] | undefined;
-    return name === undefined
-      ? this.client.query<R>(text, values)
-      : this.client.query<R>({ name, text, values });
+    return this.send<R>(text, params as unknown[] | undefined, name);
   }
+}
+
+/** Statements of a transaction: one round trip each, inside the unit's BEGIN … COMMIT. */
+function sendOn(client: pg.PoolClient): Send {
+  return <R extends pg.QueryResultRow>(
+    text: string,
+    values: unknown[] | undefined,
+    name: string | undefined,
+  ) => (name === undefined ? client.query<R>(text, values) : client.query<R>({ name, text, values }));
 }
 
 class TenantHandle extends TransactionHandle implements TenantDb {
   constructor(
-    client: pg.PoolClient,
+    send: Send,
     readonly ctx: IsolationContext,
   ) {
-    super(client);
+    super(send);
   }
 
   async rawSql<R extends pg.QueryResultRow>(text: string, params: readonly unknown[] = []) {
@@ -215,7 +229,7 @@ export class Database {
     return this.unitOfWork<TenantHandle, T>(
       ctx.tenantId,
       tenantSettings(ctx),
-      (client) => new TenantHandle(client, ctx),
+      (client) => new TenantHandle(sendOn(client), ctx),
       fn,
     );
   }
@@ -231,17 +245,72 @@ export class Database {
     return this.unitOfWork<TenantHandle, T>(
       ctx.tenantId,
       tenantSettings(ctx),
-      (client) => new TenantHandle(client, ctx),
+      (client) => new TenantHandle(sendOn(client), ctx),
       fn,
       true,
     );
+  }
+
+  /**
+   * A tenant unit of work that only reads, in one round trip per statement instead of a
+   * transaction's BEGIN … COMMIT around them: each statement is sent together with the unit's
+   * settings (the same as `withTenant`'s, plus `transaction_read_only`) and runs in an implicit
+   * transaction of its own (`queryScoped`), under the same row-level security. Each statement
+   * sees the data committed when it starts, as in `withTenant`'s READ COMMITTED transaction; what
+   * is lost is one transaction around several statements, so a write (or a lock) fails with
+   * "read-only transaction", and `SET LOCAL` would last one statement. For a read of one or two
+   * statements, the path of a search or a listing.
+   */
+  readTenant<T>(ctx: IsolationContext, fn: (db: TenantDb) => Promise<T>): Promise<T> {
+    return this.scopedUnit(ctx, { transaction_read_only: 'on' }, Infinity, fn);
+  }
+
+  /**
+   * A tenant unit of work of exactly ONE statement (a second is refused), sent with its settings
+   * in one round trip like `readTenant`'s: atomic as that statement is, and it may write.
+   * `synchronousCommit: false` lets its commit return before the WAL reaches the disk (for writes
+   * a crash may lose, such as access counts). Default true.
+   */
+  tenantStatement<T>(
+    ctx: IsolationContext,
+    fn: (db: TenantDb) => Promise<T>,
+    o: { synchronousCommit?: boolean } = {},
+  ): Promise<T> {
+    return this.scopedUnit(ctx, o.synchronousCommit === false ? { synchronous_commit: 'off' } : {}, 1, fn);
+  }
+
+  /** The unit of `readTenant` and `tenantStatement`: at most `statements` statements. */
+  private scopedUnit<T>(
+    ctx: IsolationContext,
+    extra: Record<string, string>,
+    statements: number,
+    fn: (db: TenantDb) => Promise<T>,
+  ): Promise<T> {
+    const settings = {
+      ...tenantSettings(ctx),
+      statement_timeout: String(Math.trunc(this.statementTimeoutMs)),
+      ...extra,
+    };
+    return this.withConnection(ctx.tenantId, async (client) => {
+      let sent = 0;
+      const handle = new TenantHandle((text, values, name) => {
+        if (++sent > statements)
+          return Promise.reject(new Error('a single-statement unit of work runs one statement only'));
+        return queryScoped(client, { settings, text, values, name });
+      }, ctx);
+      try {
+        return await fn(handle);
+      } finally {
+        handle.end();
+      }
+    });
   }
 
   withPlatform<T>(fn: (db: PlatformDb) => Promise<T>): Promise<T> {
     return this.unitOfWork<TransactionHandle, T>(
       '',
       PLATFORM_SETTINGS,
-      (client) => new TransactionHandle(client),
+      (client) => new TransactionHandle(sendOn(client)),
       fn,
     );
   }
@@ -292,12 +361,13 @@ export class Database {
     }
   }
 
-  private async unitOfWork<H extends TransactionHandle, T>(
+  /**
+   * One of the pool's connections for `fn`, in `key`'s turn, always given back: destroyed when
+   * `fn` reports it unusable (`broken`) or when the server stopped answering a query.
+   */
+  private async withConnection<T>(
     key: string,
-    settings: Record<string, string>,
-    makeHandle: (client: pg.PoolClient) => H,
-    fn: (db: H) => Promise<T>,
-    atOnce = false,
+    fn: (client: pg.PoolClient, broken: (err: Error) => void) => Promise<T>,
   ): Promise<T> {
     if (this.closed) throw new ServiceUnavailableError('database is shutting down');
     const releasePermit = await this.permit(key);
@@ -308,54 +378,72 @@ export class Database {
       releasePermit();
       throw mapDatabaseError(err);
     }
-    const handle = makeHandle(client);
-    let broken: Error | undefined;
-    // `COMMIT` written right behind the statements of a unit of work at once; settled before release.
-    let early: Promise<pg.QueryResult> | undefined;
+    let unusable: Error | undefined;
     try {
-      // Not awaited before `fn`: its first statement is written right behind it. Should `BEGIN`
-      // fail, so does every statement behind it (same connection, in order), and nothing commits.
-      const begun = client.query(beginSql(settings, this.statementTimeoutMs));
-      begun.catch(() => undefined); // awaited below; `fn` may fail first
-      const work = fn(handle);
-      if (atOnce) {
-        handle.end();
-        early = client.query('COMMIT');
-        early.catch(() => undefined); // awaited below, or in the failure path
-      }
-      const result = await work;
-      await begun;
-      handle.end();
-      const commit = await (early ?? client.query('COMMIT'));
-      // A statement that failed inside the callback aborts the transaction even when the callback
-      // caught its error; PostgreSQL then answers COMMIT with ROLLBACK instead of an error.
-      if (commit.command === 'ROLLBACK') {
-        throw new Error('unit of work rolled back: a statement in it failed and its error was caught');
-      }
-      return result;
+      return await fn(client, (err) => (unusable = err));
     } catch (err) {
-      handle.end();
-      if (isQueryReadTimeout(err)) {
-        // The server stopped answering: a ROLLBACK would wait behind the unanswered query for
-        // another timeout. Destroy the connection instead; the server ends the transaction itself.
-        broken = err as Error;
-      } else if (early) {
-        // The `COMMIT` already written ends the transaction (as a ROLLBACK when a statement failed).
-        await early.catch((commitErr: unknown) => {
-          broken = commitErr instanceof Error ? commitErr : new Error(String(commitErr));
-        });
-      } else {
-        try {
-          await client.query('ROLLBACK');
-        } catch (rollbackErr) {
-          // The connection is unusable; destroy it rather than return it to the pool.
-          broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
-        }
-      }
+      // The server stopped answering: the connection still waits for that answer. Destroy it; the
+      // server ends the transaction itself.
+      if (isQueryReadTimeout(err)) unusable = err as Error;
       throw mapDatabaseError(err);
     } finally {
-      client.release(broken);
+      client.release(unusable);
       releasePermit();
     }
+  }
+
+  private unitOfWork<H extends TransactionHandle, T>(
+    key: string,
+    settings: Record<string, string>,
+    makeHandle: (client: pg.PoolClient) => H,
+    fn: (db: H) => Promise<T>,
+    atOnce = false,
+  ): Promise<T> {
+    return this.withConnection(key, async (client, broken) => {
+      const handle = makeHandle(client);
+      // `COMMIT` written right behind the statements of a unit of work at once; settled before release.
+      let early: Promise<pg.QueryResult> | undefined;
+      try {
+        // Not awaited before `fn`: its first statement is written right behind it (pipeline mode).
+        // Should `BEGIN` fail, so does every statement behind it, and nothing commits.
+        const begun = client.query(beginSql(settings, this.statementTimeoutMs));
+        begun.catch(() => undefined); // awaited below; `fn` may fail first
+        const work = fn(handle);
+        if (atOnce) {
+          handle.end();
+          early = client.query('COMMIT');
+          early.catch(() => undefined); // awaited below, or in the failure path
+        }
+        const result = await work;
+        await begun;
+        handle.end();
+        const commit = await (early ?? client.query('COMMIT'));
+        // A statement that failed inside the callback aborts the transaction even when the callback
+        // caught its error; PostgreSQL then answers COMMIT with ROLLBACK instead of an error.
+        if (commit.command === 'ROLLBACK') {
+          throw new Error('unit of work rolled back: a statement in it failed and its error was caught');
+        }
+        return result;
+      } catch (err) {
+        handle.end();
+        // After a read timeout a ROLLBACK would wait behind the unanswered query for another
+        // timeout; withConnection destroys the connection instead.
+        if (isQueryReadTimeout(err)) throw err;
+        if (early) {
+          // The `COMMIT` already written ends the transaction (as a ROLLBACK when a statement failed).
+          await early.catch((commitErr: unknown) =>
+            broken(commitErr instanceof Error ? commitErr : new Error(String(commitErr))),
+          );
+        } else {
+          try {
+            await client.query('ROLLBACK');
+          } catch (rollbackErr) {
+            // The connection is unusable; destroy it rather than return it to the pool.
+            broken(rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr)));
+          }
+        }
+        throw err;
+      }
+    });
   }
 }

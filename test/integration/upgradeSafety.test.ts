@@ -89,6 +89,9 @@ const SEEDS: Record<number, string> = {
     INSERT INTO usage_tenant_totals (tenant_id, granularity, bucket_start, messages_in, replies, no_replies,
                                      failures, llm_requests, prompt_tokens, completion_tokens, cost)
       SELECT t, 'day', '2026-01-02T00:00:00Z', 5, 4, 1, 0, 3, 30, 6, 0.5 FROM unnest(ARRAY['ua', 'ub']) t;`,
+  14: `
+    INSERT INTO memory_chest (tenant_id, memory_id, agent_id, scope, content)
+      SELECT t, 'mem14', 'default', 'agent', '喜欢吃火锅 hotpot' FROM unnest(ARRAY['ua', 'ub']) t;`,
 };
 
 const MIGRATION_FILE = /^(\d+)\.do\..*\.sql$/;

@@ -24,8 +24,12 @@ export interface TestDatabase {
     text: string,
     params?: unknown[],
   ): Promise<pg.QueryResult<R>>;
-  /** A fresh application-role `Database` with its own pool options. */
-  openDatabase(options?: { poolMax?: number; connectTimeoutMs?: number }): Database;
+  /** A fresh application-role `Database` with its own pool options (statement timeout default 15 s). */
+  openDatabase(options?: {
+    poolMax?: number;
+    connectTimeoutMs?: number;
+    statementTimeoutMs?: number;
+  }): Database;
   close(): Promise<void>;
 }
 
@@ -74,12 +78,14 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   adminPool.on('error', () => undefined);
   const logger = createLogger({ level: 'silent' });
   const opened: Database[] = [];
-  const openDatabase = (options: { poolMax?: number; connectTimeoutMs?: number } = {}) => {
+  const openDatabase = (
+    options: { poolMax?: number; connectTimeoutMs?: number; statementTimeoutMs?: number } = {},
+  ) => {
     const database = new Database({
       url: appUrl,
       poolMax: options.poolMax ?? 5,
       connectTimeoutMs: options.connectTimeoutMs ?? 5000,
-      statementTimeoutMs: 15000,
+      statementTimeoutMs: options.statementTimeoutMs ?? 15000,
       logger,
     });
     opened.push(database);

@@ -130,7 +130,8 @@ export function memoryRoutes(ctx: RouteContext): void {
       const { tenantId } = await resolveTenant(deps, principal, req);
       let agentId = optionalAgent(principal, req, query.agent_id);
       let platform = query.platform;
-      const found = await deps.db.withTenant(createIsolationContext({ tenantId, agentId }), async (db) => {
+      // Reads only: a statement (two with a chat stream), one round trip each (readTenant).
+      const found = await deps.db.readTenant(createIsolationContext({ tenantId, agentId }), async (db) => {
         if (query.chat_stream_id !== undefined) {
           // Seen from a chat stream: its agent's memories, its platform's and its own.
           const stream = await getChatStream(db, query.chat_stream_id);
@@ -175,7 +176,7 @@ export function memoryRoutes(ctx: RouteContext): void {
     handler: async ({ query, principal, req }) => {
       const { tenantId } = await resolveTenant(deps, principal, req);
       const agentId = optionalAgent(principal, req, query.agent_id);
-      const stats = await deps.db.withTenant(createIsolationContext({ tenantId, agentId }), (db) =>
+      const stats = await deps.db.readTenant(createIsolationContext({ tenantId, agentId }), (db) =>
         memoryStatistics(db, agentId),
       );
       return { data: stats };

@@ -36,7 +36,7 @@ export function memoryListingRoutes({ router, registry, deps }: RouteContext): v
     level: Pick<ScopeListing, 'scope' | 'platform' | 'chatStreamId'>,
   ) => {
     const { tenantId } = await resolveTenant(deps, principal, req);
-    const page = await deps.db.withTenant(createIsolationContext({ tenantId, agentId }), (db) =>
+    const page = await deps.db.readTenant(createIsolationContext({ tenantId, agentId }), (db) =>
       listScopePage(db, { ...level, agentId, memoryType: query.type, ...pageWindow(query) }),
     );
     return { data: listBody(query, page) };

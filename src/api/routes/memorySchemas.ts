@@ -143,7 +143,8 @@ export function memoryBody(r: MemoryRow) {
 }
 
 export function foundBody(m: FoundMemory) {
-  return { ...memoryBody(m), score: m.score };
+  // Not `{ ...memoryBody(m), score }`: a property added to a spread copy is slow in V8 (see rankMemories).
+  return Object.assign(memoryBody(m), { score: m.score });
 }
 
 /** `data` of a listing: the page's memories and its pagination. */

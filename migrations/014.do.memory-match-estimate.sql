@@ -1,0 +1,14 @@
+-- Memory search probes read the GIN index alone (issue 11).
+--
+-- Every lexeme of `search_vector` carries its tenant (migration 008), so a match finds only one
+-- tenant's memories: a term's or a pair's few hundred rows of a 1M-row table. The planner, given
+-- tsvector's default estimate for a match whose tsquery it cannot see (a parameter: 0.5 % of the
+-- table, thousands of rows) and an independent 10 % for the tenant condition, ANDed the GIN scan
+-- with a bitmap scan of the tenant's btree entries (100k of them, ~8 ms) for no row fewer. The
+-- search worked around it by writing each match twice (squaring the estimate), which made GIN
+-- evaluate the match twice and read every posting list twice (~0.5 ms of a Chinese search).
+-- `eqsel` estimates a match like an equality on a column whose values are all distinct: a handful
+-- of rows, which is what a tenant's probe is next to the table, and the plan keeps the GIN scan
+-- alone with the match written once. `@@~` serves only memory search (src/db/repositories/
+-- memorySearch.ts); `@@` keeps tsvector's own estimate.
+ALTER OPERATOR @@~ (tsvector, tsquery) SET (RESTRICT = eqsel);
