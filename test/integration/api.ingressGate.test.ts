@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 
 import { createTenant } from '../../src/db/repositories/tenants';
+import { LOOP_DELAY_WINDOWS } from '../../src/ingress/ingressGovernor';
 import { startTestApp, TEST_MAX_LOOP_DELAY_MS, type TestApp } from '../support/testApp';
 
 let app: TestApp;
@@ -30,6 +31,11 @@ function send(token: string, waitMs?: number) {
     token,
     body: { message: '你好', chat_stream_id: 's1' },
   });
+}
+
+/** As if the event loop had been late window after window (the sampler is stopped for the test). */
+function sustainedLoopDelay(ms: number): void {
+  for (let i = 0; i < LOOP_DELAY_WINDOWS; i++) app.deps.ingress.governor.setLoopDelay(ms);
 }
 
 /** Resolves once the gate counts `n` requests in progress. */
@@ -67,9 +73,8 @@ describe('ingress gate', () => {
     const light = await tenant();
     const held = [send(heavy, 1500), send(heavy, 1500), send(heavy, 1500)];
     await inProgress(3);
-    // As if the event loop had just measured a long delay (the sampler is stopped for the test).
     app.deps.ingress.close();
-    app.deps.ingress.governor.setLoopDelay(TEST_MAX_LOOP_DELAY_MS + 1);
+    sustainedLoopDelay(TEST_MAX_LOOP_DELAY_MS + 1);
     try {
       const shed = await send(heavy);
       expect(shed.status).toBe(429);
@@ -77,7 +82,7 @@ describe('ingress gate', () => {
       // `light` holds nothing: below its share, it is admitted however loaded the process is.
       expect((await send(light)).status).toBe(200);
     } finally {
-      app.deps.ingress.governor.setLoopDelay(0);
+      sustainedLoopDelay(0);
       app.deps.ingress.start();
     }
     await Promise.all(held);
@@ -86,12 +91,12 @@ describe('ingress gate', () => {
   it('does not govern requests without a tenant (health checks, platform admins)', async () => {
     const admin = await app.tokenFor({ role: 'platform_admin' });
     app.deps.ingress.close();
-    app.deps.ingress.governor.setLoopDelay(TEST_MAX_LOOP_DELAY_MS + 1);
+    sustainedLoopDelay(TEST_MAX_LOOP_DELAY_MS + 1);
     try {
       expect((await app.request('GET', '/health')).status).toBe(200);
       expect((await app.request('GET', '/tenants', { token: admin })).status).toBe(200);
     } finally {
-      app.deps.ingress.governor.setLoopDelay(0);
+      sustainedLoopDelay(0);
       app.deps.ingress.start();
     }
   });
