@@ -5,10 +5,17 @@
  * until their wait ends: that is how a test holds requests open.
  */
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 
+import type { Request } from 'express';
+
+import { Authenticator } from '../../src/auth/authenticate';
+import type { HeaderSource } from '../../src/auth/scope';
 import { createTenant } from '../../src/db/repositories/tenants';
 import { LOOP_DELAY_WINDOWS } from '../../src/ingress/ingressGovernor';
 import { startTestApp, TEST_MAX_LOOP_DELAY_MS, type TestApp } from '../support/testApp';
+import { waitFor } from '../support/waitFor';
 
 let app: TestApp;
 
@@ -86,6 +93,46 @@ describe('ingress gate', () => {
       app.deps.ingress.start();
     }
     await Promise.all(held);
+  });
+
+  it('holds no slot for a send whose client hung up while it was being authenticated', async () => {
+    const token = await tenant();
+    const body = JSON.stringify({ message: '你好', chat_stream_id: 's1' });
+    const { hostname, port } = new URL(app.url);
+    const request =
+      `POST /api/v1/chat/send HTTP/1.1\r\nHost: ${hostname}\r\nAuthorization: Bearer ${token}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    // Authentication (a Redis round trip) finishes only once the client has gone, as it does when
+    // a client gives up on a busy server; the gate runs after it.
+    const authenticate = Authenticator.prototype.authenticate;
+    let authenticated = 0;
+    Authenticator.prototype.authenticate = async function (this: Authenticator, req: HeaderSource) {
+      const res = (req as Request).res!;
+      if (!res.closed) await once(res, 'close');
+      const principal = await authenticate.call(this, req);
+      authenticated++;
+      return principal;
+    };
+    try {
+      await Promise.all(
+        Array.from(
+          { length: 20 },
+          () =>
+            new Promise<void>((resolve, reject) => {
+              const socket = connect(Number(port), hostname, () => socket.end(request));
+              socket.on('close', () => resolve());
+              socket.on('error', reject);
+            }),
+        ),
+      );
+      // Every one of them got through authentication and the gate...
+      await waitFor(() => (authenticated >= 20 ? true : undefined));
+    } finally {
+      Authenticator.prototype.authenticate = authenticate;
+    }
+    // ...and none is counted in progress, for good.
+    expect(app.deps.ingress.governor.snapshot().inFlight).toBe(0);
+    expect((await send(token)).status).toBe(200);
   });
 
   it('does not govern requests without a tenant (health checks, platform admins)', async () => {
