@@ -129,6 +129,19 @@ function statsOf(child: Child, gc = false): Promise<ChildStats> {
   });
 }
 
+/**
+ * Waits until the server has finished the requests a run left behind: autocannon closes its
+ * connections at the end of a run, but what the server had started goes on, and would otherwise
+ * overlap the next run's 100 connections (up to 200 requests of one tenant in progress at once,
+ * over its `ingress_max_in_flight` of 128).
+ */
+async function drained(child: Child): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while ((await statsOf(child)).inFlight > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Starts or stops the child's CPU profiler (BENCH_PROFILE_DIR), waiting for its answer. */
 function profileChild(child: Child, message: object): Promise<void> {
   return new Promise((resolve) => {
@@ -175,8 +188,19 @@ interface Summary {
   p50_ms: number;
   p99_ms: number;
   non_2xx: number;
+  /** 429 answers (the ingress governor's sheds, rate or queue refusals). */
+  status_429: number;
+  /** Requests the ingress governor refused during the run (app mode). */
+  shed: number;
   errors: number;
   total: number;
+  /** Redis commands the server sent per request, in all and by command (≥ 0.05 per request). */
+  redis_commands_per_req: number;
+  redis_commands_by_name: Record<string, number>;
+  /** Garbage collections during the run: per 1000 requests, ms of pause per request, longest ms. */
+  gc: { per_1000_req: number; pause_us_per_req: number; max_ms: number };
+  /** Event-loop delay windows (p99 of 500 ms, as the ingress gate reads it) over 200 ms, and the worst. */
+  loop_delay: { windows: number; over_200ms: number; worst_p99_ms: number };
   /** Server child CPU (user + system) per request, µs. */
   server_cpu_us_per_req: number;
   /** Server child CPU over the round, % of one core. */
@@ -191,17 +215,51 @@ interface Usage {
   serverCpuUs: number;
   redisCpuUs: number;
   wallMs: number;
+  /** The child's figures before and after the run. */
+  before: ChildStats;
+  after: ChildStats;
+}
+
+const round2 = (x: number) => Math.round(x * 100) / 100;
+
+function commandsPerRequest(usage: Usage, total: number) {
+  const byName: Record<string, number> = {};
+  let all = 0;
+  for (const [name, n] of Object.entries(usage.after.redisCommands)) {
+    const delta = n - (usage.before.redisCommands[name] ?? 0);
+    all += delta;
+    if (delta / total >= 0.05) byName[name] = round2(delta / total);
+  }
+  return { all: round2(all / total), byName };
 }
 
 function summarise(r: autocannon.Result, usage: Usage): Summary {
   const total = Math.max(1, r.requests.total);
+  const { before, after } = usage;
+  const commands = commandsPerRequest(usage, total);
+  const statusCodes = (r as { statusCodeStats?: Record<string, { count: number }> }).statusCodeStats ?? {};
   return {
     requests_per_s: Math.round(r.requests.average),
     p50_ms: r.latency.p50,
     p99_ms: r.latency.p99,
     non_2xx: r.non2xx,
+    status_429: statusCodes['429']?.count ?? 0,
+    shed: after.shed - before.shed,
     errors: r.errors + r.timeouts,
     total: r.requests.total,
+    redis_commands_per_req: commands.all,
+    redis_commands_by_name: commands.byName,
+    gc: {
+      per_1000_req: round2(((after.gc.count - before.gc.count) / total) * 1000),
+      pause_us_per_req: Math.round(((after.gc.totalMs - before.gc.totalMs) * 1000) / total),
+      // The longest pause since the child started (warm-up included).
+      max_ms: round2(after.gc.maxMs),
+    },
+    loop_delay: {
+      windows: after.loop.windows - before.loop.windows,
+      over_200ms: after.loop.over200 - before.loop.over200,
+      worst_p99_ms: Math.round(after.loop.worstP99Ms),
+    },
     server_cpu_us_per_req: Math.round(usage.serverCpuUs / total),
     server_cpu_pct: Math.round((usage.serverCpuUs / 1000 / usage.wallMs) * 100),
     redis_cpu_us_per_req: Math.round(usage.redisCpuUs / total),
@@ -210,10 +268,16 @@ function summarise(r: autocannon.Result, usage: Usage): Summary {
 
 /** Runs autocannon and measures the server's and Redis's CPU time over exactly that run. */
 async function measured(child: Child, redis: Redis, run: () => PromiseLike<autocannon.Result>) {
-  const [cpu0, redis0, t0] = [(await statsOf(child)).cpuUs, await redisCpuUs(redis), Date.now()];
+  const [before, redis0, t0] = [await statsOf(child), await redisCpuUs(redis), Date.now()];
   const result = await run();
-  const [cpu1, redis1, t1] = [(await statsOf(child)).cpuUs, await redisCpuUs(redis), Date.now()];
-  return summarise(result, { serverCpuUs: cpu1 - cpu0, redisCpuUs: redis1 - redis0, wallMs: t1 - t0 });
+  const [after, redis1, t1] = [await statsOf(child), await redisCpuUs(redis), Date.now()];
+  return summarise(result, {
+    serverCpuUs: after.cpuUs - before.cpuUs,
+    redisCpuUs: redis1 - redis0,
+    wallMs: t1 - t0,
+    before,
+    after,
+  });
 }
 
 function merge(runs: Summary[]): Summary {
@@ -223,8 +287,22 @@ function merge(runs: Summary[]): Summary {
     p50_ms: mean((s) => s.p50_ms),
     p99_ms: mean((s) => s.p99_ms),
     non_2xx: runs.reduce((a, s) => a + s.non_2xx, 0),
+    status_429: runs.reduce((a, s) => a + s.status_429, 0),
+    shed: runs.reduce((a, s) => a + s.shed, 0),
     errors: runs.reduce((a, s) => a + s.errors, 0),
     total: runs.reduce((a, s) => a + s.total, 0),
+    redis_commands_per_req: round2(mean((s) => s.redis_commands_per_req)),
+    redis_commands_by_name: runs[runs.length - 1]?.redis_commands_by_name ?? {},
+    gc: {
+      per_1000_req: round2(mean((s) => s.gc.per_1000_req)),
+      pause_us_per_req: Math.round(mean((s) => s.gc.pause_us_per_req)),
+      max_ms: Math.max(...runs.map((s) => s.gc.max_ms)),
+    },
+    loop_delay: {
+      windows: runs.reduce((a, s) => a + s.loop_delay.windows, 0),
+      over_200ms: runs.reduce((a, s) => a + s.loop_delay.over_200ms, 0),
+      worst_p99_ms: Math.max(...runs.map((s) => s.loop_delay.worst_p99_ms)),
+    },
     server_cpu_us_per_req: Math.round(mean((s) => s.server_cpu_us_per_req)),
     server_cpu_pct: Math.round(mean((s) => s.server_cpu_pct)),
     redis_cpu_us_per_req: Math.round(mean((s) => s.redis_cpu_us_per_req)),
@@ -240,9 +318,14 @@ function tableRow(route: string, s: Summary): string[] {
     s.p50_ms.toFixed(1),
     s.p99_ms.toFixed(1),
     String(s.non_2xx),
+    String(s.status_429),
+    String(s.shed),
     String(s.errors),
     String(s.server_cpu_us_per_req),
     String(s.redis_cpu_us_per_req),
+    String(s.redis_commands_per_req),
+    String(s.gc.pause_us_per_req),
+    `${s.loop_delay.over_200ms}/${s.loop_delay.windows} (${s.loop_delay.worst_p99_ms})`,
   ];
 }
 
@@ -312,6 +395,7 @@ async function main(): Promise<void> {
       for (const mode of order) {
         const child = await startServer(mode, env);
         await cannon(child.port, token, { durationS: RUN.warmupS });
+        await drained(child);
         const profileDir = process.env.BENCH_PROFILE_DIR;
         if (profileDir) await profileChild(child, { action: 'start' });
         const result = await measured(child, redis, () => cannon(child.port, token, {}));
@@ -325,7 +409,11 @@ async function main(): Promise<void> {
         console.log(
           `round ${round + 1} ${mode}: ${result.requests_per_s} req/s, p99 ${result.p99_ms} ms, ` +
             `server ${result.server_cpu_us_per_req} µs/req (${result.server_cpu_pct}% of a core), ` +
-            `redis ${result.redis_cpu_us_per_req} µs/req`,
+            `redis ${result.redis_cpu_us_per_req} µs/req, ${result.redis_commands_per_req} commands/req ` +
+            `${JSON.stringify(result.redis_commands_by_name)}, 429 ${result.status_429} (shed ${result.shed}), ` +
+            `gc ${result.gc.pause_us_per_req} µs/req (longest ${result.gc.max_ms} ms), loop windows over 200 ms ` +
+            `${result.loop_delay.over_200ms}/${result.loop_delay.windows} (worst p99 ${result.loop_delay.worst_p99_ms} ms)` +
+            ` [load ${os.loadavg()[0]!.toFixed(1)}]`,
         );
         await stopServer(child);
       }
@@ -395,7 +483,21 @@ async function main(): Promise<void> {
     await writeFile(path.join(dir, 'ingress-latest.json'), json);
     console.log(
       formatTable([
-        ['route', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'server µs/req', 'redis µs/req'],
+        [
+          'route',
+          'req/s',
+          'p50 ms',
+          'p99 ms',
+          'non-2xx',
+          '429',
+          'shed',
+          'errors',
+          'server µs/req',
+          'redis µs/req',
+          'redis cmds/req',
+          'gc µs/req',
+          'loop >200ms (worst)',
+        ],
         tableRow('POST /chat/send', app),
         tableRow('Express + queue.add', baseline),
         tableRow('bare echo', echo),

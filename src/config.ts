@@ -136,7 +136,10 @@ const EnvSchema = z.object({
    * tenants holding more than their fair share (429). Default 1024.
    */
   INGRESS_MAX_IN_FLIGHT: z.coerce.number().int().min(1).default(1024),
-  /** Event-loop delay (p99 over the last half second) at which an API process counts as overloaded, ms. Default 200. */
+  /**
+   * Event-loop delay (p99 of each half second) at which an API process counts as overloaded once
+   * two half seconds in a row reach it, ms. Default 200.
+   */
   INGRESS_MAX_LOOP_DELAY_MS: z.coerce.number().int().min(1).default(200),
   /**
    * A 429 for rate or load is held a random time up to this before it is sent, so that refused

@@ -5,9 +5,17 @@
  * until their wait ends: that is how a test holds requests open.
  */
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 
+import type { Request } from 'express';
+
+import { Authenticator } from '../../src/auth/authenticate';
+import type { HeaderSource } from '../../src/auth/scope';
 import { createTenant } from '../../src/db/repositories/tenants';
+import { LOOP_DELAY_WINDOWS } from '../../src/ingress/ingressGovernor';
 import { startTestApp, TEST_MAX_LOOP_DELAY_MS, type TestApp } from '../support/testApp';
+import { waitFor } from '../support/waitFor';
 
 let app: TestApp;
 
@@ -30,6 +38,11 @@ function send(token: string, waitMs?: number) {
     token,
     body: { message: '你好', chat_stream_id: 's1' },
   });
+}
+
+/** As if the event loop had been late window after window (the sampler is stopped for the test). */
+function sustainedLoopDelay(ms: number): void {
+  for (let i = 0; i < LOOP_DELAY_WINDOWS; i++) app.deps.ingress.governor.setLoopDelay(ms);
 }
 
 /** Resolves once the gate counts `n` requests in progress. */
@@ -67,9 +80,8 @@ describe('ingress gate', () => {
     const light = await tenant();
     const held = [send(heavy, 1500), send(heavy, 1500), send(heavy, 1500)];
     await inProgress(3);
-    // As if the event loop had just measured a long delay (the sampler is stopped for the test).
     app.deps.ingress.close();
-    app.deps.ingress.governor.setLoopDelay(TEST_MAX_LOOP_DELAY_MS + 1);
+    sustainedLoopDelay(TEST_MAX_LOOP_DELAY_MS + 1);
     try {
       const shed = await send(heavy);
       expect(shed.status).toBe(429);
@@ -77,21 +89,61 @@ describe('ingress gate', () => {
       // `light` holds nothing: below its share, it is admitted however loaded the process is.
       expect((await send(light)).status).toBe(200);
     } finally {
-      app.deps.ingress.governor.setLoopDelay(0);
+      sustainedLoopDelay(0);
       app.deps.ingress.start();
     }
     await Promise.all(held);
   });
 
+  it('holds no slot for a send whose client hung up while it was being authenticated', async () => {
+    const token = await tenant();
+    const body = JSON.stringify({ message: '你好', chat_stream_id: 's1' });
+    const { hostname, port } = new URL(app.url);
+    const request =
+      `POST /api/v1/chat/send HTTP/1.1\r\nHost: ${hostname}\r\nAuthorization: Bearer ${token}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    // Authentication (a Redis round trip) finishes only once the client has gone, as it does when
+    // a client gives up on a busy server; the gate runs after it.
+    const authenticate = Authenticator.prototype.authenticate;
+    let authenticated = 0;
+    Authenticator.prototype.authenticate = async function (this: Authenticator, req: HeaderSource) {
+      const res = (req as Request).res!;
+      if (!res.closed) await once(res, 'close');
+      const principal = await authenticate.call(this, req);
+      authenticated++;
+      return principal;
+    };
+    try {
+      await Promise.all(
+        Array.from(
+          { length: 20 },
+          () =>
+            new Promise<void>((resolve, reject) => {
+              const socket = connect(Number(port), hostname, () => socket.end(request));
+              socket.on('close', () => resolve());
+              socket.on('error', reject);
+            }),
+        ),
+      );
+      // Every one of them got through authentication and the gate...
+      await waitFor(() => (authenticated >= 20 ? true : undefined));
+    } finally {
+      Authenticator.prototype.authenticate = authenticate;
+    }
+    // ...and none is counted in progress, for good.
+    expect(app.deps.ingress.governor.snapshot().inFlight).toBe(0);
+    expect((await send(token)).status).toBe(200);
+  });
+
   it('does not govern requests without a tenant (health checks, platform admins)', async () => {
     const admin = await app.tokenFor({ role: 'platform_admin' });
     app.deps.ingress.close();
-    app.deps.ingress.governor.setLoopDelay(TEST_MAX_LOOP_DELAY_MS + 1);
+    sustainedLoopDelay(TEST_MAX_LOOP_DELAY_MS + 1);
     try {
       expect((await app.request('GET', '/health')).status).toBe(200);
       expect((await app.request('GET', '/tenants', { token: admin })).status).toBe(200);
     } finally {
-      app.deps.ingress.governor.setLoopDelay(0);
+      sustainedLoopDelay(0);
       app.deps.ingress.start();
     }
   });

@@ -10,6 +10,7 @@
  */
 import calculateSlot from 'cluster-key-slot';
 
+import { createLogger } from '../../src/logger';
 import { type RedisCluster, startRedisCluster } from '../support/redisCluster';
 import { type RuntimeHarness, startRuntimeHarness } from '../support/runtimeHarness';
 import { waitFor } from '../support/waitFor';
@@ -21,10 +22,22 @@ const TENANTS = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot'];
 let cluster: RedisCluster;
 let h: RuntimeHarness;
 const apiKeys = new Map<string, string>();
+/** The runtime's error log lines (parsed), so that an unexpected answer comes with its cause. */
+const errorLog: {
+  request_id?: string;
+  msg?: string;
+  err?: { type?: string; message?: string; stack?: string };
+}[] = [];
 
 beforeAll(async () => {
   cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 1, nodeTimeoutMs: 2000 });
-  h = await startRuntimeHarness({ redisUrl: cluster.url });
+  const logger = createLogger({
+    level: 'error',
+    destination: {
+      write: (line: string) => void errorLog.push(JSON.parse(line) as (typeof errorLog)[number]),
+    },
+  });
+  h = await startRuntimeHarness({ redisUrl: cluster.url, logger });
   for (const t of TENANTS) {
     apiKeys.set(t, await h.tenantWithKey(t));
     // The bot answers to 麦麦 on qq: every message below mentions it, so every one gets a reply.
@@ -56,6 +69,8 @@ interface Answer {
   /** ms since the run started, when the request was sent. */
   at: number;
   messageId?: string;
+  /** The envelope's request id, when the answer was not a success (to find its logged cause). */
+  requestId?: string;
 }
 
 async function send(tenant: string, i: number, t0: number): Promise<Answer> {
@@ -67,7 +82,7 @@ async function send(tenant: string, i: number, t0: number): Promise<Answer> {
       body: JSON.stringify({ message: `@麦麦 failover ${i}`, chat_stream_id: `f-${i % 5}`, platform: 'qq' }),
       signal: AbortSignal.timeout(ANSWER_BOUND_MS),
     });
-    const body = (await res.json()) as { data?: { message_id?: string } };
+    const body = (await res.json()) as { data?: { message_id?: string }; request_id?: string };
     return {
       tenant,
       status: res.status,
@@ -75,6 +90,7 @@ async function send(tenant: string, i: number, t0: number): Promise<Answer> {
       ms: Date.now() - t0 - at,
       at,
       ...(body.data?.message_id ? { messageId: body.data.message_id } : {}),
+      ...(res.ok || !body.request_id ? {} : { requestId: body.request_id }),
     };
   } catch {
     return { tenant, status: 0, retryAfter: null, ms: Date.now() - t0 - at, at };
@@ -126,9 +142,17 @@ describe('a Redis Cluster master fails over under load', () => {
       stop = true;
       await Promise.all(senders);
 
-      const unexpected = answers.filter(
-        (a) => !(a.status >= 200 && a.status < 300) && !(a.status === 503 && Number(a.retryAfter) >= 1),
-      );
+      const unexpected = answers
+        .filter(
+          (a) => !(a.status >= 200 && a.status < 300) && !(a.status === 503 && Number(a.retryAfter) >= 1),
+        )
+        .map((a) => ({
+          ...a,
+          // What the process logged for that request: the cause of a 500.
+          logged: errorLog
+            .filter((l) => a.requestId !== undefined && l.request_id === a.requestId)
+            .map((l) => `${l.msg}: ${l.err?.type} ${l.err?.message}\n${l.err?.stack}`),
+        }));
       expect(unexpected).toEqual([]);
       expect(Math.max(...answers.map((a) => a.ms))).toBeLessThan(ANSWER_BOUND_MS);
 

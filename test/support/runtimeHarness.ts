@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { loadConfig } from '../../src/config';
-import { createLogger } from '../../src/logger';
+import { createLogger, type Logger } from '../../src/logger';
 import { type Runtime, startRuntime } from '../../src/runtime';
 import { testEnv } from './env';
 import { createTestDatabase, createTestRedis, type TestDatabase } from './testDatabase';
@@ -32,8 +32,13 @@ export interface RuntimeHarness {
   close(): Promise<void>;
 }
 
-/** `redisUrl`: another Redis than the test server's (e.g. a private Redis Cluster). */
-export async function startRuntimeHarness(options: { redisUrl?: string } = {}): Promise<RuntimeHarness> {
+/**
+ * `redisUrl`: another Redis than the test server's (e.g. a private Redis Cluster); `logger`: the
+ * runtime's logger (default silent, or HARNESS_LOG_LEVEL), e.g. one a test reads errors back from.
+ */
+export async function startRuntimeHarness(
+  options: { redisUrl?: string; logger?: Logger } = {},
+): Promise<RuntimeHarness> {
   const t = await createTestDatabase();
   const redis = createTestRedis(options.redisUrl);
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'maihive-runtime-'));
@@ -57,7 +62,7 @@ export async function startRuntimeHarness(options: { redisUrl?: string } = {}): 
   });
   // HARNESS_LOG_LEVEL=warn (or error, …) shows the runtime's log while debugging a test.
   const level = (process.env.HARNESS_LOG_LEVEL ?? 'silent') as 'silent';
-  const runtime = await startRuntime(config, createLogger({ level }), 'all');
+  const runtime = await startRuntime(config, options.logger ?? createLogger({ level }), 'all');
 
   const call: RuntimeHarness['call'] = async (method, urlPath, o = {}) => {
     const headers: Record<string, string> = {};

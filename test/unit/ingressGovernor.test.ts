@@ -1,4 +1,8 @@
-import { type GovernorDecision, IngressGovernor } from '../../src/ingress/ingressGovernor';
+import {
+  type GovernorDecision,
+  IngressGovernor,
+  LOOP_DELAY_WINDOWS,
+} from '../../src/ingress/ingressGovernor';
 import { mulberry32 } from '../../src/queues/fairScheduler';
 
 const limits = (maxInFlight = 100, weight = 1) => ({ maxInFlight, weight });
@@ -46,6 +50,7 @@ describe('IngressGovernor', () => {
     for (let i = 0; i < 90; i++) g.admit('flood', limits(1000));
     g.admit('quiet', limits(1000));
     g.setLoopDelay(250);
+    g.setLoopDelay(250);
     expect(g.overloaded).toBe(true);
     // 91 in progress between two tenants of equal weight: a share is 45.5.
     const flood = g.admit('flood', limits(1000));
@@ -53,6 +58,27 @@ describe('IngressGovernor', () => {
     expect(g.admit('quiet', limits(1000)).admitted).toBe(true);
     // A tenant with nothing in progress is always within its share.
     expect(g.admit('newcomer', limits(1000)).admitted).toBe(true);
+  });
+
+  it('takes one long event-loop window for a stall, not an overload; sustained delay is one', () => {
+    const g = new IngressGovernor({ maxInFlight: 1000, maxLoopDelayMs: 100 });
+    for (let i = 0; i < 50; i++) g.admit('only', limits(1000));
+    // Start-up, a major GC or a wait for a core: one window over the bound, then back under it.
+    g.setLoopDelay(20);
+    g.setLoopDelay(400);
+    expect(g.overloaded).toBe(false);
+    expect(g.admit('only', limits(1000)).admitted).toBe(true);
+    g.setLoopDelay(30);
+    g.setLoopDelay(400);
+    expect(g.overloaded).toBe(false);
+    // Late window after window: the process's own work outruns it, and the tenant is shed.
+    for (let i = 1; i < LOOP_DELAY_WINDOWS; i++) g.setLoopDelay(150);
+    expect(g.overloaded).toBe(true);
+    expect(g.snapshot().sustainedLoopDelayMs).toBe(150);
+    expect(g.admit('only', limits(1000))).toMatchObject({ admitted: false, reason: 'overloaded' });
+    // One window under the bound ends it.
+    g.setLoopDelay(50);
+    expect(g.overloaded).toBe(false);
   });
 
   it('when the in-flight bound is the trigger, shares are of that bound, in proportion to weight', () => {

@@ -49,6 +49,10 @@ export class IngressGate {
 
   middleware() {
     return (_req: Request, res: Response, next: NextFunction) => {
+      // The client left while it was being authenticated: its response's `close` has been and
+      // gone, so an admission would never be released (each such request held one of its tenant's
+      // slots for good, until the tenant was refused for ever). Nobody waits for this answer.
+      if (res.closed) return;
       const principal = res.locals.principal as Principal | undefined;
       const tenantId = principal?.tenantId;
       // The authenticator read the tenant's meta for every tenant credential it accepted.
