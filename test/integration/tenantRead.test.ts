@@ -14,6 +14,7 @@ import { searchMemories } from '../../src/db/repositories/memorySearch';
 import { createTenant } from '../../src/db/repositories/tenants';
 import { createIsolationContext } from '../../src/domain/isolationContext';
 import { IsolationViolationError } from '../../src/errors';
+import { NO_CONTEXT, sessionSettings } from '../support/sessionSettings';
 import { createTestDatabase, type TestDatabase } from '../support/testDatabase';
 
 let t: TestDatabase;
@@ -22,39 +23,7 @@ const A = 'acme';
 const B = 'globex';
 const CHAT = { agentId: 'default', platform: 'qq', chatStreamId: 'qq-group-1' };
 
-const SETTINGS_SQL = `
-  SELECT pg_backend_pid() AS pid,
-         current_setting('app.tenant_id', true) AS tenant_id,
-         current_setting('app.agent_id', true) AS agent_id,
-         current_setting('app.platform', true) AS platform,
-         current_setting('app.chat_stream_id', true) AS chat_stream_id,
-         current_setting('app.platform_access', true) AS platform_access,
-         current_setting('transaction_read_only') AS read_only`;
-
-interface Settings {
-  pid: number;
-  tenant_id: string | null;
-  agent_id: string | null;
-  platform: string | null;
-  chat_stream_id: string | null;
-  platform_access: string | null;
-  read_only: string;
-}
-
-/** What a connection with no unit of work sees: no context (NULL on a fresh session, '' once reverted). */
-async function bareSettings(db: Database): Promise<Omit<Settings, 'pid'> & { pid: number }> {
-  const row = (await db.pool.query<Settings>(SETTINGS_SQL)).rows[0]!;
-  return {
-    ...row,
-    tenant_id: row.tenant_id ?? '',
-    agent_id: row.agent_id ?? '',
-    platform: row.platform ?? '',
-    chat_stream_id: row.chat_stream_id ?? '',
-    platform_access: row.platform_access ?? '',
-  };
-}
-
-const NO_CONTEXT = { tenant_id: '', agent_id: '', platform: '', chat_stream_id: '', platform_access: '' };
+const bareSettings = (db: Database) => sessionSettings(db.pool);
 
 /** ReadyForQuery messages the pool's (only) connection receives while `fn` runs: one per round trip. */
 async function roundTrips(db: Database, fn: () => Promise<unknown>): Promise<number> {
@@ -104,7 +73,7 @@ describe('readTenant', () => {
   it("runs under the unit's settings and leaves none of them on the pooled connection", async () => {
     const db = t.openDatabase({ poolMax: 1 });
     const ctx = createIsolationContext({ tenantId: A, ...CHAT });
-    const inside = await db.readTenant(ctx, async (h) => (await h.query<Settings>(SETTINGS_SQL)).rows[0]!);
+    const inside = await db.readTenant(ctx, async (h) => sessionSettings(h));
     expect(inside).toMatchObject({
       tenant_id: A,
       agent_id: CHAT.agentId,

@@ -12,6 +12,7 @@ import { createTenant, getTenant, listTenants } from '../../src/db/repositories/
 import { createIsolationContext, type IsolationContext } from '../../src/domain/isolationContext';
 import { ConflictError, IsolationViolationError } from '../../src/errors';
 import { watchRoundTrips } from '../support/pgRoundTrips';
+import { NO_CONTEXT, sessionSettings } from '../support/sessionSettings';
 import { createTestDatabase, type TestDatabase } from '../support/testDatabase';
 
 let t: TestDatabase;
@@ -34,37 +35,8 @@ function uid(label: string): string {
   return `${label}-${seq}`;
 }
 
-const SETTINGS_SQL = `
-  SELECT pg_backend_pid() AS pid,
-         current_setting('app.tenant_id', true) AS tenant_id,
-         current_setting('app.agent_id', true) AS agent_id,
-         current_setting('app.platform', true) AS platform,
-         current_setting('app.chat_stream_id', true) AS chat_stream_id,
-         current_setting('app.platform_access', true) AS platform_access`;
-
-interface Settings {
-  pid: number;
-  tenant_id: string | null;
-  agent_id: string | null;
-  platform: string | null;
-  chat_stream_id: string | null;
-  platform_access: string | null;
-}
-
-/** Settings as read on a connection, an unset one (NULL on a fresh session, '' once reverted) as ''. */
-async function settingsOf(source: { query(text: string): Promise<{ rows: unknown[] }> }): Promise<Settings> {
-  const row = (await source.query(SETTINGS_SQL)).rows[0] as Settings;
-  return {
-    pid: row.pid,
-    tenant_id: row.tenant_id ?? '',
-    agent_id: row.agent_id ?? '',
-    platform: row.platform ?? '',
-    chat_stream_id: row.chat_stream_id ?? '',
-    platform_access: row.platform_access ?? '',
-  };
-}
-
-const NO_SETTINGS = { tenant_id: '', agent_id: '', platform: '', chat_stream_id: '', platform_access: '' };
+const settingsOf = sessionSettings;
+const NO_SETTINGS = NO_CONTEXT;
 
 /** Visible row counts with no tenant filter and with an explicit `tenant_id = $1`. */
 const COUNTS_SQL = `
