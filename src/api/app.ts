@@ -6,17 +6,10 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import helmet from 'helmet';
 import { z } from 'zod';
 
-import { Authenticator, deferredChecksOf } from '../auth/authenticate';
-import type { Principal } from '../auth/principal';
+import { Authenticator } from '../auth/authenticate';
 import type { Dependencies } from '../dependencies';
-import {
-  PayloadTooLargeError,
-  ServiceUnavailableError,
-  UnsupportedMediaTypeError,
-  ValidationError,
-} from '../errors';
+import { PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from '../errors';
 import type { Logger } from '../logger';
-import { mapRedisError } from '../redis/availability';
 import { errorHandler, type RequestLocals, sendError } from './envelope';
 import { DOCS_PATHS, docsRoutes } from './http/docsPage';
 import { earlyRateRefusal } from './http/earlyRefusal';
@@ -186,11 +179,7 @@ export function createApp(deps: Dependencies): express.Express {
   // A sender its rate limit refused a moment ago is refused again before authentication and
   // before its body is read: a flood over its rate costs a digest and a lookup per request.
   const early = earlyRateRefusal(); // wall-clock time, like the buckets (Redis TIME)
-  v1.post('/chat/send', (req, res, next) => {
-    // A send's access-token checks go with its admission script (`DeferredCredentialChecks`).
-    (res.locals as SendLocals).deferCredentialChecks = true;
-    early.refuse(req, res, next);
-  });
+  v1.post('/chat/send', early.refuse);
   // Authentication, then admission before the body is read (a request the gate turns away costs
   // no parse), then the JSON check: one layer.
   v1.use(authenticateRequests(authenticator, deps.ingress.middleware()));
@@ -207,7 +196,6 @@ export function createApp(deps: Dependencies): express.Express {
     ),
   );
   mountRoutes({ router: v1, registry, deps });
-  v1.use(settleDeferredChecks);
   v1.use(early.remember);
   const openapi = generateOpenApiDocument(registry, deps.version);
   const openapiJson = JSON.stringify(openapi);
@@ -225,12 +213,6 @@ export function createApp(deps: Dependencies): express.Express {
   return app;
 }
 
-interface SendLocals {
-  /** Set on `POST /chat/send`: authentication may leave an access token's checks to the admission. */
-  deferCredentialChecks?: boolean;
-  principal?: Principal;
-}
-
 /**
  * Sets `res.locals.principal` (undefined: anonymous) before any route runs, then runs the ingress
  * gate and `requireJson`: three steps in one router layer.
@@ -240,23 +222,9 @@ function authenticateRequests(
   gate: (req: Request, res: Response, next: NextFunction) => void,
 ) {
   return (req: Request, res: Response, next: NextFunction) => {
-    const defer = (res.locals as SendLocals).deferCredentialChecks === true;
-    authenticator.authenticate(req, defer).then((principal) => {
+    authenticator.authenticate(req).then((principal) => {
       res.locals.principal = principal;
       gate(req, res, (err?: unknown) => (err ? next(err) : requireJson(req, res, next)));
     }, next);
   };
-}
-
-/**
- * A send that ends in an error before its admission script checked the credential (a refusal, a
- * bad body, an unknown agent, …) is checked the ordinary way first: a revoked token or a suspended
- * tenant gets 401, as on every other route, never another answer. Not when Redis is what failed:
- * the check would wait on it too, and the 503 tells nothing anyway.
- */
-function settleDeferredChecks(err: unknown, _req: Request, res: Response, next: NextFunction): void {
-  const principal = (res.locals as SendLocals).principal;
-  const checks = principal && deferredChecksOf(principal);
-  if (!checks || checks.settled || mapRedisError(err) instanceof ServiceUnavailableError) return next(err);
-  checks.verify().then(() => next(err), next);
 }

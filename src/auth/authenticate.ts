@@ -82,36 +82,6 @@ export function tenantMetaOf(principal: Principal, tenantId: string): TenantMeta
 }
 
 /**
- * What authentication left to the send's admission script (`POST /chat/send` with an access
- * token): that none of the token's revocation keys exists, and that the tenant's cached meta in
- * Redis is still the text this process went by (not changed, suspended or dropped since). The
- * script checks both atomically before it books anything, in the round trip it makes anyway,
- * instead of a round trip of its own before the send (bench:ingress: 4 Redis commands per send
- * → 3). Whatever else ends the request (a refusal, a bad body, an error) first runs `verify`, the
- * ordinary check, so a revoked token or a suspended tenant still gets nothing but 401.
- */
-export interface DeferredCredentialChecks {
-  /** The token's revocation keys, then the tenant's cached meta key (all under its hash tag). */
-  readonly keys: readonly string[];
-  /** The cached meta text this process went by. */
-  readonly metaText: string;
-  /** Set once the checks were made (by the script, or by `verify`). */
-  settled: boolean;
-  /**
-   * The ordinary check (revocation and the Redis copy of the meta in one MGET): the tenant's
-   * current meta; throws 401.
-   */
-  verify(): Promise<TenantMeta | undefined>;
-}
-
-const deferredChecks = new WeakMap<Principal, DeferredCredentialChecks>();
-
-/** The checks authentication left to the send path for this request's principal, if any. */
-export function deferredChecksOf(principal: Principal): DeferredCredentialChecks | undefined {
-  return deferredChecks.get(principal);
-}
-
-/**
  * Establishes the principal of a request from `Authorization: Bearer <JWT>` or `X-API-Key`. Any
  * presented credential that fails (bad signature, expired, revoked, tenant suspended or deleted)
  * is the same 401; no credential leaves the request anonymous, which routes then refuse, unless
@@ -123,11 +93,8 @@ export class Authenticator {
 
   constructor(private readonly deps: AuthenticatorDeps) {}
 
-  /**
-   * `req`: the request's headers (an Express request, in the API). `deferChecks`: an access
-   * token's Redis checks may be left to the caller's admission script (`DeferredCredentialChecks`).
-   */
-  async authenticate(req: HeaderSource, deferChecks = false): Promise<Principal | undefined> {
+  /** `req`: the request's headers (an Express request, in the API). */
+  async authenticate(req: HeaderSource): Promise<Principal | undefined> {
     const authorization = req.header('authorization');
     const apiKey = req.header('x-api-key');
     if (authorization !== undefined) {
@@ -136,66 +103,27 @@ export class Authenticator {
       // NapCat and other OneBot implementations send their configured access token as a bearer
       // token; an API key configured there arrives this way.
       if (m[1]!.startsWith('mhk.')) return this.fromApiKey(m[1]!);
-      return this.fromToken(m[1]!, deferChecks);
+      return this.fromToken(m[1]!);
     }
     if (apiKey !== undefined) return this.fromApiKey(apiKey);
     return this.deps.legacyAnonymous ? LEGACY_PRINCIPAL : undefined;
   }
 
-  private async fromToken(token: string, deferChecks: boolean): Promise<Principal> {
+  private async fromToken(token: string): Promise<Principal> {
     const claims = await this.deps.tokens.verifyAccessToken(token);
     // Every role but platform_admin belongs to a tenant, which must exist and be active.
     const tenantId = claims.role === 'platform_admin' ? undefined : claims.tenant_id;
     if (claims.role !== 'platform_admin' && !isIdentifier(tenantId)) throw new UnauthorizedError();
-    if (deferChecks && tenantId !== undefined) {
-      const deferred = await this.deferredPrincipal(claims, tenantId);
-      if (deferred) return deferred;
-    }
-    const tenant = await this.checkToken(claims, tenantId);
-    const principal = principalOfToken(claims);
-    if (tenant) tenantMetaSeen.set(principal, tenant);
-    return principal;
-  }
-
-  /**
-   * Revocation (token, family) and the tenant's cached meta in one round trip, on every request:
-   * a logout or a suspension takes effect at once. Answers the tenant's meta (none for a
-   * platform admin); throws 401.
-   */
-  private async checkToken(
-    claims: AccessClaims,
-    tenantId: string | undefined,
-  ): Promise<TenantMeta | undefined> {
+    // Revocation (token, family) and the tenant's cached meta in one round trip, on every request:
+    // a logout or a suspension takes effect at once.
     const keys = revocationKeys(this.deps.keys, claims);
     if (tenantId !== undefined) keys.push(this.deps.tenants.cacheKey(tenantId));
     const values = await this.deps.redis.mget(...keys);
     const cachedMeta = tenantId === undefined ? null : (values.pop() ?? null);
     if (values.some((v) => v !== null)) throw new UnauthorizedError();
-    return tenantId === undefined ? undefined : this.requireActiveTenant(tenantId, cachedMeta);
-  }
-
-  /**
-   * The principal of a tenant's access token with its Redis checks left to the send's admission
-   * script, when this process's copy of the tenant (`TenantDirectory.get`) shows it active;
-   * otherwise undefined, and the caller checks the ordinary way.
-   */
-  private async deferredPrincipal(claims: AccessClaims, tenantId: string): Promise<Principal | undefined> {
-    const { tenants, keys } = this.deps;
-    const meta = await tenants.get(tenantId);
-    const metaText = meta && tenants.cachedText(meta);
-    if (meta?.status !== 'active' || metaText === undefined) return undefined;
+    const tenant = tenantId === undefined ? undefined : await this.requireActiveTenant(tenantId, cachedMeta);
     const principal = principalOfToken(claims);
-    tenantMetaSeen.set(principal, meta);
-    const checks: DeferredCredentialChecks = {
-      keys: [...revocationKeys(keys, claims), tenants.cacheKey(tenantId)],
-      metaText,
-      settled: false,
-      verify: () => {
-        checks.settled = true;
-        return this.checkToken(claims, tenantId);
-      },
-    };
-    deferredChecks.set(principal, checks);
+    if (tenant) tenantMetaSeen.set(principal, tenant);
     return principal;
   }
 

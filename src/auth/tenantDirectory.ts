@@ -34,8 +34,7 @@ const PARSED_ENTRIES = 1000;
  * Tenant status and settings, read through a Redis cache shared by every API process. Writers
  * (tenant update, suspend, delete) call `invalidate`, so a suspended or deleted tenant's
  * credentials stop working at the next request in every process, not after a TTL: authentication
- * reads the Redis copy (in the round trip it makes for the credential anyway; for a send with an
- * access token, the admission script compares it with `cachedText`). Other readers (the
+ * reads the Redis copy (in the round trip it makes for the credential anyway). Other readers (the
  * send path's settings, the workers' configuration and LLM quotas, login) use `get`, which also
  * keeps each tenant for `LOCAL_TTL_MS` in the process; `invalidate` drops that copy here and, by
  * pub/sub, in every process that `watch`es, so a change reaches them within a Redis round trip.
@@ -44,8 +43,6 @@ const PARSED_ENTRIES = 1000;
  */
 export class TenantDirectory {
   private readonly parsed = new Map<string, Readonly<TenantMeta> | undefined>();
-  /** The cached text each meta handed out was parsed from. */
-  private readonly texts = new WeakMap<Readonly<TenantMeta>, string>();
   private readonly local: TenantSnapshots<TenantMeta | undefined>;
 
   constructor(
@@ -85,18 +82,14 @@ export class TenantDirectory {
       return meta?.tenantId === tenantId ? meta : undefined;
     }
     const row = await this.db.withPlatform((db) => getTenant(db, tenantId));
-    const text = JSON.stringify(row ? toMeta(row) : { missing: true });
-    await this.redis.set(this.cacheKey(tenantId), text, 'EX', row ? CACHE_TTL_SECONDS : 5);
-    return this.parse(text);
-  }
-
-  /**
-   * The exact text at `cacheKey` that `meta` (as this directory handed it out) was read from: a
-   * script can compare it with the key's value to learn, in a round trip it makes anyway, that
-   * the tenant has not changed since (the send path's deferred credential checks).
-   */
-  cachedText(meta: TenantMeta): string | undefined {
-    return this.texts.get(meta);
+    const meta = row ? toMeta(row) : undefined;
+    await this.redis.set(
+      this.cacheKey(tenantId),
+      JSON.stringify(meta ?? { missing: true }),
+      'EX',
+      meta ? CACHE_TTL_SECONDS : 5,
+    );
+    return meta;
   }
 
   async invalidate(tenantId: string): Promise<void> {
@@ -113,7 +106,6 @@ export class TenantDirectory {
     if (this.parsed.has(cached)) return this.parsed.get(cached);
     const value = JSON.parse(cached) as TenantMeta | { missing: true };
     const meta = 'missing' in value ? undefined : deepFreeze(value);
-    if (meta) this.texts.set(meta, cached);
     if (this.parsed.size >= PARSED_ENTRIES) this.parsed.delete(this.parsed.keys().next().value!);
     this.parsed.set(cached, meta);
     return meta;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 
-import { deferredChecksOf, tenantMetaOf } from '../auth/authenticate';
+import { tenantMetaOf } from '../auth/authenticate';
 import { type Principal, SENDERS } from '../auth/principal';
 import { agentScope, type HeaderSource, tenantScope } from '../auth/scope';
 import { newId } from '../domain/ids';
@@ -275,28 +275,11 @@ export async function acceptMessage(
       platform,
       chat_stream_id: chatStreamId,
     };
-    // Unsettled credential checks authentication left to the admission script (POST /chat/send).
-    const deferred = deferredChecksOf(principal);
-    const request = {
-      tenantId,
-      credential: credentialOf(caller),
-      idempotencyId,
-      record,
-      settings,
-      now,
-      ...(deferred && !deferred.settled ? { credentialChecks: deferred } : {}),
-    };
+    const request = { tenantId, credential: credentialOf(caller), idempotencyId, record, settings, now };
     // `?wait`: listening for the outcome starts beside the admission round trip and is in place
     // before the job is enqueued, so the outcome cannot be missed and needs no status read.
     if (options.waitMs) expecting = expectOutcome(deps, tenantId, record.message_id);
     let admission = await inBudget(admit(deps, request));
-    if (admission.kind === 'stale') {
-      // The tenant changed since this process read it: the ordinary check (401 if it no longer
-      // may send), then the admission on what Redis holds now.
-      const meta = await inBudget(deferred!.verify());
-      const current = meta ? effectiveSettingsOf(meta.settings) : settings;
-      admission = await inBudget(admit(deps, { ...request, settings: current, credentialChecks: undefined }));
-    }
     if (admission.kind === 'unseeded') {
       await inBudget(seedKnownStreams(deps.db, deps.redis, deps.keys, tenantId), 'PostgreSQL');
       admission = await inBudget(admit(deps, request));

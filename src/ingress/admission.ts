@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { DAILY_COUNTER_TTL_SECONDS, secondsUntilUtcMidnight, utcDay } from '../domain/quotaPeriods';
 import { limitReached } from '../domain/tenantLimits';
 import type { TenantSettings } from '../domain/tenantSettings';
-import { RateLimitError, UnauthorizedError } from '../errors';
+import { RateLimitError } from '../errors';
 import type { TenantQueues } from '../queues/tenantQueues';
 import type { Keyspace } from '../redis/keys';
 import { RedisScript } from '../redis/redisScript';
@@ -19,26 +19,14 @@ import type { RateRefusals } from './rateRefusals';
  * finds no record. All keys carry the tenant's hash tag, BullMQ's included, so the script runs on
  * Redis Cluster too.
  *
- * First, when authentication left them to it (`DeferredCredentialChecks`), the credential's: none
- * of the access token's revocation keys exists, and the tenant's cached meta is still the text
- * the process went by.
- *
- * Reply: {'revoked'} | {'stale'} | {'seed'} | {'rate', bucket, wait_ms} | {'duplicate', record}
- *      | {'quota', used} | {'streams', count} | {'queue', waiting} | {'ok', known}
+ * Reply: {'seed'} | {'rate', bucket, wait_ms} | {'duplicate', record} | {'quota', used}
+ *      | {'streams', count} | {'queue', waiting} | {'ok', known}
  */
 const ADMIT = new RedisScript(`${TOKEN_BUCKETS_LUA}
 -- KEYS: 1 tenant bucket, 2 credential bucket, 3 idempotency record, 4 daily message counter,
---       5 known streams, 6-9 the heartflow queue's wait, paused, prioritized and delayed keys,
---       10… the access token's revocation keys, then the tenant's cached meta (last)
+--       5 known streams, 6-9 the heartflow queue's wait, paused, prioritized and delayed keys
 -- ARGV: 1 tenant rate, 2 credential rate, 3 record ('' = not idempotent), 4 record ttl s,
---       5 daily limit (0 = none), 6 counter ttl s, 7 chat stream id, 8 max streams, 9 max queue,
---       10 the cached meta text the process went by (absent: no credential checks)
-if ARGV[10] then
-  for i = 10, #KEYS - 1 do
-    if redis.call('EXISTS', KEYS[i]) == 1 then return { 'revoked' } end
-  end
-  if redis.call('GET', KEYS[#KEYS]) ~= ARGV[10] then return { 'stale' } end
-end
+--       5 daily limit (0 = none), 6 counter ttl s, 7 chat stream id, 8 max streams, 9 max queue
 if redis.call('SISMEMBER', KEYS[5], '') == 0 then return { 'seed' } end
 local wait, short = take_tokens({ KEYS[1], KEYS[2] }, { ARGV[1], ARGV[2] })
 if wait > 0 then return { 'rate', short, wait } end
@@ -88,16 +76,12 @@ export interface AdmissionRequest {
   settings: TenantSettings;
   /** ms since the epoch (the application clock: picks the quota day). */
   now: number;
-  /** Credential checks authentication left to this script; `settled` is set once it made them. */
-  credentialChecks?: { readonly keys: readonly string[]; readonly metaText: string; settled: boolean };
 }
 
 export type Admission =
   | { kind: 'admitted'; newStream: boolean; release: () => Promise<void> }
   | { kind: 'duplicate'; record: IdempotencyRecord }
-  | { kind: 'unseeded' }
-  /** The tenant's cached meta is not the one the credential checks went by: check it the ordinary way. */
-  | { kind: 'stale' };
+  | { kind: 'unseeded' };
 
 export interface AdmissionDeps {
   redis: Redis;
@@ -141,7 +125,6 @@ export async function admit(deps: AdmissionDeps, r: AdmissionRequest): Promise<A
   const idemKey = keys.idempotency(r.tenantId, r.record.agent_id, r.idempotencyId ?? '');
   const counterKey = keys.quotaCounter(r.tenantId, 'messages', utcDay(r.now));
   const recordJson = r.idempotencyId === undefined ? '' : JSON.stringify(r.record);
-  const checks = r.credentialChecks;
   const reply = (await ADMIT.run(
     deps.redis,
     [
@@ -153,7 +136,6 @@ export async function admit(deps: AdmissionDeps, r: AdmissionRequest): Promise<A
       queue.toKey('paused'),
       queue.toKey('prioritized'),
       queue.toKey('delayed'),
-      ...(checks?.keys ?? []),
     ],
     [
       settings.rate_limit_per_second,
@@ -165,16 +147,10 @@ export async function admit(deps: AdmissionDeps, r: AdmissionRequest): Promise<A
       r.record.chat_stream_id,
       settings.max_chat_streams,
       settings.scheduling.max_queue_size,
-      ...(checks ? [checks.metaText] : []),
     ],
   )) as [string, ...(string | number)[]];
-  if (checks && reply[0] !== 'stale') checks.settled = true;
 
   switch (reply[0]) {
-    case 'revoked':
-      throw new UnauthorizedError();
-    case 'stale':
-      return { kind: 'stale' };
     case 'ok':
       return {
         kind: 'admitted',

@@ -203,67 +203,6 @@ describe('POST /chat/send', () => {
   });
 });
 
-describe("an access token's checks, made by the admission script", () => {
-  /** Marks the token revoked, as a logout does (its id's key, under the tenant's hash tag). */
-  async function revoke(tenantId: string, token: string): Promise<void> {
-    const { jti } = await app.deps.tokens.verifyAccessToken(token);
-    await app.deps.redis.set(app.deps.keys.revokedToken(tenantId, jti), '1', 'EX', 600);
-  }
-
-  it('takes one Redis round trip fewer: no read of its own before the admission', async () => {
-    const t = await newTenant();
-    expect((await send({ chat_stream_id: 's', message: 'warm' }, { token: t.token })).status).toBe(200);
-    const commands: string[] = [];
-    const sendCommand = Redis.prototype.sendCommand;
-    Redis.prototype.sendCommand = function (this: Redis, ...args: Parameters<Redis['sendCommand']>) {
-      commands.push(args[0].name);
-      return sendCommand.apply(this, args);
-    };
-    try {
-      expect((await send({ chat_stream_id: 's', message: 'counted' }, { token: t.token })).status).toBe(200);
-    } finally {
-      Redis.prototype.sendCommand = sendCommand;
-    }
-    // The admission, the job's add and its announcement (was: the credential's MGET before them).
-    expect(commands).toEqual(['evalsha', 'evalsha', 'evalsha']);
-  });
-
-  it('refuses a revoked token with 401 and books nothing for it', async () => {
-    const t = await newTenant();
-    expect((await send({ chat_stream_id: 's', message: 'warm' }, { token: t.token })).status).toBe(200);
-    await revoke(t.tenantId, t.token);
-    const body = { chat_stream_id: 's', message: 'after logout', client_message_id: 'c-revoked' };
-    const refused = await send(body, { token: t.token });
-    expect(refused.status).toBe(401);
-    expect(refused.body.error?.code).toBe('UNAUTHORIZED');
-    // Nothing was booked under the client message id: another credential's send of it is the first.
-    const other = await app.tokenFor({ role: 'tenant_admin', tenantId: t.tenantId, sub: 'other' });
-    const first = await send(body, { token: other });
-    expect(first.status).toBe(200);
-    expect(first.body.data).toMatchObject({ duplicate: false });
-  });
-
-  it("answers a revoked token's send 401 also when it would have been refused otherwise", async () => {
-    const t = await newTenant();
-    expect((await send({ chat_stream_id: 's', message: 'warm' }, { token: t.token })).status).toBe(200);
-    await revoke(t.tenantId, t.token);
-    // A bad body, and an agent that does not exist: 401, not 400 or 404.
-    expect((await send({ chat_stream_id: 's' }, { token: t.token })).status).toBe(401);
-    expect((await send({ message: 'x', agent_id: 'nobody' }, { token: t.token })).status).toBe(401);
-  });
-
-  it('goes by the tenant in Redis when it changed behind this process (no change notice): 401 once suspended', async () => {
-    const t = await newTenant();
-    expect((await send({ chat_stream_id: 's', message: 'warm' }, { token: t.token })).status).toBe(200);
-    // Another process suspended the tenant and its notice has not arrived: only Redis knows.
-    const key = app.deps.tenants.cacheKey(t.tenantId);
-    const meta = JSON.parse((await app.deps.redis.get(key))!) as Record<string, unknown>;
-    await app.deps.redis.set(key, JSON.stringify({ ...meta, status: 'suspended' }), 'EX', 600);
-    expect((await send({ chat_stream_id: 's', message: 'suspended' }, { token: t.token })).status).toBe(401);
-    expect(await jobsOf(t.tenantId)).toHaveLength(1);
-  });
-});
-
 describe('idempotency', () => {
   it('answers a repeat of client_message_id with the first message and enqueues once', async () => {
     const t = await newTenant();
