@@ -226,12 +226,7 @@ export class Database {
   }
 
   withTenant<T>(ctx: IsolationContext, fn: (db: TenantDb) => Promise<T>): Promise<T> {
-    return this.unitOfWork<TenantHandle, T>(
-      ctx.tenantId,
-      tenantSettings(ctx),
-      (client) => new TenantHandle(sendOn(client), ctx),
-      fn,
-    );
+    return this.tenantUnit(ctx, fn, false);
   }
 
   /**
@@ -242,12 +237,20 @@ export class Database {
    * the unit back, and its error is what this rejects with.
    */
   withTenantAtOnce<T>(ctx: IsolationContext, fn: (db: TenantDb) => Promise<T>): Promise<T> {
+    return this.tenantUnit(ctx, fn, true);
+  }
+
+  private tenantUnit<T>(
+    ctx: IsolationContext,
+    fn: (db: TenantDb) => Promise<T>,
+    atOnce: boolean,
+  ): Promise<T> {
     return this.unitOfWork<TenantHandle, T>(
       ctx.tenantId,
       tenantSettings(ctx),
       (client) => new TenantHandle(sendOn(client), ctx),
       fn,
-      true,
+      atOnce,
     );
   }
 
