@@ -176,6 +176,24 @@ function tenantSettings(ctx: IsolationContext): Record<string, string> {
   };
 }
 
+/** Waits for a unit's `COMMIT`s; one that failed leaves the connection unusable. */
+async function settle(
+  commits: readonly Promise<pg.QueryResult>[],
+  broken: (err: Error) => void,
+): Promise<{ error?: Error; rolledBack: boolean }> {
+  let error: Error | undefined;
+  let rolledBack = false;
+  for (const commit of commits) {
+    try {
+      if ((await commit).command === 'ROLLBACK') rolledBack = true;
+    } catch (err) {
+      error ??= err instanceof Error ? err : new Error(String(err));
+      broken(error);
+    }
+  }
+  return { error, rolledBack };
+}
+
 /** A unit whose callback caught a failed statement's error: its transaction rolled back all the same. */
 const CAUGHT_FAILURE = 'unit of work rolled back: a statement in it failed and its error was caught';
 
@@ -249,12 +267,13 @@ export class Database {
   }
 
   /**
-   * A tenant unit of work whose statements are all issued together, before `fn` first awaits (one
-   * statement, or several without awaiting in between): `BEGIN` with the settings, the statements
-   * and `COMMIT` go out at once, a single round trip in all. A statement issued later fails ("this
-   * unit of work has ended"), and `fn` cannot roll back by throwing once its statements are
-   * written: a failed statement still rolls the unit back, and its error is what this rejects
-   * with. Isolation as `withTenant`'s: the same settings, row-level security, gone at `COMMIT`.
+   * A tenant unit of work whose statements are all issued together (one statement, or several
+   * without awaiting in between): `BEGIN` with the settings, the statements and `COMMIT` go out at
+   * once, a single round trip in all. A statement issued after `fn` awaited once its first was
+   * written fails ("this unit of work has ended"), and `fn` cannot roll back by throwing once its
+   * statements are written: a failed statement still rolls the unit back, and its error is what
+   * this rejects with. A unit that issues no statement costs no round trip. Isolation as
+   * `withTenant`'s: the same settings, row-level security, gone at `COMMIT`.
    */
   withTenantAtOnce<T>(
     ctx: IsolationContext,
@@ -317,7 +336,7 @@ export class Database {
             if (opened > 0 && !steps) {
               return Promise.reject(
                 new Error(
-                  'this unit of work has ended: a unit at once runs the statements issued before it awaits',
+                  'this unit of work has ended: a unit at once runs only the statements issued together',
                 ),
               );
             }
@@ -342,12 +361,12 @@ export class Database {
         end(open);
         // After a read timeout the `COMMIT`s wait behind the unanswered query; withConnection
         // destroys the connection instead.
-        if (!isQueryReadTimeout(err)) await this.settle(commits, broken);
+        if (!isQueryReadTimeout(err)) await settle(commits, broken);
         throw err;
       }
       handle.end();
       end(open);
-      const answers = await this.settle(commits, broken);
+      const answers = await settle(commits, broken);
       if (answers.error) throw answers.error;
       // A statement that failed inside `fn` aborts its step even when `fn` caught the error;
       // PostgreSQL then answers `COMMIT` with `ROLLBACK` instead of an error.
@@ -356,24 +375,6 @@ export class Database {
       }
       return value;
     });
-  }
-
-  /** Waits for a unit's `COMMIT`s; one that failed leaves the connection unusable. */
-  private async settle(
-    commits: readonly Promise<pg.QueryResult>[],
-    broken: (err: Error) => void,
-  ): Promise<{ error?: Error; rolledBack: boolean }> {
-    let error: Error | undefined;
-    let rolledBack = false;
-    for (const commit of commits) {
-      try {
-        if ((await commit).command === 'ROLLBACK') rolledBack = true;
-      } catch (err) {
-        error ??= err instanceof Error ? err : new Error(String(err));
-        broken(error);
-      }
-    }
-    return { error, rolledBack };
   }
 
   withPlatform<T>(fn: (db: PlatformDb) => Promise<T>): Promise<T> {
