@@ -8,7 +8,6 @@ import type { Logger } from '../logger';
 import { mapDatabaseError } from './errors';
 import { FairSemaphore } from './fairSemaphore';
 import { checkRawSql } from './rawSqlGuard';
-import { queryScoped } from './scopedStatement';
 
 /** Something that runs SQL: a pooled client inside a unit of work. */
 export interface Queryable {
@@ -45,6 +44,17 @@ export interface DatabaseOptions {
   logger: Logger;
   /** Shown in pg_stat_activity. Default `maihive`. */
   applicationName?: string;
+}
+
+/** What a unit at once runs under besides its isolation settings. */
+export interface AtOnceOptions {
+  /** `BEGIN READ ONLY`: a write (or a row lock) fails with "read-only transaction". Default false. */
+  readOnly?: boolean;
+  /**
+   * false: `COMMIT` returns before the WAL reaches the disk (`synchronous_commit` off for the unit),
+   * for writes a crash may lose, such as access counts. Default true.
+   */
+  synchronousCommit?: boolean;
 }
 
 /**
@@ -145,14 +155,15 @@ class TenantHandle extends TransactionHandle implements TenantDb {
 
 /**
  * `BEGIN` plus every isolation setting and the statement timeout in one round trip. Values are
- * validated identifiers, quoted anyway.
+ * validated identifiers, quoted anyway. `READ ONLY` is part of `BEGIN` itself, so it is in force
+ * before the settings statement or any other takes a snapshot.
  */
-function beginSql(settings: Record<string, string>, statementTimeoutMs: number): string {
+function beginSql(settings: Record<string, string>, statementTimeoutMs: number, readOnly = false): string {
   const all = { ...settings, statement_timeout: String(Math.trunc(statementTimeoutMs)) };
   const sets = Object.entries(all)
     .map(([name, value]) => `set_config(${pg.escapeLiteral(name)}, ${pg.escapeLiteral(value)}, true)`)
     .join(', ');
-  return `BEGIN; SELECT ${sets}`;
+  return `BEGIN${readOnly ? ' READ ONLY' : ''}; SELECT ${sets}`;
 }
 
 function tenantSettings(ctx: IsolationContext): Record<string, string> {
@@ -164,6 +175,27 @@ function tenantSettings(ctx: IsolationContext): Record<string, string> {
     'app.platform_access': '',
   };
 }
+
+/** Waits for a unit's `COMMIT`s; one that failed leaves the connection unusable. */
+async function settle(
+  commits: readonly Promise<pg.QueryResult>[],
+  broken: (err: Error) => void,
+): Promise<{ error?: Error; rolledBack: boolean }> {
+  let error: Error | undefined;
+  let rolledBack = false;
+  for (const commit of commits) {
+    try {
+      if ((await commit).command === 'ROLLBACK') rolledBack = true;
+    } catch (err) {
+      error ??= err instanceof Error ? err : new Error(String(err));
+      broken(error);
+    }
+  }
+  return { error, rolledBack };
+}
+
+/** A unit whose callback caught a failed statement's error: its transaction rolled back all the same. */
+const CAUGHT_FAILURE = 'unit of work rolled back: a statement in it failed and its error was caught';
 
 const PLATFORM_SETTINGS = {
   'app.tenant_id': '',
@@ -226,86 +258,122 @@ export class Database {
   }
 
   withTenant<T>(ctx: IsolationContext, fn: (db: TenantDb) => Promise<T>): Promise<T> {
-    return this.tenantUnit(ctx, fn, false);
-  }
-
-  /**
-   * A tenant unit of work whose statements are all issued before `fn` first awaits (one statement,
-   * or several written together): `BEGIN`, the statements and `COMMIT` go out at once, a single
-   * round trip in all. A statement issued later fails ("this unit of work has ended"), and `fn`
-   * cannot roll back by throwing once its statements are written: a failed statement still rolls
-   * the unit back, and its error is what this rejects with.
-   */
-  withTenantAtOnce<T>(ctx: IsolationContext, fn: (db: TenantDb) => Promise<T>): Promise<T> {
-    return this.tenantUnit(ctx, fn, true);
-  }
-
-  private tenantUnit<T>(
-    ctx: IsolationContext,
-    fn: (db: TenantDb) => Promise<T>,
-    atOnce: boolean,
-  ): Promise<T> {
     return this.unitOfWork<TenantHandle, T>(
       ctx.tenantId,
       tenantSettings(ctx),
       (client) => new TenantHandle(sendOn(client), ctx),
       fn,
-      atOnce,
     );
   }
 
   /**
-   * A tenant unit of work that only reads, in one round trip per statement instead of a
-   * transaction's BEGIN … COMMIT around them: each statement is sent together with the unit's
-   * settings (the same as `withTenant`'s, plus `transaction_read_only`) and runs in an implicit
-   * transaction of its own (`queryScoped`), under the same row-level security. Each statement
-   * sees the data committed when it starts, as in `withTenant`'s READ COMMITTED transaction; what
-   * is lost is one transaction around several statements, so a write (or a lock) fails with
-   * "read-only transaction", and `SET LOCAL` would last one statement. For a read of one or two
-   * statements, the path of a search or a listing.
+   * A tenant unit of work whose statements are all issued together (one statement, or several
+   * without awaiting in between): `BEGIN` with the settings, the statements and `COMMIT` go out at
+   * once, a single round trip in all. A statement issued after `fn` awaited once its first was
+   * written fails ("this unit of work has ended"), and `fn` cannot roll back by throwing once its
+   * statements are written: a failed statement still rolls the unit back, and its error is what
+   * this rejects with. A unit that issues no statement costs no round trip. Isolation as
+   * `withTenant`'s: the same settings, row-level security, gone at `COMMIT`.
    */
-  readTenant<T>(ctx: IsolationContext, fn: (db: TenantDb) => Promise<T>): Promise<T> {
-    return this.scopedUnit(ctx, { transaction_read_only: 'on' }, Infinity, fn);
+  withTenantAtOnce<T>(
+    ctx: IsolationContext,
+    fn: (db: TenantDb) => Promise<T>,
+    o: AtOnceOptions = {},
+  ): Promise<T> {
+    return this.atOnceUnit(ctx, fn, o, false);
   }
 
   /**
-   * A tenant unit of work of exactly ONE statement (a second is refused), sent with its settings
-   * in one round trip like `readTenant`'s: atomic as that statement is, and it may write.
-   * `synchronousCommit: false` lets its commit return before the WAL reaches the disk (for writes
-   * a crash may lose, such as access counts). Default true.
+   * A tenant unit of work that only reads: `withTenantAtOnce(ctx, fn, { readOnly: true })`, except
+   * that a statement issued after `fn` awaited is not refused but starts another read-only unit at
+   * once (`BEGIN`, the statements issued with it, `COMMIT`: one more round trip). For reads whose
+   * next statement depends on the last one's answer (a search seen from a chat stream, a listing's
+   * page past the end): one round trip per step, where `withTenant` costs one more in all. Each step
+   * sees the data committed when it starts, as each statement of `withTenant`'s READ COMMITTED
+   * transaction does; what is lost is one transaction around the steps: a lock or a write fails with
+   * "read-only transaction", and `SET LOCAL` lasts one step.
    */
-  tenantStatement<T>(
-    ctx: IsolationContext,
-    fn: (db: TenantDb) => Promise<T>,
-    o: { synchronousCommit?: boolean } = {},
-  ): Promise<T> {
-    return this.scopedUnit(ctx, o.synchronousCommit === false ? { synchronous_commit: 'off' } : {}, 1, fn);
+  readTenant<T>(ctx: IsolationContext, fn: (db: TenantDb) => Promise<T>): Promise<T> {
+    return this.atOnceUnit(ctx, fn, { readOnly: true }, true);
   }
 
-  /** The unit of `readTenant` and `tenantStatement`: at most `statements` statements. */
-  private scopedUnit<T>(
+  /**
+   * The unit of `withTenantAtOnce` and `readTenant`. A step opens with the first statement issued
+   * while none is open (`BEGIN` and the settings are written right before it) and ends once the code
+   * that issued it yields (a microtask queued then writes `COMMIT`), so the statements issued
+   * together are written between the two, one round trip in pipeline mode. Only `steps` allows a
+   * second step; the connection goes back to the pool once every step has answered.
+   */
+  private atOnceUnit<T>(
     ctx: IsolationContext,
-    extra: Record<string, string>,
-    statements: number,
     fn: (db: TenantDb) => Promise<T>,
+    o: AtOnceOptions,
+    steps: boolean,
   ): Promise<T> {
-    const settings = {
-      ...tenantSettings(ctx),
-      statement_timeout: String(Math.trunc(this.statementTimeoutMs)),
-      ...extra,
-    };
-    return this.withConnection(ctx.tenantId, async (client) => {
-      let sent = 0;
-      const handle = new TenantHandle((text, values, name) => {
-        if (++sent > statements)
-          return Promise.reject(new Error('a single-statement unit of work runs one statement only'));
-        return queryScoped(client, { settings, text, values, name });
-      }, ctx);
+    const settings = tenantSettings(ctx);
+    if (o.synchronousCommit === false) settings.synchronous_commit = 'off';
+    const begin = beginSql(settings, this.statementTimeoutMs, o.readOnly);
+    return this.withConnection(ctx.tenantId, async (client, broken) => {
+      const send = sendOn(client);
+      const commits: Promise<pg.QueryResult>[] = [];
+      let open: { begun: Promise<unknown> } | undefined;
+      let opened = 0;
+      const end = (step: typeof open) => {
+        if (open !== step || !step) return;
+        open = undefined;
+        const commit = client.query('COMMIT');
+        commit.catch(() => undefined); // awaited below
+        commits.push(commit);
+      };
+      const handle = new TenantHandle(
+        <R extends pg.QueryResultRow>(
+          text: string,
+          values: unknown[] | undefined,
+          name: string | undefined,
+        ) => {
+          let step = open;
+          if (!step) {
+            if (opened > 0 && !steps) {
+              return Promise.reject(
+                new Error(
+                  'this unit of work has ended: a unit at once runs only the statements issued together',
+                ),
+              );
+            }
+            opened += 1;
+            const begun = client.query(begin);
+            begun.catch(() => undefined); // the statements behind it fail with it
+            const opening = (step = open = { begun });
+            queueMicrotask(() => end(opening));
+          }
+          const result = send<R>(text, values, name);
+          result.catch(() => undefined); // returned below
+          // Should `BEGIN` fail, so does every statement behind it: reject with `BEGIN`'s error.
+          return step.begun.then(() => result);
+        },
+        ctx,
+      );
+      let value: T;
       try {
-        return await fn(handle);
-      } finally {
+        value = await fn(handle);
+      } catch (err) {
         handle.end();
+        end(open);
+        // After a read timeout the `COMMIT`s wait behind the unanswered query; withConnection
+        // destroys the connection instead.
+        if (!isQueryReadTimeout(err)) await settle(commits, broken);
+        throw err;
       }
+      handle.end();
+      end(open);
+      const answers = await settle(commits, broken);
+      if (answers.error) throw answers.error;
+      // A statement that failed inside `fn` aborts its step even when `fn` caught the error;
+      // PostgreSQL then answers `COMMIT` with `ROLLBACK` instead of an error.
+      if (answers.rolledBack) {
+        throw new Error(CAUGHT_FAILURE);
+      }
+      return value;
     });
   }
 
@@ -400,31 +468,22 @@ export class Database {
     settings: Record<string, string>,
     makeHandle: (client: pg.PoolClient) => H,
     fn: (db: H) => Promise<T>,
-    atOnce = false,
   ): Promise<T> {
     return this.withConnection(key, async (client, broken) => {
       const handle = makeHandle(client);
-      // `COMMIT` written right behind the statements of a unit of work at once; settled before release.
-      let early: Promise<pg.QueryResult> | undefined;
       try {
         // Not awaited before `fn`: its first statement is written right behind it (pipeline mode).
         // Should `BEGIN` fail, so does every statement behind it, and nothing commits.
         const begun = client.query(beginSql(settings, this.statementTimeoutMs));
         begun.catch(() => undefined); // awaited below; `fn` may fail first
-        const work = fn(handle);
-        if (atOnce) {
-          handle.end();
-          early = client.query('COMMIT');
-          early.catch(() => undefined); // awaited below, or in the failure path
-        }
-        const result = await work;
+        const result = await fn(handle);
         await begun;
         handle.end();
-        const commit = await (early ?? client.query('COMMIT'));
+        const commit = await client.query('COMMIT');
         // A statement that failed inside the callback aborts the transaction even when the callback
         // caught its error; PostgreSQL then answers COMMIT with ROLLBACK instead of an error.
         if (commit.command === 'ROLLBACK') {
-          throw new Error('unit of work rolled back: a statement in it failed and its error was caught');
+          throw new Error(CAUGHT_FAILURE);
         }
         return result;
       } catch (err) {
@@ -432,18 +491,11 @@ export class Database {
         // After a read timeout a ROLLBACK would wait behind the unanswered query for another
         // timeout; withConnection destroys the connection instead.
         if (isQueryReadTimeout(err)) throw err;
-        if (early) {
-          // The `COMMIT` already written ends the transaction (as a ROLLBACK when a statement failed).
-          await early.catch((commitErr: unknown) =>
-            broken(commitErr instanceof Error ? commitErr : new Error(String(commitErr))),
-          );
-        } else {
-          try {
-            await client.query('ROLLBACK');
-          } catch (rollbackErr) {
-            // The connection is unusable; destroy it rather than return it to the pool.
-            broken(rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr)));
-          }
+        try {
+          await client.query('ROLLBACK');
+        } catch (rollbackErr) {
+          // The connection is unusable; destroy it rather than return it to the pool.
+          broken(rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr)));
         }
         throw err;
       }

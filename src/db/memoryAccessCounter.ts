@@ -35,8 +35,8 @@ export class MemoryAccessCounter {
     for (let counts = this.pending.get(tenantId); counts; counts = this.pending.get(tenantId)) {
       this.pending.delete(tenantId);
       try {
-        // One statement in one round trip (was BEGIN, SET LOCAL, the UPDATE and COMMIT: four).
-        await this.db.tenantStatement(
+        // BEGIN, the UPDATE and COMMIT in one round trip (was BEGIN, SET LOCAL, the UPDATE, COMMIT: four).
+        await this.db.withTenantAtOnce(
           createIsolationContext({ tenantId }),
           (db) => touchMemories(db, counts),
           {

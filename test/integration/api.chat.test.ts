@@ -4,7 +4,7 @@ import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 
 import { createTenant } from '../../src/db/repositories/tenants';
-import { secondsUntilUtcMidnight } from '../../src/domain/quotaPeriods';
+import { secondsUntilUtcMidnight, utcDay } from '../../src/domain/quotaPeriods';
 import { publishMessageDone } from '../../src/queues/messageEvents';
 import { tenantQueueName } from '../../src/queues/names';
 import type { HeartflowJobData } from '../../src/queues/tenantQueues';
@@ -200,6 +200,78 @@ describe('POST /chat/send', () => {
     expect(res.status).toBe(403);
     expect(res.body.error).toMatchObject({ code: 'FORBIDDEN', details: { reason: 'platform_not_allowed' } });
     expect((await send({ message: 'x', platform: 'qq' }, { token: t.token })).status).toBe(200);
+  });
+});
+
+describe("an access token's checks on POST /chat/send", () => {
+  /** Marks the token revoked, as a logout does (its id's key, under the tenant's hash tag). */
+  async function revoke(tenantId: string, token: string): Promise<void> {
+    const { jti } = await app.deps.tokens.verifyAccessToken(token);
+    await app.deps.redis.set(app.deps.keys.revokedToken(tenantId, jti), '1', 'EX', 600);
+  }
+
+  /** Calls of the ingress governor's admission for `tenantId` while `fn` runs. */
+  async function governorAdmissions(tenantId: string, fn: () => Promise<unknown>): Promise<number> {
+    const { governor } = app.deps.ingress;
+    const admit = governor.admit.bind(governor);
+    let n = 0;
+    governor.admit = (id, limits) => {
+      if (id === tenantId) n++;
+      return admit(id, limits);
+    };
+    try {
+      await fn();
+    } finally {
+      governor.admit = admit;
+    }
+    return n;
+  }
+
+  it('refuses a revoked token with 401 and books nothing for it', async () => {
+    const t = await newTenant();
+    expect((await send({ chat_stream_id: 's', message: 'warm' }, { token: t.token })).status).toBe(200);
+    const counter = app.deps.keys.quotaCounter(t.tenantId, 'messages', utcDay(app.deps.clock.now()));
+    expect(await app.deps.redis.get(counter)).toBe('1');
+    await revoke(t.tenantId, t.token);
+    const body = { chat_stream_id: 's2', message: 'after logout', client_message_id: 'c-revoked' };
+    let refused: Awaited<ReturnType<typeof send>> | undefined;
+    // No in-flight slot taken, no message counted, no stream or idempotency record booked, no job.
+    expect(
+      await governorAdmissions(t.tenantId, async () => (refused = await send(body, { token: t.token }))),
+    ).toBe(0);
+    expect(refused?.status).toBe(401);
+    expect(refused?.body.error?.code).toBe('UNAUTHORIZED');
+    expect(await app.deps.redis.get(counter)).toBe('1');
+    expect(await app.deps.redis.sismember(app.deps.keys.knownStreams(t.tenantId), 's2')).toBe(0);
+    expect(await app.deps.redis.exists(app.deps.keys.idempotency(t.tenantId, 'default', 'c-revoked'))).toBe(
+      0,
+    );
+    expect(await jobsOf(t.tenantId)).toHaveLength(1);
+    // Another credential's send of the same client message id is the first.
+    const other = await app.tokenFor({ role: 'tenant_admin', tenantId: t.tenantId, sub: 'other' });
+    const first = await send(body, { token: other });
+    expect(first.status).toBe(200);
+    expect(first.body.data).toMatchObject({ duplicate: false });
+  });
+
+  it("answers a revoked token's send 401 also when it would have been refused otherwise", async () => {
+    const t = await newTenant();
+    expect((await send({ chat_stream_id: 's', message: 'warm' }, { token: t.token })).status).toBe(200);
+    await revoke(t.tenantId, t.token);
+    // A bad body, and an agent that does not exist: 401, not 400 or 404.
+    expect((await send({ chat_stream_id: 's' }, { token: t.token })).status).toBe(401);
+    expect((await send({ message: 'x', agent_id: 'nobody' }, { token: t.token })).status).toBe(401);
+  });
+
+  it('goes by the tenant in Redis when it changed behind this process (no change notice): 401 once suspended', async () => {
+    const t = await newTenant();
+    expect((await send({ chat_stream_id: 's', message: 'warm' }, { token: t.token })).status).toBe(200);
+    // Another process suspended the tenant and its notice has not arrived: only Redis knows.
+    const key = app.deps.tenants.cacheKey(t.tenantId);
+    const meta = JSON.parse((await app.deps.redis.get(key))!) as Record<string, unknown>;
+    await app.deps.redis.set(key, JSON.stringify({ ...meta, status: 'suspended' }), 'EX', 600);
+    expect((await send({ chat_stream_id: 's', message: 'suspended' }, { token: t.token })).status).toBe(401);
+    expect(await jobsOf(t.tenantId)).toHaveLength(1);
   });
 });
 

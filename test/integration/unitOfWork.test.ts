@@ -605,6 +605,25 @@ describe('statements written together (pipelined units of work)', () => {
     }
   });
 
+  it('opens a unit at once at its first statement: none costs no round trip, one after an await costs one', async () => {
+    const db = t.openDatabase({ poolMax: 1 });
+    const turns = roundTrips(db);
+    try {
+      await db.withTenant(tenantCtx(A), (tx) => tx.query('SELECT 1')); // connects
+      const before = turns();
+      expect(await db.withTenantAtOnce(chatCtx(A), () => Promise.resolve('nothing'))).toBe('nothing');
+      expect(turns() - before).toBe(0);
+      const later = await db.withTenantAtOnce(chatCtx(A), async (tx) => {
+        await new Promise((r) => setImmediate(r));
+        return settingsOf(tx);
+      });
+      expect(later).toMatchObject({ tenant_id: A, chat_stream_id: CHAT.chatStreamId });
+      expect(turns() - before).toBe(1);
+    } finally {
+      await db.close();
+    }
+  });
+
   it('refuses a statement a unit at once issues after it first awaited', async () => {
     const db = t.openDatabase({ poolMax: 1 });
     try {

@@ -130,7 +130,8 @@ export function memoryRoutes(ctx: RouteContext): void {
       const { tenantId } = await resolveTenant(deps, principal, req);
       let agentId = optionalAgent(principal, req, query.agent_id);
       let platform = query.platform;
-      // Reads only: a statement (two with a chat stream), one round trip each (readTenant).
+      // Reads only, one round trip per step (readTenant): seen from a chat stream, the search's
+      // filters are the stream's agent and platform, so it waits for the stream's row (two steps).
       const found = await deps.db.readTenant(createIsolationContext({ tenantId, agentId }), async (db) => {
         if (query.chat_stream_id !== undefined) {
           // Seen from a chat stream: its agent's memories, its platform's and its own.
@@ -176,8 +177,10 @@ export function memoryRoutes(ctx: RouteContext): void {
     handler: async ({ query, principal, req }) => {
       const { tenantId } = await resolveTenant(deps, principal, req);
       const agentId = optionalAgent(principal, req, query.agent_id);
-      const stats = await deps.db.readTenant(createIsolationContext({ tenantId, agentId }), (db) =>
-        memoryStatistics(db, agentId),
+      const stats = await deps.db.withTenantAtOnce(
+        createIsolationContext({ tenantId, agentId }),
+        (db) => memoryStatistics(db, agentId),
+        { readOnly: true },
       );
       return { data: stats };
     },

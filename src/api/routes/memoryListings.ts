@@ -36,6 +36,7 @@ export function memoryListingRoutes({ router, registry, deps }: RouteContext): v
     level: Pick<ScopeListing, 'scope' | 'platform' | 'chatStreamId'>,
   ) => {
     const { tenantId } = await resolveTenant(deps, principal, req);
+    // Read-only, one round trip (two for a page past the end, which counts again).
     const page = await deps.db.readTenant(createIsolationContext({ tenantId, agentId }), (db) =>
       listScopePage(db, { ...level, agentId, memoryType: query.type, ...pageWindow(query) }),
     );
