@@ -55,7 +55,7 @@ function deploymentNodeFlags(): string[] {
   return (api?.node_args ?? '').split(/\s+/).filter((f) => f !== '');
 }
 // BENCH_CHILD_FLAGS adds flags to the children; BENCH_PROFILE_DIR=<dir> writes a CPU profile of each
-// measured run (warm-up and start-up left out) there.
+// measured run (warm-up and start-up left out) there, BENCH_HEAP_PROFILE_DIR=<dir> its allocation samples.
 const EXTRA_FLAGS = (process.env.BENCH_CHILD_FLAGS ?? '').split(/\s+/).filter((f) => f !== '');
 const THROUGH_TSX = process.env.BENCH_TSX === '1';
 const NODE_FLAGS = [
@@ -142,8 +142,11 @@ async function drained(child: Child): Promise<void> {
   }
 }
 
-/** Starts or stops the child's CPU profiler (BENCH_PROFILE_DIR), waiting for its answer. */
-function profileChild(child: Child, message: object): Promise<void> {
+/**
+ * Starts or stops the child's CPU profiler (BENCH_PROFILE_DIR) or allocation sampling
+ * (BENCH_HEAP_PROFILE_DIR, `type: 'heap'`), waiting for its answer.
+ */
+function profileChild(child: Child, message: object, type: 'profile' | 'heap' = 'profile'): Promise<void> {
   return new Promise((resolve) => {
     const onMessage = (m: { type: string }) => {
       if (m.type !== 'profiled') return;
@@ -151,7 +154,7 @@ function profileChild(child: Child, message: object): Promise<void> {
       resolve();
     };
     child.process.on('message', onMessage);
-    child.process.send({ type: 'profile', ...message });
+    child.process.send({ type, ...message });
   });
 }
 
@@ -397,8 +400,14 @@ async function main(): Promise<void> {
         await cannon(child.port, token, { durationS: RUN.warmupS });
         await drained(child);
         const profileDir = process.env.BENCH_PROFILE_DIR;
+        const heapDir = process.env.BENCH_HEAP_PROFILE_DIR;
         if (profileDir) await profileChild(child, { action: 'start' });
+        if (heapDir) await profileChild(child, { action: 'start' }, 'heap');
         const result = await measured(child, redis, () => cannon(child.port, token, {}));
+        if (heapDir) {
+          const file = path.join(heapDir, `ingress-${mode}-round${round + 1}.heapprofile`);
+          await profileChild(child, { action: 'stop', file }, 'heap');
+        }
         if (profileDir) {
           const file = path.join(profileDir, `ingress-${mode}-round${round + 1}.cpuprofile`);
           await profileChild(child, { action: 'stop', file });
