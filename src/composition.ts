@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 
 import { IngressGate } from './api/http/ingressGate';
+import { RefusalLog } from './api/http/refusalLog';
 import { ApiKeyDirectory } from './auth/apiKeyDirectory';
 import { TenantDirectory } from './auth/tenantDirectory';
 import { TokenService } from './auth/tokens';
@@ -109,6 +110,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
   await configReader.watch(channels, [plugins.forgetTenant]);
   const ingress = new IngressGate(config.ingress);
   ingress.start();
+  const refusalLog = new RefusalLog(logger);
   const telemetry = new TelemetryRecorder({ redis, keys, clock, logger });
   telemetry.start();
   const memoryAccess = new MemoryAccessCounter(db, logger);
@@ -125,6 +127,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
     outcomes: new OutcomeWaiters(channels, keys),
     ingress,
     rateRefusals: new RateRefusals(),
+    refusalLog,
     tokens: new TokenService({
       ...tokenKeys,
       accessTtlSeconds: config.accessTokenTtlSeconds,
@@ -151,6 +154,7 @@ export async function compose(options: CompositionOptions): Promise<Composition>
     close: () =>
       (closing ??= closeAll([
         () => ingress.close(),
+        () => refusalLog.flush(),
         () => plugins.close(),
         () => memoryAccess.drain(),
         () => closeAllAtOnce([() => telemetry.close(), () => processBeat.close()]),

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 
 import type { IngressGate } from './api/http/ingressGate';
+import type { RefusalLog } from './api/http/refusalLog';
 import type { ApiKeyDirectory } from './auth/apiKeyDirectory';
 import type { TenantDirectory } from './auth/tenantDirectory';
 import type { TokenService } from './auth/tokens';
@@ -37,6 +38,8 @@ export interface Dependencies {
   readonly ingress: IngressGate;
   /** Rate buckets this process saw empty: sends needing them are refused without a round trip. */
   readonly rateRefusals: RateRefusals;
+  /** The access log's 429s, summed per tenant and interval instead of a line each. */
+  readonly refusalLog: RefusalLog;
   readonly tokens: TokenService;
   readonly tenants: TenantDirectory;
   /** API keys as authentication reads them, cached in Redis. */

@@ -7,17 +7,19 @@ import helmet from 'helmet';
 import { z } from 'zod';
 
 import { Authenticator } from '../auth/authenticate';
+import type { Principal } from '../auth/principal';
 import type { Dependencies } from '../dependencies';
 import { PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from '../errors';
 import type { Logger } from '../logger';
 import { errorHandler, type RequestLocals, sendError } from './envelope';
 import { DOCS_PATHS, docsRoutes } from './http/docsPage';
-import { earlyRateRefusal } from './http/earlyRefusal';
+import { earlyRateRefusal, type EarlyRefusalLocals } from './http/earlyRefusal';
 import { assertUtf8Body, rejectUnsafeInput } from './http/inputSafety';
 import { ApiMetrics } from './http/metrics';
 import { createOpenApiRegistry, generateOpenApiDocument } from './http/openapiDocument';
 import { gatedRouter } from './http/pathGate';
 import { keepRawBody } from './http/rawBody';
+import type { RefusalLog } from './http/refusalLog';
 import { assignRequestId } from './requestId';
 import { BASE_PATHS, baseRoutes } from './routes/base';
 import { mountRoutes } from './routes/index';
@@ -57,6 +59,12 @@ interface LifecycleLocals extends RequestLocals {
   startedAt: number;
 }
 
+/** The tenant a refused request counts for: its principal's, or its credential's last one (early refusal). */
+function refusalTenantOf(res: Response): string | undefined {
+  const principal = res.locals.principal as Principal | undefined;
+  return principal?.tenantId ?? (res.locals as EarlyRefusalLocals).refusedTenant;
+}
+
 /**
  * The first middleware of every request, as one layer: the request id, the security headers, and
  * ONE `close` listener (a function made once per app, not per request) that counts and times the
@@ -66,11 +74,13 @@ interface LifecycleLocals extends RequestLocals {
  *
  * The access log: one line per response, `request completed` (info, warn for 4xx) or `request
  * errored` (error, 5xx) with the request id, method, URL, status and time in ms; never headers,
- * which carry credentials. Nothing is logged when the logger's level would drop every line.
+ * which carry credentials. Nothing is logged when the logger's level would drop every line. A 429
+ * goes to `refusals` (one summed line per tenant and interval) and has its own line at debug only.
  */
 function requestLifecycle(
   logger: Logger,
   metrics: ApiMetrics,
+  refusals: RefusalLog,
 ): (req: Request, res: Response, next: NextFunction) => void {
   const headers = fixedSecurityHeaders();
   const helmetEach = headers ? undefined : helmet();
@@ -80,14 +90,18 @@ function requestLifecycle(
     const req = this.req;
     if (this.writableFinished) metrics.record(req, this, ms);
     const status = this.statusCode;
-    const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
+    const refused = status === 429;
+    if (refused) refusals.note(refusalTenantOf(this), locals.refusal ?? 'unknown');
+    const level = status >= 500 ? 'error' : refused ? 'debug' : status >= 400 ? 'warn' : 'info';
     if (!logger.isLevelEnabled(level)) return;
     const line = {
       req: { id: locals.requestId, method: req.method, url: req.originalUrl },
       res: { statusCode: status },
       responseTime: Math.round(ms),
     };
-    if (status >= 500) {
+    if (refused) {
+      logger.debug(line, 'request refused');
+    } else if (status >= 500) {
       logger.error({ ...line, err: new Error(`failed with status code ${status}`) }, 'request errored');
     } else {
       logger[level](line, 'request completed');
@@ -151,7 +165,7 @@ export function createApp(deps: Dependencies): express.Express {
   app.set('trust proxy', 'loopback');
   const metrics = new ApiMetrics(deps);
   deps.processBeat.addRole('api');
-  app.use(requestLifecycle(deps.logger, metrics));
+  app.use(requestLifecycle(deps.logger, metrics, deps.refusalLog));
 
   const authenticator = new Authenticator({
     tokens: deps.tokens,

@@ -7,6 +7,8 @@ import { mapRedisError } from '../redis/availability';
 /** `res.locals` as the middlewares of this app fill it. */
 export interface RequestLocals {
   requestId: string;
+  /** A 429's reason, for the access log: the refusing limit (`credential`, `in_flight`, …) or code. */
+  refusal?: string;
 }
 
 function requestIdOf(res: Response): string {
@@ -99,6 +101,10 @@ export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}) 
     const err = mapRedisError(thrown);
     if (err instanceof RateLimitError || err instanceof ServiceUnavailableError) {
       res.setHeader('Retry-After', String(Math.max(1, Math.ceil(err.retryAfterSeconds))));
+    }
+    if (err instanceof RateLimitError) {
+      const limit = err.details?.limit;
+      (res.locals as RequestLocals).refusal = typeof limit === 'string' ? limit : err.code.toLowerCase();
     }
     if (err instanceof MaiHiveError) {
       if (err.status >= 500) logger.error({ err, request_id: requestIdOf(res) }, 'request failed');

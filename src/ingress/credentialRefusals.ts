@@ -9,6 +9,8 @@ export interface CredentialRefusal {
   ratePerSecond: number | undefined;
   /** ms until the bucket can give a token again (≥ 1). */
   waitMs: number;
+  /** The credential's tenant, for the refusal's log line (`RefusalLog`). */
+  tenantId?: string | undefined;
 }
 
 /**
@@ -25,7 +27,7 @@ export interface CredentialRefusal {
 export class CredentialRefusals {
   private readonly until = new Map<
     string,
-    { at: number; limit: CredentialRefusal['limit']; rate?: number }
+    { at: number; limit: CredentialRefusal['limit']; rate?: number; tenantId?: string }
   >();
 
   constructor(private readonly maxEntries = DEFAULT_MAX_ENTRIES) {}
@@ -42,7 +44,7 @@ export class CredentialRefusals {
       this.until.delete(fingerprint);
       return undefined;
     }
-    return { limit: entry.limit, ratePerSecond: entry.rate, waitMs: entry.at - now };
+    return { limit: entry.limit, ratePerSecond: entry.rate, waitMs: entry.at - now, tenantId: entry.tenantId };
   }
 
   /** Records a rate refusal of the credential: its bucket is empty for `waitMs` (capped at 1 s). */
@@ -59,6 +61,7 @@ export class CredentialRefusals {
       at: now + Math.min(refusal.waitMs, 1000),
       limit: refusal.limit,
       ...(refusal.ratePerSecond === undefined ? {} : { rate: refusal.ratePerSecond }),
+      ...(refusal.tenantId === undefined ? {} : { tenantId: refusal.tenantId }),
     });
   }
 

@@ -1,7 +1,13 @@
 import type { NextFunction, Request, Response } from 'express';
 
+import type { Principal } from '../../auth/principal';
 import { RateLimitError } from '../../errors';
 import { CredentialRefusals } from '../../ingress/credentialRefusals';
+
+/** What an early refusal leaves in `res.locals`: the tenant the refused credential belongs to. */
+export interface EarlyRefusalLocals {
+  refusedTenant?: string | undefined;
+}
 
 /** The header a send authenticates with (API key first, as the authenticator reads them). */
 function credentialHeader(req: Request): string | undefined {
@@ -29,6 +35,7 @@ export function earlyRateRefusal(now: () => number = Date.now, refusals = new Cr
       if (header === undefined) return next();
       const known = refusals.refusal(CredentialRefusals.fingerprint(header), now());
       if (!known) return next();
+      (res.locals as EarlyRefusalLocals).refusedTenant = known.tenantId;
       next(
         new RateLimitError(
           'RATE_LIMIT_EXCEEDED',
@@ -50,6 +57,10 @@ export function earlyRateRefusal(now: () => number = Date.now, refusals = new Cr
             limit,
             waitMs,
             ratePerSecond: typeof rate === 'number' ? rate : undefined,
+            // An early refusal passes here too, unauthenticated: it keeps the tenant it was refused for.
+            tenantId:
+              (res.locals.principal as Principal | undefined)?.tenantId ??
+              (res.locals as EarlyRefusalLocals).refusedTenant,
           });
         }
       }
