@@ -51,8 +51,12 @@ export interface AtOnceOptions {
   /** `BEGIN READ ONLY`: a write (or a row lock) fails with "read-only transaction". Default false. */
   readOnly?: boolean;
   /**
-   * false: `COMMIT` returns before the WAL reaches the disk (`synchronous_commit` off for the unit),
-   * for writes a crash may lose, such as access counts. Default true.
+   * false: `COMMIT` returns before the WAL reaches the disk (`synchronous_commit` off for the unit;
+   * the WAL writer flushes it within `3 × wal_writer_delay`, 600 ms by default). For writes a crash
+   * of PostgreSQL may lose (access counts), or ones a later synchronous commit makes durable before
+   * anything depends on them: the WAL is flushed in order, so a synchronous `COMMIT` flushes every
+   * earlier asynchronous one with it. Visibility is unchanged: other sessions see the commit at
+   * once. Default true.
    */
   synchronousCommit?: boolean;
 }
@@ -257,10 +261,21 @@ export class Database {
     });
   }
 
-  withTenant<T>(ctx: IsolationContext, fn: (db: TenantDb) => Promise<T>): Promise<T> {
+  /**
+   * A tenant unit of work: one transaction under the tenant's isolation settings and row-level
+   * security. `synchronousCommit: false` lets its `COMMIT` return before the WAL reaches the disk
+   * (as `withTenantAtOnce`'s option).
+   */
+  withTenant<T>(
+    ctx: IsolationContext,
+    fn: (db: TenantDb) => Promise<T>,
+    o: Pick<AtOnceOptions, 'synchronousCommit'> = {},
+  ): Promise<T> {
+    const settings = tenantSettings(ctx);
+    if (o.synchronousCommit === false) settings.synchronous_commit = 'off';
     return this.unitOfWork<TenantHandle, T>(
       ctx.tenantId,
-      tenantSettings(ctx),
+      settings,
       (client) => new TenantHandle(sendOn(client), ctx),
       fn,
     );

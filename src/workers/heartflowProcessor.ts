@@ -384,8 +384,15 @@ async function answerPending(
   const failures: FailedAnswer[] = [];
   const startedAt = deps.clock.now();
   const settings = chatSettings(await deps.config.effectiveConfig(ctx));
-  const stream = await deps.db.withTenant(ctx, (db) =>
-    loadStream(db, ctx, store, startedAt, settings.promptMemories),
+  // The claim (and the store of a fresh message) need not wait for the disk: the job ends only
+  // after its messages' outcomes are written by a synchronous commit, which flushes this one's WAL
+  // with its own; should PostgreSQL crash before that, the job fails and its retry claims again.
+  // One WAL flush per pass instead of two (bench:isolation's single-send flood: COMMITs waiting for
+  // WALWrite/WALSync were the largest PostgreSQL wait while the quiet tenants' replies stalled).
+  const stream = await deps.db.withTenant(
+    ctx,
+    (db) => loadStream(db, ctx, store, startedAt, settings.promptMemories),
+    { synchronousCommit: false },
   );
   if (stream.pending.length === 0) return failures;
   // The chat's effective `enable_auto_emoji` (and the `emoji` category) and the message's option.

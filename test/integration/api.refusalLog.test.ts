@@ -33,7 +33,7 @@ afterAll(async () => {
   await app.close();
 });
 
-async function tenant(settings: object): Promise<{ tenantId: string; token: string }> {
+async function tenant(settings: Record<string, unknown>): Promise<{ tenantId: string; token: string }> {
   const tenantId = `r${randomBytes(3).toString('hex')}`;
   await app.deps.db.withPlatform((db) => createTenant(db, { tenantId, name: tenantId, settings }));
   return { tenantId, token: await app.tokenFor({ role: 'tenant_admin', tenantId }) };

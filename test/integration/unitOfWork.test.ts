@@ -116,6 +116,32 @@ describe('unit of work', () => {
     expect(db.pool.totalCount).toBe(1);
   });
 
+  it('commits without waiting for the disk only when asked (synchronousCommit false), for that unit only', async () => {
+    const db = t.openDatabase({ poolMax: 1 });
+    const sync = (h: { query(text: string): Promise<{ rows: unknown[] }> }) =>
+      h.query(
+        `SELECT current_setting('synchronous_commit') AS sync, current_setting('app.tenant_id') AS tenant`,
+      );
+    const id = uid('uow-async');
+    const inside = await db.withTenant(
+      chatCtx(A),
+      async (h) => {
+        await insertMessages(h, [{ messageId: id, ...CHAT, direction: 'in', content: 'async' }]);
+        return (await sync(h)).rows[0];
+      },
+      { synchronousCommit: false },
+    );
+    expect(inside).toEqual({ sync: 'off', tenant: A });
+    // Committed and visible at once, to another unit of the tenant.
+    const seen = await db.withTenant(chatCtx(A), (h) =>
+      h.query('SELECT content FROM messages WHERE message_id = $1', [id]),
+    );
+    expect(seen.rows).toEqual([{ content: 'async' }]);
+    // The setting lasted the unit: the next one, and the bare connection, commit synchronously.
+    expect((await db.withTenant(chatCtx(A), sync)).rows[0]).toEqual({ sync: 'on', tenant: A });
+    expect((await sync(db.pool)).rows[0]).toEqual({ sync: 'on', tenant: '' });
+  });
+
   it('sees 0 rows and cannot insert with no context at all (fresh connection, nothing set)', async () => {
     const db = t.openDatabase({ poolMax: 1 });
     const settings = await settingsOf(db.pool);
