@@ -44,7 +44,12 @@ export class CredentialRefusals {
       this.until.delete(fingerprint);
       return undefined;
     }
-    return { limit: entry.limit, ratePerSecond: entry.rate, waitMs: entry.at - now, tenantId: entry.tenantId };
+    return {
+      limit: entry.limit,
+      ratePerSecond: entry.rate,
+      waitMs: entry.at - now,
+      tenantId: entry.tenantId,
+    };
   }
 
   /** Records a rate refusal of the credential: its bucket is empty for `waitMs` (capped at 1 s). */
