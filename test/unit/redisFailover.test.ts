@@ -23,6 +23,9 @@ describe('a Redis Cluster failover, as the code sees it', () => {
       "Cluster isn't ready and enableOfflineQueue options is false",
       'Node is disconnected',
       'Cluster is disconnected.',
+      // A slot that moved under a pipeline: the reply itself reaches the caller.
+      'MOVED 3172 127.0.0.1:32410',
+      'ASK 3172 127.0.0.1:32410',
     ]) {
       const mapped = mapRedisError(new Error(message));
       expect(mapped).toBeInstanceOf(ServiceUnavailableError);
@@ -37,6 +40,8 @@ describe('a Redis Cluster failover, as the code sees it', () => {
     );
     expect(mapRedisError(announcement)).toBeInstanceOf(ServiceUnavailableError);
     expect(isRedisUnavailable(new AnnouncementError('msg_1', new Error('ERR unknown command')))).toBe(false);
+    // Only a reply that starts with it: a message that mentions the word is not a redirection.
+    expect(isRedisUnavailable(new Error('ERR value MOVED is not an integer'))).toBe(false);
   });
 
   it('leaves a command error that is not about availability alone', () => {
