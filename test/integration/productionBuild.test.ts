@@ -87,7 +87,7 @@ describe('the production build', () => {
       DATABASE_ADMIN_URL: t.adminUrl,
       MAIHIVE_APP_ROLE: testEnv('appRole'),
       REDIS_URL: redis.url,
-      REDIS_PREFIX: redis.prefix.replace(/:$/, '').replace(/:/g, '.'),
+      REDIS_PREFIX: redis.appPrefix,
       JWT_SECRET: 'production-build-test-jwt-secret-0123456789',
       MAIHIVE_SECRET_KEY: 'production-build-test-server-key-0123456789',
       MAIHIVE_BOOTSTRAP_ADMIN: 'root:production-build-root-password',

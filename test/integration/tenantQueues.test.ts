@@ -4,7 +4,7 @@ import { heartflowJobData } from '../support/fixtures';
 import { createTestRedis } from '../support/testDatabase';
 
 const handle = createTestRedis();
-const bullPrefix = handle.prefix.replace(/:$/, '').replace(/:/g, '.');
+const bullPrefix = handle.appPrefix;
 afterAll(async () => {
   // BullMQ's keys carry the queue prefix, which the handle's cleanup does not match.
   const keys = await handle.redis.keys(`${bullPrefix}:*`);

@@ -46,7 +46,7 @@ beforeAll(async () => {
   t = await createTestDatabase();
   redisHandle = createTestRedis();
   redis = redisHandle.redis;
-  bullPrefix = redisHandle.prefix.replace(/:$/, '').replace(/:/g, '.');
+  bullPrefix = redisHandle.appPrefix;
   await stub.start();
   await t.admin(`INSERT INTO tenants (tenant_id, name) VALUES ('acme', 'Acme'), ('globex', 'Globex')`);
   await t.admin(

@@ -42,7 +42,7 @@ export async function startRuntimeHarness(
   const t = await createTestDatabase();
   const redis = createTestRedis(options.redisUrl);
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'maihive-runtime-'));
-  const prefix = redis.prefix.replace(/:$/, '').replace(/:/g, '.');
+  const prefix = redis.appPrefix;
   const config = loadConfig({
     NODE_ENV: 'test',
     HOST: '127.0.0.1',

@@ -80,7 +80,7 @@ export async function startTestApp(
     NODE_ENV: 'test',
     JWT_SECRET: 'test-secret-that-is-at-least-32-bytes-long',
     MAIHIVE_SECRET_KEY: TEST_SECRET_KEY,
-    REDIS_PREFIX: redisHandle.prefix.replace(/:$/, '').replace(/:/g, '.'),
+    REDIS_PREFIX: redisHandle.appPrefix,
     LOG_LEVEL: 'silent',
     // Refusals at once: tests of limits assert on them, and waiting would only slow them down.
     INGRESS_REFUSAL_JITTER_MS: '0',
