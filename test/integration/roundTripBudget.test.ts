@@ -88,7 +88,10 @@ it('a quiet ?wait message stays within its PostgreSQL, Redis and fetch budgets',
   };
   expect(perMessage.statements).toBeLessThanOrEqual(12.5);
   // Statements written together (pipelined BEGIN, units at once) wait for one answer, not one each.
-  expect(perMessage.roundTrips).toBeLessThanOrEqual(6);
+  // 4.1-4.7 on a quiet machine (8 Dec); 6.07 once under the whole suite's load in CI, where a job
+  // that waited over 100 ms is stored in a unit of its own before its pass (the store-first path).
+  // Without pipeline mode it is 8.5.
+  expect(perMessage.roundTrips).toBeLessThanOrEqual(7);
   expect(perMessage.commands).toBeLessThanOrEqual(35);
   // Fetches of every kind (heartflow, memory, stats, delivery) per message.
   expect(perMessage.fetches).toBeLessThanOrEqual(2.5);
