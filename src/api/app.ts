@@ -7,13 +7,12 @@ import helmet from 'helmet';
 import { z } from 'zod';
 
 import { Authenticator } from '../auth/authenticate';
-import type { Principal } from '../auth/principal';
 import type { Dependencies } from '../dependencies';
 import { PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from '../errors';
 import type { Logger } from '../logger';
 import { errorHandler, type RequestLocals, sendError } from './envelope';
 import { DOCS_PATHS, docsRoutes } from './http/docsPage';
-import { earlyRateRefusal, type EarlyRefusalLocals } from './http/earlyRefusal';
+import { earlyRateRefusal, refusedTenantOf } from './http/earlyRefusal';
 import { assertUtf8Body, rejectUnsafeInput } from './http/inputSafety';
 import { ApiMetrics } from './http/metrics';
 import { createOpenApiRegistry, generateOpenApiDocument } from './http/openapiDocument';
@@ -59,12 +58,6 @@ interface LifecycleLocals extends RequestLocals {
   startedAt: number;
 }
 
-/** The tenant a refused request counts for: its principal's, or its credential's last one (early refusal). */
-function refusalTenantOf(res: Response): string | undefined {
-  const principal = res.locals.principal as Principal | undefined;
-  return principal?.tenantId ?? (res.locals as EarlyRefusalLocals).refusedTenant;
-}
-
 /**
  * The first middleware of every request, as one layer: the request id, the security headers, and
  * ONE `close` listener (a function made once per app, not per request) that counts and times the
@@ -91,7 +84,7 @@ function requestLifecycle(
     if (this.writableFinished) metrics.record(req, this, ms);
     const status = this.statusCode;
     const refused = status === 429;
-    if (refused) refusals.note(refusalTenantOf(this), locals.refusal ?? 'unknown');
+    if (refused) refusals.note(refusedTenantOf(this), locals.refusal ?? 'unknown');
     const level = status >= 500 ? 'error' : refused ? 'debug' : status >= 400 ? 'warn' : 'info';
     if (!logger.isLevelEnabled(level)) return;
     const line = {

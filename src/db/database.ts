@@ -170,13 +170,18 @@ function beginSql(settings: Record<string, string>, statementTimeoutMs: number, 
   return `BEGIN${readOnly ? ' READ ONLY' : ''}; SELECT ${sets}`;
 }
 
-function tenantSettings(ctx: IsolationContext): Record<string, string> {
+/** A tenant unit's settings: its isolation context, and `synchronous_commit` when turned off. */
+function tenantSettings(
+  ctx: IsolationContext,
+  o: Pick<AtOnceOptions, 'synchronousCommit'>,
+): Record<string, string> {
   return {
     'app.tenant_id': ctx.tenantId,
     'app.agent_id': ctx.agentId ?? '',
     'app.platform': ctx.platform ?? '',
     'app.chat_stream_id': ctx.chatStreamId ?? '',
     'app.platform_access': '',
+    ...(o.synchronousCommit === false ? { synchronous_commit: 'off' } : {}),
   };
 }
 
@@ -271,11 +276,9 @@ export class Database {
     fn: (db: TenantDb) => Promise<T>,
     o: Pick<AtOnceOptions, 'synchronousCommit'> = {},
   ): Promise<T> {
-    const settings = tenantSettings(ctx);
-    if (o.synchronousCommit === false) settings.synchronous_commit = 'off';
     return this.unitOfWork<TenantHandle, T>(
       ctx.tenantId,
-      settings,
+      tenantSettings(ctx, o),
       (client) => new TenantHandle(sendOn(client), ctx),
       fn,
     );
@@ -325,9 +328,7 @@ export class Database {
     o: AtOnceOptions,
     steps: boolean,
   ): Promise<T> {
-    const settings = tenantSettings(ctx);
-    if (o.synchronousCommit === false) settings.synchronous_commit = 'off';
-    const begin = beginSql(settings, this.statementTimeoutMs, o.readOnly);
+    const begin = beginSql(tenantSettings(ctx, o), this.statementTimeoutMs, o.readOnly);
     return this.withConnection(ctx.tenantId, async (client, broken) => {
       const send = sendOn(client);
       const commits: Promise<pg.QueryResult>[] = [];

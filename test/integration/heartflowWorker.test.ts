@@ -101,6 +101,35 @@ describe('heartflow worker', () => {
     expect(usage.rows).toEqual([{ provider: 'local', status: 'success' }]);
   });
 
+  it('claims without waiting for the disk, but writes the outcome with a synchronous commit', async () => {
+    // What each status change of a message ran under, noted by a trigger as the owner.
+    await app.t.admin(`CREATE TABLE commit_seen (message_id text, status text, sync text)`);
+    await app.t.admin(`CREATE FUNCTION note_commit() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+      BEGIN
+        INSERT INTO commit_seen VALUES (NEW.message_id, NEW.status, current_setting('synchronous_commit'));
+        RETURN NEW;
+      END $$`);
+    await app.t.admin(`CREATE TRIGGER note_commit AFTER UPDATE OF status ON messages
+                       FOR EACH ROW EXECUTE FUNCTION note_commit()`);
+    try {
+      await startPool();
+      const res = await send({ message: '@麦麦 提交', chat_stream_id: 'sync-1', platform: 'qq' });
+      expect(res.body.data).toMatchObject({ status: 'replied' });
+      const { rows } = await app.t.admin<{ status: string; sync: string }>(
+        `SELECT status, sync FROM commit_seen WHERE message_id = $1`,
+        [res.body.data.message_id],
+      );
+      // The claim may be lost with PostgreSQL (the job's retry claims again); the outcome, which
+      // ends the job, is durable, and flushes the claim's WAL with its own.
+      expect(rows).toEqual([
+        { status: 'processing', sync: 'off' },
+        { status: 'replied', sync: 'on' },
+      ]);
+    } finally {
+      await app.t.admin(`DROP TRIGGER note_commit ON messages`);
+    }
+  });
+
   it('always answers a mention but stays silent at talk_value 0 otherwise', async () => {
     await startPool();
     await app.request('POST', '/chat/streams', {

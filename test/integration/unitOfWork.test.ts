@@ -565,105 +565,86 @@ function roundTrips(db: Database): () => number {
   return () => turns;
 }
 
+// Each test's database is closed with the file's (`TestDatabase.close`).
 describe('statements written together (pipelined units of work)', () => {
   it('sends BEGIN with the first statement: one statement costs two round trips, at once one', async () => {
     const db = t.openDatabase({ poolMax: 1 });
     const turns = roundTrips(db);
-    try {
-      await db.withTenant(tenantCtx(A), (tx) => tx.query('SELECT 1')); // connects
-      const before = turns();
-      const one = await db.withTenant(chatCtx(A), (tx) => getMessage(tx, `seed-${A}`));
-      expect(one?.content).toBe(`seed message of ${A}`);
-      expect(turns() - before).toBe(2);
-      const atOnce = turns();
-      const two = await db.withTenantAtOnce(chatCtx(A), (tx) => getMessage(tx, `seed-${A}`));
-      expect(two?.content).toBe(`seed message of ${A}`);
-      expect(turns() - atOnce).toBe(1);
-      // Statements issued together share a round trip, and keep their order.
-      const together = turns();
-      const id = uid('together');
-      const [, seen] = await db.withTenant(chatCtx(A), (tx) =>
-        Promise.all([
-          insertMessages(tx, [{ messageId: id, ...CHAT, direction: 'in', content: 'written first' }]),
-          getMessage(tx, id),
-        ]),
-      );
-      expect(seen?.content).toBe('written first');
-      expect(turns() - together).toBe(2);
-    } finally {
-      await db.close();
-    }
+    await db.withTenant(tenantCtx(A), (tx) => tx.query('SELECT 1')); // connects
+    const before = turns();
+    const one = await db.withTenant(chatCtx(A), (tx) => getMessage(tx, `seed-${A}`));
+    expect(one?.content).toBe(`seed message of ${A}`);
+    expect(turns() - before).toBe(2);
+    const atOnce = turns();
+    const two = await db.withTenantAtOnce(chatCtx(A), (tx) => getMessage(tx, `seed-${A}`));
+    expect(two?.content).toBe(`seed message of ${A}`);
+    expect(turns() - atOnce).toBe(1);
+    // Statements issued together share a round trip, and keep their order.
+    const together = turns();
+    const id = uid('together');
+    const [, seen] = await db.withTenant(chatCtx(A), (tx) =>
+      Promise.all([
+        insertMessages(tx, [{ messageId: id, ...CHAT, direction: 'in', content: 'written first' }]),
+        getMessage(tx, id),
+      ]),
+    );
+    expect(seen?.content).toBe('written first');
+    expect(turns() - together).toBe(2);
   });
 
   it("keeps a unit at once to its tenant's rows and settings", async () => {
     const db = t.openDatabase({ poolMax: 1 });
-    try {
-      const [a, b] = await Promise.all([
-        db.withTenantAtOnce(chatCtx(A), (tx) => tx.query(COUNTS_SQL, [B])),
-        db.withTenantAtOnce(chatCtx(B), (tx) => settingsOf(tx)),
-      ]);
-      // A sees none of B's rows; B's unit ran with B's settings; nothing outlives either.
-      expect(a.rows[0]).toMatchObject({ messages_of_tenant: 0, memories_of_tenant: 0, agents_of_tenant: 0 });
-      expect(b).toMatchObject({ tenant_id: B, agent_id: 'default', chat_stream_id: CHAT.chatStreamId });
-      expect(await settingsOf(db.pool)).toMatchObject(NO_SETTINGS);
-    } finally {
-      await db.close();
-    }
+    const [a, b] = await Promise.all([
+      db.withTenantAtOnce(chatCtx(A), (tx) => tx.query(COUNTS_SQL, [B])),
+      db.withTenantAtOnce(chatCtx(B), (tx) => settingsOf(tx)),
+    ]);
+    // A sees none of B's rows; B's unit ran with B's settings; nothing outlives either.
+    expect(a.rows[0]).toMatchObject({ messages_of_tenant: 0, memories_of_tenant: 0, agents_of_tenant: 0 });
+    expect(b).toMatchObject({ tenant_id: B, agent_id: 'default', chat_stream_id: CHAT.chatStreamId });
+    expect(await settingsOf(db.pool)).toMatchObject(NO_SETTINGS);
   });
 
   it('rolls a unit at once back when one of its statements fails, and rejects with that error', async () => {
     const db = t.openDatabase({ poolMax: 1 });
     const id = uid('at-once-rollback');
-    try {
-      await expect(
-        db.withTenantAtOnce(chatCtx(A), (tx) =>
-          Promise.all([
-            insertMessages(tx, [{ messageId: id, ...CHAT, direction: 'in', content: 'not kept' }]),
-            tx.query('SELECT no_such_function()'),
-          ]),
-        ),
-      ).rejects.toThrow(/no_such_function/);
-      expect(await ownerCount('SELECT 1 FROM messages WHERE message_id = $1', [id])).toBe(0);
-      // The connection is back in the pool outside any transaction.
-      expect(await db.withTenant(chatCtx(A), (tx) => getMessage(tx, `seed-${A}`))).toBeDefined();
-    } finally {
-      await db.close();
-    }
+    await expect(
+      db.withTenantAtOnce(chatCtx(A), (tx) =>
+        Promise.all([
+          insertMessages(tx, [{ messageId: id, ...CHAT, direction: 'in', content: 'not kept' }]),
+          tx.query('SELECT no_such_function()'),
+        ]),
+      ),
+    ).rejects.toThrow(/no_such_function/);
+    expect(await ownerCount('SELECT 1 FROM messages WHERE message_id = $1', [id])).toBe(0);
+    // The connection is back in the pool outside any transaction.
+    expect(await db.withTenant(chatCtx(A), (tx) => getMessage(tx, `seed-${A}`))).toBeDefined();
   });
 
   it('opens a unit at once at its first statement: none costs no round trip, one after an await costs one', async () => {
     const db = t.openDatabase({ poolMax: 1 });
     const turns = roundTrips(db);
-    try {
-      await db.withTenant(tenantCtx(A), (tx) => tx.query('SELECT 1')); // connects
-      const before = turns();
-      expect(await db.withTenantAtOnce(chatCtx(A), () => Promise.resolve('nothing'))).toBe('nothing');
-      expect(turns() - before).toBe(0);
-      const later = await db.withTenantAtOnce(chatCtx(A), async (tx) => {
-        await new Promise((r) => setImmediate(r));
-        return settingsOf(tx);
-      });
-      expect(later).toMatchObject({ tenant_id: A, chat_stream_id: CHAT.chatStreamId });
-      expect(turns() - before).toBe(1);
-    } finally {
-      await db.close();
-    }
+    await db.withTenant(tenantCtx(A), (tx) => tx.query('SELECT 1')); // connects
+    const before = turns();
+    expect(await db.withTenantAtOnce(chatCtx(A), () => Promise.resolve('nothing'))).toBe('nothing');
+    expect(turns() - before).toBe(0);
+    const later = await db.withTenantAtOnce(chatCtx(A), async (tx) => {
+      await new Promise((r) => setImmediate(r));
+      return settingsOf(tx);
+    });
+    expect(later).toMatchObject({ tenant_id: A, chat_stream_id: CHAT.chatStreamId });
+    expect(turns() - before).toBe(1);
   });
 
   it('refuses a statement a unit at once issues after it first awaited', async () => {
     const db = t.openDatabase({ poolMax: 1 });
-    try {
-      await expect(
-        db.withTenantAtOnce(tenantCtx(A), async (tx) => {
-          await tx.query('SELECT 1');
-          return tx.query('SELECT 2');
-        }),
-      ).rejects.toThrow(/unit of work has ended/);
-      expect(await db.withTenant(tenantCtx(A), (tx) => tx.query('SELECT 3 AS n'))).toMatchObject({
-        rows: [{ n: 3 }],
-      });
-    } finally {
-      await db.close();
-    }
+    await expect(
+      db.withTenantAtOnce(tenantCtx(A), async (tx) => {
+        await tx.query('SELECT 1');
+        return tx.query('SELECT 2');
+      }),
+    ).rejects.toThrow(/unit of work has ended/);
+    expect(await db.withTenant(tenantCtx(A), (tx) => tx.query('SELECT 3 AS n'))).toMatchObject({
+      rows: [{ n: 3 }],
+    });
   });
 });

@@ -5,8 +5,19 @@ import { RateLimitError } from '../../errors';
 import { CredentialRefusals } from '../../ingress/credentialRefusals';
 
 /** What an early refusal leaves in `res.locals`: the tenant the refused credential belongs to. */
-export interface EarlyRefusalLocals {
+interface EarlyRefusalLocals {
   refusedTenant?: string | undefined;
+}
+
+/**
+ * The tenant a refused request counts for: its principal's once authenticated, else (an early
+ * refusal, before authentication) the tenant its credential was last refused for.
+ */
+export function refusedTenantOf(res: Response): string | undefined {
+  return (
+    (res.locals.principal as Principal | undefined)?.tenantId ??
+    (res.locals as EarlyRefusalLocals).refusedTenant
+  );
 }
 
 /** The header a send authenticates with (API key first, as the authenticator reads them). */
@@ -58,9 +69,7 @@ export function earlyRateRefusal(now: () => number = Date.now, refusals = new Cr
             waitMs,
             ratePerSecond: typeof rate === 'number' ? rate : undefined,
             // An early refusal passes here too, unauthenticated: it keeps the tenant it was refused for.
-            tenantId:
-              (res.locals.principal as Principal | undefined)?.tenantId ??
-              (res.locals as EarlyRefusalLocals).refusedTenant,
+            tenantId: refusedTenantOf(res),
           });
         }
       }
